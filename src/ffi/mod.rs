@@ -1,0 +1,1 @@
+//! The extern "C" layer (filled in by the C ABI work).

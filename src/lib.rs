@@ -1,0 +1,19 @@
+//! msgrpriv: the Windows Messenger "Session Invite" and "Lock and Key" private API
+//! (Msgrpriv.h), rebuilt as a portable, thread-safe library with a C ABI.
+//!
+//! The crate has two layers. The safe core (every module but `ffi`) holds the objects, the
+//! session state machine, the embedded service, the registry, Lock and Key and the event
+//! queues. The `ffi` module is the thin `extern "C"` layer: it checks arguments, maps
+//! errors, validates handles and contains panics.
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod lock;
+pub mod registry;
+pub mod types;
+
+pub mod ffi;
+
+pub use error::{Hr, Result};
+pub use types::{LockStatus, SessionState, Text};

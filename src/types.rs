@@ -1,0 +1,238 @@
+//! The documented enumerations, limits and the small value types shared by the core.
+
+use crate::error::{Hr, Result, E_INVALIDARG};
+use std::fmt;
+use std::sync::Arc;
+
+/// SESSION_STATE: the state of a session (MSGRPRIV.md section 3).
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SessionState {
+    /// SS_UNKNOWN
+    Unknown = 0,
+    /// SS_READY: created, nobody invited yet.
+    Ready = 1,
+    /// SS_INVITATION: an invitation is outstanding.
+    Invitation = 2,
+    /// SS_ACCEPTED: accepted, the application is being started.
+    Accepted = 3,
+    /// SS_CONNECTED: both sides are connected.
+    Connected = 4,
+    /// SS_CANCELLED (terminal)
+    Cancelled = 5,
+    /// SS_DECLINED (terminal)
+    Declined = 6,
+    /// SS_TERMINATED (terminal)
+    Terminated = 7,
+}
+
+impl SessionState {
+    /// True for SS_CANCELLED, SS_DECLINED and SS_TERMINATED.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Cancelled | Self::Declined | Self::Terminated)
+    }
+}
+
+/// SESSION_FLAGS bits.
+pub mod session_flags {
+    /// SF_NONE
+    pub const SF_NONE: u32 = 0;
+    /// SF_INVITER: this side sent the invitation.
+    pub const SF_INVITER: u32 = 0x1;
+    /// SF_INVITEE: this side received the invitation.
+    pub const SF_INVITEE: u32 = 0x2;
+    /// SF_APP_INVITE_COMPATIBLE (defined for completeness; never set by this implementation).
+    pub const SF_APP_INVITE_COMPATIBLE: u32 = 0x4;
+}
+
+/// LockStatus: the Lock and Key status of one session manager.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LockStatus {
+    /// LOCK_NOTINITIALIZED: the client is not signed in.
+    NotInitialized = 1,
+    /// LOCK_INITIALIZED: locked, ready for a challenge.
+    Initialized = 2,
+    /// LOCK_PENDINGRESULT: a challenge was issued, waiting for the response.
+    PendingResult = 3,
+    /// LOCK_UNLOCKED
+    Unlocked = 4,
+    /// LOCK_UNLOCKFAILED
+    UnlockFailed = 5,
+    /// LOCK_DISABLED: Lock and Key is not in force.
+    Disabled = 6,
+}
+
+impl LockStatus {
+    /// True when the gated calls are allowed.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Unlocked | Self::Disabled)
+    }
+}
+
+/// The limits of MSGRPRIV.md section 7.
+pub mod limits {
+    /// A GUID in braced form: 38 characters (39 with the terminator).
+    pub const GUID_CHARS: usize = 38;
+    /// Application name, characters.
+    pub const APP_NAME_CHARS: usize = 256;
+    /// Application URL, characters.
+    pub const APP_URL_CHARS: usize = 256;
+    /// Application path, characters.
+    pub const APP_PATH_CHARS: usize = 260;
+    /// App data for Invite/Accept/Decline/Cancel, bytes.
+    pub const APP_DATA_BYTES: usize = 512;
+    /// Context data, characters.
+    pub const CONTEXT_DATA_CHARS: usize = 300;
+    /// Context data sends per side.
+    pub const CONTEXT_DATA_SENDS: u32 = 5;
+    /// LocalAddress, characters.
+    pub const LOCAL_ADDRESS_CHARS: usize = 30;
+    /// Sign-in name, characters [ours].
+    pub const SIGN_IN_NAME_CHARS: usize = 256;
+    /// Lock and Key application ID and key, characters [ours].
+    pub const LOCK_FIELD_CHARS: usize = 256;
+}
+
+/// An immutable, cheaply cloned string that also carries a NUL terminator, so the C layer
+/// hands it to callbacks without copying. It never contains an interior NUL.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Text(Arc<str>);
+
+impl Text {
+    /// Makes a `Text`; fails with E_INVALIDARG when `s` contains a NUL character.
+    pub fn new(s: &str) -> Result<Self> {
+        if s.as_bytes().contains(&0) {
+            return Err(E_INVALIDARG);
+        }
+        let mut owned = String::with_capacity(s.len() + 1);
+        owned.push_str(s);
+        owned.push('\0');
+        Ok(Text(Arc::from(owned)))
+    }
+    /// The empty text.
+    pub fn empty() -> Self {
+        Text(Arc::from("\0"))
+    }
+    /// The string without its terminator.
+    pub fn as_str(&self) -> &str {
+        &self.0[..self.0.len() - 1]
+    }
+    /// A pointer to the NUL-terminated bytes, valid while this `Text` (or a clone) lives.
+    pub fn as_c_ptr(&self) -> *const std::ffi::c_char {
+        self.0.as_ptr().cast()
+    }
+    /// Length in characters (Unicode scalar values).
+    pub fn chars(&self) -> usize {
+        self.as_str().chars().count()
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Checks a string against a limit in characters; E_INVALIDARG (or `over`) when too long.
+pub fn check_chars(s: &str, max: usize, over: Hr) -> Result<()> {
+    // Fast path: byte length bounds the character count.
+    if s.len() <= max || s.chars().count() <= max {
+        Ok(())
+    } else {
+        Err(over)
+    }
+}
+
+/// Validates optional application data (Invite/Accept/Decline/Cancel): at most 512 bytes.
+pub fn app_data(data: Option<&str>) -> Result<Option<Text>> {
+    match data {
+        None => Ok(None),
+        Some(d) if d.len() > limits::APP_DATA_BYTES => Err(E_INVALIDARG),
+        Some(d) => Text::new(d).map(Some),
+    }
+}
+
+/// Parses a GUID in the braced form `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}` (hex digits in
+/// either case) and returns it with uppercase digits; E_INVALIDARG otherwise.
+pub fn normalize_guid(s: &str) -> Result<String> {
+    let b = s.as_bytes();
+    if b.len() != limits::GUID_CHARS || b[0] != b'{' || b[37] != b'}' {
+        return Err(E_INVALIDARG);
+    }
+    for (i, &c) in b[1..37].iter().enumerate() {
+        let dash = matches!(i, 8 | 13 | 18 | 23);
+        if dash != (c == b'-') || (!dash && !c.is_ascii_hexdigit()) {
+            return Err(E_INVALIDARG);
+        }
+    }
+    Ok(s.to_ascii_uppercase())
+}
+
+/// A fresh SessionID in the braced uppercase form.
+pub fn new_session_id() -> Text {
+    let id = format!("{{{}}}", uuid::Uuid::new_v4().hyphenated()).to_ascii_uppercase();
+    Text::new(&id).expect("no NUL")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guid_forms() {
+        let g = normalize_guid("{e3a3b1d9-5675-43c0-bf04-37be11939fb7}").unwrap();
+        assert_eq!(g, "{E3A3B1D9-5675-43C0-BF04-37BE11939FB7}");
+        for bad in [
+            "",
+            "E3A3B1D9-5675-43C0-BF04-37BE11939FB7",
+            "{E3A3B1D9-5675-43C0-BF04-37BE11939FB7",
+            "{E3A3B1D9-5675-43C0-BF04-37BE11939FBG}",
+            "{E3A3B1D9+5675-43C0-BF04-37BE11939FB7}",
+            "{E3A3B1D9-5675-43C0-BF04-37BE11939FB7}x",
+            "{E3A3B1D95-675-43C0-BF04-37BE11939FB7}",
+        ] {
+            assert_eq!(normalize_guid(bad), Err(E_INVALIDARG), "{bad}");
+        }
+    }
+
+    #[test]
+    fn session_ids_are_braced_uppercase_and_unique() {
+        let a = new_session_id();
+        let b = new_session_id();
+        assert_ne!(a, b);
+        assert_eq!(normalize_guid(a.as_str()).unwrap(), a.as_str());
+    }
+
+    #[test]
+    fn text_keeps_terminator() {
+        let t = Text::new("héllo").unwrap();
+        assert_eq!(t.as_str(), "héllo");
+        assert_eq!(t.chars(), 5);
+        let c = unsafe { std::ffi::CStr::from_ptr(t.as_c_ptr()) };
+        assert_eq!(c.to_str().unwrap(), "héllo");
+        assert!(Text::new("a\0b").is_err());
+    }
+
+    #[test]
+    fn limits_on_chars_and_bytes() {
+        let s = "é".repeat(300);
+        assert!(check_chars(&s, 300, E_INVALIDARG).is_ok());
+        assert!(check_chars(&(s + "x"), 300, E_INVALIDARG).is_err());
+        assert!(app_data(Some(&"x".repeat(512))).is_ok());
+        assert!(app_data(Some(&"x".repeat(513))).is_err());
+        assert_eq!(app_data(None), Ok(None));
+    }
+}
