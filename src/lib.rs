@@ -8,12 +8,26 @@
 
 #![warn(missing_docs)]
 
+pub mod client;
+pub mod dispatch;
 pub mod error;
+pub mod events;
+pub mod launcher;
 pub mod lock;
 pub mod registry;
+pub mod service;
+pub mod session;
+pub mod session_manager;
 pub mod types;
 
 pub mod ffi;
 
 pub use error::{Hr, Result};
+pub use client::Client;
+pub use dispatch::DispatchMode;
+pub use events::{ManagerEvent, ManagerEventKind, SessionEvent, SessionEventKind};
+pub use launcher::{LaunchRequest, Launcher, ProcessLauncher};
+pub use service::{EmbeddedService, Service, ServiceOptions};
+pub use session::Session;
+pub use session_manager::SessionManager;
 pub use types::{LockStatus, SessionState, Text};

@@ -1,0 +1,441 @@
+//! The client: one signed-in identity attached to a service. It owns the event queue of its
+//! managers and sessions, the table of live sessions, and the launcher.
+
+use crate::dispatch::{DispatchMode, EventQueue};
+use crate::error::{
+    Result, E_ILLEGAL_METHOD_CALL, E_INVALIDARG, MSGR_E_ALREADY_LOGGED_ON, MSGR_E_NOT_LOGGED_ON,
+    MSGR_E_SERVER_SHUTDOWN,
+};
+use crate::events::ManagerEvent;
+use crate::launcher::{Launcher, ProcessLauncher};
+use crate::registry::{AppRegistry, RegistryListener};
+use crate::service::{Endpoint, Message, Service};
+use crate::session::Session;
+use crate::session_manager::{LockCell, ManagerCore, SessionManager};
+use crate::types::{check_chars, limits, Text};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+#[derive(Default)]
+pub(crate) struct ClientState {
+    pub(crate) signed_in: bool,
+    pub(crate) shut_down: bool,
+    pub(crate) destroyed: bool,
+    managers: Vec<Weak<ManagerCore>>,
+    /// Live (invited, not yet ended) sessions by SessionID.
+    sessions: HashMap<Text, Session>,
+    /// Launched process id -> the session whose acceptance launched it.
+    launched: HashMap<u32, Weak<crate::session::SessionCore>>,
+}
+
+pub(crate) struct ClientCore {
+    pub(crate) service: Arc<dyn Service>,
+    pub(crate) registry: Arc<AppRegistry>,
+    /// The sign-in name as the service spells it.
+    pub(crate) name: Mutex<Text>,
+    pub(crate) queue: EventQueue,
+    pub(crate) state: Mutex<ClientState>,
+    launcher: Mutex<Arc<dyn Launcher>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    weak_self: Weak<ClientCore>,
+}
+
+/// A Messenger client: one signed-in user on one service.
+#[derive(Clone)]
+pub struct Client(pub(crate) Arc<ClientCore>);
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Client({:?})", self.sign_in_name())
+    }
+}
+
+impl PartialEq for Client {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Checks a sign-in name: 1 to 256 characters, no NUL.
+pub fn check_sign_in_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains('\0') || name.trim() != name {
+        return Err(E_INVALIDARG);
+    }
+    check_chars(name, limits::SIGN_IN_NAME_CHARS, E_INVALIDARG)
+}
+
+impl Client {
+    /// Creates a client and signs `sign_in_name` in on `service`.
+    /// E_INVALIDARG for an empty or over-long name; MSGR_E_ALREADY_LOGGED_ON when that name
+    /// is signed in already.
+    pub fn new(service: Arc<dyn Service>, sign_in_name: &str, mode: DispatchMode) -> Result<Client> {
+        check_sign_in_name(sign_in_name)?;
+        let registry = service.registry();
+        let core = Arc::new_cyclic(|weak| ClientCore {
+            service,
+            registry,
+            name: Mutex::new(Text::new(sign_in_name).unwrap_or_else(|_| Text::empty())),
+            queue: EventQueue::new(mode),
+            state: Mutex::new(ClientState::default()),
+            launcher: Mutex::new(Arc::new(ProcessLauncher)),
+            thread: Mutex::new(None),
+            weak_self: weak.clone(),
+        });
+        core.sign_in()?;
+        let listener: Weak<dyn RegistryListener> = Arc::downgrade(&core) as Weak<dyn RegistryListener>;
+        core.registry.subscribe(listener);
+        if mode == DispatchMode::Thread {
+            let c = Arc::clone(&core);
+            let handle = std::thread::Builder::new()
+                .name("msgrpriv-dispatch".into())
+                .spawn(move || {
+                    c.queue.run_thread();
+                })
+                .map_err(|_| crate::error::E_OUTOFMEMORY)?;
+            *core.thread.lock() = Some(handle);
+        }
+        Ok(Client(core))
+    }
+
+    /// The sign-in name as the service spells it.
+    pub fn sign_in_name(&self) -> Text {
+        self.0.name.lock().clone()
+    }
+
+    /// True while signed in.
+    pub fn is_signed_in(&self) -> bool {
+        self.0.state.lock().signed_in
+    }
+
+    /// The dispatch mode chosen at creation.
+    pub fn dispatch_mode(&self) -> DispatchMode {
+        self.0.queue.mode()
+    }
+
+    /// Signs in again after [`sign_out`](Self::sign_out). Every manager is locked again
+    /// (OnLockEnable, OnLockStatusChanged). MSGR_E_ALREADY_LOGGED_ON when signed in;
+    /// MSGR_E_SERVER_SHUTDOWN after shutdown.
+    pub fn sign_in(&self) -> Result<()> {
+        self.0.sign_in()
+    }
+
+    /// Signs out: every live session ends (SS_TERMINATED, OnTermination(SR_CONNECTION_FAILURE)
+    /// on both sides) and every manager goes back to LOCK_NOTINITIALIZED.
+    /// MSGR_E_NOT_LOGGED_ON when not signed in.
+    pub fn sign_out(&self) -> Result<()> {
+        self.0.sign_out()
+    }
+
+    /// Shuts the client down: signs out if needed, then OnAppShutdown is the last event of
+    /// every manager. Later sign-ins and new managers give MSGR_E_SERVER_SHUTDOWN.
+    pub fn shutdown(&self) -> Result<()> {
+        self.0.shutdown()
+    }
+
+    /// Destroys the client: signs out, drops every queued event and stops its thread. Any
+    /// later use of its managers and sessions finds them signed out. Idempotent.
+    pub fn destroy(&self) {
+        self.0.destroy()
+    }
+
+    /// Delivers queued events (manual mode): waits up to `timeout` for the first, then
+    /// delivers all pending ones; returns how many ran. E_ILLEGAL_METHOD_CALL in thread
+    /// mode (except from inside a callback on the client's own thread).
+    pub fn dispatch(&self, timeout: Option<Duration>) -> Result<u32> {
+        self.0.queue.dispatch(timeout)
+    }
+
+    /// A descriptor readable while events are pending (manual mode), owned by the client.
+    pub fn event_fd(&self) -> Result<i32> {
+        self.0.queue.event_fd()
+    }
+
+    /// Number of events waiting for delivery.
+    pub fn pending_events(&self) -> usize {
+        self.0.queue.pending()
+    }
+
+    /// Replaces the launcher used when an accepted invitation launches its application.
+    pub fn set_launcher(&self, launcher: Arc<dyn Launcher>) {
+        let old = std::mem::replace(&mut *self.0.launcher.lock(), launcher);
+        drop(old);
+    }
+
+    /// Creates a session manager on this client.
+    pub fn create_session_manager(&self) -> Result<SessionManager> {
+        SessionManager::new(self)
+    }
+
+    /// Number of live (invited, not yet ended) sessions.
+    pub fn live_sessions(&self) -> usize {
+        self.0.state.lock().sessions.len()
+    }
+}
+
+impl ClientCore {
+    fn arc(&self) -> Arc<ClientCore> {
+        self.weak_self.upgrade().expect("client alive while in use")
+    }
+
+    fn live_managers(&self) -> Vec<Arc<ManagerCore>> {
+        let mut st = self.state.lock();
+        st.managers.retain(|w| w.strong_count() > 0);
+        st.managers.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    pub(crate) fn add_manager(&self, m: &Arc<ManagerCore>) -> Result<()> {
+        let signed_in = {
+            let mut st = self.state.lock();
+            if st.shut_down || st.destroyed {
+                return Err(MSGR_E_SERVER_SHUTDOWN);
+            }
+            st.managers.retain(|w| w.strong_count() > 0);
+            st.managers.push(Arc::downgrade(m));
+            st.signed_in
+        };
+        if signed_in {
+            m.signed_in(self.service.lock_enforced());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn remove_manager(&self, m: &Arc<ManagerCore>) {
+        let mut st = self.state.lock();
+        st.managers
+            .retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(m)));
+    }
+
+    fn sign_in(&self) -> Result<()> {
+        {
+            let st = self.state.lock();
+            if st.shut_down || st.destroyed {
+                return Err(MSGR_E_SERVER_SHUTDOWN);
+            }
+            if st.signed_in {
+                return Err(MSGR_E_ALREADY_LOGGED_ON);
+            }
+        }
+        let endpoint: Weak<dyn Endpoint> = self.weak_self.clone() as Weak<dyn Endpoint>;
+        let name = self.name.lock().clone();
+        let spelled = self.service.sign_in(name.as_str(), endpoint)?;
+        *self.name.lock() = spelled;
+        self.state.lock().signed_in = true;
+        let enforced = self.service.lock_enforced();
+        for m in self.live_managers() {
+            m.signed_in(enforced);
+        }
+        Ok(())
+    }
+
+    fn sign_out(&self) -> Result<()> {
+        let sessions: Vec<Session> = {
+            let mut st = self.state.lock();
+            if !st.signed_in {
+                return Err(MSGR_E_NOT_LOGGED_ON);
+            }
+            st.signed_in = false;
+            st.sessions.drain().map(|(_, s)| s).collect()
+        };
+        let me = self.name.lock().clone();
+        for s in &sessions {
+            if let Some(peer) = s.disconnect() {
+                let _ = self.service.send(
+                    &me,
+                    &peer,
+                    Message::PeerGone {
+                        session_id: s.id().clone(),
+                    },
+                );
+            }
+        }
+        drop(sessions);
+        self.service.sign_out(&me);
+        for m in self.live_managers() {
+            m.signed_out();
+        }
+        Ok(())
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        {
+            let st = self.state.lock();
+            if st.shut_down || st.destroyed {
+                return Err(MSGR_E_SERVER_SHUTDOWN);
+            }
+        }
+        let _ = self.sign_out();
+        let managers = {
+            let mut st = self.state.lock();
+            st.shut_down = true;
+            self.live_managers_locked(&mut st)
+        };
+        for m in managers {
+            m.raise(ManagerEvent::AppShutdown);
+        }
+        Ok(())
+    }
+
+    fn live_managers_locked(&self, st: &mut ClientState) -> Vec<Arc<ManagerCore>> {
+        st.managers.retain(|w| w.strong_count() > 0);
+        st.managers.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    fn destroy(&self) {
+        {
+            let mut st = self.state.lock();
+            if st.destroyed {
+                return;
+            }
+            st.shut_down = true;
+        }
+        let _ = self.sign_out();
+        let (managers, launched) = {
+            let mut st = self.state.lock();
+            st.destroyed = true;
+            (std::mem::take(&mut st.managers), std::mem::take(&mut st.launched))
+        };
+        self.queue.close();
+        drop((managers, launched));
+        let handle = self.thread.lock().take();
+        if let Some(h) = handle {
+            if self.queue.on_own_thread() {
+                drop(h); // destroyed from its own callback: the thread ends when it returns
+            } else {
+                let _ = h.join();
+            }
+        }
+        let old = std::mem::replace(
+            &mut *self.launcher.lock(),
+            Arc::new(ProcessLauncher) as Arc<dyn Launcher>,
+        );
+        drop(old);
+    }
+
+    pub(crate) fn is_signed_in(&self) -> bool {
+        self.state.lock().signed_in
+    }
+
+    /// Adds an invited session to the live table. MSGR_E_NOT_LOGGED_ON when signed out.
+    pub(crate) fn add_session(&self, s: &Session) -> Result<()> {
+        let mut st = self.state.lock();
+        if !st.signed_in {
+            return Err(MSGR_E_NOT_LOGGED_ON);
+        }
+        st.sessions.insert(s.id().clone(), s.clone());
+        Ok(())
+    }
+
+    pub(crate) fn forget_session(&self, id: &Text) {
+        let removed = self.state.lock().sessions.remove(id);
+        drop(removed);
+    }
+
+    pub(crate) fn launcher(&self) -> Arc<dyn Launcher> {
+        Arc::clone(&self.launcher.lock())
+    }
+
+    pub(crate) fn record_launch(&self, pid: u32, s: &Session) {
+        let mut st = self.state.lock();
+        st.launched.retain(|_, w| w.strong_count() > 0);
+        st.launched.insert(pid, Arc::downgrade(&s.0));
+    }
+
+    pub(crate) fn launching_session(&self, pid: u32) -> Option<Session> {
+        self.state.lock().launched.get(&pid)?.upgrade().map(Session)
+    }
+
+    fn session(&self, id: &Text) -> Option<Session> {
+        self.state.lock().sessions.get(id).cloned()
+    }
+
+    fn receive_invitation(&self, from: &Text, msg: Message) {
+        let Message::Invite {
+            session_id,
+            app_guid,
+            app_name,
+            app_url,
+            app_data,
+            address,
+        } = msg
+        else {
+            return;
+        };
+        let managers = self.live_managers();
+        let open: Vec<_> = managers.iter().filter(|m| m.lock.status().is_open()).collect();
+        let lock = open
+            .first()
+            .map(|m| Arc::clone(&m.lock))
+            .unwrap_or_else(LockCell::new);
+        let session = Session::new_invitee(
+            &self.arc(),
+            lock,
+            session_id,
+            from.clone(),
+            app_guid,
+            app_name,
+            app_url,
+            app_data.clone(),
+            address,
+        );
+        if self.add_session(&session).is_err() {
+            return;
+        }
+        for m in open {
+            m.raise(ManagerEvent::Invitation {
+                session: session.clone(),
+                app_data: app_data.clone(),
+                handled: false,
+            });
+        }
+    }
+}
+
+impl Endpoint for ClientCore {
+    fn deliver(&self, from: &Text, msg: Message) {
+        if let Message::Invite { .. } = msg {
+            if self.is_signed_in() {
+                self.receive_invitation(from, msg);
+            }
+            return;
+        }
+        if let Some(s) = self.session(msg.session_id()) {
+            s.receive(from, msg);
+        }
+    }
+}
+
+impl RegistryListener for ClientCore {
+    fn app_registered(&self, guid: &str) {
+        let Ok(g) = Text::new(guid) else { return };
+        for m in self.live_managers() {
+            m.raise(ManagerEvent::AppRegistered { guid: g.clone() });
+        }
+    }
+
+    fn app_unregistered(&self, guid: &str) {
+        let Ok(g) = Text::new(guid) else { return };
+        for m in self.live_managers() {
+            m.raise(ManagerEvent::AppUnregistered { guid: g.clone() });
+        }
+    }
+}
+
+impl Drop for ClientCore {
+    fn drop(&mut self) {
+        let st = self.state.get_mut();
+        if st.signed_in {
+            let name = self.name.get_mut().clone();
+            self.service.sign_out(&name);
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn f<T: Send + Sync>() {}
+    f::<Client>();
+    let _ = E_ILLEGAL_METHOD_CALL;
+}

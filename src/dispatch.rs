@@ -1,0 +1,330 @@
+//! Per-client event queues and their delivery: manual dispatch with a timeout, a file
+//! descriptor that is readable while events are pending, and a client-owned thread.
+//!
+//! Events are queued in the order they are raised and delivered in that order. No internal
+//! lock is held while a callback runs. Only one thread delivers a client's events at a time;
+//! a callback may call `dispatch` again on its own thread (a nested loop continues with the
+//! next event), while another thread calling `dispatch` waits for its turn within its
+//! timeout.
+
+use crate::error::{Result, E_FAIL, E_ILLEGAL_METHOD_CALL};
+use crate::events::{ManagerEvent, SessionEvent, Sinks};
+use crate::session::Session;
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+/// How a client's events reach its callbacks.
+#[repr(i32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DispatchMode {
+    /// The application calls `dispatch` (and may poll the event descriptor).
+    Manual = 0,
+    /// A thread owned by the client delivers events as they arrive.
+    Thread = 1,
+}
+
+/// One queued event with the sink list it was raised for.
+pub(crate) enum Job {
+    Manager {
+        sinks: Arc<Sinks<ManagerEvent>>,
+        event: ManagerEvent,
+    },
+    Session {
+        session: Session,
+        sinks: Arc<Sinks<SessionEvent>>,
+        event: SessionEvent,
+    },
+}
+
+impl Job {
+    fn run(self) {
+        match self {
+            Job::Manager { sinks, mut event } => {
+                sinks.deliver(&mut event);
+                if let ManagerEvent::Invitation {
+                    session, handled, ..
+                } = &event
+                {
+                    session.note_invitation_handled(*handled);
+                }
+            }
+            Job::Session {
+                session,
+                sinks,
+                mut event,
+            } => {
+                sinks.deliver(&mut event);
+                if let SessionEvent::BeforeAppLaunch { enable } = event {
+                    session.launch_decided(enable);
+                }
+            }
+        }
+    }
+}
+
+struct QueueState {
+    jobs: VecDeque<Job>,
+    /// The thread delivering now, if any.
+    busy: Option<ThreadId>,
+    closed: bool,
+    waiters: u32,
+}
+
+/// A client's event queue.
+pub(crate) struct EventQueue {
+    state: Mutex<QueueState>,
+    cv: Condvar,
+    notifier: OnceLock<Notifier>,
+    mode: DispatchMode,
+    thread_id: OnceLock<ThreadId>,
+}
+
+impl EventQueue {
+    pub(crate) fn new(mode: DispatchMode) -> Self {
+        EventQueue {
+            state: Mutex::new(QueueState {
+                jobs: VecDeque::new(),
+                busy: None,
+                closed: false,
+                waiters: 0,
+            }),
+            cv: Condvar::new(),
+            notifier: OnceLock::new(),
+            mode,
+            thread_id: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn mode(&self) -> DispatchMode {
+        self.mode
+    }
+
+    /// Queues a job; dropped at once when the queue is closed.
+    pub(crate) fn push(&self, job: Job) {
+        let mut st = self.state.lock();
+        if st.closed {
+            drop(st);
+            drop(job);
+            return;
+        }
+        let was_empty = st.jobs.is_empty();
+        st.jobs.push_back(job);
+        if was_empty {
+            if let Some(n) = self.notifier.get() {
+                n.set();
+            }
+        }
+        if st.waiters > 0 {
+            self.cv.notify_all();
+        }
+    }
+
+    /// Queues several jobs in order, atomically with respect to other pushes.
+    pub(crate) fn push_all(&self, jobs: impl IntoIterator<Item = Job>) {
+        let mut st = self.state.lock();
+        if st.closed {
+            drop(st);
+            return;
+        }
+        let was_empty = st.jobs.is_empty();
+        st.jobs.extend(jobs);
+        if was_empty && !st.jobs.is_empty() {
+            if let Some(n) = self.notifier.get() {
+                n.set();
+            }
+        }
+        if st.waiters > 0 {
+            self.cv.notify_all();
+        }
+    }
+
+    /// Number of queued events.
+    pub(crate) fn pending(&self) -> usize {
+        self.state.lock().jobs.len()
+    }
+
+    /// Delivers events: waits up to `timeout` for the first (None waits for ever), then
+    /// delivers everything pending, including events raised while delivering. Returns the
+    /// number delivered.
+    pub(crate) fn dispatch(&self, timeout: Option<Duration>) -> Result<u32> {
+        if self.mode == DispatchMode::Thread && self.thread_id.get() != Some(&thread::current().id())
+        {
+            return Err(E_ILLEGAL_METHOD_CALL);
+        }
+        self.dispatch_inner(timeout)
+    }
+
+    fn dispatch_inner(&self, timeout: Option<Duration>) -> Result<u32> {
+        let me = thread::current().id();
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut delivered = 0u32;
+        let mut st = self.state.lock();
+        loop {
+            if st.closed {
+                break;
+            }
+            let nested = st.busy == Some(me);
+            if st.busy.is_none() || nested {
+                if let Some(job) = st.jobs.pop_front() {
+                    if st.jobs.is_empty() {
+                        if let Some(n) = self.notifier.get() {
+                            n.clear();
+                        }
+                    }
+                    let prev = st.busy.replace(me);
+                    parking_lot::MutexGuard::unlocked(&mut st, || job.run());
+                    st.busy = prev;
+                    if prev.is_none() && st.waiters > 0 {
+                        self.cv.notify_all();
+                    }
+                    delivered = delivered.saturating_add(1);
+                    continue;
+                }
+                if delivered > 0 {
+                    break;
+                }
+            }
+            // Nothing to do now (or another thread is delivering): wait.
+            st.waiters += 1;
+            let timed_out = match deadline {
+                Some(d) => self.cv.wait_until(&mut st, d).timed_out(),
+                None => {
+                    self.cv.wait(&mut st);
+                    false
+                }
+            };
+            st.waiters -= 1;
+            if timed_out {
+                break;
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Closes the queue: pending events are dropped (outside the lock), waiters wake up and
+    /// later events are discarded.
+    pub(crate) fn close(&self) {
+        let dropped = {
+            let mut st = self.state.lock();
+            st.closed = true;
+            self.cv.notify_all();
+            if let Some(n) = self.notifier.get() {
+                n.clear();
+            }
+            std::mem::take(&mut st.jobs)
+        };
+        drop(dropped);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
+    /// The descriptor that is readable while events are pending (manual mode only).
+    pub(crate) fn event_fd(&self) -> Result<i32> {
+        if self.mode != DispatchMode::Manual {
+            return Err(E_ILLEGAL_METHOD_CALL);
+        }
+        if let Some(n) = self.notifier.get() {
+            return Ok(n.read_fd());
+        }
+        let n = Notifier::new().ok_or(E_FAIL)?;
+        let st = self.state.lock();
+        let fresh = self.notifier.set(n).is_ok();
+        let n = self.notifier.get().expect("set above");
+        if fresh && !st.jobs.is_empty() {
+            n.set();
+        }
+        Ok(n.read_fd())
+    }
+
+    /// Body of the client-owned delivery thread.
+    pub(crate) fn run_thread(&self) {
+        let _ = self.thread_id.set(thread::current().id());
+        while !self.is_closed() {
+            let _ = self.dispatch_inner(None);
+        }
+    }
+
+    /// True on the client-owned delivery thread.
+    pub(crate) fn on_own_thread(&self) -> bool {
+        self.thread_id.get() == Some(&thread::current().id())
+    }
+}
+
+/// A level-triggered readiness descriptor: readable while the queue is not empty.
+struct Notifier {
+    read: i32,
+    write: i32,
+}
+
+impl Notifier {
+    #[cfg(target_os = "linux")]
+    fn new() -> Option<Self> {
+        // SAFETY: plain system call.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        (fd >= 0).then_some(Notifier { read: fd, write: fd })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn new() -> Option<Self> {
+        let mut fds = [0i32; 2];
+        // SAFETY: fds has room for two descriptors.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        for fd in fds {
+            // SAFETY: valid descriptors just created.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+        Some(Notifier {
+            read: fds[0],
+            write: fds[1],
+        })
+    }
+
+    fn read_fd(&self) -> i32 {
+        self.read
+    }
+
+    fn set(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes (eventfd) or 1 byte (pipe) from a live local.
+        unsafe {
+            libc::write(
+                self.write,
+                (&one as *const u64).cast(),
+                if self.read == self.write { 8 } else { 1 },
+            );
+        }
+    }
+
+    fn clear(&self) {
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: reads into a live local buffer; the descriptor is non-blocking.
+            let n = unsafe { libc::read(self.read, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 || self.read == self.write {
+                break;
+            }
+        }
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        // SAFETY: descriptors owned by this notifier.
+        unsafe {
+            libc::close(self.read);
+            if self.write != self.read {
+                libc::close(self.write);
+            }
+        }
+    }
+}

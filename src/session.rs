@@ -1,0 +1,731 @@
+//! The session (IMsgrSession + DMsgrSessionEvents): one invitation / peer-to-peer
+//! application session between two users, and its state machine on either side.
+//!
+//! Every transition changes the state and queues its events under the session's lock, so
+//! the events of one session are queued in the order of its transitions; messages to the
+//! other side are sent after the lock is released. OnStateChanged comes first in a
+//! transition; OnTermination is the last event of a session on each side, exactly once.
+
+use crate::client::{check_sign_in_name, ClientCore};
+use crate::dispatch::Job;
+use crate::error::*;
+use crate::events::{Callback, SessionEvent, SessionEventKind, Sinks};
+use crate::launcher::LaunchRequest;
+use crate::service::Message;
+use crate::session_manager::LockCell;
+use crate::types::{
+    app_data as check_app_data, check_chars, limits, new_session_id, normalize_guid,
+    session_flags::{SF_INVITEE, SF_INVITER},
+    SessionState, Text,
+};
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::Arc;
+
+pub(crate) struct SessionData {
+    state: SessionState,
+    app_guid: Option<Text>,
+    /// Name and URL the inviter sent, used when the local registry lacks the application.
+    app_name_hint: Option<Text>,
+    app_url_hint: Option<Text>,
+    context_data: Option<Text>,
+    local_address: Text,
+    remote_address: Option<Text>,
+    user: Option<Text>,
+    sends: u32,
+    invitation_handled: bool,
+    sinks: Arc<Sinks<SessionEvent>>,
+}
+
+pub(crate) struct SessionCore {
+    client: Arc<ClientCore>,
+    lock: Arc<LockCell>,
+    id: Text,
+    flags: u32,
+    data: Mutex<SessionData>,
+}
+
+/// A session. Cloning gives another reference to the same session.
+#[derive(Clone)]
+pub struct Session(pub(crate) Arc<SessionCore>);
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Session({}, {:?})", self.0.id, self.state())
+    }
+}
+
+impl PartialEq for Session {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for Session {}
+
+/// What a locked transition leaves to do once the lock is released.
+struct Outgoing {
+    msg: Message,
+    failure: Hr,
+}
+
+impl Session {
+    pub(crate) fn new_inviter(client: &Arc<ClientCore>, lock: &Arc<LockCell>) -> Session {
+        Session(Arc::new(SessionCore {
+            client: Arc::clone(client),
+            lock: Arc::clone(lock),
+            id: new_session_id(),
+            flags: SF_INVITER,
+            data: Mutex::new(SessionData::new(SessionState::Ready)),
+        }))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_invitee(
+        client: &Arc<ClientCore>,
+        lock: Arc<LockCell>,
+        id: Text,
+        inviter: Text,
+        app_guid: Text,
+        app_name: Text,
+        app_url: Text,
+        app_data: Option<Text>,
+        inviter_address: Text,
+    ) -> Session {
+        let mut d = SessionData::new(SessionState::Invitation);
+        d.app_guid = Some(app_guid);
+        d.app_name_hint = Some(app_name);
+        d.app_url_hint = Some(app_url);
+        d.context_data = app_data;
+        d.user = Some(inviter);
+        d.remote_address = Some(inviter_address);
+        Session(Arc::new(SessionCore {
+            client: Arc::clone(client),
+            lock,
+            id,
+            flags: SF_INVITEE,
+            data: Mutex::new(d),
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SessionData> {
+        self.0.data.lock()
+    }
+
+    /// Queues events for this session, in order, while its lock is held.
+    fn raise(&self, d: &SessionData, events: impl IntoIterator<Item = SessionEvent>) {
+        self.0.client.queue.push_all(events.into_iter().map(|event| Job::Session {
+            session: self.clone(),
+            sinks: Arc::clone(&d.sinks),
+            event,
+        }));
+    }
+
+    /// Moves to `to` and queues OnStateChanged(previous) followed by `then`.
+    fn transition(&self, d: &mut SessionData, to: SessionState, then: impl IntoIterator<Item = SessionEvent>) {
+        let previous = d.state;
+        d.state = to;
+        self.raise(
+            d,
+            std::iter::once(SessionEvent::StateChanged { previous }).chain(then),
+        );
+    }
+
+    /// Ends the session (terminal `to`) with the given events before OnTermination.
+    fn end(
+        &self,
+        d: &mut SessionData,
+        to: SessionState,
+        before: impl IntoIterator<Item = SessionEvent>,
+        hr: Hr,
+        app_data: Option<Text>,
+    ) {
+        debug_assert!(to.is_terminal());
+        self.transition(
+            d,
+            to,
+            before
+                .into_iter()
+                .chain(std::iter::once(SessionEvent::Termination { hr, app_data })),
+        );
+    }
+
+    fn after_end(&self) {
+        self.0.client.forget_session(&self.0.id);
+    }
+
+    fn send(&self, out: Option<Outgoing>) {
+        let Some(out) = out else { return };
+        let (me, peer) = {
+            let d = self.lock();
+            (self.0.client.name.lock().clone(), d.user.clone())
+        };
+        let Some(peer) = peer else { return };
+        if self.0.client.service.send(&me, &peer, out.msg).is_err() {
+            let d = self.lock();
+            self.raise(&d, [SessionEvent::SendError { hr: out.failure }]);
+        }
+    }
+
+    fn is_inviter(&self) -> bool {
+        self.0.flags & SF_INVITER != 0
+    }
+
+    // ---- properties ----
+
+    /// SessionID: `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`, shared by both sides.
+    pub fn id(&self) -> &Text {
+        &self.0.id
+    }
+
+    /// State.
+    pub fn state(&self) -> SessionState {
+        self.lock().state
+    }
+
+    /// Flags: SF_INVITER or SF_INVITEE.
+    pub fn flags(&self) -> u32 {
+        self.0.flags
+    }
+
+    /// Application: the GUID. SR_APP_NOT_SPECIFIED when none is set.
+    pub fn application(&self) -> Result<Text> {
+        self.lock().app_guid.clone().ok_or(SR_APP_NOT_SPECIFIED)
+    }
+
+    /// Sets Application; only in SS_READY (SR_SESSION_NOT_READY), only a GUID registered
+    /// with the client's registry (SR_APP_NOT_REGISTERED), E_INVALIDARG for a malformed GUID.
+    pub fn set_application(&self, guid: &str) -> Result<()> {
+        self.0.lock.gate()?;
+        let g = normalize_guid(guid)?;
+        if self.state() != SessionState::Ready {
+            return Err(SR_SESSION_NOT_READY);
+        }
+        if self.0.client.registry.get(&g).is_none() {
+            return Err(SR_APP_NOT_REGISTERED);
+        }
+        let mut d = self.lock();
+        if d.state != SessionState::Ready {
+            return Err(SR_SESSION_NOT_READY);
+        }
+        d.app_guid = Some(Text::new(&g)?);
+        Ok(())
+    }
+
+    fn app_field(&self, pick: impl Fn(&crate::registry::AppEntry) -> &str, hint: impl Fn(&SessionData) -> Option<Text>) -> Result<Text> {
+        let (guid, hint) = {
+            let d = self.lock();
+            (d.app_guid.clone().ok_or(SR_APP_NOT_SPECIFIED)?, hint(&d))
+        };
+        match self.0.client.registry.get(guid.as_str()) {
+            Some(e) => Text::new(pick(&e)),
+            None => Ok(hint.unwrap_or_else(Text::empty)),
+        }
+    }
+
+    /// ApplicationName, from the registry (empty when the application is not there).
+    /// SR_APP_NOT_SPECIFIED when no application is set.
+    pub fn application_name(&self) -> Result<Text> {
+        self.app_field(|e| &e.name, |d| d.app_name_hint.clone())
+    }
+
+    /// ApplicationURL, from the registry. SR_APP_NOT_SPECIFIED when no application is set.
+    pub fn application_url(&self) -> Result<Text> {
+        self.app_field(|e| &e.url, |d| d.app_url_hint.clone())
+    }
+
+    /// ContextData: the last application data received from the other side (empty when
+    /// none yet).
+    pub fn context_data(&self) -> Text {
+        self.lock().context_data.clone().unwrap_or_else(Text::empty)
+    }
+
+    /// LocalAddress: a stored value handed to the other side with Invite or Accept.
+    pub fn local_address(&self) -> Text {
+        self.lock().local_address.clone()
+    }
+
+    /// Sets LocalAddress: at most 30 characters (E_INVALIDARG).
+    pub fn set_local_address(&self, address: &str) -> Result<()> {
+        self.0.lock.gate()?;
+        check_chars(address, limits::LOCAL_ADDRESS_CHARS, E_INVALIDARG)?;
+        let t = Text::new(address)?;
+        self.lock().local_address = t;
+        Ok(())
+    }
+
+    /// RemoteAddress: the other side's LocalAddress, once SS_CONNECTED; None (S_FALSE)
+    /// before.
+    pub fn remote_address(&self) -> Option<Text> {
+        let d = self.lock();
+        if d.state == SessionState::Connected {
+            d.remote_address.clone()
+        } else {
+            None
+        }
+    }
+
+    /// User: the other party's sign-in name. SR_NO_USER_INVITED when nobody was invited.
+    pub fn user(&self) -> Result<Text> {
+        self.lock().user.clone().ok_or(SR_NO_USER_INVITED)
+    }
+
+    /// Whether a manager set `handled` in OnInvitation (invitee side).
+    pub fn invitation_handled(&self) -> bool {
+        self.lock().invitation_handled
+    }
+
+    // ---- registrations ----
+
+    /// Registers a callback for one event kind; returns its cookie.
+    pub fn advise(
+        &self,
+        kind: SessionEventKind,
+        callback: impl Fn(&mut SessionEvent) + Send + Sync + 'static,
+    ) -> Result<u32> {
+        self.advise_boxed(kind, Box::new(callback))
+    }
+
+    /// [`advise`](Self::advise) with an already boxed callback (dropped on failure).
+    pub fn advise_boxed(&self, kind: SessionEventKind, callback: Callback<SessionEvent>) -> Result<u32> {
+        let sinks = Arc::clone(&self.lock().sinks);
+        sinks.advise(kind as u8, callback)
+    }
+
+    /// Ends a registration. E_INVALIDARG for an unknown cookie.
+    pub fn unadvise(&self, cookie: u32) -> Result<()> {
+        let sinks = Arc::clone(&self.lock().sinks);
+        sinks.unadvise(cookie)
+    }
+
+    /// Ends every registration and drops the events already queued for them: the
+    /// application's last reference is gone. The session itself goes on until it ends.
+    pub fn detach(&self) {
+        let old = {
+            let mut d = self.lock();
+            std::mem::replace(&mut d.sinks, Arc::new(Sinks::default()))
+        };
+        old.close();
+    }
+
+    // ---- methods ----
+
+    /// Invite(user, app data): SR_APP_NOT_SPECIFIED without an application,
+    /// SR_SESSION_NOT_READY unless SS_READY, SR_INVITED_SELF for oneself,
+    /// MSGR_E_NOT_LOGGED_ON when either side is not signed in, E_INVALIDARG for a bad name
+    /// or app data over 512 bytes. Moves to SS_INVITATION.
+    pub fn invite(&self, user: &str, app_data: Option<&str>) -> Result<()> {
+        self.0.lock.gate()?;
+        check_sign_in_name(user)?;
+        let app_data = check_app_data(app_data)?;
+        let client = &self.0.client;
+        let out = {
+            let mut d = self.lock();
+            let guid = d.app_guid.clone().ok_or(SR_APP_NOT_SPECIFIED)?;
+            if d.state != SessionState::Ready {
+                return Err(SR_SESSION_NOT_READY);
+            }
+            let me = client.name.lock().clone();
+            if client.service.same_user(me.as_str(), user) {
+                return Err(SR_INVITED_SELF);
+            }
+            if !client.is_signed_in() {
+                return Err(MSGR_E_NOT_LOGGED_ON);
+            }
+            let peer = client.service.online(user).ok_or(MSGR_E_NOT_LOGGED_ON)?;
+            let entry = client.registry.get(guid.as_str());
+            let (name, url) = match &entry {
+                Some(e) => (Text::new(&e.name)?, Text::new(&e.url)?),
+                None => (Text::empty(), Text::empty()),
+            };
+            client.add_session(self)?;
+            d.user = Some(peer);
+            self.transition(&mut d, SessionState::Invitation, []);
+            Outgoing {
+                msg: Message::Invite {
+                    session_id: self.0.id.clone(),
+                    app_guid: guid,
+                    app_name: name,
+                    app_url: url,
+                    app_data,
+                    address: d.local_address.clone(),
+                },
+                failure: SR_INVITATION_SEND_FAILURE,
+            }
+        };
+        self.send(Some(out));
+        Ok(())
+    }
+
+    fn check_answer(&self, d: &SessionData) -> Result<()> {
+        if self.is_inviter() {
+            return Err(SR_NOT_INVITEE);
+        }
+        if d.state != SessionState::Invitation {
+            return Err(SR_SESSION_STATE_INVALID);
+        }
+        Ok(())
+    }
+
+    /// Accept(app data): invitee only (SR_NOT_INVITEE), in SS_INVITATION only
+    /// (SR_SESSION_STATE_INVALID). When the application is not registered here the session
+    /// ends declined with SR_APP_NOT_REGISTERED (OnAppNotPresent first).
+    pub fn accept(&self, app_data: Option<&str>) -> Result<()> {
+        self.0.lock.gate()?;
+        let app_data = check_app_data(app_data)?;
+        let (out, ended) = {
+            let mut d = self.lock();
+            self.check_answer(&d)?;
+            let guid = d.app_guid.clone().unwrap_or_else(Text::empty);
+            if self.0.client.registry.get(guid.as_str()).is_none() {
+                let name = d.app_name_hint.clone().unwrap_or_else(Text::empty);
+                let url = d.app_url_hint.clone().unwrap_or_else(Text::empty);
+                let previous = d.state;
+                d.state = SessionState::Declined;
+                self.raise(
+                    &d,
+                    [
+                        SessionEvent::AppNotPresent { name, url },
+                        SessionEvent::StateChanged { previous },
+                        SessionEvent::Termination {
+                            hr: SR_APP_NOT_REGISTERED,
+                            app_data: None,
+                        },
+                    ],
+                );
+                (
+                    Outgoing {
+                        msg: Message::Decline {
+                            session_id: self.0.id.clone(),
+                            app_data: None,
+                            not_present: true,
+                        },
+                        failure: SR_DECLINE_SEND_FAILURE,
+                    },
+                    true,
+                )
+            } else {
+                self.transition(
+                    &mut d,
+                    SessionState::Accepted,
+                    [SessionEvent::BeforeAppLaunch { enable: true }],
+                );
+                (
+                    Outgoing {
+                        msg: Message::Accept {
+                            session_id: self.0.id.clone(),
+                            app_data,
+                            address: d.local_address.clone(),
+                        },
+                        failure: SR_ACCEPT_SEND_FAILURE,
+                    },
+                    false,
+                )
+            }
+        };
+        if ended {
+            self.after_end();
+        }
+        self.send(Some(out));
+        Ok(())
+    }
+
+    /// Decline(app data): same rules as Accept. Both sides end in SS_DECLINED with
+    /// OnTermination(SR_INVITATION_DECLINED, data).
+    pub fn decline(&self, app_data: Option<&str>) -> Result<()> {
+        self.0.lock.gate()?;
+        let app_data = check_app_data(app_data)?;
+        let out = {
+            let mut d = self.lock();
+            self.check_answer(&d)?;
+            self.end(
+                &mut d,
+                SessionState::Declined,
+                [],
+                SR_INVITATION_DECLINED,
+                app_data.clone(),
+            );
+            Outgoing {
+                msg: Message::Decline {
+                    session_id: self.0.id.clone(),
+                    app_data,
+                    not_present: false,
+                },
+                failure: SR_DECLINE_SEND_FAILURE,
+            }
+        };
+        self.after_end();
+        self.send(Some(out));
+        Ok(())
+    }
+
+    /// Cancel(hr, app data): ends the invitation or the session; `hr` is handed to the other
+    /// side. In SS_READY it ends with SR_CANCEL_BEFORE_CONNECT and nothing is sent.
+    /// SR_SESSION_STATE_INVALID once the session has ended.
+    pub fn cancel(&self, hr: Hr, app_data: Option<&str>) -> Result<()> {
+        self.0.lock.gate()?;
+        let app_data = check_app_data(app_data)?;
+        let out = {
+            let mut d = self.lock();
+            match d.state {
+                s if s.is_terminal() => return Err(SR_SESSION_STATE_INVALID),
+                SessionState::Ready | SessionState::Unknown => {
+                    self.end(
+                        &mut d,
+                        SessionState::Cancelled,
+                        [],
+                        SR_CANCEL_BEFORE_CONNECT,
+                        app_data,
+                    );
+                    None
+                }
+                _ => {
+                    self.end(
+                        &mut d,
+                        SessionState::Cancelled,
+                        [],
+                        SR_SESSION_CANCELLED_LOCAL,
+                        app_data.clone(),
+                    );
+                    Some(Outgoing {
+                        msg: Message::Cancel {
+                            session_id: self.0.id.clone(),
+                            hr,
+                            app_data,
+                        },
+                        failure: SR_CANCEL_SEND_FAILURE,
+                    })
+                }
+            }
+        };
+        self.after_end();
+        self.send(out);
+        Ok(())
+    }
+
+    /// SendContextData(data): at most 300 characters and five sends per side
+    /// (SR_CONTEXT_DATA_OVER_LIMIT); SR_NOT_VALID_FOR_APP_INVITE before the invitation was
+    /// accepted; SR_SESSION_STATE_INVALID once ended.
+    pub fn send_context_data(&self, data: &str) -> Result<()> {
+        self.0.lock.gate()?;
+        check_chars(data, limits::CONTEXT_DATA_CHARS, SR_CONTEXT_DATA_OVER_LIMIT)?;
+        let data = Text::new(data)?;
+        let out = {
+            let mut d = self.lock();
+            match d.state {
+                SessionState::Accepted | SessionState::Connected => {}
+                s if s.is_terminal() => return Err(SR_SESSION_STATE_INVALID),
+                _ => return Err(SR_NOT_VALID_FOR_APP_INVITE),
+            }
+            if d.sends >= limits::CONTEXT_DATA_SENDS {
+                return Err(SR_CONTEXT_DATA_OVER_LIMIT);
+            }
+            d.sends += 1;
+            Outgoing {
+                msg: Message::ContextData {
+                    session_id: self.0.id.clone(),
+                    data,
+                },
+                failure: SR_CONTEXT_DATA_SEND_FAILURE,
+            }
+        };
+        self.send(Some(out));
+        Ok(())
+    }
+
+    // ---- the other side, the service and the dispatcher ----
+
+    /// A message about this session from the other side (or the service).
+    pub(crate) fn receive(&self, _from: &Text, msg: Message) {
+        let mut reply = None;
+        let ended = {
+            let mut d = self.lock();
+            if d.state.is_terminal() {
+                return;
+            }
+            match msg {
+                Message::Accept {
+                    app_data, address, ..
+                } => {
+                    if d.state != SessionState::Invitation || !self.is_inviter() {
+                        return;
+                    }
+                    if app_data.is_some() {
+                        d.context_data = app_data.clone();
+                    }
+                    d.remote_address = Some(address);
+                    self.transition(
+                        &mut d,
+                        SessionState::Accepted,
+                        [
+                            SessionEvent::Accepted { app_data },
+                            SessionEvent::ReadyToLaunch,
+                        ],
+                    );
+                    self.transition(&mut d, SessionState::Connected, []);
+                    false
+                }
+                Message::Decline {
+                    app_data,
+                    not_present,
+                    ..
+                } => {
+                    if d.state != SessionState::Invitation || !self.is_inviter() {
+                        return;
+                    }
+                    if app_data.is_some() {
+                        d.context_data = app_data.clone();
+                    }
+                    let hr = if not_present {
+                        SR_APP_NOT_REGISTERED
+                    } else {
+                        SR_INVITATION_DECLINED
+                    };
+                    self.end(
+                        &mut d,
+                        SessionState::Declined,
+                        [SessionEvent::Declined {
+                            app_data: app_data.clone(),
+                        }],
+                        hr,
+                        app_data,
+                    );
+                    true
+                }
+                Message::Cancel { hr, app_data, .. } => {
+                    if app_data.is_some() {
+                        d.context_data = app_data.clone();
+                    }
+                    self.end(
+                        &mut d,
+                        SessionState::Cancelled,
+                        [SessionEvent::Cancelled {
+                            app_data: app_data.clone(),
+                        }],
+                        hr,
+                        app_data,
+                    );
+                    true
+                }
+                Message::ContextData { data, .. } => {
+                    if !matches!(d.state, SessionState::Accepted | SessionState::Connected) {
+                        return;
+                    }
+                    d.context_data = Some(data.clone());
+                    self.raise(&d, [SessionEvent::ContextData { data }]);
+                    false
+                }
+                Message::LaunchFailed { .. } => {
+                    self.end(&mut d, SessionState::Terminated, [], SR_APPLICATION_LAUNCH_FAILED, None);
+                    true
+                }
+                Message::PeerGone { .. } => {
+                    self.end(&mut d, SessionState::Terminated, [], SR_CONNECTION_FAILURE, None);
+                    true
+                }
+                Message::Timeout { .. } => {
+                    self.end(&mut d, SessionState::Terminated, [], SR_SESSION_TIMEOUT, None);
+                    true
+                }
+                Message::Invite { .. } => {
+                    reply = None;
+                    false
+                }
+            }
+        };
+        if ended {
+            self.after_end();
+        }
+        self.send(reply);
+    }
+
+    /// Our client signs out: the session ends (SR_CONNECTION_FAILURE). Returns the peer to
+    /// tell, when the session was live.
+    pub(crate) fn disconnect(&self) -> Option<Text> {
+        let mut d = self.lock();
+        if d.state.is_terminal() || d.state == SessionState::Ready {
+            return None;
+        }
+        self.end(&mut d, SessionState::Terminated, [], SR_CONNECTION_FAILURE, None);
+        d.user.clone()
+    }
+
+    /// BeforeAppLaunch was delivered: launch (unless disabled or there is no path), then
+    /// OnReadyToLaunch and SS_CONNECTED; a failed launch ends the session.
+    pub(crate) fn launch_decided(&self, enable: bool) {
+        let (guid, id) = {
+            let d = self.lock();
+            if d.state != SessionState::Accepted {
+                return;
+            }
+            (d.app_guid.clone().unwrap_or_else(Text::empty), self.0.id.clone())
+        };
+        let entry = self.0.client.registry.get(guid.as_str());
+        let launched = match entry.filter(|e| enable && !e.path.is_empty()) {
+            None => Ok(None),
+            Some(e) => {
+                let launcher = self.0.client.launcher();
+                let req = LaunchRequest {
+                    path: &e.path,
+                    session_id: id.as_str(),
+                    app_guid: guid.as_str(),
+                };
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| launcher.launch(&req)))
+                    .unwrap_or(Err(E_UNEXPECTED));
+                drop(launcher);
+                r.map(Some)
+            }
+        };
+        let mut out = None;
+        let ended = {
+            let mut d = self.lock();
+            if d.state != SessionState::Accepted {
+                return;
+            }
+            match launched {
+                Ok(pid) => {
+                    if let Some(pid) = pid {
+                        self.0.client.record_launch(pid, self);
+                    }
+                    self.raise(&d, [SessionEvent::ReadyToLaunch]);
+                    self.transition(&mut d, SessionState::Connected, []);
+                    false
+                }
+                Err(_) => {
+                    self.end(&mut d, SessionState::Terminated, [], SR_APPLICATION_LAUNCH_FAILED, None);
+                    out = Some(Outgoing {
+                        msg: Message::LaunchFailed { session_id: id },
+                        failure: SR_SESSION_PROTOCOL_ERROR,
+                    });
+                    true
+                }
+            }
+        };
+        if ended {
+            self.after_end();
+        }
+        self.send(out);
+    }
+
+    pub(crate) fn note_invitation_handled(&self, handled: bool) {
+        if handled {
+            self.lock().invitation_handled = true;
+        }
+    }
+}
+
+impl SessionData {
+    fn new(state: SessionState) -> Self {
+        SessionData {
+            state,
+            app_guid: None,
+            app_name_hint: None,
+            app_url_hint: None,
+            context_data: None,
+            local_address: Text::empty(),
+            remote_address: None,
+            user: None,
+            sends: 0,
+            invitation_handled: false,
+            sinks: Arc::new(Sinks::default()),
+        }
+    }
+}
