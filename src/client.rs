@@ -407,17 +407,28 @@ impl Endpoint for ClientCore {
     }
 }
 
+impl ClientCore {
+    /// Managers still listening: none once OnAppShutdown was raised.
+    fn listening_managers(&self) -> Vec<Arc<ManagerCore>> {
+        let mut st = self.state.lock();
+        if st.shut_down {
+            return Vec::new();
+        }
+        self.live_managers_locked(&mut st)
+    }
+}
+
 impl RegistryListener for ClientCore {
     fn app_registered(&self, guid: &str) {
         let Ok(g) = Text::new(guid) else { return };
-        for m in self.live_managers() {
+        for m in self.listening_managers() {
             m.raise(ManagerEvent::AppRegistered { guid: g.clone() });
         }
     }
 
     fn app_unregistered(&self, guid: &str) {
         let Ok(g) = Text::new(guid) else { return };
-        for m in self.live_managers() {
+        for m in self.listening_managers() {
             m.raise(ManagerEvent::AppUnregistered { guid: g.clone() });
         }
     }

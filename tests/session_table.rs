@@ -1,0 +1,355 @@
+//! One test per row of the table in MSGRPRIV.md section 5, asserting the exact event
+//! sequence on both sides (event, then the State property as seen by the callback).
+
+mod common;
+use common::*;
+use msgrpriv::error::*;
+use msgrpriv::*;
+use std::time::Duration;
+
+#[test]
+fn invite() {
+    let w = World::new();
+    w.register_app("");
+    let s = w.session();
+    s.invite("bob@example.com", Some("hello")).unwrap();
+    assert_eq!(s.state(), SessionState::Invitation);
+    w.pump();
+    assert_eq!(w.side("A"), lines(&["A:StateChanged(Ready)@Invitation"]));
+    assert_eq!(w.side("B"), lines(&["B:Invitation(\"hello\")"]));
+    let r = w.received.lock()[0].clone();
+    assert_eq!(r.id(), s.id());
+    assert_eq!(r.state(), SessionState::Invitation);
+    assert_eq!(r.flags(), session_flags_invitee());
+    assert_eq!(s.flags(), 1);
+    assert_eq!(r.context_data().as_str(), "hello");
+    assert_eq!(r.application().unwrap().as_str(), APP);
+    assert_eq!(r.user().unwrap().as_str(), "alice@example.com");
+    assert_eq!(s.user().unwrap().as_str(), "bob@example.com");
+    assert!(r.invitation_handled());
+}
+
+fn session_flags_invitee() -> u32 {
+    msgrpriv::types::session_flags::SF_INVITEE
+}
+
+#[test]
+fn accept_with_app_registered() {
+    let w = World::new();
+    w.register_app("");
+    let (a, b) = w.invited();
+    b.set_local_address("10.0.0.2:5000").unwrap();
+    a.set_local_address("ignored-after-invite").unwrap();
+    b.accept(Some("yes")).unwrap();
+    w.pump();
+    assert_eq!(
+        w.side("A"),
+        lines(&[
+            "A:StateChanged(Invitation)@Connected",
+            "A:Accepted(\"yes\")@Connected",
+            "A:ReadyToLaunch@Connected",
+            "A:StateChanged(Accepted)@Connected",
+        ])
+    );
+    assert_eq!(
+        w.side("B"),
+        lines(&[
+            "B:StateChanged(Invitation)@Accepted",
+            "B:BeforeAppLaunch(true)@Accepted",
+            "B:ReadyToLaunch@Connected",
+            "B:StateChanged(Accepted)@Connected",
+        ])
+    );
+    assert_eq!(a.remote_address().unwrap().as_str(), "10.0.0.2:5000");
+    assert_eq!(b.remote_address().unwrap().as_str(), "");
+    assert_eq!(a.context_data().as_str(), "yes");
+}
+
+#[test]
+fn accept_with_app_not_registered_at_invitee() {
+    let w = World::new();
+    w.register_app("");
+    let (a, b) = w.invited();
+    w.mb.unregister_application(APP).unwrap();
+    w.pump();
+    w.take();
+    b.accept(Some("yes")).unwrap();
+    w.pump();
+    assert_eq!(
+        w.side("A"),
+        lines(&[
+            "A:StateChanged(Invitation)@Declined",
+            "A:Declined(NULL)@Declined",
+            "A:Termination(SR_APP_NOT_REGISTERED,NULL)@Declined",
+        ])
+    );
+    assert_eq!(
+        w.side("B"),
+        lines(&[
+            "B:AppNotPresent(Test App,http://example.com/app)@Declined",
+            "B:StateChanged(Invitation)@Declined",
+            "B:Termination(SR_APP_NOT_REGISTERED,NULL)@Declined",
+        ])
+    );
+    assert_eq!(a.state(), SessionState::Declined);
+    assert_eq!(b.state(), SessionState::Declined);
+}
+
+#[test]
+fn decline() {
+    let w = World::new();
+    w.register_app("");
+    let (a, b) = w.invited();
+    b.decline(Some("busy")).unwrap();
+    w.pump();
+    assert_eq!(
+        w.side("A"),
+        lines(&[
+            "A:StateChanged(Invitation)@Declined",
+            "A:Declined(\"busy\")@Declined",
+            "A:Termination(SR_INVITATION_DECLINED,\"busy\")@Declined",
+        ])
+    );
+    assert_eq!(
+        w.side("B"),
+        lines(&[
+            "B:StateChanged(Invitation)@Declined",
+            "B:Termination(SR_INVITATION_DECLINED,\"busy\")@Declined",
+        ])
+    );
+    assert_eq!(a.state(), SessionState::Declined);
+    assert_eq!(w.a.live_sessions() + w.b.live_sessions(), 0);
+}
+
+#[test]
+fn cancel_by_inviter_during_invitation() {
+    let w = World::new();
+    w.register_app("");
+    let (a, _b) = w.invited();
+    a.cancel(SR_SESSION_CANCELLED_REMOTE, Some("bye")).unwrap();
+    w.pump();
+    assert_eq!(
+        w.side("A"),
+        lines(&[
+            "A:StateChanged(Invitation)@Cancelled",
+            "A:Termination(SR_SESSION_CANCELLED_LOCAL,\"bye\")@Cancelled",
+        ])
+    );
+    assert_eq!(
+        w.side("B"),
+        lines(&[
+            "B:StateChanged(Invitation)@Cancelled",
+            "B:Cancelled(\"bye\")@Cancelled",
+            "B:Termination(SR_SESSION_CANCELLED_REMOTE,\"bye\")@Cancelled",
+        ])
+    );
+}
+
+#[test]
+fn cancel_once_connected_by_either_side() {
+    for invitee_cancels in [false, true] {
+        let w = World::new();
+        w.register_app("");
+        let (a, b) = w.connected();
+        let (me, other, canceller) = if invitee_cancels { ("B", "A", &b) } else { ("A", "B", &a) };
+        canceller.cancel(E_FAIL, None).unwrap();
+        w.pump();
+        assert_eq!(
+            w.side(me),
+            vec![
+                format!("{me}:StateChanged(Connected)@Cancelled"),
+                format!("{me}:Termination(SR_SESSION_CANCELLED_LOCAL,NULL)@Cancelled"),
+            ]
+        );
+        assert_eq!(
+            w.side(other),
+            vec![
+                format!("{other}:StateChanged(Connected)@Cancelled"),
+                format!("{other}:Cancelled(NULL)@Cancelled"),
+                format!("{other}:Termination(E_FAIL,NULL)@Cancelled"),
+            ]
+        );
+    }
+}
+
+#[test]
+fn cancel_in_ready() {
+    let w = World::new();
+    w.register_app("");
+    let s = w.session();
+    s.cancel(E_FAIL, None).unwrap();
+    w.pump();
+    assert_eq!(
+        w.take(),
+        lines(&[
+            "A:StateChanged(Ready)@Cancelled",
+            "A:Termination(SR_CANCEL_BEFORE_CONNECT,NULL)@Cancelled",
+        ])
+    );
+    assert_eq!(s.cancel(E_FAIL, None), Err(SR_SESSION_STATE_INVALID));
+}
+
+#[test]
+fn no_answer_within_the_invitation_timeout() {
+    let w = World::new();
+    w.register_app("");
+    let (a, b) = w.invited();
+    w.svc.advance_clock(119_999).unwrap();
+    w.pump();
+    assert!(w.take().is_empty());
+    w.svc.advance_clock(1).unwrap();
+    w.pump();
+    assert_eq!(
+        w.side("A"),
+        lines(&[
+            "A:StateChanged(Invitation)@Terminated",
+            "A:Termination(SR_SESSION_TIMEOUT,NULL)@Terminated",
+        ])
+    );
+    assert_eq!(
+        w.side("B"),
+        lines(&[
+            "B:StateChanged(Invitation)@Terminated",
+            "B:Termination(SR_SESSION_TIMEOUT,NULL)@Terminated",
+        ])
+    );
+    assert_eq!(b.accept(None), Err(SR_SESSION_STATE_INVALID));
+    assert_eq!(a.state(), SessionState::Terminated);
+    assert_eq!(w.svc.pending_invitations(), 0);
+}
+
+#[test]
+fn answered_invitation_does_not_time_out() {
+    let w = World::new();
+    w.register_app("");
+    let (_a, _b) = w.connected();
+    w.svc.advance_clock(10 * 120_000).unwrap();
+    w.pump();
+    assert!(w.take().is_empty());
+}
+
+#[test]
+fn real_clock_timeout() {
+    let svc = EmbeddedService::new(ServiceOptions {
+        invitation_timeout: Duration::from_millis(50),
+        manual_clock: false,
+        registry_path: None,
+    })
+    .unwrap();
+    assert_eq!(svc.advance_clock(1), Err(E_ILLEGAL_METHOD_CALL));
+    let w = World::with_service(svc);
+    w.register_app("");
+    let (a, _b) = w.invited();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while a.state() != SessionState::Terminated && std::time::Instant::now() < deadline {
+        w.a.dispatch(Some(Duration::from_millis(20))).unwrap();
+    }
+    w.pump();
+    assert_eq!(a.state(), SessionState::Terminated);
+    assert!(w
+        .take()
+        .contains(&"A:Termination(SR_SESSION_TIMEOUT,NULL)@Terminated".to_string()));
+}
+
+#[test]
+fn the_other_client_signs_out() {
+    for shutdown in [false, true] {
+        let w = World::new();
+        w.register_app("");
+        let (a, b) = w.connected();
+        if shutdown {
+            w.b.shutdown().unwrap();
+        } else {
+            w.b.sign_out().unwrap();
+        }
+        w.pump();
+        assert_eq!(
+            w.side("A"),
+            lines(&[
+                "A:StateChanged(Connected)@Terminated",
+                "A:Termination(SR_CONNECTION_FAILURE,NULL)@Terminated",
+            ])
+        );
+        assert_eq!(
+            w.side("B"),
+            lines(&[
+                "B:StateChanged(Connected)@Terminated",
+                "B:Termination(SR_CONNECTION_FAILURE,NULL)@Terminated",
+            ])
+        );
+        assert_eq!(a.state(), SessionState::Terminated);
+        assert_eq!(b.state(), SessionState::Terminated);
+    }
+}
+
+#[test]
+fn a_message_cannot_be_delivered() {
+    let w = World::new();
+    w.register_app("");
+    let (a, _b) = w.connected();
+    assert!(w.svc.set_reachable("bob@example.com", false));
+    a.send_context_data("lost").unwrap();
+    w.pump();
+    assert_eq!(
+        w.take(),
+        lines(&["A:SendError(SR_CONTEXT_DATA_SEND_FAILURE)@Connected"])
+    );
+    // The invitation itself: it is lost, then the invitation times out on the inviter.
+    let s = w.session();
+    s.invite("bob@example.com", None).unwrap();
+    w.pump();
+    assert_eq!(
+        w.take(),
+        lines(&[
+            "A:StateChanged(Ready)@Invitation",
+            "A:SendError(SR_INVITATION_SEND_FAILURE)@Invitation",
+        ])
+    );
+    w.svc.advance_clock(120_000).unwrap();
+    w.pump();
+    assert_eq!(
+        w.take(),
+        lines(&[
+            "A:StateChanged(Invitation)@Terminated",
+            "A:Termination(SR_SESSION_TIMEOUT,NULL)@Terminated",
+        ])
+    );
+    a.cancel(E_FAIL, None).unwrap();
+    w.pump();
+    assert_eq!(
+        w.take(),
+        lines(&[
+            "A:StateChanged(Connected)@Cancelled",
+            "A:Termination(SR_SESSION_CANCELLED_LOCAL,NULL)@Cancelled",
+            "A:SendError(SR_CANCEL_SEND_FAILURE)@Cancelled",
+        ])
+    );
+}
+
+#[test]
+fn context_data_both_ways_and_limits() {
+    let w = World::new();
+    w.register_app("");
+    let (a, b) = w.connected();
+    a.send_context_data("from a").unwrap();
+    b.send_context_data("from b").unwrap();
+    w.pump();
+    assert_eq!(w.side("A"), lines(&["A:ContextData(from b)@Connected"]));
+    assert_eq!(w.side("B"), lines(&["B:ContextData(from a)@Connected"]));
+    assert_eq!(a.context_data().as_str(), "from b");
+    assert_eq!(b.context_data().as_str(), "from a");
+    assert_eq!(
+        a.send_context_data(&"x".repeat(301)),
+        Err(SR_CONTEXT_DATA_OVER_LIMIT)
+    );
+    a.send_context_data(&"é".repeat(300)).unwrap();
+    for i in 0..3 {
+        a.send_context_data(&format!("{i}")).unwrap();
+    }
+    assert_eq!(a.send_context_data("sixth"), Err(SR_CONTEXT_DATA_OVER_LIMIT));
+    // the other side still has its own five
+    for _ in 0..4 {
+        b.send_context_data("ok").unwrap();
+    }
+    assert_eq!(b.send_context_data("sixth"), Err(SR_CONTEXT_DATA_OVER_LIMIT));
+}
