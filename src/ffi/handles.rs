@@ -1,0 +1,635 @@
+//! The handle table: C handles are tokens looked up here, never pointers to Rust memory.
+//!
+//! A token packs (slot, generation, kind) into a non-null pointer-sized value. On 64-bit
+//! targets:
+//!
+//! ```text
+//!  63                32 31                   3 2   0
+//! +--------------------+----------------------+-----+
+//! | generation (1..)   | slot + 1 (1..2^29-1) | kind|
+//! +--------------------+----------------------+-----+
+//! ```
+//!
+//! (32-bit targets: generation 12 bits, slot + 1 17 bits, kind 3 bits.) Kinds are 1..=4, so
+//! a token's low three bits are never zero: no 8-aligned address (a real object pointer) can
+//! be a token, and a small integer (generation 0) never is one. Any value is safe to decode;
+//! it is a valid token only when its slot exists, holds an object of that kind and has that
+//! generation. A freed slot gets a new generation before it is reused, and a slot whose
+//! generation would wrap is retired instead, so an old token never becomes valid again.
+//!
+//! Each live entry holds one `Arc` to the object and a count of C references (`refs`) to its
+//! token. The same object gets the same token while it is in the table ([`HandleTable::acquire`]
+//! finds it by `Arc` pointer identity). Objects leave the table by [`HandleTable::release`] or
+//! [`HandleTable::remove`], which hand the `Arc` back to the caller: an object (and with it any
+//! user destroy callback) is never dropped while the table lock is held.
+//!
+//! The table is a `parking_lot::RwLock` around a slab; [`HandleTable::get`] takes the read
+//! lock, compares two words and clones an `Arc`, without allocating.
+
+// The table is the foundation the object-level functions are built on; until all of them
+// exist, parts of its API have no caller outside the tests.
+#![allow(dead_code)]
+
+use crate::error::{Hr, Result, E_HANDLE, E_OUTOFMEMORY, E_POINTER, E_UNEXPECTED};
+use parking_lot::RwLock;
+use std::any::Any;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// The kind of object a handle names. The value is stored in the token's low bits.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Kind {
+    /// `msgr_service`
+    Service = 1,
+    /// `msgr_client`
+    Client = 2,
+    /// `msgr_session_manager`
+    SessionManager = 3,
+    /// `msgr_session`
+    Session = 4,
+}
+
+/// A handle as C sees it, as an integer. 0 is NULL.
+pub(crate) type Token = usize;
+
+/// An object as the table stores it.
+type Object = Arc<dyn Any + Send + Sync>;
+
+const KIND_BITS: u32 = 3;
+const KIND_MASK: usize = (1 << KIND_BITS) - 1;
+#[cfg(target_pointer_width = "64")]
+const SLOT_BITS: u32 = 29;
+#[cfg(target_pointer_width = "64")]
+const GEN_BITS: u32 = 32;
+#[cfg(target_pointer_width = "32")]
+const SLOT_BITS: u32 = 17;
+#[cfg(target_pointer_width = "32")]
+const GEN_BITS: u32 = 12;
+const SLOT_MASK: usize = (1 << SLOT_BITS) - 1;
+const GEN_SHIFT: u32 = KIND_BITS + SLOT_BITS;
+/// Slot numbers are 0..MAX_SLOTS (the token stores slot + 1, and 0 is never stored).
+const MAX_SLOTS: usize = SLOT_MASK;
+/// Generations are 1..=MAX_GEN; 0 never names a live entry.
+const MAX_GEN: u32 = (((1u64 << GEN_BITS) - 1) & u32::MAX as u64) as u32;
+
+const _: () = assert!(KIND_BITS + SLOT_BITS + GEN_BITS == usize::BITS);
+
+fn encode(slot: usize, generation: u32, kind: Kind) -> Token {
+    debug_assert!(slot < MAX_SLOTS && generation != 0 && generation <= MAX_GEN);
+    ((generation as usize) << GEN_SHIFT) | ((slot + 1) << KIND_BITS) | kind as usize
+}
+
+/// Splits a token into (slot, generation) after checking everything that can be checked
+/// without the table: NULL gives E_POINTER, a wrong kind, slot 0 or generation 0 E_HANDLE.
+#[inline]
+fn decode(token: Token, kind: Kind) -> Result<(usize, u32)> {
+    if token == 0 {
+        return Err(E_POINTER);
+    }
+    let slot1 = (token >> KIND_BITS) & SLOT_MASK;
+    let generation = (token >> GEN_SHIFT) as u32;
+    if token & KIND_MASK != kind as usize || slot1 == 0 || generation == 0 {
+        return Err(E_HANDLE);
+    }
+    Ok((slot1 - 1, generation))
+}
+
+/// The identity of an object for the reverse lookup: its kind and `Arc` data address.
+fn identity<T>(kind: Kind, obj: &Arc<T>) -> (Kind, usize) {
+    (kind, Arc::as_ptr(obj) as *const () as usize)
+}
+
+struct Entry {
+    /// The generation of the current (or, when free, the last) occupant.
+    generation: u32,
+    /// The occupant's kind, `None` when the slot is free.
+    kind: Option<Kind>,
+    /// The occupant; `Some` exactly when `kind` is.
+    object: Option<Object>,
+    /// C references to the occupant's token (at least 1 while occupied).
+    refs: u32,
+}
+
+struct Table {
+    entries: Vec<Entry>,
+    /// Free slots, oldest first: reusing the least recently freed slot keeps stale tokens
+    /// pointing at free slots for as long as possible.
+    free: VecDeque<usize>,
+    /// Reverse lookup: object identity -> slot, for every occupied slot.
+    by_object: BTreeMap<(Kind, usize), usize>,
+}
+
+impl Table {
+    /// The occupied entry named by a token, or E_POINTER/E_HANDLE.
+    #[inline]
+    fn entry(&self, token: Token, kind: Kind) -> Result<(usize, &Entry)> {
+        let (slot, generation) = decode(token, kind)?;
+        match self.entries.get(slot) {
+            Some(e) if e.generation == generation && e.kind == Some(kind) => Ok((slot, e)),
+            _ => Err(E_HANDLE),
+        }
+    }
+
+    fn entry_mut(&mut self, token: Token, kind: Kind) -> Result<(usize, &mut Entry)> {
+        let (slot, _) = self.entry(token, kind)?;
+        Ok((slot, &mut self.entries[slot]))
+    }
+
+    /// Puts a new object in a slot with refs = 1 and returns its token.
+    fn occupy(&mut self, kind: Kind, ident: (Kind, usize), object: Object) -> Result<Token> {
+        let slot = match self.free.pop_front() {
+            Some(slot) => slot,
+            None if self.entries.len() < MAX_SLOTS => {
+                self.entries.push(Entry { generation: 0, kind: None, object: None, refs: 0 });
+                self.entries.len() - 1
+            }
+            None => return Err(E_OUTOFMEMORY),
+        };
+        let e = &mut self.entries[slot];
+        // Free slots in the free list always have a generation below MAX_GEN (see `vacate`).
+        e.generation += 1;
+        e.kind = Some(kind);
+        e.object = Some(object);
+        e.refs = 1;
+        self.by_object.insert(ident, slot);
+        Ok(encode(slot, e.generation, kind))
+    }
+
+    /// Empties an occupied slot and returns its object. The slot is reused later with the next
+    /// generation, or retired when its generation is exhausted.
+    fn vacate(&mut self, slot: usize) -> Object {
+        let e = &mut self.entries[slot];
+        let kind = e.kind.take().expect("occupied");
+        let object = e.object.take().expect("occupied");
+        e.refs = 0;
+        if e.generation < MAX_GEN {
+            self.free.push_back(slot);
+        }
+        let ident = (kind, Arc::as_ptr(&object) as *const () as usize);
+        self.by_object.remove(&ident);
+        object
+    }
+}
+
+/// A table of live handles. The library uses one, [`HANDLES`]; tests make their own.
+pub(crate) struct HandleTable {
+    inner: RwLock<Table>,
+}
+
+/// Downcasts a stored object; a kind whose object has another type is reported as E_HANDLE.
+fn downcast<T: Any + Send + Sync>(object: Object) -> Result<Arc<T>> {
+    object.downcast::<T>().map_err(|_| E_HANDLE)
+}
+
+impl HandleTable {
+    /// An empty table.
+    pub(crate) const fn new() -> Self {
+        HandleTable {
+            inner: parking_lot::const_rwlock(Table {
+                entries: Vec::new(),
+                free: VecDeque::new(),
+                by_object: BTreeMap::new(),
+            }),
+        }
+    }
+
+    /// Puts `obj` in the table with one reference and returns its new token.
+    ///
+    /// E_UNEXPECTED when `obj` is already in the table (use [`Self::acquire`] for objects that
+    /// may be), E_OUTOFMEMORY when the table is full.
+    pub(crate) fn insert<T: Any + Send + Sync>(&self, kind: Kind, obj: Arc<T>) -> Result<Token> {
+        let ident = identity(kind, &obj);
+        let mut t = self.inner.write();
+        if t.by_object.contains_key(&ident) {
+            return Err(E_UNEXPECTED);
+        }
+        t.occupy(kind, ident, obj)
+    }
+
+    /// The object named by `token`. NULL gives E_POINTER; a stale, released, forged or
+    /// wrong-kind token gives E_HANDLE.
+    #[inline]
+    pub(crate) fn get<T: Any + Send + Sync>(&self, token: Token, kind: Kind) -> Result<Arc<T>> {
+        let object = {
+            let t = self.inner.read();
+            let (_, e) = t.entry(token, kind)?;
+            // `is` first, so that a mismatch does not clone (and drop) under the lock.
+            let o = e.object.as_ref().expect("occupied");
+            if !o.is::<T>() {
+                return Err(E_HANDLE);
+            }
+            o.clone()
+        };
+        downcast(object)
+    }
+
+    /// Adds a reference to a live token and returns the new count. E_POINTER / E_HANDLE as
+    /// [`Self::get`]; E_FAIL when the count would overflow.
+    pub(crate) fn add_ref(&self, token: Token, kind: Kind) -> Result<u32> {
+        let mut t = self.inner.write();
+        let (_, e) = t.entry_mut(token, kind)?;
+        e.refs = e.refs.checked_add(1).ok_or(crate::error::E_FAIL)?;
+        Ok(e.refs)
+    }
+
+    /// Drops one reference. When it was the last, the token becomes invalid and the object
+    /// is returned (to be dropped by the caller, outside the lock); otherwise `None`.
+    /// E_POINTER / E_HANDLE as [`Self::get`], and nothing changes on error.
+    pub(crate) fn release<T: Any + Send + Sync>(
+        &self,
+        token: Token,
+        kind: Kind,
+    ) -> Result<Option<Arc<T>>> {
+        let mut t = self.inner.write();
+        let (slot, e) = t.entry_mut(token, kind)?;
+        if !e.object.as_ref().expect("occupied").is::<T>() {
+            return Err(E_HANDLE);
+        }
+        e.refs -= 1;
+        if e.refs > 0 {
+            return Ok(None);
+        }
+        let object = t.vacate(slot);
+        drop(t);
+        downcast(object).map(Some)
+    }
+
+    /// Invalidates a live token whatever its reference count (for destroy functions) and
+    /// returns its object. E_POINTER / E_HANDLE as [`Self::get`].
+    pub(crate) fn remove<T: Any + Send + Sync>(&self, token: Token, kind: Kind) -> Result<Arc<T>> {
+        let mut t = self.inner.write();
+        let (slot, e) = t.entry(token, kind)?;
+        if !e.object.as_ref().expect("occupied").is::<T>() {
+            return Err(E_HANDLE);
+        }
+        let object = t.vacate(slot);
+        drop(t);
+        downcast(object)
+    }
+
+    /// The token for `obj`, with one more reference: the existing token if `obj` (by `Arc`
+    /// pointer identity) is in the table, else a new one with one reference. Use it to hand an
+    /// object to C (an out parameter, a callback argument); balance it with a release.
+    pub(crate) fn acquire<T: Any + Send + Sync>(&self, kind: Kind, obj: &Arc<T>) -> Result<Token> {
+        let ident = identity(kind, obj);
+        let mut t = self.inner.write();
+        if let Some(&slot) = t.by_object.get(&ident) {
+            let e = &mut t.entries[slot];
+            e.refs = e.refs.checked_add(1).ok_or(crate::error::E_FAIL)?;
+            return Ok(encode(slot, e.generation, kind));
+        }
+        t.occupy(kind, ident, obj.clone())
+    }
+
+    /// The token `obj` has now, if it is in the table, without adding a reference.
+    pub(crate) fn token_of<T: Any + Send + Sync>(&self, kind: Kind, obj: &Arc<T>) -> Option<Token> {
+        let t = self.inner.read();
+        let &slot = t.by_object.get(&identity(kind, obj))?;
+        Some(encode(slot, t.entries[slot].generation, kind))
+    }
+
+    /// The number of live handles (for tests and leak checks).
+    pub(crate) fn live(&self) -> usize {
+        self.inner.read().by_object.len()
+    }
+}
+
+/// The library's handle table.
+pub(crate) static HANDLES: HandleTable = HandleTable::new();
+
+/// An opaque C handle type (`msgr_service`, ...) and the kind of its tokens.
+pub(crate) trait Opaque {
+    /// The kind of object behind handles of this type.
+    const KIND: Kind;
+}
+
+impl Opaque for super::msgr_service {
+    const KIND: Kind = Kind::Service;
+}
+impl Opaque for super::msgr_client {
+    const KIND: Kind = Kind::Client;
+}
+impl Opaque for super::msgr_session_manager {
+    const KIND: Kind = Kind::SessionManager;
+}
+impl Opaque for super::msgr_session {
+    const KIND: Kind = Kind::Session;
+}
+
+// Typed front ends over HANDLES: the handle's C type fixes the kind.
+
+/// The object behind handle `h` (see [`HandleTable::get`]).
+#[inline]
+pub(crate) fn get<H: Opaque, T: Any + Send + Sync>(h: *const H) -> Result<Arc<T>> {
+    HANDLES.get(h as Token, H::KIND)
+}
+
+/// A new handle with one reference for an object not yet in the table.
+pub(crate) fn insert<H: Opaque, T: Any + Send + Sync>(obj: Arc<T>) -> Result<*mut H> {
+    HANDLES.insert(H::KIND, obj).map(|t| t as *mut H)
+}
+
+/// The handle for `obj` with one more reference (see [`HandleTable::acquire`]).
+pub(crate) fn acquire<H: Opaque, T: Any + Send + Sync>(obj: &Arc<T>) -> Result<*mut H> {
+    HANDLES.acquire(H::KIND, obj).map(|t| t as *mut H)
+}
+
+/// One more reference to `h`; returns the new count.
+pub(crate) fn add_ref<H: Opaque>(h: *const H) -> Result<u32> {
+    HANDLES.add_ref(h as Token, H::KIND)
+}
+
+/// One reference less to `h`; the object when it was the last. Releasing NULL does nothing
+/// (`Ok(None)`), as C-API.md asks of release and destroy functions.
+pub(crate) fn release<H: Opaque, T: Any + Send + Sync>(h: *const H) -> Result<Option<Arc<T>>> {
+    if h.is_null() {
+        return Ok(None);
+    }
+    HANDLES.release(h as Token, H::KIND)
+}
+
+/// Invalidates `h` whatever its count and returns its object; NULL gives `Ok(None)`.
+pub(crate) fn remove<H: Opaque, T: Any + Send + Sync>(h: *const H) -> Result<Option<Arc<T>>> {
+    if h.is_null() {
+        return Ok(None);
+    }
+    HANDLES.remove(h as Token, H::KIND).map(Some)
+}
+
+/// Checks a handle without keeping the object: `Ok` for a live handle of the right kind.
+pub(crate) fn check<H: Opaque>(h: *const H) -> std::result::Result<(), Hr> {
+    let t = HANDLES.inner.read();
+    t.entry(h as Token, H::KIND).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Obj(u64);
+    struct Other;
+
+    /// xorshift64*: deterministic pseudo-random values for the forged-token tests.
+    fn rng(seed: &mut u64) -> u64 {
+        *seed ^= *seed >> 12;
+        *seed ^= *seed << 25;
+        *seed ^= *seed >> 27;
+        seed.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    #[test]
+    fn insert_get_release() {
+        let t = HandleTable::new();
+        let a = t.insert(Kind::Session, Arc::new(Obj(7))).unwrap();
+        assert_ne!(a, 0);
+        assert_ne!(a & 7, 0, "tokens are never 8-aligned");
+        assert_eq!(t.get::<Obj>(a, Kind::Session).unwrap().0, 7);
+        assert_eq!(t.add_ref(a, Kind::Session), Ok(2));
+        assert!(t.release::<Obj>(a, Kind::Session).unwrap().is_none());
+        assert_eq!(t.get::<Obj>(a, Kind::Session).unwrap().0, 7);
+        let last = t.release::<Obj>(a, Kind::Session).unwrap().unwrap();
+        assert_eq!(last.0, 7);
+        assert_eq!(t.get::<Obj>(a, Kind::Session).err(), Some(E_HANDLE));
+        assert_eq!(t.release::<Obj>(a, Kind::Session).err(), Some(E_HANDLE));
+        assert_eq!(t.add_ref(a, Kind::Session).err(), Some(E_HANDLE));
+        assert_eq!(t.live(), 0);
+    }
+
+    #[test]
+    fn null_is_e_pointer() {
+        let t = HandleTable::new();
+        assert_eq!(t.get::<Obj>(0, Kind::Client).err(), Some(E_POINTER));
+        assert_eq!(t.add_ref(0, Kind::Client).err(), Some(E_POINTER));
+        assert_eq!(t.release::<Obj>(0, Kind::Client).err(), Some(E_POINTER));
+        assert_eq!(t.remove::<Obj>(0, Kind::Client).err(), Some(E_POINTER));
+    }
+
+    #[test]
+    fn typed_release_of_null_does_nothing() {
+        let r = release::<super::super::msgr_session, Obj>(std::ptr::null());
+        assert!(matches!(r, Ok(None)));
+        assert_eq!(
+            get::<super::super::msgr_session, Obj>(std::ptr::null()).err(),
+            Some(E_POINTER)
+        );
+    }
+
+    #[test]
+    fn wrong_kind_and_wrong_type() {
+        let t = HandleTable::new();
+        let a = t.insert(Kind::Client, Arc::new(Obj(1))).unwrap();
+        for k in [Kind::Service, Kind::SessionManager, Kind::Session] {
+            assert_eq!(t.get::<Obj>(a, k).err(), Some(E_HANDLE));
+            assert_eq!(t.add_ref(a, k).err(), Some(E_HANDLE));
+            assert_eq!(t.release::<Obj>(a, k).err(), Some(E_HANDLE));
+            // The same slot and generation with another kind's bits is not valid either.
+            assert_eq!(t.get::<Obj>((a & !7) | k as usize, k).err(), Some(E_HANDLE));
+        }
+        assert_eq!(t.get::<Other>(a, Kind::Client).err(), Some(E_HANDLE));
+        assert_eq!(t.release::<Other>(a, Kind::Client).err(), Some(E_HANDLE));
+        assert_eq!(t.remove::<Other>(a, Kind::Client).err(), Some(E_HANDLE));
+        // Nothing changed: still one reference.
+        assert!(t.release::<Obj>(a, Kind::Client).unwrap().is_some());
+    }
+
+    #[test]
+    fn reuse_after_release_gives_a_new_token() {
+        let t = HandleTable::new();
+        let a = t.insert(Kind::Session, Arc::new(Obj(1))).unwrap();
+        t.release::<Obj>(a, Kind::Session).unwrap().unwrap();
+        let b = t.insert(Kind::Session, Arc::new(Obj(2))).unwrap();
+        assert_ne!(a, b);
+        // Same slot, next generation.
+        assert_eq!(a & 0xFFFF_FFFF, b & 0xFFFF_FFFF);
+        assert_eq!(t.get::<Obj>(a, Kind::Session).err(), Some(E_HANDLE));
+        assert_eq!(t.get::<Obj>(b, Kind::Session).unwrap().0, 2);
+        assert_eq!(t.release::<Obj>(a, Kind::Session).err(), Some(E_HANDLE));
+        assert_eq!(t.get::<Obj>(b, Kind::Session).unwrap().0, 2, "stale release is harmless");
+    }
+
+    #[test]
+    fn free_slots_are_reused_oldest_first() {
+        let t = HandleTable::new();
+        let toks: Vec<_> =
+            (0..4).map(|i| t.insert(Kind::Session, Arc::new(Obj(i))).unwrap()).collect();
+        for &x in &toks[..3] {
+            t.release::<Obj>(x, Kind::Session).unwrap();
+        }
+        let n = t.insert(Kind::Session, Arc::new(Obj(9))).unwrap();
+        assert_eq!(decode(n, Kind::Session).unwrap().0, decode(toks[0], Kind::Session).unwrap().0);
+    }
+
+    #[test]
+    fn exhausted_generation_retires_the_slot() {
+        let t = HandleTable::new();
+        let a = t.insert(Kind::Service, Arc::new(Obj(1))).unwrap();
+        t.inner.write().entries[0].generation = MAX_GEN;
+        let a_last = encode(0, MAX_GEN, Kind::Service);
+        assert_ne!(a, a_last);
+        t.release::<Obj>(a_last, Kind::Service).unwrap().unwrap();
+        let b = t.insert(Kind::Service, Arc::new(Obj(2))).unwrap();
+        assert_eq!(decode(b, Kind::Service).unwrap().0, 1, "slot 0 retired, never reused");
+        // Neither the first nor the last token of the retired slot is valid.
+        assert_eq!(t.get::<Obj>(a, Kind::Service).err(), Some(E_HANDLE));
+        assert_eq!(t.get::<Obj>(a_last, Kind::Service).err(), Some(E_HANDLE));
+    }
+
+    #[test]
+    fn acquire_returns_the_same_token_while_live() {
+        let t = HandleTable::new();
+        let o = Arc::new(Obj(5));
+        let a = t.acquire(Kind::Session, &o).unwrap();
+        let b = t.acquire(Kind::Session, &o).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(t.token_of(Kind::Session, &o), Some(a));
+        assert_eq!(t.insert(Kind::Session, o.clone()).err(), Some(E_UNEXPECTED));
+        assert!(t.release::<Obj>(a, Kind::Session).unwrap().is_none());
+        assert!(t.release::<Obj>(a, Kind::Session).unwrap().is_some());
+        assert_eq!(t.token_of(Kind::Session, &o), None);
+        let c = t.acquire(Kind::Session, &o).unwrap();
+        assert_ne!(a, c, "a new life gets a new token");
+        assert_eq!(t.get::<Obj>(a, Kind::Session).err(), Some(E_HANDLE));
+        // Another object gets another token.
+        let d = t.acquire(Kind::Session, &Arc::new(Obj(6))).unwrap();
+        assert_ne!(c, d);
+    }
+
+    #[test]
+    fn remove_ignores_the_count() {
+        let t = HandleTable::new();
+        let a = t.insert(Kind::Client, Arc::new(Obj(3))).unwrap();
+        t.add_ref(a, Kind::Client).unwrap();
+        t.add_ref(a, Kind::Client).unwrap();
+        assert_eq!(t.remove::<Obj>(a, Kind::Client).unwrap().0, 3);
+        assert_eq!(t.get::<Obj>(a, Kind::Client).err(), Some(E_HANDLE));
+        assert_eq!(t.live(), 0);
+    }
+
+    #[test]
+    fn forged_values_are_rejected() {
+        let t = HandleTable::new();
+        let objs: Vec<_> = (0..64).map(|i| Arc::new(Obj(i))).collect();
+        let mut toks: Vec<_> = objs.iter().map(|o| t.acquire(Kind::Session, o).unwrap()).collect();
+        // Churn so that generations are not all 1.
+        for o in objs.iter().take(32) {
+            let tok = t.token_of(Kind::Session, o).unwrap();
+            t.release::<Obj>(tok, Kind::Session).unwrap();
+            toks.push(t.acquire(Kind::Session, o).unwrap());
+        }
+        let live: std::collections::HashSet<_> =
+            objs.iter().map(|o| t.token_of(Kind::Session, o).unwrap()).collect();
+        let all = [Kind::Service, Kind::Client, Kind::SessionManager, Kind::Session];
+        let mut probe = |v: usize| {
+            for k in all {
+                let r = t.get::<Obj>(v, k);
+                if k == Kind::Session && live.contains(&v) {
+                    assert!(r.is_ok());
+                } else if v == 0 {
+                    assert_eq!(r.err(), Some(E_POINTER));
+                } else {
+                    assert_eq!(r.err(), Some(E_HANDLE), "{v:#x} {k:?}");
+                }
+            }
+        };
+        // Small integers.
+        for v in 0..100_000usize {
+            probe(v);
+        }
+        // Random words.
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..200_000 {
+            probe(rng(&mut seed) as usize);
+        }
+        // Real heap pointers, aligned and misaligned, and pointers to the objects themselves.
+        let heap: Vec<Box<[u8; 24]>> = (0..256).map(|_| Box::new([0u8; 24])).collect();
+        for b in &heap {
+            for off in 0..24 {
+                probe(b.as_ptr() as usize + off);
+            }
+        }
+        for o in &objs {
+            for off in 0..16 {
+                probe(Arc::as_ptr(o) as usize + off);
+            }
+        }
+        // Live tokens with single bits flipped.
+        for &tok in &live {
+            for bit in 0..usize::BITS {
+                probe(tok ^ (1 << bit));
+            }
+        }
+        probe(usize::MAX);
+        // Stale tokens from the churn.
+        for &tok in &toks {
+            probe(tok);
+        }
+    }
+
+    static DROP_TABLE: HandleTable = HandleTable::new();
+
+    #[test]
+    fn objects_are_dropped_outside_the_lock() {
+        // An object whose drop uses the table (as a user destroy callback may) must not
+        // deadlock: release/remove return it instead of dropping it under the lock.
+        struct Reentrant(Token);
+        impl Drop for Reentrant {
+            fn drop(&mut self) {
+                assert!(DROP_TABLE.get::<Obj>(self.0, Kind::Service).is_ok());
+                let other = DROP_TABLE.insert(Kind::Service, Arc::new(Obj(0))).unwrap();
+                DROP_TABLE.release::<Obj>(other, Kind::Service).unwrap();
+            }
+        }
+        let keep = DROP_TABLE.insert(Kind::Service, Arc::new(Obj(1))).unwrap();
+        let a = DROP_TABLE.insert(Kind::Client, Arc::new(Reentrant(keep))).unwrap();
+        drop(DROP_TABLE.release::<Reentrant>(a, Kind::Client).unwrap());
+        let b = DROP_TABLE.insert(Kind::Client, Arc::new(Reentrant(keep))).unwrap();
+        drop(DROP_TABLE.remove::<Reentrant>(b, Kind::Client).unwrap());
+    }
+
+    #[test]
+    fn concurrent_insert_get_release() {
+        static T: HandleTable = HandleTable::new();
+        let shared = Arc::new(Obj(u64::MAX));
+        let shared_tok = T.acquire(Kind::Session, &shared).unwrap();
+        let stale = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for th in 0..8u64 {
+                let stale = &stale;
+                let shared = &shared;
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    for i in 0..5_000u64 {
+                        let v = th << 32 | i;
+                        let tok = T.insert(Kind::Session, Arc::new(Obj(v))).unwrap();
+                        assert_eq!(T.get::<Obj>(tok, Kind::Session).unwrap().0, v);
+                        mine.push((tok, v));
+                        // Shared object: same token from every thread.
+                        let st = T.acquire(Kind::Session, shared).unwrap();
+                        assert_eq!(st, shared_tok);
+                        assert_eq!(T.get::<Obj>(st, Kind::Session).unwrap().0, u64::MAX);
+                        assert!(T.release::<Obj>(st, Kind::Session).unwrap().is_none());
+                        if i % 3 == 0 {
+                            let (tok, v) = mine.swap_remove(mine.len() / 2);
+                            assert_eq!(T.release::<Obj>(tok, Kind::Session).unwrap().unwrap().0, v);
+                            stale.store(tok, Ordering::Relaxed);
+                        }
+                        // Some thread's released token: never valid again, even after its
+                        // slot was reused.
+                        let old = stale.load(Ordering::Relaxed);
+                        if old != 0 {
+                            assert_eq!(T.get::<Obj>(old, Kind::Session).err(), Some(E_HANDLE));
+                        }
+                    }
+                    for (tok, v) in mine {
+                        assert_eq!(T.get::<Obj>(tok, Kind::Session).unwrap().0, v);
+                        assert_eq!(T.release::<Obj>(tok, Kind::Session).unwrap().unwrap().0, v);
+                    }
+                });
+            }
+        });
+        assert!(T.release::<Obj>(shared_tok, Kind::Session).unwrap().is_some());
+        assert_eq!(T.live(), 0);
+    }
+}

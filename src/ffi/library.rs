@@ -1,0 +1,144 @@
+//! Library-level functions: version, result-code text, Lock and Key arithmetic.
+
+use super::guard::{guard, guard_or};
+use super::strings::{in_str_max, out_ptr};
+use super::MSGR_HRESULT;
+use crate::error::{Hr, CODES, E_INVALIDARG, S_OK};
+use crate::types::limits::LOCK_FIELD_CHARS;
+use std::ffi::{c_char, CStr, CString};
+use std::sync::LazyLock;
+
+/// "MAJOR.MINOR.PATCH" of this crate, NUL-terminated.
+static VERSION: &CStr = match CStr::from_bytes_with_nul(
+    concat!(
+        env!("CARGO_PKG_VERSION_MAJOR"),
+        ".",
+        env!("CARGO_PKG_VERSION_MINOR"),
+        ".",
+        env!("CARGO_PKG_VERSION_PATCH"),
+        "\0"
+    )
+    .as_bytes(),
+) {
+    Ok(v) => v,
+    Err(_) => panic!("version has no interior NUL"),
+};
+
+/// The text of every code in `CODES`, NUL-terminated, in table order.
+static TEXTS: LazyLock<Vec<CString>> = LazyLock::new(|| {
+    CODES.iter().map(|c| CString::new(c.text).expect("code texts have no NUL")).collect()
+});
+
+const UNKNOWN: &CStr = c"Unknown result code.";
+
+/// Returns the version of the library as "MAJOR.MINOR.PATCH", the same version as the
+/// MSGR_VERSION_* macros of the header it was built with.
+///
+/// May be called from any thread, at any time.
+///
+/// @return a static NUL-terminated string; never NULL, never to be freed.
+#[no_mangle]
+pub extern "C" fn msgr_version() -> *const c_char {
+    VERSION.as_ptr()
+}
+
+/// Returns the static English text of a result code (for logs and error messages).
+///
+/// May be called from any thread, at any time.
+///
+/// @param hr any value; codes this library does not define give "Unknown result code.".
+/// @return a static NUL-terminated string; never NULL, never to be freed.
+#[no_mangle]
+pub extern "C" fn msgr_result_text(hr: MSGR_HRESULT) -> *const c_char {
+    guard_or(UNKNOWN.as_ptr(), || match CODES.iter().position(|c| c.code == Hr(hr)) {
+        Some(i) => TEXTS[i].as_ptr(),
+        None => UNKNOWN.as_ptr(),
+    })
+}
+
+/// Computes the Lock and Key response to a challenge: MD5 of the challenge immediately
+/// followed by the key, as 32 lowercase hex digits. The application sends it with
+/// msgr_session_manager_send_response() after OnLockChallenge gave it the challenge.
+///
+/// May be called from any thread, at any time; it does not need a service.
+///
+/// @param challenge the challenge string, UTF-8, at most 256 characters.
+/// @param key the application's key, UTF-8, at most 256 characters.
+/// @param out_hex_33 a buffer of at least 33 bytes; on success receives the 32 hex digits and
+///        a NUL. Untouched on failure.
+/// @return S_OK; E_POINTER when an argument is NULL; E_INVALIDARG when a string is not UTF-8
+///         or over 256 characters.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_lock_compute_response(
+    challenge: *const c_char,
+    key: *const c_char,
+    out_hex_33: *mut c_char,
+) -> MSGR_HRESULT {
+    guard(|| {
+        out_ptr(out_hex_33)?;
+        let challenge = in_str_max(challenge, LOCK_FIELD_CHARS, E_INVALIDARG)?;
+        let key = in_str_max(key, LOCK_FIELD_CHARS, E_INVALIDARG)?;
+        let hex = crate::lock::compute_response(challenge, key);
+        debug_assert_eq!(hex.len(), 32);
+        std::ptr::copy_nonoverlapping(hex.as_ptr(), out_hex_33.cast::<u8>(), 32);
+        out_hex_33.add(32).write(0);
+        Ok(S_OK)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{E_HANDLE, E_POINTER, SR_OLD_SIP_STACK};
+    use std::ptr::null;
+
+    fn text(hr: i32) -> &'static str {
+        unsafe { CStr::from_ptr(msgr_result_text(hr)) }.to_str().unwrap()
+    }
+
+    #[test]
+    fn version_matches_cargo() {
+        let v = unsafe { CStr::from_ptr(msgr_version()) }.to_str().unwrap();
+        assert_eq!(v, env!("CARGO_PKG_VERSION").split(['-', '+']).next().unwrap());
+    }
+
+    #[test]
+    fn every_code_has_its_text() {
+        for c in CODES {
+            assert_eq!(text(c.code.0), c.text, "{}", c.name);
+        }
+        assert_eq!(text(E_HANDLE.0), E_HANDLE.text());
+        assert_eq!(text(SR_OLD_SIP_STACK.0), SR_OLD_SIP_STACK.text());
+        assert_eq!(text(0x1234), "Unknown result code.");
+        assert_eq!(text(-1), "Unknown result code.");
+    }
+
+    #[test]
+    fn compute_response_known_vector() {
+        let mut out = [b'x' as c_char; 40];
+        let hr = unsafe { msgr_lock_compute_response(c"ab".as_ptr(), c"c".as_ptr(), out.as_mut_ptr()) };
+        assert_eq!(hr, S_OK.0);
+        let got = unsafe { CStr::from_ptr(out.as_ptr()) }.to_str().unwrap();
+        assert_eq!(got, "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(out[33], b'x' as c_char);
+    }
+
+    #[test]
+    fn compute_response_errors_write_nothing() {
+        let mut out = [b'x' as c_char; 33];
+        let o = out.as_mut_ptr();
+        let long = CString::new("k".repeat(257)).unwrap();
+        let bad = b"\xff\0".as_ptr().cast::<c_char>();
+        unsafe {
+            assert_eq!(msgr_lock_compute_response(null(), c"k".as_ptr(), o), E_POINTER.0);
+            assert_eq!(msgr_lock_compute_response(c"c".as_ptr(), null(), o), E_POINTER.0);
+            assert_eq!(
+                msgr_lock_compute_response(c"c".as_ptr(), c"k".as_ptr(), std::ptr::null_mut()),
+                E_POINTER.0
+            );
+            assert_eq!(msgr_lock_compute_response(bad, c"k".as_ptr(), o), E_INVALIDARG.0);
+            assert_eq!(msgr_lock_compute_response(c"c".as_ptr(), long.as_ptr(), o), E_INVALIDARG.0);
+        }
+        assert_eq!(out, [b'x' as c_char; 33]);
+    }
+}
