@@ -1,0 +1,289 @@
+//! Callbacks that call back into the library: ending their own registration, releasing
+//! (detaching) their session, closing their manager, destroying their client, and nested
+//! dispatch. Nothing deadlocks, nothing is delivered after its object is gone, every
+//! registration's state is dropped exactly once.
+
+mod common;
+use common::*;
+use msgrpriv::error::*;
+use msgrpriv::*;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Counts drops of a registration's captured state (the C layer's destroy notification).
+struct DropCount(Arc<AtomicUsize>);
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn callback_unadvises_itself_and_runs_once() {
+    let w = World::new();
+    w.register_app("");
+    let (a, b) = w.connected();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let cookie = Arc::new(Mutex::new(0u32));
+    {
+        let (calls, cookie2, a2) = (calls.clone(), cookie.clone(), a.clone());
+        let guard = DropCount(drops.clone());
+        let c = a
+            .advise(SessionEventKind::ContextData, move |_| {
+                let _ = &guard;
+                calls.fetch_add(1, Ordering::SeqCst);
+                a2.unadvise(*cookie2.lock()).unwrap();
+                // Still alive while running: the drop waits for the callback to return.
+            })
+            .unwrap();
+        *cookie.lock() = c;
+    }
+    b.send_context_data("1").unwrap();
+    b.send_context_data("2").unwrap();
+    w.pump();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert_eq!(a.unadvise(*cookie.lock()), Err(E_INVALIDARG));
+}
+
+#[test]
+fn callback_unadvises_a_later_registration_for_the_same_event() {
+    let w = World::new();
+    w.register_app("");
+    let (a, b) = w.connected();
+    let second_calls = Arc::new(AtomicUsize::new(0));
+    let second = Arc::new(Mutex::new(0u32));
+    {
+        let (a2, second) = (a.clone(), second.clone());
+        a.advise(SessionEventKind::ContextData, move |_| {
+            let _ = a2.unadvise(*second.lock());
+        })
+        .unwrap();
+    }
+    {
+        let n = second_calls.clone();
+        *second.lock() = a
+            .advise(SessionEventKind::ContextData, move |_| {
+                n.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+    }
+    b.send_context_data("x").unwrap();
+    w.pump();
+    assert_eq!(second_calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn releasing_the_session_inside_its_callback_drops_queued_events() {
+    let w = World::new();
+    w.register_app("");
+    let (a, b) = w.connected();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let drops = Arc::new(AtomicUsize::new(0));
+    for _ in 0..3 {
+        let (seen, a2, g) = (seen.clone(), a.clone(), DropCount(drops.clone()));
+        a.advise(SessionEventKind::ContextData, move |_| {
+            let _ = &g;
+            seen.fetch_add(1, Ordering::SeqCst);
+            a2.detach();
+        })
+        .unwrap();
+    }
+    b.send_context_data("1").unwrap();
+    b.send_context_data("2").unwrap();
+    w.pump();
+    // The first callback detached: the other two registrations were ended before running,
+    // and the second event was dropped.
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    assert_eq!(drops.load(Ordering::SeqCst), 3);
+    // The session itself goes on.
+    assert_eq!(a.state(), SessionState::Connected);
+    b.cancel(E_FAIL, None).unwrap();
+    w.pump();
+    assert_eq!(a.state(), SessionState::Cancelled);
+}
+
+#[test]
+fn closing_the_manager_inside_its_callback() {
+    let w = World::new();
+    let m = w.a.create_session_manager().unwrap();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let drops = Arc::new(AtomicUsize::new(0));
+    for k in [ManagerEventKind::LockEnable, ManagerEventKind::LockStatusChanged] {
+        let (seen, m2, g) = (seen.clone(), m.clone(), DropCount(drops.clone()));
+        m.advise(k, move |_| {
+            let _ = &g;
+            seen.fetch_add(1, Ordering::SeqCst);
+            m2.close();
+        })
+        .unwrap();
+    }
+    w.pump();
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        m.advise(ManagerEventKind::AppShutdown, |_| {}).unwrap_err(),
+        E_HANDLE
+    );
+}
+
+#[test]
+fn destroying_the_client_inside_a_callback() {
+    for mode in [DispatchMode::Manual, DispatchMode::Thread] {
+        let svc: Arc<dyn Service> = Arc::new(service(true));
+        let c = Client::new(svc, "eve@example.com", mode).unwrap();
+        let m = SessionManager::new(&c).unwrap();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let done = Arc::new(AtomicUsize::new(0));
+        {
+            let (seen, c2) = (seen.clone(), c.clone());
+            m.advise(ManagerEventKind::LockStatusChanged, move |_| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                c2.destroy();
+            })
+            .unwrap();
+        }
+        {
+            let (seen, c2) = (seen.clone(), c.clone());
+            m.advise(ManagerEventKind::LockEnable, move |_| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                let _ = c2.sign_out(); // queues LockStatusChanged(NotInitialized)
+            })
+            .unwrap();
+        }
+        // Raise the events again now that the callbacks are registered.
+        c.sign_out().unwrap();
+        c.sign_in().unwrap();
+        if mode == DispatchMode::Manual {
+            assert!(c.dispatch(Some(Duration::from_secs(1))).unwrap() >= 1);
+        } else {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while seen.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        // (the LockStatusChanged(NotInitialized) of the first sign_out came first)
+        assert!(seen.load(Ordering::SeqCst) >= 1);
+        let before = seen.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(seen.load(Ordering::SeqCst), before, "nothing after destroy");
+        assert_eq!(c.pending_events(), 0);
+        done.fetch_add(1, Ordering::SeqCst);
+        m.close();
+    }
+}
+
+#[test]
+fn nested_dispatch_keeps_order() {
+    let w = World::new();
+    w.register_app("");
+    let (a, b) = w.connected();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    {
+        let (order, client) = (order.clone(), w.a.clone());
+        a.advise(SessionEventKind::ContextData, move |e| {
+            if let SessionEvent::ContextData { data } = e {
+                order.lock().push(data.to_string());
+                if data.as_str() == "1" {
+                    client.dispatch(Some(Duration::ZERO)).unwrap();
+                    order.lock().push("end-of-1".into());
+                }
+            }
+        })
+        .unwrap();
+    }
+    for d in ["1", "2", "3"] {
+        b.send_context_data(d).unwrap();
+    }
+    w.pump();
+    assert_eq!(*order.lock(), vec!["1", "2", "3", "end-of-1"]);
+}
+
+#[test]
+fn another_thread_waits_for_its_turn() {
+    let w = World::new();
+    w.register_app("");
+    let (a, b) = w.connected();
+    let in_cb = Arc::new(std::sync::Barrier::new(2));
+    let running = Arc::new(AtomicUsize::new(0));
+    let overlap = Arc::new(AtomicUsize::new(0));
+    {
+        let (in_cb, running, overlap) = (in_cb.clone(), running.clone(), overlap.clone());
+        let first = Arc::new(AtomicUsize::new(0));
+        a.advise(SessionEventKind::ContextData, move |_| {
+            if running.fetch_add(1, Ordering::SeqCst) != 0 {
+                overlap.fetch_add(1, Ordering::SeqCst);
+            }
+            if first.fetch_add(1, Ordering::SeqCst) == 0 {
+                in_cb.wait();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            running.fetch_sub(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    }
+    b.send_context_data("1").unwrap();
+    b.send_context_data("2").unwrap();
+    let client = w.a.clone();
+    let t = std::thread::spawn(move || client.dispatch(Some(Duration::from_secs(5))).unwrap());
+    in_cb.wait();
+    // While the other thread delivers "1", this one must not deliver "2" concurrently.
+    let n = w.a.dispatch(Some(Duration::from_millis(300))).unwrap();
+    let m = t.join().unwrap();
+    assert_eq!(n + m, 2);
+    assert_eq!(overlap.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn event_fd_is_readable_while_events_are_pending() {
+    let w = World::new();
+    let fd = w.a.event_fd().unwrap();
+    assert_eq!(w.a.event_fd().unwrap(), fd);
+    let readable = |fd: i32| {
+        let mut p = libc_pollfd(fd);
+        unsafe { poll(&mut p, 1, 0) == 1 && (p.revents & 1) != 0 }
+    };
+    assert!(!readable(fd));
+    w.register_app("");
+    // register_app pumps: nothing pending now.
+    assert!(!readable(fd));
+    w.ma.unregister_application(APP).unwrap();
+    assert!(readable(fd));
+    assert!(readable(fd), "level-triggered");
+    w.a.dispatch(Some(Duration::ZERO)).unwrap();
+    assert!(!readable(fd));
+}
+
+#[repr(C)]
+struct PollFd {
+    fd: i32,
+    events: i16,
+    revents: i16,
+}
+fn libc_pollfd(fd: i32) -> PollFd {
+    PollFd { fd, events: 1, revents: 0 }
+}
+extern "C" {
+    fn poll(fds: *mut PollFd, n: u64, timeout: i32) -> i32;
+}
+
+#[test]
+fn dispatch_waits_for_the_first_event() {
+    let w = World::new();
+    w.register_app("");
+    let (_a, b) = w.connected();
+    let start = std::time::Instant::now();
+    assert_eq!(w.a.dispatch(Some(Duration::from_millis(30))).unwrap(), 0);
+    assert!(start.elapsed() >= Duration::from_millis(25));
+    let b2 = b.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        b2.send_context_data("late").unwrap();
+    });
+    let n = w.a.dispatch(Some(Duration::from_secs(5))).unwrap();
+    t.join().unwrap();
+    assert_eq!(n, 1);
+}
