@@ -228,6 +228,11 @@ typedef int32_t MSGR_HRESULT;
 
 
 /**
+ * A `timeout_ms` for msgr_client_dispatch() that waits for ever.
+ */
+#define MSGR_INFINITE 4294967295
+
+/**
  * SESSION_STATE: the state of a session (IMsgrSession::get_State, OnStateChanged).
  */
 typedef enum {
@@ -266,29 +271,6 @@ typedef enum {
 } SESSION_STATE;
 
 /**
- * SESSION_FLAGS: bits of a session's Flags property. Flags outputs are `uint32_t` bit sets of
- * these values.
- */
-typedef enum {
-    /**
-     * No flag.
-     */
-    SF_NONE = 0,
-    /**
-     * This side sent the invitation.
-     */
-    SF_INVITER = 1,
-    /**
-     * This side received the invitation.
-     */
-    SF_INVITEE = 2,
-    /**
-     * Defined for completeness; never set by this implementation.
-     */
-    SF_APP_INVITE_COMPATIBLE = 4,
-} SESSION_FLAGS;
-
-/**
  * LockStatus: the Lock and Key status of one session manager (IMsgrLock::get_Status,
  * OnLockStatusChanged). Named `LockStatus` in C.
  */
@@ -320,6 +302,43 @@ typedef enum {
 } LockStatus;
 
 /**
+ * SESSION_FLAGS: bits of a session's Flags property. Flags outputs are `uint32_t` bit sets of
+ * these values.
+ */
+typedef enum {
+    /**
+     * No flag.
+     */
+    SF_NONE = 0,
+    /**
+     * This side sent the invitation.
+     */
+    SF_INVITER = 1,
+    /**
+     * This side received the invitation.
+     */
+    SF_INVITEE = 2,
+    /**
+     * Defined for completeness; never set by this implementation.
+     */
+    SF_APP_INVITE_COMPATIBLE = 4,
+} SESSION_FLAGS;
+
+/**
+ * How a client's events reach its callbacks (the `dispatch_mode` of msgr_client_create()).
+ */
+typedef enum {
+    /**
+     * The application calls msgr_client_dispatch() (and may poll msgr_client_event_fd()).
+     */
+    MSGR_DISPATCH_MANUAL = 0,
+    /**
+     * A thread owned by the client delivers events as they arrive.
+     */
+    MSGR_DISPATCH_THREAD = 1,
+} MSGR_DISPATCH_MODE;
+
+/**
  * A client: one signed-in identity attached to a service (opaque).
  */
 typedef struct msgr_client msgr_client;
@@ -340,9 +359,270 @@ typedef struct msgr_session msgr_session;
  */
 typedef struct msgr_session_manager msgr_session_manager;
 
+/**
+ * Launches an application for an accepted invitation (see msgr_client_set_launcher()).
+ * Receives the registered absolute path, the SessionID and the application GUID; stores
+ * the new process id in `*pid` and returns S_OK, or returns a failure code, which ends the
+ * session with SR_APPLICATION_LAUNCH_FAILED. Runs on the dispatching thread.
+ */
+typedef MSGR_HRESULT (*msgr_launch_callback)(void *user_data,
+                                             const char *path,
+                                             const char *session_id,
+                                             const char *app_guid,
+                                             uint32_t *pid);
+
+/**
+ * Options for msgr_service_create(). Set `struct_size` to `sizeof(msgr_service_options)`;
+ * fields added later go at the end, so older callers keep working.
+ */
+typedef struct {
+    /**
+     * `sizeof(msgr_service_options)`. A smaller value gives E_INVALIDARG.
+     */
+    uint32_t struct_size;
+    /**
+     * How long an invitation may go unanswered before both sides end with
+     * SR_SESSION_TIMEOUT, in milliseconds; 0 means the default, 120000 (two minutes).
+     */
+    uint32_t invitation_timeout_ms;
+    /**
+     * true: time moves only through msgr_service_advance_clock() (for tests);
+     * false: the real monotonic clock.
+     */
+    bool manual_clock;
+    /**
+     * UTF-8 path of the registry file (JSON, created 0600 if missing, shared safely between
+     * processes); NULL keeps the application registry in memory.
+     */
+    const char *registry_path;
+} msgr_service_options;
+
+/**
+ * BeforeAppLaunch(in/out enable): set `*enable` to false to keep the application from
+ * being launched.
+ */
+typedef void (*msgr_before_app_launch_callback)(void *user_data, msgr_session *session, bool *enable);
+
+/**
+ * Called once when a registration ends (unadvise, release of its object, or a failed
+ * registration call), with the registration's user data. Optional (NULL: nothing is called).
+ */
+typedef void (*msgr_destroy_callback)(void *user_data);
+
+/**
+ * OnAccepted(app data); `app_data` may be NULL.
+ */
+typedef void (*msgr_on_accepted_callback)(void *user_data,
+                                          msgr_session *session,
+                                          const char *app_data);
+
+/**
+ * OnAppNotPresent(name, URL).
+ */
+typedef void (*msgr_on_app_not_present_callback)(void *user_data,
+                                                 msgr_session *session,
+                                                 const char *name,
+                                                 const char *url);
+
+/**
+ * OnCancelled(app data); `app_data` may be NULL.
+ */
+typedef void (*msgr_on_cancelled_callback)(void *user_data,
+                                           msgr_session *session,
+                                           const char *app_data);
+
+/**
+ * OnContextData(data).
+ */
+typedef void (*msgr_on_context_data_callback)(void *user_data,
+                                              msgr_session *session,
+                                              const char *data);
+
+/**
+ * OnDeclined(app data); `app_data` may be NULL.
+ */
+typedef void (*msgr_on_declined_callback)(void *user_data,
+                                          msgr_session *session,
+                                          const char *app_data);
+
+/**
+ * OnReadyToLaunch().
+ */
+typedef void (*msgr_on_ready_to_launch_callback)(void *user_data, msgr_session *session);
+
+/**
+ * OnSendError(hr): SR_*_SEND_FAILURE of the step whose message was not delivered.
+ */
+typedef void (*msgr_on_send_error_callback)(void *user_data, msgr_session *session, MSGR_HRESULT hr);
+
+/**
+ * OnStateChanged(previous state); msgr_session_get_state() already gives the new state.
+ */
+typedef void (*msgr_on_state_changed_callback)(void *user_data,
+                                               msgr_session *session,
+                                               SESSION_STATE previous);
+
+/**
+ * OnTermination(hr, app data): the last event of the session on this side, exactly once.
+ */
+typedef void (*msgr_on_termination_callback)(void *user_data,
+                                             msgr_session *session,
+                                             MSGR_HRESULT hr,
+                                             const char *app_data);
+
+/**
+ * OnAppRegistered(guid).
+ */
+typedef void (*msgr_on_app_registered_callback)(void *user_data,
+                                                msgr_session_manager *manager,
+                                                const char *guid);
+
+/**
+ * OnAppUnRegistered(guid).
+ */
+typedef void (*msgr_on_app_unregistered_callback)(void *user_data,
+                                                  msgr_session_manager *manager,
+                                                  const char *guid);
+
+/**
+ * OnAppShutdown(): the last event the manager receives.
+ */
+typedef void (*msgr_on_app_shutdown_callback)(void *user_data, msgr_session_manager *manager);
+
+/**
+ * OnInvitation(session, app data, in/out handled). `session` is lent for the call: call
+ * msgr_session_add_ref() to keep it. `app_data` may be NULL. Set `*handled` to true when
+ * the application takes care of the invitation.
+ */
+typedef void (*msgr_on_invitation_callback)(void *user_data,
+                                            msgr_session_manager *manager,
+                                            msgr_session *session,
+                                            const char *app_data,
+                                            bool *handled);
+
+/**
+ * OnLockChallenge(cookie, challenge).
+ */
+typedef void (*msgr_on_lock_challenge_callback)(void *user_data,
+                                                msgr_session_manager *manager,
+                                                int32_t cookie,
+                                                const char *challenge);
+
+/**
+ * OnLockEnable(enabled).
+ */
+typedef void (*msgr_on_lock_enable_callback)(void *user_data,
+                                             msgr_session_manager *manager,
+                                             bool enabled);
+
+/**
+ * OnLockResult(cookie, succeeded).
+ */
+typedef void (*msgr_on_lock_result_callback)(void *user_data,
+                                             msgr_session_manager *manager,
+                                             int32_t cookie,
+                                             bool succeeded);
+
+/**
+ * OnLockStatusChanged(status).
+ */
+typedef void (*msgr_on_lock_status_changed_callback)(void *user_data,
+                                                     msgr_session_manager *manager,
+                                                     LockStatus status);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Creates a client and signs `sign_in_name` in on `service`.
+ *
+ * @param dispatch_mode  MSGR_DISPATCH_MANUAL or MSGR_DISPATCH_THREAD.
+ * @param out            Receives the client; destroy it with msgr_client_destroy().
+ * @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an empty, over 256 characters or
+ *         invalid UTF-8 name, or an unknown mode; MSGR_E_ALREADY_LOGGED_ON when that name
+ *         (compared without regard to ASCII case) is signed in already.
+ */
+MSGR_API
+MSGR_HRESULT msgr_client_create(msgr_service *service,
+                                const char *sign_in_name,
+                                int32_t dispatch_mode,
+                                msgr_client **out_client);
+
+/**
+ * Signs out: every live session ends on both sides (SS_TERMINATED,
+ * OnTermination(SR_CONNECTION_FAILURE)) and every manager goes back to LOCK_NOTINITIALIZED
+ * (OnLockStatusChanged).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_NOT_LOGGED_ON when not signed in.
+ */
+MSGR_API MSGR_HRESULT msgr_client_sign_out(msgr_client *client);
+
+/**
+ * Signs in again: every manager is locked again and gets OnLockEnable and
+ * OnLockStatusChanged.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_ALREADY_LOGGED_ON when signed in (here or by
+ *         another client of the same name); MSGR_E_SERVER_SHUTDOWN after
+ *         msgr_client_shutdown().
+ */
+MSGR_API MSGR_HRESULT msgr_client_sign_in(msgr_client *client);
+
+/**
+ * Shuts the client down: signs out if needed, then OnAppShutdown is queued as the last
+ * event of each of its managers. The client can no longer sign in or create managers.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_SERVER_SHUTDOWN when already shut down.
+ */
+MSGR_API MSGR_HRESULT msgr_client_shutdown(msgr_client *client);
+
+/**
+ * Destroys the client: signs out (the other parties' sessions end with
+ * SR_CONNECTION_FAILURE), drops its queued events and stops its thread. Its managers and
+ * sessions stay valid handles until released, and behave as signed out. May be called from
+ * the client's own callbacks. NULL does nothing.
+ *
+ * @return S_OK; E_HANDLE for a stale or wrong-kind handle.
+ */
+MSGR_API MSGR_HRESULT msgr_client_destroy(msgr_client *client);
+
+/**
+ * Delivers queued events (manual mode): waits up to `timeout_ms` (0 polls, MSGR_INFINITE
+ * waits for ever) for the first event, then delivers every pending one, including events
+ * raised by the callbacks it runs. Only one thread delivers a client's events at a time;
+ * a callback may call this again (a nested loop continues with the next event).
+ *
+ * @param dispatched  Receives how many events were delivered (0 when the timeout passed).
+ * @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL for a thread-mode client.
+ */
+MSGR_API
+MSGR_HRESULT msgr_client_dispatch(msgr_client *client,
+                                  uint32_t timeout_ms,
+                                  uint32_t *dispatched);
+
+/**
+ * Gets a file descriptor that is readable while events are pending (manual mode), for
+ * poll/epoll/select. The client owns it: do not read or close it; it is valid until
+ * msgr_client_destroy().
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL for a thread-mode client;
+ *         E_FAIL when the descriptor cannot be created.
+ */
+MSGR_API MSGR_HRESULT msgr_client_event_fd(msgr_client *client, int32_t *fd);
+
+/**
+ * Replaces the launcher that runs when an accepted invitation's BeforeAppLaunch left
+ * `enable` true and the application is registered with a path. NULL restores the default,
+ * which starts the registered executable directly (never through a shell) with the
+ * SessionID as its only argument. The session is then recorded as the launching session
+ * of the returned process id (msgr_session_manager_get_launching_session()).
+ *
+ * @return S_OK; E_POINTER for a NULL client; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_client_set_launcher(msgr_client *client,
+                                      msgr_launch_callback callback,
+                                      void *user_data);
 
 /**
  * Returns the version of the library as "MAJOR.MINOR.PATCH", the same version as the
@@ -382,6 +662,633 @@ MSGR_API
 MSGR_HRESULT msgr_lock_compute_response(const char *challenge,
                                         const char *key,
                                         char *out_hex_33);
+
+/**
+ * Creates an embedded Messenger service.
+ *
+ * @param options  NULL for the defaults (120 s timeout, real clock, registry in memory).
+ * @param out      Receives the service handle; release it with msgr_service_destroy().
+ * @return S_OK; E_POINTER when `out` is NULL; E_INVALIDARG for a bad `struct_size` or an
+ *         invalid UTF-8 path; E_FAIL when the registry file cannot be opened (a directory, a
+ *         symbolic link, unparsable content).
+ */
+MSGR_API
+MSGR_HRESULT msgr_service_create(const msgr_service_options *options,
+                                 msgr_service **out_service);
+
+/**
+ * Adds (or replaces) a Lock and Key application ID/key pair. Lock and Key is in force from
+ * the next sign-in on as soon as the service holds one pair.
+ *
+ * @return S_OK; E_POINTER for a NULL argument; E_HANDLE; E_INVALIDARG for an empty, over
+ *         256 characters or invalid UTF-8 ID or key.
+ */
+MSGR_API
+MSGR_HRESULT msgr_service_add_app_key(msgr_service *service,
+                                      const char *app_id,
+                                      const char *key);
+
+/**
+ * Moves a manual clock forward by `ms` milliseconds and fires, in the calling thread, the
+ * invitation timeouts that fell due (their events are queued to the clients).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL when the service runs on the
+ *         real clock.
+ */
+MSGR_API MSGR_HRESULT msgr_service_advance_clock(msgr_service *service, uint64_t ms);
+
+/**
+ * Test hook: makes messages to `sign_in_name` fail delivery (as if its network were cut),
+ * so senders get OnSendError, or succeed again.
+ *
+ * @return S_OK; S_FALSE when that user is not signed in (nothing changes); E_POINTER;
+ *         E_HANDLE; E_INVALIDARG for invalid UTF-8.
+ */
+MSGR_API
+MSGR_HRESULT msgr_service_set_reachable(msgr_service *service,
+                                        const char *sign_in_name,
+                                        bool reachable);
+
+/**
+ * Destroys a service handle. Clients created on it keep working until they are destroyed
+ * (they hold the service alive). NULL does nothing.
+ *
+ * @return S_OK; E_HANDLE for a stale or wrong-kind handle.
+ */
+MSGR_API MSGR_HRESULT msgr_service_destroy(msgr_service *service);
+
+/**
+ * Adds a reference to a session handle (for example to keep the session lent to
+ * OnInvitation).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API MSGR_HRESULT msgr_session_add_ref(msgr_session *session);
+
+/**
+ * Releases a reference. At the last one the handle becomes stale, the session's
+ * registrations end (destroy callbacks run) and events queued for them are dropped; the
+ * session itself goes on until it ends (the other side is not affected). May be called
+ * from the session's own callbacks. NULL does nothing.
+ *
+ * @return S_OK; E_HANDLE for a stale or wrong-kind handle.
+ */
+MSGR_API MSGR_HRESULT msgr_session_release(msgr_session *session);
+
+/**
+ * State.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API MSGR_HRESULT msgr_session_get_state(msgr_session *session, SESSION_STATE *state);
+
+/**
+ * Flags: SF_INVITER on the inviting side, SF_INVITEE on the invited side.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API MSGR_HRESULT msgr_session_get_flags(msgr_session *session, uint32_t *flags);
+
+/**
+ * SessionID, `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}` (uppercase), the same on both sides.
+ * String getters take a caller buffer: `*needed` receives the size including the
+ * terminator; with a NULL or short `buf` they return E_INSUFFICIENT_BUFFER (0x8007007A)
+ * and write nothing else.
+ *
+ * @return S_OK; E_POINTER (NULL session or `needed`); E_HANDLE; E_INSUFFICIENT_BUFFER.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_get_session_id(msgr_session *session,
+                                         char *buf,
+                                         size_t buf_len,
+                                         size_t *needed);
+
+/**
+ * Application: the GUID of the session's application.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_APP_NOT_SPECIFIED when none
+ *         is set.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_get_application(msgr_session *session,
+                                          char *buf,
+                                          size_t buf_len,
+                                          size_t *needed);
+
+/**
+ * Sets Application: the GUID of an application registered with the client's registry.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for a malformed GUID;
+ *         SR_SESSION_NOT_READY unless SS_READY; SR_APP_NOT_REGISTERED.
+ */
+MSGR_API MSGR_HRESULT msgr_session_set_application(msgr_session *session, const char *guid);
+
+/**
+ * ApplicationName, from the registry ("" when the application is not registered here).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_APP_NOT_SPECIFIED.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_get_application_name(msgr_session *session,
+                                               char *buf,
+                                               size_t buf_len,
+                                               size_t *needed);
+
+/**
+ * ApplicationURL, from the registry.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_APP_NOT_SPECIFIED.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_get_application_url(msgr_session *session,
+                                              char *buf,
+                                              size_t buf_len,
+                                              size_t *needed);
+
+/**
+ * ContextData: the last application data received from the other side (the invitation's
+ * app data, then Accept/Decline/Cancel data and SendContextData); "" when none yet.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_get_context_data(msgr_session *session,
+                                           char *buf,
+                                           size_t buf_len,
+                                           size_t *needed);
+
+/**
+ * LocalAddress: a stored value handed to the other side with Invite (inviter) or Accept
+ * (invitee); not the machine's address. "" until set.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_get_local_address(msgr_session *session,
+                                            char *buf,
+                                            size_t buf_len,
+                                            size_t *needed);
+
+/**
+ * Sets LocalAddress (at most 30 characters).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for an over-long or
+ *         invalid UTF-8 address.
+ */
+MSGR_API MSGR_HRESULT msgr_session_set_local_address(msgr_session *session, const char *address);
+
+/**
+ * RemoteAddress: the other side's LocalAddress, valid once SS_CONNECTED.
+ *
+ * @return S_OK; S_FALSE with "" before SS_CONNECTED; E_POINTER; E_HANDLE;
+ *         E_INSUFFICIENT_BUFFER.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_get_remote_address(msgr_session *session,
+                                             char *buf,
+                                             size_t buf_len,
+                                             size_t *needed);
+
+/**
+ * User: the other party's sign-in name.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_NO_USER_INVITED when nobody
+ *         was invited.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_get_user(msgr_session *session,
+                                   char *buf,
+                                   size_t buf_len,
+                                   size_t *needed);
+
+/**
+ * Invite(user, app data): sends the invitation; the state becomes SS_INVITATION
+ * (OnStateChanged(SS_READY)) and the invited client's unlocked managers get OnInvitation.
+ *
+ * @param app_data  NULL or at most 512 bytes.
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for a bad name or
+ *         app data; SR_APP_NOT_SPECIFIED; SR_SESSION_NOT_READY; SR_INVITED_SELF;
+ *         MSGR_E_NOT_LOGGED_ON when either user is not signed in. A message that cannot be
+ *         delivered gives OnSendError(SR_INVITATION_SEND_FAILURE) later.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_invite(msgr_session *session,
+                                 const char *user_sign_in_name,
+                                 const char *app_data);
+
+/**
+ * Accept(app data): invitee only, in SS_INVITATION only. When the application is not
+ * registered here, OnAppNotPresent fires and both sides end declined with
+ * SR_APP_NOT_REGISTERED.
+ *
+ * @param app_data  NULL or at most 512 bytes.
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG; SR_NOT_INVITEE;
+ *         SR_SESSION_STATE_INVALID.
+ */
+MSGR_API MSGR_HRESULT msgr_session_accept(msgr_session *session, const char *app_data);
+
+/**
+ * Decline(app data): invitee only, in SS_INVITATION only; both sides end in SS_DECLINED.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG; SR_NOT_INVITEE;
+ *         SR_SESSION_STATE_INVALID.
+ */
+MSGR_API MSGR_HRESULT msgr_session_decline(msgr_session *session, const char *app_data);
+
+/**
+ * Cancel(hr, app data): ends the invitation or the session. This side gets
+ * OnTermination(SR_SESSION_CANCELLED_LOCAL) (SR_CANCEL_BEFORE_CONNECT in SS_READY, where
+ * nothing is sent); the other side gets OnCancelled(app data) then OnTermination(hr).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG;
+ *         SR_SESSION_STATE_INVALID once the session has ended.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_cancel(msgr_session *session,
+                                 MSGR_HRESULT hr,
+                                 const char *app_data);
+
+/**
+ * SendContextData(data): at most 300 characters, at most five times per side; the other
+ * side gets OnContextData(data).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for invalid UTF-8;
+ *         SR_CONTEXT_DATA_OVER_LIMIT; SR_NOT_VALID_FOR_APP_INVITE before the invitation was
+ *         accepted; SR_SESSION_STATE_INVALID once ended.
+ */
+MSGR_API MSGR_HRESULT msgr_session_send_context_data(msgr_session *session, const char *data);
+
+/**
+ * Ends a registration made with one of the session registration functions; its destroy
+ * callback runs (after the callback, if it is running now).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an unknown cookie.
+ */
+MSGR_API MSGR_HRESULT msgr_session_unadvise(msgr_session *session, uint32_t cookie);
+
+/**
+ * Registers for BeforeAppLaunch. Every registration function of a session takes the
+ * session, the callback (NULL: E_POINTER), user data handed back to it, an optional
+ * destroy callback for that user data (run exactly once, when the registration ends for
+ * any reason, also when this call fails) and `cookie`, which receives the cookie for
+ * msgr_session_unadvise(). Registrations end at the session handle's last release.
+ *
+ * @return S_OK; E_POINTER for a NULL session, callback or cookie; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_before_app_launch(msgr_session *session,
+                                            msgr_before_app_launch_callback callback,
+                                            void *user_data,
+                                            msgr_destroy_callback destroy,
+                                            uint32_t *cookie);
+
+/**
+ * Registers for OnAccepted (see msgr_session_before_app_launch()).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_on_accepted(msgr_session *session,
+                                      msgr_on_accepted_callback callback,
+                                      void *user_data,
+                                      msgr_destroy_callback destroy,
+                                      uint32_t *cookie);
+
+/**
+ * Registers for OnAppNotPresent (see msgr_session_before_app_launch()).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_on_app_not_present(msgr_session *session,
+                                             msgr_on_app_not_present_callback callback,
+                                             void *user_data,
+                                             msgr_destroy_callback destroy,
+                                             uint32_t *cookie);
+
+/**
+ * Registers for OnCancelled (see msgr_session_before_app_launch()).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_on_cancelled(msgr_session *session,
+                                       msgr_on_cancelled_callback callback,
+                                       void *user_data,
+                                       msgr_destroy_callback destroy,
+                                       uint32_t *cookie);
+
+/**
+ * Registers for OnContextData (see msgr_session_before_app_launch()).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_on_context_data(msgr_session *session,
+                                          msgr_on_context_data_callback callback,
+                                          void *user_data,
+                                          msgr_destroy_callback destroy,
+                                          uint32_t *cookie);
+
+/**
+ * Registers for OnDeclined (see msgr_session_before_app_launch()).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_on_declined(msgr_session *session,
+                                      msgr_on_declined_callback callback,
+                                      void *user_data,
+                                      msgr_destroy_callback destroy,
+                                      uint32_t *cookie);
+
+/**
+ * Registers for OnReadyToLaunch (see msgr_session_before_app_launch()).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_on_ready_to_launch(msgr_session *session,
+                                             msgr_on_ready_to_launch_callback callback,
+                                             void *user_data,
+                                             msgr_destroy_callback destroy,
+                                             uint32_t *cookie);
+
+/**
+ * Registers for OnSendError (see msgr_session_before_app_launch()).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_on_send_error(msgr_session *session,
+                                        msgr_on_send_error_callback callback,
+                                        void *user_data,
+                                        msgr_destroy_callback destroy,
+                                        uint32_t *cookie);
+
+/**
+ * Registers for OnStateChanged (see msgr_session_before_app_launch()).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_on_state_changed(msgr_session *session,
+                                           msgr_on_state_changed_callback callback,
+                                           void *user_data,
+                                           msgr_destroy_callback destroy,
+                                           uint32_t *cookie);
+
+/**
+ * Registers for OnTermination (see msgr_session_before_app_launch()).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_on_termination(msgr_session *session,
+                                         msgr_on_termination_callback callback,
+                                         void *user_data,
+                                         msgr_destroy_callback destroy,
+                                         uint32_t *cookie);
+
+/**
+ * Creates a session manager on a client. When the client is signed in, OnLockEnable and
+ * OnLockStatusChanged are queued for it at once: register callbacks, then dispatch.
+ *
+ * @param out  Receives the manager; release it with msgr_session_manager_release().
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_SERVER_SHUTDOWN after msgr_client_shutdown().
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_create(msgr_client *client,
+                                         msgr_session_manager **out_manager);
+
+/**
+ * Releases a session manager: its registrations end (destroy callbacks run), events queued
+ * for it are dropped, the handle becomes stale. Its sessions go on. May be called from the
+ * manager's own callbacks. NULL does nothing.
+ *
+ * @return S_OK; E_HANDLE for a stale or wrong-kind handle.
+ */
+MSGR_API MSGR_HRESULT msgr_session_manager_release(msgr_session_manager *manager);
+
+/**
+ * CreateSession: a new session in SS_READY, flags SF_INVITER, a fresh SessionID. A new
+ * session is needed for every invitation.
+ *
+ * @param out  Receives the session with one reference; release it with
+ *             msgr_session_release().
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED while the manager is locked.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_create_session(msgr_session_manager *manager,
+                                                 msgr_session **out_session);
+
+/**
+ * GetLaunchingSession: the session whose acceptance launched process `pid` (through this
+ * manager's client).
+ *
+ * @param out  Receives the session with one more reference (release it).
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for pid 0; E_FAIL when
+ *         no session launched that process.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_get_launching_session(msgr_session_manager *manager,
+                                                        uint32_t pid,
+                                                        msgr_session **out_session);
+
+/**
+ * RegisterApplication: adds an application to the registry this client shares; every
+ * manager sharing it gets OnAppRegistered(guid).
+ *
+ * @param guid   `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`, hex in either case (stored
+ *               uppercase).
+ * @param name   At most 256 characters. @param url At most 256 characters.
+ * @param path   NULL or "" for none; else an absolute path of at most 260 characters to an
+ *               existing file. Name, URL and path may not contain control characters.
+ * @param flags  Must be 0.
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for bad flags, a
+ *         malformed GUID, an over-limit or invalid UTF-8 string, a relative path;
+ *         E_FAIL when the path does not exist; SR_APP_ALREADY_REGISTERED;
+ *         REGDB_E_WRITEREGDB when the registry file cannot be written.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_register_application(msgr_session_manager *manager,
+                                                       const char *guid,
+                                                       const char *name,
+                                                       const char *url,
+                                                       const char *path,
+                                                       uint32_t flags);
+
+/**
+ * UnRegisterApplication: every manager sharing the registry gets OnAppUnRegistered(guid).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for a malformed GUID;
+ *         SR_APP_NOT_REGISTERED; REGDB_E_WRITEREGDB.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_unregister_application(msgr_session_manager *manager,
+                                                         const char *guid);
+
+/**
+ * Applications (a read-only listing; not implemented in the original): one line per
+ * registered application, sorted by GUID, `GUID<TAB>name<TAB>url<TAB>path<LF>`; "" when
+ * none. Caller buffer: `*needed` receives the size including the terminator.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INSUFFICIENT_BUFFER (0x8007007A)
+ *         when `buf` is NULL or shorter than `*needed`.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_get_applications(msgr_session_manager *manager,
+                                                   char *buf,
+                                                   size_t buf_len,
+                                                   size_t *needed);
+
+/**
+ * Gets the manager's Lock and Key status.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_get_lock_status(msgr_session_manager *manager,
+                                                  LockStatus *status);
+
+/**
+ * RequestChallenge(cookie): status becomes LOCK_PENDINGRESULT (OnLockStatusChanged), then
+ * OnLockChallenge(cookie, challenge) is queued. Only one challenge per sign-in.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_NOTINITIALIZED (not signed in);
+ *         MSGR_E_API_PENDING_UNLOCK; MSGR_E_API_ALREADY_UNLOCKED; MSGR_E_API_DISABLED;
+ *         MSGR_E_API_UNLOCK_FAILED (after a failed unlock in this sign-in).
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_request_challenge(msgr_session_manager *manager,
+                                                    int32_t cookie);
+
+/**
+ * SendResponse(application ID, response, cookie): the service checks the response (the
+ * challenge followed by the key, MD5, 32 lowercase hex digits; see
+ * msgr_lock_compute_response()) in constant time; OnLockResult(cookie, succeeded) then
+ * OnLockStatusChanged(LOCK_UNLOCKED or LOCK_UNLOCKFAILED) are queued.
+ *
+ * @return S_OK (whatever the outcome); E_POINTER; E_HANDLE; E_INVALIDARG for a cookie other
+ *         than the pending challenge's (nothing changes) or an over-long or invalid UTF-8
+ *         string; MSGR_E_API_LOCKED when no challenge is pending; MSGR_E_API_NOTINITIALIZED,
+ *         MSGR_E_API_ALREADY_UNLOCKED, MSGR_E_API_DISABLED, MSGR_E_API_UNLOCK_FAILED by status.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_send_response(msgr_session_manager *manager,
+                                                const char *app_id,
+                                                const char *response,
+                                                int32_t cookie);
+
+/**
+ * Ends a registration made with one of the `msgr_session_manager_on_*` functions; its
+ * destroy callback runs (after the callback, if it is running now). May be called from a
+ * callback, including the registration's own.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an unknown cookie.
+ */
+MSGR_API MSGR_HRESULT msgr_session_manager_unadvise(msgr_session_manager *manager, uint32_t cookie);
+
+/**
+ * Registers for OnAppRegistered. Every registration function of a manager takes the
+ * manager, the callback (NULL: E_POINTER), user data handed back to it, an optional destroy
+ * callback for that user data (run exactly once, when the registration ends for any
+ * reason, also when this call fails) and `cookie`, which receives the registration's
+ * cookie for msgr_session_manager_unadvise(). Callbacks run in registration order.
+ *
+ * @return S_OK; E_POINTER for a NULL manager, callback or cookie; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_on_app_registered(msgr_session_manager *manager,
+                                                    msgr_on_app_registered_callback callback,
+                                                    void *user_data,
+                                                    msgr_destroy_callback destroy,
+                                                    uint32_t *cookie);
+
+/**
+ * Registers for OnAppUnRegistered (see msgr_session_manager_on_app_registered()).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_on_app_unregistered(msgr_session_manager *manager,
+                                                      msgr_on_app_unregistered_callback callback,
+                                                      void *user_data,
+                                                      msgr_destroy_callback destroy,
+                                                      uint32_t *cookie);
+
+/**
+ * Registers for OnAppShutdown (see msgr_session_manager_on_app_registered()).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_on_app_shutdown(msgr_session_manager *manager,
+                                                  msgr_on_app_shutdown_callback callback,
+                                                  void *user_data,
+                                                  msgr_destroy_callback destroy,
+                                                  uint32_t *cookie);
+
+/**
+ * Registers for OnInvitation (see msgr_session_manager_on_app_registered()). Only unlocked
+ * managers receive invitations.
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_on_invitation(msgr_session_manager *manager,
+                                                msgr_on_invitation_callback callback,
+                                                void *user_data,
+                                                msgr_destroy_callback destroy,
+                                                uint32_t *cookie);
+
+/**
+ * Registers for OnLockChallenge (see msgr_session_manager_on_app_registered()).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_on_lock_challenge(msgr_session_manager *manager,
+                                                    msgr_on_lock_challenge_callback callback,
+                                                    void *user_data,
+                                                    msgr_destroy_callback destroy,
+                                                    uint32_t *cookie);
+
+/**
+ * Registers for OnLockEnable (see msgr_session_manager_on_app_registered()).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_on_lock_enable(msgr_session_manager *manager,
+                                                 msgr_on_lock_enable_callback callback,
+                                                 void *user_data,
+                                                 msgr_destroy_callback destroy,
+                                                 uint32_t *cookie);
+
+/**
+ * Registers for OnLockResult (see msgr_session_manager_on_app_registered()).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_on_lock_result(msgr_session_manager *manager,
+                                                 msgr_on_lock_result_callback callback,
+                                                 void *user_data,
+                                                 msgr_destroy_callback destroy,
+                                                 uint32_t *cookie);
+
+/**
+ * Registers for OnLockStatusChanged (see msgr_session_manager_on_app_registered()).
+ *
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_manager_on_lock_status_changed(msgr_session_manager *manager,
+                                                         msgr_on_lock_status_changed_callback callback,
+                                                         void *user_data,
+                                                         msgr_destroy_callback destroy,
+                                                         uint32_t *cookie);
 
 #ifdef __cplusplus
 }  // extern "C"

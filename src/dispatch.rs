@@ -13,8 +13,16 @@ use crate::session::Session;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
-use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
+
+/// A cheap identity for the calling thread (the address of a thread-local), without the
+/// allocation `std::thread::current()` makes on threads the library did not start.
+type ThreadId = usize;
+
+fn current_thread() -> ThreadId {
+    thread_local!(static MARK: u8 = const { 0 });
+    MARK.with(|m| m as *const u8 as usize)
+}
 
 /// How a client's events reach its callbacks.
 #[repr(i32)]
@@ -150,7 +158,7 @@ impl EventQueue {
     /// delivers everything pending, including events raised while delivering. Returns the
     /// number delivered.
     pub(crate) fn dispatch(&self, timeout: Option<Duration>) -> Result<u32> {
-        if self.mode == DispatchMode::Thread && self.thread_id.get() != Some(&thread::current().id())
+        if self.mode == DispatchMode::Thread && self.thread_id.get() != Some(&current_thread())
         {
             return Err(E_ILLEGAL_METHOD_CALL);
         }
@@ -158,7 +166,7 @@ impl EventQueue {
     }
 
     fn dispatch_inner(&self, timeout: Option<Duration>) -> Result<u32> {
-        let me = thread::current().id();
+        let me = current_thread();
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut delivered = 0u32;
         let mut st = self.state.lock();
@@ -243,7 +251,7 @@ impl EventQueue {
 
     /// Body of the client-owned delivery thread.
     pub(crate) fn run_thread(&self) {
-        let _ = self.thread_id.set(thread::current().id());
+        let _ = self.thread_id.set(current_thread());
         while !self.is_closed() {
             let _ = self.dispatch_inner(None);
         }
@@ -251,7 +259,7 @@ impl EventQueue {
 
     /// True on the client-owned delivery thread.
     pub(crate) fn on_own_thread(&self) -> bool {
-        self.thread_id.get() == Some(&thread::current().id())
+        self.thread_id.get() == Some(&current_thread())
     }
 }
 

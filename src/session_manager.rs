@@ -197,6 +197,10 @@ impl SessionManager {
         flags: u32,
     ) -> Result<()> {
         self.0.lock.gate()?;
+        // Control characters would make the Applications listing ambiguous.
+        if [name, url, path].iter().any(|s| s.chars().any(char::is_control)) {
+            return Err(E_INVALIDARG);
+        }
         self.0.client.registry.register(guid, name, url, path, flags)
     }
 

@@ -30,16 +30,26 @@
 
 #![allow(non_camel_case_types)]
 
+mod callbacks;
+mod client;
 pub mod enums;
 mod guard;
 pub(crate) mod handles;
 mod library;
+mod service;
+mod session;
+mod session_manager;
 pub(crate) mod strings;
 
 pub use enums::{MsgrLockStatus, SESSION_FLAGS, SESSION_STATE};
 #[allow(unused_imports)]
 pub(crate) use guard::{guard, guard_or};
+pub use callbacks::msgr_destroy_callback;
+pub use client::*;
 pub use library::{msgr_lock_compute_response, msgr_result_text, msgr_version};
+pub use service::*;
+pub use session::*;
+pub use session_manager::*;
 
 /// A 32-bit result code: S_OK, S_FALSE or one of the failure codes of the header (negative).
 /// In C it is `typedef int32_t MSGR_HRESULT;`, defined with the codes in the header.

@@ -1,0 +1,220 @@
+//! `msgr_client_*`: a signed-in user, its event delivery and its launcher.
+
+use super::callbacks::UserData;
+use super::guard;
+use super::handles;
+use super::strings::{in_str, out, out_ptr};
+use super::{msgr_client, msgr_service, MSGR_HRESULT};
+use crate::client::Client;
+use crate::dispatch::DispatchMode;
+use crate::error::{Hr, E_INVALIDARG, S_OK};
+use crate::launcher::{LaunchRequest, Launcher, ProcessLauncher};
+use crate::service::{EmbeddedService, Service};
+use std::ffi::{c_char, c_void, CString};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a client's events reach its callbacks (the `dispatch_mode` of msgr_client_create()).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MSGR_DISPATCH_MODE {
+    /// The application calls msgr_client_dispatch() (and may poll msgr_client_event_fd()).
+    MSGR_DISPATCH_MANUAL = 0,
+    /// A thread owned by the client delivers events as they arrive.
+    MSGR_DISPATCH_THREAD = 1,
+}
+
+/// A `timeout_ms` for msgr_client_dispatch() that waits for ever.
+pub const MSGR_INFINITE: u32 = 0xFFFF_FFFF;
+
+/// Launches an application for an accepted invitation (see msgr_client_set_launcher()).
+/// Receives the registered absolute path, the SessionID and the application GUID; stores
+/// the new process id in `*pid` and returns S_OK, or returns a failure code, which ends the
+/// session with SR_APPLICATION_LAUNCH_FAILED. Runs on the dispatching thread.
+pub type msgr_launch_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        path: *const c_char,
+        session_id: *const c_char,
+        app_guid: *const c_char,
+        pid: *mut u32,
+    ) -> MSGR_HRESULT,
+>;
+
+/// Creates a client and signs `sign_in_name` in on `service`.
+///
+/// @param dispatch_mode  MSGR_DISPATCH_MANUAL or MSGR_DISPATCH_THREAD.
+/// @param out            Receives the client; destroy it with msgr_client_destroy().
+/// @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an empty, over 256 characters or
+///         invalid UTF-8 name, or an unknown mode; MSGR_E_ALREADY_LOGGED_ON when that name
+///         (compared without regard to ASCII case) is signed in already.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_client_create(
+    service: *mut msgr_service,
+    sign_in_name: *const c_char,
+    dispatch_mode: i32,
+    out_client: *mut *mut msgr_client,
+) -> MSGR_HRESULT {
+    guard(|| {
+        out_ptr(out_client)?;
+        let svc: Arc<EmbeddedService> = handles::get(service)?;
+        let name = in_str(sign_in_name)?;
+        let mode = match dispatch_mode {
+            0 => DispatchMode::Manual,
+            1 => DispatchMode::Thread,
+            _ => return Err(E_INVALIDARG),
+        };
+        let dynsvc: Arc<dyn Service> = Arc::new((*svc).clone());
+        let client = Client::new(dynsvc, name, mode)?;
+        match handles::insert::<msgr_client, Client>(Arc::new(client.clone())) {
+            Ok(h) => {
+                out(out_client, h)?;
+                Ok(S_OK)
+            }
+            Err(e) => {
+                client.destroy();
+                Err(e)
+            }
+        }
+    })
+}
+
+fn with_client(client: *mut msgr_client, f: impl FnOnce(&Client) -> crate::Result<Hr>) -> MSGR_HRESULT {
+    guard(|| {
+        let c: Arc<Client> = handles::get(client)?;
+        f(&c)
+    })
+}
+
+/// Signs out: every live session ends on both sides (SS_TERMINATED,
+/// OnTermination(SR_CONNECTION_FAILURE)) and every manager goes back to LOCK_NOTINITIALIZED
+/// (OnLockStatusChanged).
+///
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_NOT_LOGGED_ON when not signed in.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_client_sign_out(client: *mut msgr_client) -> MSGR_HRESULT {
+    with_client(client, |c| c.sign_out().map(|_| S_OK))
+}
+
+/// Signs in again: every manager is locked again and gets OnLockEnable and
+/// OnLockStatusChanged.
+///
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_ALREADY_LOGGED_ON when signed in (here or by
+///         another client of the same name); MSGR_E_SERVER_SHUTDOWN after
+///         msgr_client_shutdown().
+#[no_mangle]
+pub unsafe extern "C" fn msgr_client_sign_in(client: *mut msgr_client) -> MSGR_HRESULT {
+    with_client(client, |c| c.sign_in().map(|_| S_OK))
+}
+
+/// Shuts the client down: signs out if needed, then OnAppShutdown is queued as the last
+/// event of each of its managers. The client can no longer sign in or create managers.
+///
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_SERVER_SHUTDOWN when already shut down.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_client_shutdown(client: *mut msgr_client) -> MSGR_HRESULT {
+    with_client(client, |c| c.shutdown().map(|_| S_OK))
+}
+
+/// Destroys the client: signs out (the other parties' sessions end with
+/// SR_CONNECTION_FAILURE), drops its queued events and stops its thread. Its managers and
+/// sessions stay valid handles until released, and behave as signed out. May be called from
+/// the client's own callbacks. NULL does nothing.
+///
+/// @return S_OK; E_HANDLE for a stale or wrong-kind handle.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_client_destroy(client: *mut msgr_client) -> MSGR_HRESULT {
+    guard(|| {
+        if let Some(c) = handles::remove::<msgr_client, Client>(client)? {
+            c.destroy();
+        }
+        Ok(S_OK)
+    })
+}
+
+/// Delivers queued events (manual mode): waits up to `timeout_ms` (0 polls, MSGR_INFINITE
+/// waits for ever) for the first event, then delivers every pending one, including events
+/// raised by the callbacks it runs. Only one thread delivers a client's events at a time;
+/// a callback may call this again (a nested loop continues with the next event).
+///
+/// @param dispatched  Receives how many events were delivered (0 when the timeout passed).
+/// @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL for a thread-mode client.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_client_dispatch(
+    client: *mut msgr_client,
+    timeout_ms: u32,
+    dispatched: *mut u32,
+) -> MSGR_HRESULT {
+    with_client(client, |c| {
+        out_ptr(dispatched)?;
+        let t = (timeout_ms != MSGR_INFINITE).then(|| Duration::from_millis(timeout_ms.into()));
+        let n = c.dispatch(t)?;
+        out(dispatched, n)?;
+        Ok(S_OK)
+    })
+}
+
+/// Gets a file descriptor that is readable while events are pending (manual mode), for
+/// poll/epoll/select. The client owns it: do not read or close it; it is valid until
+/// msgr_client_destroy().
+///
+/// @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL for a thread-mode client;
+///         E_FAIL when the descriptor cannot be created.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_client_event_fd(client: *mut msgr_client, fd: *mut i32) -> MSGR_HRESULT {
+    with_client(client, |c| {
+        out_ptr(fd)?;
+        let v = c.event_fd()?;
+        out(fd, v)?;
+        Ok(S_OK)
+    })
+}
+
+struct CLauncher {
+    callback: unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, *const c_char, *mut u32) -> MSGR_HRESULT,
+    user_data: UserData,
+}
+
+impl Launcher for CLauncher {
+    fn launch(&self, r: &LaunchRequest<'_>) -> crate::Result<u32> {
+        let path = CString::new(r.path).map_err(|_| E_INVALIDARG)?;
+        let id = CString::new(r.session_id).map_err(|_| E_INVALIDARG)?;
+        let guid = CString::new(r.app_guid).map_err(|_| E_INVALIDARG)?;
+        let mut pid = 0u32;
+        // SAFETY: the application's launcher with its own user data and live strings.
+        let hr = unsafe {
+            (self.callback)(self.user_data.ptr(), path.as_ptr(), id.as_ptr(), guid.as_ptr(), &mut pid)
+        };
+        if hr < 0 {
+            Err(Hr(hr))
+        } else {
+            Ok(pid)
+        }
+    }
+}
+
+/// Replaces the launcher that runs when an accepted invitation's BeforeAppLaunch left
+/// `enable` true and the application is registered with a path. NULL restores the default,
+/// which starts the registered executable directly (never through a shell) with the
+/// SessionID as its only argument. The session is then recorded as the launching session
+/// of the returned process id (msgr_session_manager_get_launching_session()).
+///
+/// @return S_OK; E_POINTER for a NULL client; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_client_set_launcher(
+    client: *mut msgr_client,
+    callback: msgr_launch_callback,
+    user_data: *mut c_void,
+) -> MSGR_HRESULT {
+    with_client(client, |c| {
+        let l: Arc<dyn Launcher> = match callback {
+            Some(cb) => Arc::new(CLauncher {
+                callback: cb,
+                user_data: UserData::new(user_data, None),
+            }),
+            None => Arc::new(ProcessLauncher),
+        };
+        c.set_launcher(l);
+        Ok(S_OK)
+    })
+}

@@ -1,0 +1,125 @@
+//! `msgr_service_*`: the embedded Messenger service.
+
+use super::guard;
+use super::handles;
+use super::strings::{in_opt_str, in_str, out, out_ptr};
+use super::{msgr_service, MSGR_HRESULT};
+use crate::error::{E_INVALIDARG, S_FALSE, S_OK};
+use crate::service::{EmbeddedService, ServiceOptions};
+use std::ffi::c_char;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Options for msgr_service_create(). Set `struct_size` to `sizeof(msgr_service_options)`;
+/// fields added later go at the end, so older callers keep working.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct msgr_service_options {
+    /// `sizeof(msgr_service_options)`. A smaller value gives E_INVALIDARG.
+    pub struct_size: u32,
+    /// How long an invitation may go unanswered before both sides end with
+    /// SR_SESSION_TIMEOUT, in milliseconds; 0 means the default, 120000 (two minutes).
+    pub invitation_timeout_ms: u32,
+    /// true: time moves only through msgr_service_advance_clock() (for tests);
+    /// false: the real monotonic clock.
+    pub manual_clock: bool,
+    /// UTF-8 path of the registry file (JSON, created 0600 if missing, shared safely between
+    /// processes); NULL keeps the application registry in memory.
+    pub registry_path: *const c_char,
+}
+
+/// Creates an embedded Messenger service.
+///
+/// @param options  NULL for the defaults (120 s timeout, real clock, registry in memory).
+/// @param out      Receives the service handle; release it with msgr_service_destroy().
+/// @return S_OK; E_POINTER when `out` is NULL; E_INVALIDARG for a bad `struct_size` or an
+///         invalid UTF-8 path; E_FAIL when the registry file cannot be opened (a directory, a
+///         symbolic link, unparsable content).
+#[no_mangle]
+pub unsafe extern "C" fn msgr_service_create(
+    options: *const msgr_service_options,
+    out_service: *mut *mut msgr_service,
+) -> MSGR_HRESULT {
+    guard(|| {
+        out_ptr(out_service)?;
+        let mut opts = ServiceOptions::default();
+        if !options.is_null() {
+            let o = options.read_unaligned();
+            if (o.struct_size as usize) < std::mem::size_of::<msgr_service_options>() {
+                return Err(E_INVALIDARG);
+            }
+            if o.invitation_timeout_ms != 0 {
+                opts.invitation_timeout = Duration::from_millis(o.invitation_timeout_ms.into());
+            }
+            opts.manual_clock = o.manual_clock;
+            opts.registry_path = in_opt_str(o.registry_path)?.map(Into::into);
+        }
+        let svc = EmbeddedService::new(opts)?;
+        let h = handles::insert::<msgr_service, EmbeddedService>(Arc::new(svc))?;
+        out(out_service, h)?;
+        Ok(S_OK)
+    })
+}
+
+/// Adds (or replaces) a Lock and Key application ID/key pair. Lock and Key is in force from
+/// the next sign-in on as soon as the service holds one pair.
+///
+/// @return S_OK; E_POINTER for a NULL argument; E_HANDLE; E_INVALIDARG for an empty, over
+///         256 characters or invalid UTF-8 ID or key.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_service_add_app_key(
+    service: *mut msgr_service,
+    app_id: *const c_char,
+    key: *const c_char,
+) -> MSGR_HRESULT {
+    guard(|| {
+        let svc: Arc<EmbeddedService> = handles::get(service)?;
+        svc.add_app_key(in_str(app_id)?, in_str(key)?)?;
+        Ok(S_OK)
+    })
+}
+
+/// Moves a manual clock forward by `ms` milliseconds and fires, in the calling thread, the
+/// invitation timeouts that fell due (their events are queued to the clients).
+///
+/// @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL when the service runs on the
+///         real clock.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_service_advance_clock(service: *mut msgr_service, ms: u64) -> MSGR_HRESULT {
+    guard(|| {
+        let svc: Arc<EmbeddedService> = handles::get(service)?;
+        svc.advance_clock(ms)?;
+        Ok(S_OK)
+    })
+}
+
+/// Test hook: makes messages to `sign_in_name` fail delivery (as if its network were cut),
+/// so senders get OnSendError, or succeed again.
+///
+/// @return S_OK; S_FALSE when that user is not signed in (nothing changes); E_POINTER;
+///         E_HANDLE; E_INVALIDARG for invalid UTF-8.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_service_set_reachable(
+    service: *mut msgr_service,
+    sign_in_name: *const c_char,
+    reachable: bool,
+) -> MSGR_HRESULT {
+    guard(|| {
+        let svc: Arc<EmbeddedService> = handles::get(service)?;
+        let name = in_str(sign_in_name)?;
+        Ok(if svc.set_reachable(name, reachable) { S_OK } else { S_FALSE })
+    })
+}
+
+/// Destroys a service handle. Clients created on it keep working until they are destroyed
+/// (they hold the service alive). NULL does nothing.
+///
+/// @return S_OK; E_HANDLE for a stale or wrong-kind handle.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_service_destroy(service: *mut msgr_service) -> MSGR_HRESULT {
+    guard(|| {
+        let svc = handles::remove::<msgr_service, EmbeddedService>(service)?;
+        drop(svc);
+        Ok(S_OK)
+    })
+}

@@ -1,0 +1,460 @@
+//! `msgr_session_*`: sessions, their properties and methods, and the ten DMsgrSessionEvents
+//! registrations.
+
+use super::callbacks::{advise_session, msgr_destroy_callback, opt_ptr, release_session};
+use super::enums::SESSION_STATE;
+use super::guard;
+use super::handles;
+use super::strings::{in_opt_str, in_str, out, out_ptr, out_str};
+use super::{msgr_session, MSGR_HRESULT};
+use crate::error::{Hr, S_FALSE, S_OK};
+use crate::events::{SessionEvent, SessionEventKind};
+use crate::session::{Session, SessionCore};
+use crate::Text;
+use std::ffi::{c_char, c_void};
+use std::sync::Arc;
+
+
+
+fn with_session(session: *mut msgr_session, f: impl FnOnce(&Session) -> crate::Result<Hr>) -> MSGR_HRESULT {
+    guard(|| {
+        let s: Arc<SessionCore> = handles::get(session)?;
+        f(&Session(s))
+    })
+}
+
+unsafe fn get_text(
+    session: *mut msgr_session,
+    buf: *mut c_char,
+    buf_len: usize,
+    needed: *mut usize,
+    f: impl FnOnce(&Session) -> crate::Result<Text>,
+) -> MSGR_HRESULT {
+    with_session(session, |s| {
+        out_ptr(needed)?;
+        let t = f(s)?;
+        out_str(t.as_str(), buf, buf_len, needed)
+    })
+}
+
+/// Adds a reference to a session handle (for example to keep the session lent to
+/// OnInvitation).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_add_ref(session: *mut msgr_session) -> MSGR_HRESULT {
+    guard(|| {
+        handles::add_ref(session)?;
+        Ok(S_OK)
+    })
+}
+
+/// Releases a reference. At the last one the handle becomes stale, the session's
+/// registrations end (destroy callbacks run) and events queued for them are dropped; the
+/// session itself goes on until it ends (the other side is not affected). May be called
+/// from the session's own callbacks. NULL does nothing.
+///
+/// @return S_OK; E_HANDLE for a stale or wrong-kind handle.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_release(session: *mut msgr_session) -> MSGR_HRESULT {
+    guard(|| {
+        if session.is_null() {
+            return Ok(S_OK);
+        }
+        release_session(session)
+    })
+}
+
+/// State.
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_get_state(session: *mut msgr_session, state: *mut SESSION_STATE) -> MSGR_HRESULT {
+    with_session(session, |s| {
+        out(state, s.state().into())?;
+        Ok(S_OK)
+    })
+}
+
+/// Flags: SF_INVITER on the inviting side, SF_INVITEE on the invited side.
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_get_flags(session: *mut msgr_session, flags: *mut u32) -> MSGR_HRESULT {
+    with_session(session, |s| {
+        out(flags, s.flags())?;
+        Ok(S_OK)
+    })
+}
+
+/// SessionID, `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}` (uppercase), the same on both sides.
+/// String getters take a caller buffer: `*needed` receives the size including the
+/// terminator; with a NULL or short `buf` they return E_INSUFFICIENT_BUFFER (0x8007007A)
+/// and write nothing else.
+///
+/// @return S_OK; E_POINTER (NULL session or `needed`); E_HANDLE; E_INSUFFICIENT_BUFFER.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_get_session_id(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+    get_text(session, buf, buf_len, needed, |s| Ok(s.id().clone()))
+}
+
+/// Application: the GUID of the session's application.
+///
+/// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_APP_NOT_SPECIFIED when none
+///         is set.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_get_application(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+    get_text(session, buf, buf_len, needed, |s| s.application())
+}
+
+/// Sets Application: the GUID of an application registered with the client's registry.
+///
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for a malformed GUID;
+///         SR_SESSION_NOT_READY unless SS_READY; SR_APP_NOT_REGISTERED.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_set_application(session: *mut msgr_session, guid: *const c_char) -> MSGR_HRESULT {
+    with_session(session, |s| {
+        s.set_application(in_str(guid)?)?;
+        Ok(S_OK)
+    })
+}
+
+/// ApplicationName, from the registry ("" when the application is not registered here).
+///
+/// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_APP_NOT_SPECIFIED.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_get_application_name(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+    get_text(session, buf, buf_len, needed, |s| s.application_name())
+}
+
+/// ApplicationURL, from the registry.
+///
+/// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_APP_NOT_SPECIFIED.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_get_application_url(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+    get_text(session, buf, buf_len, needed, |s| s.application_url())
+}
+
+/// ContextData: the last application data received from the other side (the invitation's
+/// app data, then Accept/Decline/Cancel data and SendContextData); "" when none yet.
+///
+/// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_get_context_data(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+    get_text(session, buf, buf_len, needed, |s| Ok(s.context_data()))
+}
+
+/// LocalAddress: a stored value handed to the other side with Invite (inviter) or Accept
+/// (invitee); not the machine's address. "" until set.
+///
+/// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_get_local_address(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+    get_text(session, buf, buf_len, needed, |s| Ok(s.local_address()))
+}
+
+/// Sets LocalAddress (at most 30 characters).
+///
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for an over-long or
+///         invalid UTF-8 address.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_set_local_address(session: *mut msgr_session, address: *const c_char) -> MSGR_HRESULT {
+    with_session(session, |s| {
+        s.set_local_address(in_str(address)?)?;
+        Ok(S_OK)
+    })
+}
+
+/// RemoteAddress: the other side's LocalAddress, valid once SS_CONNECTED.
+///
+/// @return S_OK; S_FALSE with "" before SS_CONNECTED; E_POINTER; E_HANDLE;
+///         E_INSUFFICIENT_BUFFER.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_get_remote_address(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+    with_session(session, |s| {
+        out_ptr(needed)?;
+        match s.remote_address() {
+            Some(t) => out_str(t.as_str(), buf, buf_len, needed),
+            None => out_str("", buf, buf_len, needed).map(|_| S_FALSE),
+        }
+    })
+}
+
+/// User: the other party's sign-in name.
+///
+/// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_NO_USER_INVITED when nobody
+///         was invited.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_get_user(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+    get_text(session, buf, buf_len, needed, |s| s.user())
+}
+
+/// Invite(user, app data): sends the invitation; the state becomes SS_INVITATION
+/// (OnStateChanged(SS_READY)) and the invited client's unlocked managers get OnInvitation.
+///
+/// @param app_data  NULL or at most 512 bytes.
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for a bad name or
+///         app data; SR_APP_NOT_SPECIFIED; SR_SESSION_NOT_READY; SR_INVITED_SELF;
+///         MSGR_E_NOT_LOGGED_ON when either user is not signed in. A message that cannot be
+///         delivered gives OnSendError(SR_INVITATION_SEND_FAILURE) later.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_invite(session: *mut msgr_session, user_sign_in_name: *const c_char, app_data: *const c_char) -> MSGR_HRESULT {
+    with_session(session, |s| {
+        s.invite(in_str(user_sign_in_name)?, in_opt_str(app_data)?)?;
+        Ok(S_OK)
+    })
+}
+
+/// Accept(app data): invitee only, in SS_INVITATION only. When the application is not
+/// registered here, OnAppNotPresent fires and both sides end declined with
+/// SR_APP_NOT_REGISTERED.
+///
+/// @param app_data  NULL or at most 512 bytes.
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG; SR_NOT_INVITEE;
+///         SR_SESSION_STATE_INVALID.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_accept(session: *mut msgr_session, app_data: *const c_char) -> MSGR_HRESULT {
+    with_session(session, |s| {
+        s.accept(in_opt_str(app_data)?)?;
+        Ok(S_OK)
+    })
+}
+
+/// Decline(app data): invitee only, in SS_INVITATION only; both sides end in SS_DECLINED.
+///
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG; SR_NOT_INVITEE;
+///         SR_SESSION_STATE_INVALID.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_decline(session: *mut msgr_session, app_data: *const c_char) -> MSGR_HRESULT {
+    with_session(session, |s| {
+        s.decline(in_opt_str(app_data)?)?;
+        Ok(S_OK)
+    })
+}
+
+/// Cancel(hr, app data): ends the invitation or the session. This side gets
+/// OnTermination(SR_SESSION_CANCELLED_LOCAL) (SR_CANCEL_BEFORE_CONNECT in SS_READY, where
+/// nothing is sent); the other side gets OnCancelled(app data) then OnTermination(hr).
+///
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG;
+///         SR_SESSION_STATE_INVALID once the session has ended.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_cancel(session: *mut msgr_session, hr: MSGR_HRESULT, app_data: *const c_char) -> MSGR_HRESULT {
+    with_session(session, |s| {
+        s.cancel(Hr(hr), in_opt_str(app_data)?)?;
+        Ok(S_OK)
+    })
+}
+
+/// SendContextData(data): at most 300 characters, at most five times per side; the other
+/// side gets OnContextData(data).
+///
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for invalid UTF-8;
+///         SR_CONTEXT_DATA_OVER_LIMIT; SR_NOT_VALID_FOR_APP_INVITE before the invitation was
+///         accepted; SR_SESSION_STATE_INVALID once ended.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_send_context_data(session: *mut msgr_session, data: *const c_char) -> MSGR_HRESULT {
+    with_session(session, |s| {
+        s.send_context_data(in_str(data)?)?;
+        Ok(S_OK)
+    })
+}
+
+/// Ends a registration made with one of the session registration functions; its destroy
+/// callback runs (after the callback, if it is running now).
+///
+/// @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an unknown cookie.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_unadvise(session: *mut msgr_session, cookie: u32) -> MSGR_HRESULT {
+    with_session(session, |s| s.unadvise(cookie).map(|_| S_OK))
+}
+
+/// BeforeAppLaunch(in/out enable): set `*enable` to false to keep the application from
+/// being launched.
+pub type msgr_before_app_launch_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, enable: *mut bool)>;
+/// OnAccepted(app data); `app_data` may be NULL.
+pub type msgr_on_accepted_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, app_data: *const c_char)>;
+/// OnAppNotPresent(name, URL).
+pub type msgr_on_app_not_present_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, name: *const c_char, url: *const c_char)>;
+/// OnCancelled(app data); `app_data` may be NULL.
+pub type msgr_on_cancelled_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, app_data: *const c_char)>;
+/// OnContextData(data).
+pub type msgr_on_context_data_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, data: *const c_char)>;
+/// OnDeclined(app data); `app_data` may be NULL.
+pub type msgr_on_declined_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, app_data: *const c_char)>;
+/// OnReadyToLaunch().
+pub type msgr_on_ready_to_launch_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session)>;
+/// OnSendError(hr): SR_*_SEND_FAILURE of the step whose message was not delivered.
+pub type msgr_on_send_error_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, hr: MSGR_HRESULT)>;
+/// OnStateChanged(previous state); msgr_session_get_state() already gives the new state.
+pub type msgr_on_state_changed_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, previous: SESSION_STATE)>;
+/// OnTermination(hr, app data): the last event of the session on this side, exactly once.
+pub type msgr_on_termination_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, hr: MSGR_HRESULT, app_data: *const c_char)>;
+
+type SesBox = Box<dyn Fn(&mut SessionEvent) + Send + Sync>;
+
+/// Registers for BeforeAppLaunch. Every registration function of a session takes the
+/// session, the callback (NULL: E_POINTER), user data handed back to it, an optional
+/// destroy callback for that user data (run exactly once, when the registration ends for
+/// any reason, also when this call fails) and `cookie`, which receives the cookie for
+/// msgr_session_unadvise(). Registrations end at the session handle's last release.
+///
+/// @return S_OK; E_POINTER for a NULL session, callback or cookie; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_before_app_launch(session: *mut msgr_session, callback: msgr_before_app_launch_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+    guard(|| {
+        advise_session(session, SessionEventKind::BeforeAppLaunch, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
+            Box::new(move |e| {
+                if let SessionEvent::BeforeAppLaunch { enable } = e {
+                    let mut v = *enable;
+                    cb(ud.ptr(), h as *mut msgr_session, &mut v);
+                    *enable = v;
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnAccepted (see msgr_session_before_app_launch()).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_on_accepted(session: *mut msgr_session, callback: msgr_on_accepted_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+    guard(|| {
+        advise_session(session, SessionEventKind::Accepted, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
+            Box::new(move |e| {
+                if let SessionEvent::Accepted { app_data } = e {
+                    cb(ud.ptr(), h as *mut msgr_session, opt_ptr(app_data))
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnAppNotPresent (see msgr_session_before_app_launch()).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_on_app_not_present(session: *mut msgr_session, callback: msgr_on_app_not_present_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+    guard(|| {
+        advise_session(session, SessionEventKind::AppNotPresent, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
+            Box::new(move |e| {
+                if let SessionEvent::AppNotPresent { name, url } = e {
+                    cb(ud.ptr(), h as *mut msgr_session, name.as_c_ptr(), url.as_c_ptr())
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnCancelled (see msgr_session_before_app_launch()).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_on_cancelled(session: *mut msgr_session, callback: msgr_on_cancelled_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+    guard(|| {
+        advise_session(session, SessionEventKind::Cancelled, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
+            Box::new(move |e| {
+                if let SessionEvent::Cancelled { app_data } = e {
+                    cb(ud.ptr(), h as *mut msgr_session, opt_ptr(app_data))
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnContextData (see msgr_session_before_app_launch()).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_on_context_data(session: *mut msgr_session, callback: msgr_on_context_data_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+    guard(|| {
+        advise_session(session, SessionEventKind::ContextData, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
+            Box::new(move |e| {
+                if let SessionEvent::ContextData { data } = e {
+                    cb(ud.ptr(), h as *mut msgr_session, data.as_c_ptr())
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnDeclined (see msgr_session_before_app_launch()).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_on_declined(session: *mut msgr_session, callback: msgr_on_declined_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+    guard(|| {
+        advise_session(session, SessionEventKind::Declined, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
+            Box::new(move |e| {
+                if let SessionEvent::Declined { app_data } = e {
+                    cb(ud.ptr(), h as *mut msgr_session, opt_ptr(app_data))
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnReadyToLaunch (see msgr_session_before_app_launch()).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_on_ready_to_launch(session: *mut msgr_session, callback: msgr_on_ready_to_launch_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+    guard(|| {
+        advise_session(session, SessionEventKind::ReadyToLaunch, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
+            Box::new(move |e| {
+                if let SessionEvent::ReadyToLaunch = e {
+                    cb(ud.ptr(), h as *mut msgr_session)
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnSendError (see msgr_session_before_app_launch()).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_on_send_error(session: *mut msgr_session, callback: msgr_on_send_error_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+    guard(|| {
+        advise_session(session, SessionEventKind::SendError, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
+            Box::new(move |e| {
+                if let SessionEvent::SendError { hr } = e {
+                    cb(ud.ptr(), h as *mut msgr_session, hr.0)
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnStateChanged (see msgr_session_before_app_launch()).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_on_state_changed(session: *mut msgr_session, callback: msgr_on_state_changed_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+    guard(|| {
+        advise_session(session, SessionEventKind::StateChanged, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
+            Box::new(move |e| {
+                if let SessionEvent::StateChanged { previous } = e {
+                    cb(ud.ptr(), h as *mut msgr_session, (*previous).into())
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnTermination (see msgr_session_before_app_launch()).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_on_termination(session: *mut msgr_session, callback: msgr_on_termination_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+    guard(|| {
+        advise_session(session, SessionEventKind::Termination, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
+            Box::new(move |e| {
+                if let SessionEvent::Termination { hr, app_data } = e {
+                    cb(ud.ptr(), h as *mut msgr_session, hr.0, opt_ptr(app_data))
+                }
+            })
+        })
+    })
+}

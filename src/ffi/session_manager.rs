@@ -1,0 +1,450 @@
+//! `msgr_session_manager_*`: session managers, application registration, Lock and Key, and
+//! the eight DMsgrSessionManagerEvents registrations.
+
+use super::callbacks::{advise_manager, msgr_destroy_callback, with_borrowed_session, UserData};
+use super::enums::MsgrLockStatus;
+use super::guard;
+use super::handles;
+use super::strings::{in_opt_str, in_str, out, out_ptr, out_str};
+use super::{msgr_client, msgr_session, msgr_session_manager, MSGR_HRESULT};
+use crate::client::Client;
+use crate::error::{Hr, S_OK};
+use crate::events::{ManagerEvent, ManagerEventKind};
+use crate::session::SessionCore;
+use crate::session_manager::SessionManager;
+use std::ffi::{c_char, c_void};
+use std::fmt::Write;
+use std::sync::Arc;
+
+fn with_manager(
+    manager: *mut msgr_session_manager,
+    f: impl FnOnce(&SessionManager) -> crate::Result<Hr>,
+) -> MSGR_HRESULT {
+    guard(|| {
+        let m: Arc<SessionManager> = handles::get(manager)?;
+        f(&m)
+    })
+}
+
+/// Creates a session manager on a client. When the client is signed in, OnLockEnable and
+/// OnLockStatusChanged are queued for it at once: register callbacks, then dispatch.
+///
+/// @param out  Receives the manager; release it with msgr_session_manager_release().
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_SERVER_SHUTDOWN after msgr_client_shutdown().
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_create(
+    client: *mut msgr_client,
+    out_manager: *mut *mut msgr_session_manager,
+) -> MSGR_HRESULT {
+    guard(|| {
+        out_ptr(out_manager)?;
+        let c: Arc<Client> = handles::get(client)?;
+        let m = SessionManager::new(&c)?;
+        match handles::insert::<msgr_session_manager, SessionManager>(Arc::new(m.clone())) {
+            Ok(h) => {
+                out(out_manager, h)?;
+                Ok(S_OK)
+            }
+            Err(e) => {
+                m.close();
+                Err(e)
+            }
+        }
+    })
+}
+
+/// Releases a session manager: its registrations end (destroy callbacks run), events queued
+/// for it are dropped, the handle becomes stale. Its sessions go on. May be called from the
+/// manager's own callbacks. NULL does nothing.
+///
+/// @return S_OK; E_HANDLE for a stale or wrong-kind handle.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_release(manager: *mut msgr_session_manager) -> MSGR_HRESULT {
+    guard(|| {
+        if let Some(m) = handles::remove::<msgr_session_manager, SessionManager>(manager)? {
+            m.close();
+        }
+        Ok(S_OK)
+    })
+}
+
+/// CreateSession: a new session in SS_READY, flags SF_INVITER, a fresh SessionID. A new
+/// session is needed for every invitation.
+///
+/// @param out  Receives the session with one reference; release it with
+///             msgr_session_release().
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED while the manager is locked.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_create_session(
+    manager: *mut msgr_session_manager,
+    out_session: *mut *mut msgr_session,
+) -> MSGR_HRESULT {
+    with_manager(manager, |m| {
+        out_ptr(out_session)?;
+        let s = m.create_session()?;
+        let h = handles::insert::<msgr_session, SessionCore>(Arc::clone(&s.0))?;
+        out(out_session, h)?;
+        Ok(S_OK)
+    })
+}
+
+/// GetLaunchingSession: the session whose acceptance launched process `pid` (through this
+/// manager's client).
+///
+/// @param out  Receives the session with one more reference (release it).
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for pid 0; E_FAIL when
+///         no session launched that process.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_get_launching_session(
+    manager: *mut msgr_session_manager,
+    pid: u32,
+    out_session: *mut *mut msgr_session,
+) -> MSGR_HRESULT {
+    with_manager(manager, |m| {
+        out_ptr(out_session)?;
+        let s = m.launching_session(pid)?;
+        let h = handles::acquire::<msgr_session, SessionCore>(&s.0)?;
+        out(out_session, h)?;
+        Ok(S_OK)
+    })
+}
+
+/// RegisterApplication: adds an application to the registry this client shares; every
+/// manager sharing it gets OnAppRegistered(guid).
+///
+/// @param guid   `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`, hex in either case (stored
+///               uppercase).
+/// @param name   At most 256 characters. @param url At most 256 characters.
+/// @param path   NULL or "" for none; else an absolute path of at most 260 characters to an
+///               existing file. Name, URL and path may not contain control characters.
+/// @param flags  Must be 0.
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for bad flags, a
+///         malformed GUID, an over-limit or invalid UTF-8 string, a relative path;
+///         E_FAIL when the path does not exist; SR_APP_ALREADY_REGISTERED;
+///         REGDB_E_WRITEREGDB when the registry file cannot be written.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_register_application(
+    manager: *mut msgr_session_manager,
+    guid: *const c_char,
+    name: *const c_char,
+    url: *const c_char,
+    path: *const c_char,
+    flags: u32,
+) -> MSGR_HRESULT {
+    with_manager(manager, |m| {
+        let (g, n, u) = (in_str(guid)?, in_str(name)?, in_str(url)?);
+        let p = in_opt_str(path)?.unwrap_or("");
+        m.register_application(g, n, u, p, flags)?;
+        Ok(S_OK)
+    })
+}
+
+/// UnRegisterApplication: every manager sharing the registry gets OnAppUnRegistered(guid).
+///
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for a malformed GUID;
+///         SR_APP_NOT_REGISTERED; REGDB_E_WRITEREGDB.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_unregister_application(
+    manager: *mut msgr_session_manager,
+    guid: *const c_char,
+) -> MSGR_HRESULT {
+    with_manager(manager, |m| {
+        m.unregister_application(in_str(guid)?)?;
+        Ok(S_OK)
+    })
+}
+
+/// Applications (a read-only listing; not implemented in the original): one line per
+/// registered application, sorted by GUID, `GUID<TAB>name<TAB>url<TAB>path<LF>`; "" when
+/// none. Caller buffer: `*needed` receives the size including the terminator.
+///
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INSUFFICIENT_BUFFER (0x8007007A)
+///         when `buf` is NULL or shorter than `*needed`.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_get_applications(
+    manager: *mut msgr_session_manager,
+    buf: *mut c_char,
+    buf_len: usize,
+    needed: *mut usize,
+) -> MSGR_HRESULT {
+    with_manager(manager, |m| {
+        out_ptr(needed)?;
+        let mut s = String::new();
+        for a in m.applications()? {
+            let _ = writeln!(s, "{}\t{}\t{}\t{}", a.guid, a.name, a.url, a.path);
+        }
+        out_str(&s, buf, buf_len, needed)
+    })
+}
+
+/// Gets the manager's Lock and Key status.
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_get_lock_status(
+    manager: *mut msgr_session_manager,
+    status: *mut MsgrLockStatus,
+) -> MSGR_HRESULT {
+    with_manager(manager, |m| {
+        out(status, m.lock_status().into())?;
+        Ok(S_OK)
+    })
+}
+
+/// RequestChallenge(cookie): status becomes LOCK_PENDINGRESULT (OnLockStatusChanged), then
+/// OnLockChallenge(cookie, challenge) is queued. Only one challenge per sign-in.
+///
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_NOTINITIALIZED (not signed in);
+///         MSGR_E_API_PENDING_UNLOCK; MSGR_E_API_ALREADY_UNLOCKED; MSGR_E_API_DISABLED;
+///         MSGR_E_API_UNLOCK_FAILED (after a failed unlock in this sign-in).
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_request_challenge(
+    manager: *mut msgr_session_manager,
+    cookie: i32,
+) -> MSGR_HRESULT {
+    with_manager(manager, |m| m.request_challenge(cookie).map(|_| S_OK))
+}
+
+/// SendResponse(application ID, response, cookie): the service checks the response (the
+/// challenge followed by the key, MD5, 32 lowercase hex digits; see
+/// msgr_lock_compute_response()) in constant time; OnLockResult(cookie, succeeded) then
+/// OnLockStatusChanged(LOCK_UNLOCKED or LOCK_UNLOCKFAILED) are queued.
+///
+/// @return S_OK (whatever the outcome); E_POINTER; E_HANDLE; E_INVALIDARG for a cookie other
+///         than the pending challenge's (nothing changes) or an over-long or invalid UTF-8
+///         string; MSGR_E_API_LOCKED when no challenge is pending; MSGR_E_API_NOTINITIALIZED,
+///         MSGR_E_API_ALREADY_UNLOCKED, MSGR_E_API_DISABLED, MSGR_E_API_UNLOCK_FAILED by status.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_send_response(
+    manager: *mut msgr_session_manager,
+    app_id: *const c_char,
+    response: *const c_char,
+    cookie: i32,
+) -> MSGR_HRESULT {
+    with_manager(manager, |m| {
+        m.send_response(in_str(app_id)?, in_str(response)?, cookie)?;
+        Ok(S_OK)
+    })
+}
+
+/// Ends a registration made with one of the `msgr_session_manager_on_*` functions; its
+/// destroy callback runs (after the callback, if it is running now). May be called from a
+/// callback, including the registration's own.
+///
+/// @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an unknown cookie.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_unadvise(manager: *mut msgr_session_manager, cookie: u32) -> MSGR_HRESULT {
+    with_manager(manager, |m| m.unadvise(cookie).map(|_| S_OK))
+}
+
+
+
+/// OnAppRegistered(guid).
+pub type msgr_on_app_registered_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, guid: *const c_char)>;
+/// OnAppUnRegistered(guid).
+pub type msgr_on_app_unregistered_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, guid: *const c_char)>;
+/// OnAppShutdown(): the last event the manager receives.
+pub type msgr_on_app_shutdown_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager)>;
+/// OnInvitation(session, app data, in/out handled). `session` is lent for the call: call
+/// msgr_session_add_ref() to keep it. `app_data` may be NULL. Set `*handled` to true when
+/// the application takes care of the invitation.
+pub type msgr_on_invitation_callback = Option<
+    unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, session: *mut msgr_session, app_data: *const c_char, handled: *mut bool),
+>;
+/// OnLockChallenge(cookie, challenge).
+pub type msgr_on_lock_challenge_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, cookie: i32, challenge: *const c_char)>;
+/// OnLockEnable(enabled).
+pub type msgr_on_lock_enable_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, enabled: bool)>;
+/// OnLockResult(cookie, succeeded).
+pub type msgr_on_lock_result_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, cookie: i32, succeeded: bool)>;
+/// OnLockStatusChanged(status).
+pub type msgr_on_lock_status_changed_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, status: MsgrLockStatus)>;
+
+type MgrBox = Box<dyn Fn(&mut ManagerEvent) + Send + Sync>;
+
+/// Registers for OnAppRegistered. Every registration function of a manager takes the
+/// manager, the callback (NULL: E_POINTER), user data handed back to it, an optional destroy
+/// callback for that user data (run exactly once, when the registration ends for any
+/// reason, also when this call fails) and `cookie`, which receives the registration's
+/// cookie for msgr_session_manager_unadvise(). Callbacks run in registration order.
+///
+/// @return S_OK; E_POINTER for a NULL manager, callback or cookie; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_on_app_registered(
+    manager: *mut msgr_session_manager,
+    callback: msgr_on_app_registered_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
+    guard(|| {
+        advise_manager(manager, ManagerEventKind::AppRegistered, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
+            Box::new(move |e| {
+                if let ManagerEvent::AppRegistered { guid } = e {
+                    cb(ud.ptr(), h as *mut msgr_session_manager, guid.as_c_ptr())
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnAppUnRegistered (see msgr_session_manager_on_app_registered()).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_on_app_unregistered(
+    manager: *mut msgr_session_manager,
+    callback: msgr_on_app_unregistered_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
+    guard(|| {
+        advise_manager(manager, ManagerEventKind::AppUnregistered, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
+            Box::new(move |e| {
+                if let ManagerEvent::AppUnregistered { guid } = e {
+                    cb(ud.ptr(), h as *mut msgr_session_manager, guid.as_c_ptr())
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnAppShutdown (see msgr_session_manager_on_app_registered()).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_on_app_shutdown(
+    manager: *mut msgr_session_manager,
+    callback: msgr_on_app_shutdown_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
+    guard(|| {
+        advise_manager(manager, ManagerEventKind::AppShutdown, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
+            Box::new(move |e| {
+                if let ManagerEvent::AppShutdown = e {
+                    cb(ud.ptr(), h as *mut msgr_session_manager)
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnInvitation (see msgr_session_manager_on_app_registered()). Only unlocked
+/// managers receive invitations.
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_on_invitation(
+    manager: *mut msgr_session_manager,
+    callback: msgr_on_invitation_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
+    guard(|| {
+        advise_manager(manager, ManagerEventKind::Invitation, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
+            Box::new(move |e| {
+                if let ManagerEvent::Invitation { session, app_data, handled } = e {
+                    let data = super::callbacks::opt_ptr(app_data);
+                    let mut flag = *handled;
+                    with_borrowed_session(session, |sh| cb(ud.ptr(), h as *mut msgr_session_manager, sh, data, &mut flag));
+                    *handled = flag;
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnLockChallenge (see msgr_session_manager_on_app_registered()).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_on_lock_challenge(
+    manager: *mut msgr_session_manager,
+    callback: msgr_on_lock_challenge_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
+    guard(|| {
+        advise_manager(manager, ManagerEventKind::LockChallenge, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
+            Box::new(move |e| {
+                if let ManagerEvent::LockChallenge { cookie, challenge } = e {
+                    cb(ud.ptr(), h as *mut msgr_session_manager, *cookie, challenge.as_c_ptr())
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnLockEnable (see msgr_session_manager_on_app_registered()).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_on_lock_enable(
+    manager: *mut msgr_session_manager,
+    callback: msgr_on_lock_enable_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
+    guard(|| {
+        advise_manager(manager, ManagerEventKind::LockEnable, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
+            Box::new(move |e| {
+                if let ManagerEvent::LockEnable { enabled } = e {
+                    cb(ud.ptr(), h as *mut msgr_session_manager, *enabled)
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnLockResult (see msgr_session_manager_on_app_registered()).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_on_lock_result(
+    manager: *mut msgr_session_manager,
+    callback: msgr_on_lock_result_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
+    guard(|| {
+        advise_manager(manager, ManagerEventKind::LockResult, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
+            Box::new(move |e| {
+                if let ManagerEvent::LockResult { cookie, succeeded } = e {
+                    cb(ud.ptr(), h as *mut msgr_session_manager, *cookie, *succeeded)
+                }
+            })
+        })
+    })
+}
+
+/// Registers for OnLockStatusChanged (see msgr_session_manager_on_app_registered()).
+///
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_manager_on_lock_status_changed(
+    manager: *mut msgr_session_manager,
+    callback: msgr_on_lock_status_changed_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
+    guard(|| {
+        advise_manager(manager, ManagerEventKind::LockStatusChanged, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
+            Box::new(move |e| {
+                if let ManagerEvent::LockStatusChanged { status } = e {
+                    cb(ud.ptr(), h as *mut msgr_session_manager, (*status).into())
+                }
+            })
+        })
+    })
+}
+
+#[allow(dead_code)]
+fn _unused(_: UserData) {}
