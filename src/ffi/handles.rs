@@ -417,6 +417,23 @@ mod tests {
     }
 
     #[test]
+    fn typed_front_end() {
+        use super::super::{msgr_client, msgr_session};
+        let o = Arc::new(Obj(11));
+        let s: *mut msgr_session = insert(o.clone()).unwrap();
+        let got: Arc<Obj> = get(s).unwrap(); // *mut coerces; the type fixes the kind
+        assert_eq!(got.0, 11);
+        assert_eq!(acquire::<msgr_session, _>(&o).unwrap(), s);
+        assert_eq!(add_ref(s), Ok(3));
+        assert_eq!(get::<msgr_client, Obj>(s.cast()).err(), Some(E_HANDLE));
+        assert_eq!(check(s), Ok(()));
+        assert!(release::<_, Obj>(s).unwrap().is_none());
+        assert!(remove::<_, Obj>(s).unwrap().is_some());
+        assert_eq!(check(s), Err(E_HANDLE));
+        assert_eq!(release::<_, Obj>(s).err(), Some(E_HANDLE));
+    }
+
+    #[test]
     fn wrong_kind_and_wrong_type() {
         let t = HandleTable::new();
         let a = t.insert(Kind::Client, Arc::new(Obj(1))).unwrap();
@@ -521,7 +538,7 @@ mod tests {
         let live: std::collections::HashSet<_> =
             objs.iter().map(|o| t.token_of(Kind::Session, o).unwrap()).collect();
         let all = [Kind::Service, Kind::Client, Kind::SessionManager, Kind::Session];
-        let mut probe = |v: usize| {
+        let probe = |v: usize| {
             for k in all {
                 let r = t.get::<Obj>(v, k);
                 if k == Kind::Session && live.contains(&v) {
@@ -631,5 +648,40 @@ mod tests {
         });
         assert!(T.release::<Obj>(shared_tok, Kind::Session).unwrap().is_some());
         assert_eq!(T.live(), 0);
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+
+    /// `cargo test --release --lib handles::bench -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn get_cost() {
+        let t = HandleTable::new();
+        let objs: Vec<_> = (0..1000).map(|i| Arc::new(i as u64)).collect();
+        let toks: Vec<_> = objs.iter().map(|o| t.acquire(Kind::Session, o).unwrap()).collect();
+        let n = 10_000_000;
+        let start = std::time::Instant::now();
+        let mut sum = 0u64;
+        for i in 0..n {
+            sum += *t.get::<u64>(toks[i % toks.len()], Kind::Session).unwrap();
+        }
+        let el = start.elapsed();
+        println!("get+drop: {:.1} ns (sum {sum})", el.as_nanos() as f64 / n as f64);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let start = std::time::Instant::now();
+                    let mut sum = 0u64;
+                    for i in 0..n / 4 {
+                        sum += *t.get::<u64>(toks[i % toks.len()], Kind::Session).unwrap();
+                    }
+                    let el = start.elapsed();
+                    println!("4 threads: {:.1} ns (sum {sum})", el.as_nanos() as f64 / (n / 4) as f64);
+                });
+            }
+        });
     }
 }
