@@ -76,7 +76,7 @@ const MAX_GEN: u32 = (((1u64 << GEN_BITS) - 1) & u32::MAX as u64) as u32;
 const _: () = assert!(KIND_BITS + SLOT_BITS + GEN_BITS == usize::BITS);
 
 fn encode(slot: usize, generation: u32, kind: Kind) -> Token {
-    debug_assert!(slot < MAX_SLOTS && generation != 0 && generation <= MAX_GEN);
+    debug_assert!(slot < MAX_SLOTS && generation != 0 && u64::from(generation) >> GEN_BITS == 0);
     ((generation as usize) << GEN_SHIFT) | ((slot + 1) << KIND_BITS) | kind as usize
 }
 

@@ -128,7 +128,7 @@ mod tests {
         let mut out = [b'x' as c_char; 33];
         let o = out.as_mut_ptr();
         let long = CString::new("k".repeat(257)).unwrap();
-        let bad = b"\xff\0".as_ptr().cast::<c_char>();
+        let bad = c"\xff".as_ptr();
         unsafe {
             assert_eq!(msgr_lock_compute_response(null(), c"k".as_ptr(), o), E_POINTER.0);
             assert_eq!(msgr_lock_compute_response(c"c".as_ptr(), null(), o), E_POINTER.0);

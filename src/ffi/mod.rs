@@ -29,6 +29,8 @@
 //! are dropped after every lock is let go.
 
 #![allow(non_camel_case_types)]
+// The header's doc comment of each function states what its pointers must be.
+#![allow(clippy::missing_safety_doc)]
 
 mod callbacks;
 mod client;
