@@ -459,7 +459,8 @@ mod tests {
         let b = t.insert(Kind::Session, Arc::new(Obj(2))).unwrap();
         assert_ne!(a, b);
         // Same slot, next generation.
-        assert_eq!(a & 0xFFFF_FFFF, b & 0xFFFF_FFFF);
+        let (sa, ga) = decode(a, Kind::Session).unwrap();
+        assert_eq!(decode(b, Kind::Session).unwrap(), (sa, ga + 1));
         assert_eq!(t.get::<Obj>(a, Kind::Session).err(), Some(E_HANDLE));
         assert_eq!(t.get::<Obj>(b, Kind::Session).unwrap().0, 2);
         assert_eq!(t.release::<Obj>(a, Kind::Session).err(), Some(E_HANDLE));
