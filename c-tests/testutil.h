@@ -436,6 +436,29 @@ static inline bool tu_log_wait(tu_log *log, const char *tag, const char *needle,
     }
 }
 
+/* A copy (to free) of the last line of side `tag` (NULL: any), or NULL when there is none. */
+static inline char *tu_log_last(tu_log *log, const char *tag) {
+    size_t i;
+    char *r = NULL;
+    pthread_mutex_lock(&log->mu);
+    for (i = log->n; i > 0; i--) {
+        if (tu_log_match(log->lines[i - 1], tag)) {
+            r = tu_strf("%s", log->lines[i - 1]);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&log->mu);
+    return r;
+}
+
+/* True when the last line of side `tag` starts with `prefix`. */
+static inline bool tu_log_last_starts(tu_log *log, const char *tag, const char *prefix) {
+    char *l = tu_log_last(log, tag);
+    bool r = l != NULL && strncmp(l, prefix, strlen(prefix)) == 0;
+    free(l);
+    return r;
+}
+
 static inline void tu_log_dump(tu_log *log, const char *tag, const char *indent) {
     size_t i;
     for (i = 0; i < log->n; i++) {
