@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of the project, the way CI does (.ci/run calls this after installing tools):
+# Runs every test of the project, the way CI does (.ci/run calls this). Installs the missing
+# tools first (scripts/install-tools.sh), then:
 #
 #   1. header staleness: include/msgrpriv.h must equal what the sources generate
 #   2. cargo test: the Rust unit, integration and doc tests
@@ -31,6 +32,8 @@ die() {
     printf 'test-all: %s\n' "$*" >&2
     exit 1
 }
+
+bash scripts/install-tools.sh </dev/null
 
 section "Tools"
 for tool in cargo cmake nm readelf; do

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the tools the build and the tests need when they are missing (Debian, apt-get; as
+# root or with sudo, no stdin needed). Used by .ci/run and scripts/demo.sh.
+set -euo pipefail
+
+printf '==== Installing missing tools ====\n\n'
+packages=()
+command -v cmake >/dev/null || packages+=(cmake)
+command -v make >/dev/null || command -v ninja >/dev/null || packages+=(make)
+command -v cc >/dev/null || packages+=(gcc)
+command -v c++ >/dev/null || packages+=(g++)
+command -v valgrind >/dev/null || packages+=(valgrind)
+{ command -v nm >/dev/null && command -v readelf >/dev/null; } || packages+=(binutils)
+command -v git >/dev/null || packages+=(git)
+if [ "${#packages[@]}" -gt 0 ]; then
+    sudo=()
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null || { echo "need root or sudo to install: ${packages[*]}" >&2; exit 1; }
+        sudo=(sudo -n)
+    fi
+    echo "apt-get install ${packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq </dev/null
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" </dev/null
+else
+    echo "nothing to install"
+fi
+
