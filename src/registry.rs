@@ -1,1 +1,1150 @@
-//! Application registry (being written).
+//! The application registry: the list of applications that can be invited to a session
+//! (RegisterApplication / UnRegisterApplication, MSGRPRIV.md sections 4 and 7).
+//!
+//! Two backends share one API:
+//!
+//! * [`AppRegistry::in_memory`]: a map private to this process.
+//! * [`AppRegistry::open`]: a crash-safe, human-readable JSON file shared by every process
+//!   that opens the same path.
+//!
+//! # The registry file
+//!
+//! ```json
+//! {
+//!   "version": 1,
+//!   "apps": [
+//!     { "guid": "{...}", "name": "...", "url": "...", "path": "..." }
+//!   ]
+//! }
+//! ```
+//!
+//! The file is never modified in place. Every change:
+//!
+//! 1. takes an exclusive `flock` on the side file `<path>.lock` (created mode 0600, never
+//!    deleted);
+//! 2. re-reads the data file, since another process may have changed it;
+//! 3. applies the change and writes the whole new document to a fresh temporary file in the
+//!    same directory (`.<file name>.tmp-<pid>-<n>-<nanos>`, created `O_CREAT|O_EXCL|O_NOFOLLOW`,
+//!    mode 0600), `fsync`s it, renames it over the data file and `fsync`s the directory;
+//! 4. releases the lock.
+//!
+//! A process killed at any instant therefore leaves either the old or the new document, and
+//! concurrent writers in several processes are serialised by the lock, so none loses
+//! another's change. Because a data file's inode is never written after it has been renamed
+//! into place, readers are safe even without the lock; they still take a shared `flock`
+//! while reloading when they can. Temporary files left by a killed writer are ignored and
+//! removed the next time a registry is opened on that path (only while holding the exclusive
+//! lock, when no writer can be active).
+//!
+//! The data file is always opened with `O_NOFOLLOW`: a symbolic link planted at the path is
+//! refused, never followed (symbolic links in the *directories* leading to it are followed as
+//! usual).
+
+use crate::error::{
+    Result, E_FAIL, E_INVALIDARG, REGDB_E_WRITEREGDB, SR_APP_ALREADY_REGISTERED,
+    SR_APP_NOT_REGISTERED,
+};
+use crate::types::{check_chars, limits, normalize_guid};
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Weak};
+
+/// One registered application.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AppEntry {
+    /// The application GUID in the braced form, uppercase hex digits.
+    pub guid: String,
+    /// Display name (at most 256 characters).
+    pub name: String,
+    /// URL where the application can be obtained (at most 256 characters).
+    pub url: String,
+    /// Absolute path of the executable (at most 260 characters); empty when the application
+    /// has no executable to launch.
+    pub path: String,
+}
+
+/// Receives registration changes. Listeners are held weakly by the registry (see
+/// [`AppRegistry::subscribe`]).
+pub trait RegistryListener: Send + Sync {
+    /// An application was registered (`guid` braced, uppercase).
+    fn app_registered(&self, guid: &str);
+    /// An application was unregistered (`guid` braced, uppercase).
+    fn app_unregistered(&self, guid: &str);
+}
+
+/// The application registry: in memory or backed by a crash-safe file.
+///
+/// Thread safe. Listeners are called after every successful change made through this
+/// object, with no internal lock held, so they may call back into the registry.
+pub struct AppRegistry {
+    backend: Backend,
+    listeners: Mutex<Vec<Weak<dyn RegistryListener>>>,
+}
+
+enum Backend {
+    Memory(Mutex<BTreeMap<String, AppEntry>>),
+    #[cfg(unix)]
+    File(file::FileStore),
+}
+
+/// Which notification to send after a successful change.
+#[derive(Clone, Copy)]
+enum Change {
+    Registered,
+    Unregistered,
+}
+
+impl AppRegistry {
+    /// A new, empty registry private to this process.
+    pub fn in_memory() -> Arc<AppRegistry> {
+        Arc::new(AppRegistry {
+            backend: Backend::Memory(Mutex::new(BTreeMap::new())),
+            listeners: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Opens the registry file at `path`, creating it (mode 0600, with an empty application
+    /// list, atomically) when it does not exist. A relative path is made absolute against the
+    /// current directory now, so later changes of directory do not matter.
+    ///
+    /// Leftover temporary files of killed writers are removed. An empty (or whitespace-only)
+    /// existing file is accepted as an empty registry.
+    ///
+    /// Fails with E_FAIL when the path is not usable:
+    /// * it has no file name or its directory does not exist;
+    /// * it names a symbolic link (never followed), a directory or anything but a regular
+    ///   file;
+    /// * the file cannot be read, is larger than 64 MiB, or its content is not a valid
+    ///   registry document: not JSON, `version` other than 1, unknown fields, an entry with
+    ///   a malformed GUID, over-limit or NUL-containing strings, a relative path, or the same
+    ///   GUID twice;
+    /// * the file does not exist and cannot be created (including its `<path>.lock` file).
+    ///
+    /// Only available on Unix; elsewhere it always fails with E_FAIL.
+    pub fn open(path: &Path) -> Result<Arc<AppRegistry>> {
+        #[cfg(unix)]
+        {
+            let store = file::FileStore::open(path)?;
+            Ok(Arc::new(AppRegistry {
+                backend: Backend::File(store),
+                listeners: Mutex::new(Vec::new()),
+            }))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            Err(E_FAIL)
+        }
+    }
+
+    /// The absolute path of the registry file, or `None` for an in-memory registry.
+    pub fn file_path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Memory(_) => None,
+            #[cfg(unix)]
+            Backend::File(f) => Some(f.path()),
+        }
+    }
+
+    /// Registers an application (RegisterApplication).
+    ///
+    /// Checks, in this order:
+    /// 1. `flags != 0` -> E_INVALIDARG;
+    /// 2. `guid` not in the braced form (hex digits in either case) -> E_INVALIDARG;
+    /// 3. `name`, `url` or `path` containing a NUL character, name over 256 characters, url
+    ///    over 256 or path over 260 -> E_INVALIDARG;
+    /// 4. `path` non-empty and not absolute -> E_INVALIDARG;
+    /// 5. `path` non-empty and cannot be resolved (`std::fs::metadata` fails) -> E_FAIL;
+    /// 6. the GUID is already registered (compared case-insensitively) ->
+    ///    SR_APP_ALREADY_REGISTERED;
+    /// 7. the registry file cannot be locked, read or written -> REGDB_E_WRITEREGDB, and
+    ///    nothing changes, in memory or on disk.
+    ///
+    /// An empty `path` registers an application with no executable. The GUID is stored with
+    /// uppercase digits. On success every live listener gets `app_registered`.
+    pub fn register(
+        &self,
+        guid: &str,
+        name: &str,
+        url: &str,
+        path: &str,
+        flags: u32,
+    ) -> Result<()> {
+        if flags != 0 {
+            return Err(E_INVALIDARG);
+        }
+        let guid = normalize_guid(guid)?;
+        for s in [name, url, path] {
+            if s.as_bytes().contains(&0) {
+                return Err(E_INVALIDARG);
+            }
+        }
+        check_chars(name, limits::APP_NAME_CHARS, E_INVALIDARG)?;
+        check_chars(url, limits::APP_URL_CHARS, E_INVALIDARG)?;
+        check_chars(path, limits::APP_PATH_CHARS, E_INVALIDARG)?;
+        if !path.is_empty() {
+            if !Path::new(path).is_absolute() {
+                return Err(E_INVALIDARG);
+            }
+            if std::fs::metadata(path).is_err() {
+                return Err(E_FAIL);
+            }
+        }
+        let entry = AppEntry {
+            guid: guid.clone(),
+            name: name.to_owned(),
+            url: url.to_owned(),
+            path: path.to_owned(),
+        };
+        self.modify(move |apps| {
+            if apps.contains_key(&entry.guid) {
+                return Err(SR_APP_ALREADY_REGISTERED);
+            }
+            apps.insert(entry.guid.clone(), entry);
+            Ok(())
+        })?;
+        self.notify(Change::Registered, &guid);
+        Ok(())
+    }
+
+    /// Unregisters an application (UnRegisterApplication).
+    ///
+    /// A malformed GUID -> E_INVALIDARG; not registered -> SR_APP_NOT_REGISTERED; the
+    /// registry file cannot be locked, read or written -> REGDB_E_WRITEREGDB (nothing
+    /// changes). On success every live listener gets `app_unregistered`.
+    pub fn unregister(&self, guid: &str) -> Result<()> {
+        let guid = normalize_guid(guid)?;
+        self.modify(|apps| match apps.remove(&guid) {
+            Some(_) => Ok(()),
+            None => Err(SR_APP_NOT_REGISTERED),
+        })?;
+        self.notify(Change::Unregistered, &guid);
+        Ok(())
+    }
+
+    /// The application registered under `guid` (hex digits in either case); `None` when it is
+    /// absent or `guid` is malformed.
+    ///
+    /// A file registry first reloads the file if another process changed it; when the file
+    /// cannot be read (say a symbolic link was planted in its place) the last good content is
+    /// used.
+    pub fn get(&self, guid: &str) -> Option<AppEntry> {
+        let guid = normalize_guid(guid).ok()?;
+        match &self.backend {
+            Backend::Memory(m) => m.lock().get(&guid).cloned(),
+            #[cfg(unix)]
+            Backend::File(f) => f.read(|apps| apps.get(&guid).cloned()),
+        }
+    }
+
+    /// Every registered application, sorted by GUID (same freshness rules as [`get`]).
+    ///
+    /// [`get`]: AppRegistry::get
+    pub fn list(&self) -> Vec<AppEntry> {
+        match &self.backend {
+            Backend::Memory(m) => m.lock().values().cloned().collect(),
+            #[cfg(unix)]
+            Backend::File(f) => f.read(|apps| apps.values().cloned().collect()),
+        }
+    }
+
+    /// Adds a listener. It is held weakly: once the last `Arc` to it is dropped it is no
+    /// longer called and is pruned.
+    ///
+    /// After each successful [`register`]/[`unregister`] made through *this* `AppRegistry`
+    /// object, every live listener is called exactly once per subscription, in subscription
+    /// order, after all internal locks are released (a listener may call any method of the
+    /// registry). A listener subscribed during a notification is first called for the next
+    /// change. Changes made by other processes, or through another `AppRegistry` object on
+    /// the same file, are not notified here. A panic in a listener is caught and ignored, so
+    /// the remaining listeners are still called and the change is still reported as done.
+    ///
+    /// [`register`]: AppRegistry::register
+    /// [`unregister`]: AppRegistry::unregister
+    pub fn subscribe(&self, listener: Weak<dyn RegistryListener>) {
+        let mut l = self.listeners.lock();
+        l.retain(|w| w.strong_count() > 0);
+        l.push(listener);
+    }
+
+    /// Applies `change` to the current content, then commits it (file: under the lock, with an
+    /// atomic replace). Nothing is changed when `change` or the commit fails.
+    fn modify(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<String, AppEntry>) -> Result<()>,
+    ) -> Result<()> {
+        match &self.backend {
+            Backend::Memory(m) => {
+                let mut map = m.lock();
+                change(&mut map)
+            }
+            #[cfg(unix)]
+            Backend::File(f) => f.modify(change),
+        }
+    }
+
+    fn notify(&self, change: Change, guid: &str) {
+        let live: Vec<Arc<dyn RegistryListener>> = {
+            let mut l = self.listeners.lock();
+            l.retain(|w| w.strong_count() > 0);
+            l.iter().filter_map(Weak::upgrade).collect()
+        };
+        for listener in live {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match change {
+                Change::Registered => listener.app_registered(guid),
+                Change::Unregistered => listener.app_unregistered(guid),
+            }));
+        }
+    }
+}
+
+impl std::fmt::Debug for AppRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppRegistry")
+            .field("file", &self.file_path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// True when `e` is something `register` would have accepted (apart from the path existing).
+fn entry_is_valid(e: &AppEntry) -> bool {
+    let guid_ok = normalize_guid(&e.guid).is_ok();
+    let no_nul = [&e.name, &e.url, &e.path]
+        .iter()
+        .all(|s| !s.as_bytes().contains(&0));
+    guid_ok
+        && no_nul
+        && check_chars(&e.name, limits::APP_NAME_CHARS, E_INVALIDARG).is_ok()
+        && check_chars(&e.url, limits::APP_URL_CHARS, E_INVALIDARG).is_ok()
+        && check_chars(&e.path, limits::APP_PATH_CHARS, E_INVALIDARG).is_ok()
+        && (e.path.is_empty() || Path::new(&e.path).is_absolute())
+}
+
+/// Parses a registry document; `None` when it is not a valid one.
+fn parse_document(bytes: &[u8]) -> Option<BTreeMap<String, AppEntry>> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Doc {
+        version: u32,
+        apps: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Entry {
+        guid: String,
+        name: String,
+        url: String,
+        path: String,
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Some(BTreeMap::new());
+    }
+    let doc: Doc = serde_json::from_slice(bytes).ok()?;
+    if doc.version != 1 {
+        return None;
+    }
+    let mut map = BTreeMap::new();
+    for e in doc.apps {
+        let mut e = AppEntry {
+            guid: e.guid,
+            name: e.name,
+            url: e.url,
+            path: e.path,
+        };
+        if !entry_is_valid(&e) {
+            return None;
+        }
+        e.guid = e.guid.to_ascii_uppercase();
+        if map.insert(e.guid.clone(), e).is_some() {
+            return None;
+        }
+    }
+    Some(map)
+}
+
+/// Serialises a registry document (pretty-printed, with a final newline).
+fn render_document(apps: &BTreeMap<String, AppEntry>) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        version: u32,
+        apps: Vec<&'a AppEntry>,
+    }
+    let doc = Doc {
+        version: 1,
+        apps: apps.values().collect(),
+    };
+    // Serialising plain strings into a Vec cannot fail.
+    let mut out = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+#[cfg(unix)]
+mod file {
+    //! The file backend (Unix: `flock`, `O_NOFOLLOW`, directory `fsync`).
+
+    use super::{parse_document, render_document, AppEntry, Result};
+    use super::{E_FAIL, REGDB_E_WRITEREGDB};
+    use parking_lot::Mutex;
+    use std::collections::BTreeMap;
+    use std::ffi::OsString;
+    use std::fs::{File, OpenOptions};
+    use std::io::{self, Read, Write};
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::io::AsRawFd;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Refuse to load registry files bigger than this (a sane registry is a few KiB).
+    const MAX_FILE_BYTES: u64 = 64 << 20;
+
+    /// Identity of one version of the data file. Since the cache also keeps that version's
+    /// file open, its inode cannot be freed and its number reused, so an equal stamp means
+    /// the same, unmodified content; size and mtime catch in-place edits by other tools.
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    struct Stamp {
+        dev: u64,
+        ino: u64,
+        size: u64,
+        mtime: i64,
+        mtime_nsec: i64,
+    }
+
+    impl Stamp {
+        fn of(f: &File) -> io::Result<Stamp> {
+            let m = f.metadata()?;
+            Ok(Stamp {
+                dev: m.dev(),
+                ino: m.ino(),
+                size: m.size(),
+                mtime: m.mtime(),
+                mtime_nsec: m.mtime_nsec(),
+            })
+        }
+    }
+
+    /// The cached content and the version of the file it came from.
+    struct Cache {
+        apps: BTreeMap<String, AppEntry>,
+        /// `None`: the file did not exist when last looked at.
+        stamp: Option<Stamp>,
+        /// The file the content came from, kept open (see [`Stamp`]).
+        _held: Option<File>,
+    }
+
+    pub(super) struct FileStore {
+        path: PathBuf,
+        lock_path: PathBuf,
+        dir: PathBuf,
+        temp_prefix: OsString,
+        cache: Mutex<Cache>,
+    }
+
+    /// A held `flock`; released when dropped (closing the descriptor releases it).
+    struct FileLock(#[allow(dead_code)] File);
+
+    #[derive(Clone, Copy)]
+    enum LockKind {
+        Shared,
+        Exclusive,
+    }
+
+    /// What reading the data file gave.
+    enum Loaded {
+        /// The file does not exist.
+        Missing,
+        /// Same version as the cache.
+        Unchanged,
+        /// A new version.
+        New(BTreeMap<String, AppEntry>, Stamp, File),
+    }
+
+    fn flock(f: &File, kind: LockKind) -> io::Result<()> {
+        let op = match kind {
+            LockKind::Shared => libc::LOCK_SH,
+            LockKind::Exclusive => libc::LOCK_EX,
+        };
+        loop {
+            // SAFETY: flock on a descriptor we own.
+            if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    fn is_regular(f: &File) -> bool {
+        f.metadata()
+            .map(|m| m.file_type().is_file())
+            .unwrap_or(false)
+    }
+
+    /// Opens the data file for reading, refusing symbolic links; `O_NONBLOCK` so that a FIFO
+    /// planted in its place cannot block us (it is then refused as not a regular file).
+    fn open_data(path: &Path) -> io::Result<File> {
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        if !is_regular(&f) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a regular file",
+            ));
+        }
+        Ok(f)
+    }
+
+    fn sync_dir(dir: &Path) {
+        // Best effort: some file systems refuse fsync on directories (EINVAL). The rename
+        // has already happened, so the change is visible whatever this returns.
+        if let Ok(d) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)
+        {
+            let _ = d.sync_all();
+        }
+    }
+
+    static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+    impl FileStore {
+        pub(super) fn open(path: &Path) -> Result<FileStore> {
+            let path = std::path::absolute(path).map_err(|_| E_FAIL)?;
+            let file_name = path.file_name().ok_or(E_FAIL)?.to_owned();
+            let dir = path.parent().ok_or(E_FAIL)?.to_path_buf();
+            let mut lock_name = path.as_os_str().to_owned();
+            lock_name.push(".lock");
+            let mut temp_prefix = OsString::from(".");
+            temp_prefix.push(&file_name);
+            temp_prefix.push(".tmp-");
+            let store = FileStore {
+                path,
+                lock_path: PathBuf::from(lock_name),
+                dir,
+                temp_prefix,
+                cache: Mutex::new(Cache {
+                    apps: BTreeMap::new(),
+                    stamp: None,
+                    _held: None,
+                }),
+            };
+
+            // Refuse unusable paths before creating anything next to them.
+            let exists = match open_data(&store.path) {
+                Ok(_) => true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(_) => return Err(E_FAIL),
+            };
+
+            let mut cache = store.cache.lock();
+            match store.lock(LockKind::Exclusive) {
+                Ok(_guard) => {
+                    store.remove_stale_temps();
+                    match store.load(&cache).map_err(|_| E_FAIL)? {
+                        Loaded::New(apps, stamp, file) => {
+                            store.install(&mut cache, apps, stamp, file)
+                        }
+                        Loaded::Unchanged => {}
+                        Loaded::Missing => {
+                            let empty = BTreeMap::new();
+                            let (file, stamp) = store.write(&empty).map_err(|_| E_FAIL)?;
+                            store.install(&mut cache, empty, stamp, file);
+                        }
+                    }
+                }
+                // No lock file can be made or opened (a read-only directory, a lock file
+                // owned by someone else): still usable read-only if the file exists, since
+                // the file's content is only ever replaced atomically.
+                Err(_) if exists => match store.load(&cache).map_err(|_| E_FAIL)? {
+                    Loaded::New(apps, stamp, file) => store.install(&mut cache, apps, stamp, file),
+                    _ => return Err(E_FAIL),
+                },
+                Err(_) => return Err(E_FAIL),
+            }
+            drop(cache);
+            Ok(store)
+        }
+
+        pub(super) fn path(&self) -> &Path {
+            &self.path
+        }
+
+        /// Opens (creating it if needed, mode 0600) the lock file and locks it.
+        fn lock(&self, kind: LockKind) -> io::Result<FileLock> {
+            let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .mode(0o600)
+                .custom_flags(flags)
+                .open(&self.lock_path)
+                .or_else(|_| {
+                    // flock works on a read-only descriptor too.
+                    OpenOptions::new()
+                        .read(true)
+                        .custom_flags(flags)
+                        .open(&self.lock_path)
+                })?;
+            if !is_regular(&f) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "lock file is not a regular file",
+                ));
+            }
+            flock(&f, kind)?;
+            Ok(FileLock(f))
+        }
+
+        /// Reads the data file unless the cache already holds that version.
+        fn load(&self, cache: &Cache) -> io::Result<Loaded> {
+            let mut f = match open_data(&self.path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Loaded::Missing),
+                Err(e) => return Err(e),
+            };
+            let stamp = Stamp::of(&f)?;
+            if cache.stamp == Some(stamp) {
+                return Ok(Loaded::Unchanged);
+            }
+            if stamp.size > MAX_FILE_BYTES {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "registry file too large",
+                ));
+            }
+            let mut bytes = Vec::with_capacity(stamp.size as usize);
+            (&mut f).take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+            if bytes.len() as u64 > MAX_FILE_BYTES {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "registry file too large",
+                ));
+            }
+            // Re-stat: if a foreign tool changed the file while we read, don't cache a
+            // stamp that does not match what we read.
+            let after = Stamp::of(&f)?;
+            let apps = parse_document(&bytes).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidData, "not a registry document")
+            })?;
+            if after != stamp {
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "file changed while read",
+                ));
+            }
+            Ok(Loaded::New(apps, stamp, f))
+        }
+
+        fn install(
+            &self,
+            cache: &mut Cache,
+            apps: BTreeMap<String, AppEntry>,
+            stamp: Stamp,
+            file: File,
+        ) {
+            cache.apps = apps;
+            cache.stamp = Some(stamp);
+            cache._held = Some(file);
+        }
+
+        /// Brings the cache up to date if the file changed; on any failure the cache (last
+        /// good content) is kept.
+        fn refresh(&self, cache: &mut Cache) {
+            let cheap = match open_data(&self.path) {
+                Ok(f) => Stamp::of(&f).ok(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(_) => return, // symbolic link, directory, unreadable: keep stale data
+            };
+            if cheap.is_some() && cheap == cache.stamp {
+                return;
+            }
+            // Changed (or missing): reload under a shared lock if we can get one; readers
+            // are safe without it since versions are replaced atomically.
+            let _guard = self.lock(LockKind::Shared).ok();
+            match self.load(cache) {
+                Ok(Loaded::New(apps, stamp, file)) => self.install(cache, apps, stamp, file),
+                Ok(Loaded::Unchanged) => {}
+                Ok(Loaded::Missing) => {
+                    // Deleted by someone: the registry is empty (a writer recreates it).
+                    cache.apps.clear();
+                    cache.stamp = None;
+                    cache._held = None;
+                }
+                Err(_) => {}
+            }
+        }
+
+        pub(super) fn read<T>(&self, f: impl FnOnce(&BTreeMap<String, AppEntry>) -> T) -> T {
+            let mut cache = self.cache.lock();
+            self.refresh(&mut cache);
+            f(&cache.apps)
+        }
+
+        pub(super) fn modify(
+            &self,
+            change: impl FnOnce(&mut BTreeMap<String, AppEntry>) -> Result<()>,
+        ) -> Result<()> {
+            let mut cache = self.cache.lock();
+            let _guard = self
+                .lock(LockKind::Exclusive)
+                .map_err(|_| REGDB_E_WRITEREGDB)?;
+            // Re-read: another process may have changed the file since we last looked.
+            let mut next = match self.load(&cache).map_err(|_| REGDB_E_WRITEREGDB)? {
+                Loaded::Unchanged => cache.apps.clone(),
+                Loaded::Missing => BTreeMap::new(),
+                Loaded::New(apps, stamp, file) => {
+                    let copy = apps.clone();
+                    self.install(&mut cache, apps, stamp, file);
+                    copy
+                }
+            };
+            change(&mut next)?;
+            let (file, stamp) = self.write(&next).map_err(|_| REGDB_E_WRITEREGDB)?;
+            self.install(&mut cache, next, stamp, file);
+            Ok(())
+        }
+
+        /// Creates a fresh temporary file next to the data file.
+        fn create_temp(&self) -> io::Result<(PathBuf, File)> {
+            let pid = std::process::id();
+            let mut last = None;
+            for _ in 0..64 {
+                let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0);
+                let mut name = self.temp_prefix.clone();
+                name.push(format!("{pid}-{n}-{nanos}"));
+                let p = self.dir.join(name);
+                match OpenOptions::new()
+                    .write(true)
+                    .create_new(true) // O_CREAT | O_EXCL
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(&p)
+                {
+                    Ok(f) => return Ok((p, f)),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| io::Error::other("no temporary name")))
+        }
+
+        /// Writes `apps` as the new version of the file: temporary file, fsync, rename over
+        /// the data file, fsync of the directory. Must be called with the exclusive lock held.
+        /// Returns the new version's file (kept open by the cache) and its stamp.
+        fn write(&self, apps: &BTreeMap<String, AppEntry>) -> io::Result<(File, Stamp)> {
+            let data = render_document(apps);
+            let (tmp, mut f) = self.create_temp()?;
+            let staged = (|| {
+                f.write_all(&data)?;
+                f.sync_all()?;
+                let stamp = Stamp::of(&f)?;
+                std::fs::rename(&tmp, &self.path)?;
+                Ok(stamp)
+            })();
+            match staged {
+                Ok(stamp) => {
+                    sync_dir(&self.dir);
+                    Ok((f, stamp))
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    Err(e)
+                }
+            }
+        }
+
+        /// Removes temporary files left by killed writers. Only called with the exclusive lock
+        /// held: every writer holds it from creating its temporary file to renaming it, so
+        /// any temporary file seen now belongs to a writer that died.
+        fn remove_stale_temps(&self) {
+            let Ok(rd) = std::fs::read_dir(&self.dir) else {
+                return;
+            };
+            let prefix = self.temp_prefix.as_encoded_bytes();
+            for ent in rd.flatten() {
+                let name = ent.file_name();
+                // Exactly `<prefix><pid>-<n>-<nanos>`, so that the temporary files of a
+                // registry file whose name merely starts like ours are left alone.
+                let Some(rest) = name.as_encoded_bytes().strip_prefix(prefix) else {
+                    continue;
+                };
+                let mut parts = rest.split(|&b| b == b'-');
+                let numeric = |p: Option<&[u8]>| {
+                    p.is_some_and(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit))
+                };
+                if !(numeric(parts.next())
+                    && numeric(parts.next())
+                    && numeric(parts.next())
+                    && parts.next().is_none())
+                {
+                    continue;
+                }
+                if ent.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                    let _ = std::fs::remove_file(ent.path());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Hr;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const G1: &str = "{E3A3B1D9-5675-43C0-BF04-37BE11939FB7}";
+    const G2: &str = "{00000000-0000-0000-0000-000000000002}";
+
+    fn existing_abs_path() -> String {
+        std::env::current_exe()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn register_get_list_unregister() {
+        let r = AppRegistry::in_memory();
+        assert_eq!(r.file_path(), None);
+        assert_eq!(
+            r.register(&G1.to_lowercase(), "App", "http://x", "", 0),
+            Ok(())
+        );
+        let e = r.get(G1).unwrap();
+        assert_eq!(e.guid, G1);
+        assert_eq!(e.name, "App");
+        assert_eq!(r.get(&G1.to_lowercase()), Some(e.clone()));
+        let p = existing_abs_path();
+        r.register(G2, "B", "", &p, 0).unwrap();
+        let l = r.list();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].guid, G2, "sorted by guid");
+        assert_eq!(l[1], e);
+        assert_eq!(r.unregister(&G1.to_lowercase()), Ok(()));
+        assert_eq!(r.get(G1), None);
+        assert_eq!(r.unregister(G1), Err(SR_APP_NOT_REGISTERED));
+        assert_eq!(r.get("garbage"), None);
+    }
+
+    #[test]
+    fn each_code_in_validation_order() {
+        let r = AppRegistry::in_memory();
+        let long = |n| "x".repeat(n);
+        // 1. flags first, even with everything else wrong.
+        assert_eq!(
+            r.register("bad", &long(999), "", "relative", 1),
+            Err(E_INVALIDARG)
+        );
+        // 2. guid.
+        assert_eq!(r.register("bad", "n", "u", "", 0), Err(E_INVALIDARG));
+        assert_eq!(r.register(&G1[..37], "n", "u", "", 0), Err(E_INVALIDARG));
+        assert_eq!(
+            r.register(&format!("{G1}\0"), "n", "u", "", 0),
+            Err(E_INVALIDARG)
+        );
+        // 3. NULs and limits (characters, not bytes).
+        assert_eq!(r.register(G1, "a\0b", "", "", 0), Err(E_INVALIDARG));
+        assert_eq!(r.register(G1, "", "a\0", "", 0), Err(E_INVALIDARG));
+        assert_eq!(r.register(G1, "", "", "/\0", 0), Err(E_INVALIDARG));
+        assert_eq!(r.register(G1, &long(257), "", "", 0), Err(E_INVALIDARG));
+        assert_eq!(r.register(G1, "", &long(257), "", 0), Err(E_INVALIDARG));
+        assert_eq!(
+            r.register(G1, "", "", &format!("/{}", long(260)), 0),
+            Err(E_INVALIDARG)
+        );
+        // Over-limit beats "relative" and "missing".
+        assert_eq!(r.register(G1, "", "", &long(261), 0), Err(E_INVALIDARG));
+        // 4. relative path beats a missing one.
+        assert_eq!(
+            r.register(G1, "n", "u", "no/such/file", 0),
+            Err(E_INVALIDARG)
+        );
+        // 5. missing path.
+        assert_eq!(
+            r.register(G1, "n", "u", "/no/such/msgrpriv/file", 0),
+            Err(E_FAIL)
+        );
+        assert!(r.list().is_empty(), "nothing changed");
+        // At the limits is fine.
+        let name = "é".repeat(256);
+        r.register(G1, &name, &long(256), "", 0).unwrap();
+        // 6. already registered (any case), beats nothing else failing.
+        assert_eq!(
+            r.register(&G1.to_lowercase(), "other", "", "", 0),
+            Err(SR_APP_ALREADY_REGISTERED)
+        );
+        // ... but comes after the path check.
+        assert_eq!(
+            r.register(G1, "n", "u", "/no/such/msgrpriv/file", 0),
+            Err(E_FAIL)
+        );
+        assert_eq!(r.get(G1).unwrap().name, name, "unchanged");
+        // unregister codes.
+        assert_eq!(r.unregister("{nope}"), Err(E_INVALIDARG));
+        assert_eq!(r.unregister(G2), Err(SR_APP_NOT_REGISTERED));
+    }
+
+    type Log = Arc<Mutex<Vec<(usize, &'static str, String)>>>;
+
+    #[derive(Default)]
+    struct Recorder {
+        id: usize,
+        log: Log,
+    }
+
+    impl RegistryListener for Recorder {
+        fn app_registered(&self, guid: &str) {
+            self.log.lock().push((self.id, "reg", guid.to_owned()));
+        }
+        fn app_unregistered(&self, guid: &str) {
+            self.log.lock().push((self.id, "unreg", guid.to_owned()));
+        }
+    }
+
+    #[test]
+    fn listeners_called_once_in_order_and_dead_ones_pruned() {
+        let r = AppRegistry::in_memory();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let a: Arc<dyn RegistryListener> = Arc::new(Recorder {
+            id: 1,
+            log: log.clone(),
+        });
+        let b: Arc<dyn RegistryListener> = Arc::new(Recorder {
+            id: 2,
+            log: log.clone(),
+        });
+        let c: Arc<dyn RegistryListener> = Arc::new(Recorder {
+            id: 3,
+            log: log.clone(),
+        });
+        r.subscribe(Arc::downgrade(&a));
+        r.subscribe(Arc::downgrade(&b));
+        r.subscribe(Arc::downgrade(&c));
+        r.register(&G1.to_lowercase(), "n", "", "", 0).unwrap();
+        assert_eq!(
+            *log.lock(),
+            vec![
+                (1, "reg", G1.to_owned()),
+                (2, "reg", G1.to_owned()),
+                (3, "reg", G1.to_owned())
+            ]
+        );
+        log.lock().clear();
+        // Failures notify nobody.
+        assert!(r.register(G1, "n", "", "", 0).is_err());
+        assert!(r.unregister(G2).is_err());
+        assert!(r.register(G2, "n", "", "", 1).is_err());
+        assert!(log.lock().is_empty());
+        drop(b);
+        r.unregister(G1).unwrap();
+        assert_eq!(
+            *log.lock(),
+            vec![(1, "unreg", G1.to_owned()), (3, "unreg", G1.to_owned())]
+        );
+        assert_eq!(r.listeners.lock().len(), 2, "dead listener pruned");
+    }
+
+    /// A listener that calls back into the registry from inside the notification.
+    struct Reentrant {
+        reg: Arc<AppRegistry>,
+        calls: AtomicUsize,
+        seen: Mutex<Vec<Option<AppEntry>>>,
+        nested_unregister: Mutex<Vec<Result<()>>>,
+    }
+
+    impl RegistryListener for Reentrant {
+        fn app_registered(&self, guid: &str) {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.seen.lock().push(self.reg.get(guid));
+            let _ = self.reg.list();
+            if guid == G1 {
+                // A nested change: notifies again (recursively), still no deadlock.
+                self.reg.register(G2, "nested", "", "", 0).unwrap();
+            }
+            let me: Arc<dyn RegistryListener> = Arc::new(Recorder::default());
+            self.reg.subscribe(Arc::downgrade(&me));
+        }
+        fn app_unregistered(&self, guid: &str) {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            // Already gone: the nested call sees the committed change.
+            self.nested_unregister
+                .lock()
+                .push(self.reg.unregister(guid));
+        }
+    }
+
+    fn reentrant_on(reg: Arc<AppRegistry>) {
+        let l = Arc::new(Reentrant {
+            reg: reg.clone(),
+            calls: AtomicUsize::new(0),
+            seen: Mutex::new(vec![]),
+            nested_unregister: Mutex::new(vec![]),
+        });
+        let dyn_l: Arc<dyn RegistryListener> = l.clone();
+        reg.subscribe(Arc::downgrade(&dyn_l));
+        reg.register(G1, "n", "", "", 0).unwrap();
+        assert_eq!(l.calls.load(Ordering::SeqCst), 2);
+        let seen = l.seen.lock().clone();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].as_ref().unwrap().guid, G1);
+        assert_eq!(seen[1].as_ref().unwrap().name, "nested");
+        reg.unregister(G1).unwrap();
+        assert_eq!(l.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            *l.nested_unregister.lock(),
+            vec![Err(SR_APP_NOT_REGISTERED)]
+        );
+        assert_eq!(reg.list().len(), 1);
+    }
+
+    #[test]
+    fn listener_can_call_back_without_deadlock_in_memory() {
+        reentrant_on(AppRegistry::in_memory());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn listener_can_call_back_without_deadlock_file() {
+        let dir = test_dir("reentrant");
+        reentrant_on(AppRegistry::open(&dir.join("apps.json")).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    struct Panicker;
+    impl RegistryListener for Panicker {
+        fn app_registered(&self, _: &str) {
+            panic!("listener panic (expected in this test)");
+        }
+        fn app_unregistered(&self, _: &str) {}
+    }
+
+    #[test]
+    fn panicking_listener_does_not_stop_the_others() {
+        let r = AppRegistry::in_memory();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let p: Arc<dyn RegistryListener> = Arc::new(Panicker);
+        let a: Arc<dyn RegistryListener> = Arc::new(Recorder {
+            id: 7,
+            log: log.clone(),
+        });
+        r.subscribe(Arc::downgrade(&p));
+        r.subscribe(Arc::downgrade(&a));
+        assert_eq!(r.register(G1, "", "", "", 0), Ok(()));
+        assert_eq!(log.lock().len(), 1);
+        assert!(r.get(G1).is_some());
+    }
+
+    #[test]
+    fn document_round_trip_and_strict_parsing() {
+        let r = AppRegistry::in_memory();
+        r.register(G1, "n \"quoted\" ü", "u", "", 0).unwrap();
+        let map: BTreeMap<_, _> = r.list().into_iter().map(|e| (e.guid.clone(), e)).collect();
+        let bytes = render_document(&map);
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert!(text.contains("\"version\": 1"), "{text}");
+        assert!(text.contains('\n'));
+        assert_eq!(parse_document(&bytes), Some(map));
+        assert_eq!(parse_document(b""), Some(BTreeMap::new()));
+        assert_eq!(parse_document(b" \n"), Some(BTreeMap::new()));
+        for bad in [
+            &b"{"[..],
+            b"[]",
+            b"{\"version\":2,\"apps\":[]}",
+            b"{\"version\":1}",
+            b"{\"version\":1,\"apps\":[],\"x\":1}",
+            b"{\"version\":1,\"apps\":[{\"guid\":\"x\",\"name\":\"\",\"url\":\"\",\"path\":\"\"}]}",
+            b"{\"version\":1,\"apps\":[{\"guid\":\"{E3A3B1D9-5675-43C0-BF04-37BE11939FB7}\",\"name\":\"\\u0000\",\"url\":\"\",\"path\":\"\"}]}",
+            b"{\"version\":1,\"apps\":[{\"guid\":\"{E3A3B1D9-5675-43C0-BF04-37BE11939FB7}\",\"name\":\"\",\"url\":\"\",\"path\":\"rel\"}]}",
+            b"{\"version\":1,\"apps\":[{\"guid\":\"{E3A3B1D9-5675-43C0-BF04-37BE11939FB7}\",\"name\":\"\",\"url\":\"\",\"path\":\"\"},{\"guid\":\"{e3a3b1d9-5675-43c0-bf04-37be11939fb7}\",\"name\":\"\",\"url\":\"\",\"path\":\"\"}]}",
+        ] {
+            assert_eq!(parse_document(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        // Lowercase guids in a hand-edited file are accepted and normalised.
+        let m = parse_document(b"{\"version\":1,\"apps\":[{\"guid\":\"{e3a3b1d9-5675-43c0-bf04-37be11939fb7}\",\"name\":\"\",\"url\":\"\",\"path\":\"\"}]}").unwrap();
+        assert!(m.contains_key(G1));
+    }
+
+    #[cfg(unix)]
+    fn test_dir(tag: &str) -> std::path::PathBuf {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let d = std::env::temp_dir().join(format!(
+            "msgrpriv-reg-unit-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn file_write_failure_changes_nothing() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = test_dir("wfail");
+        let path = dir.join("apps.json");
+        let r = AppRegistry::open(&path).unwrap();
+        r.register(G1, "one", "", "", 0).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        // Plant a symbolic link in place of the file: refused, never followed.
+        let target = dir.join("target.json");
+        std::fs::write(&target, b"").unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        assert_eq!(r.register(G2, "two", "", "", 0), Err(REGDB_E_WRITEREGDB));
+        assert_eq!(r.unregister(G1), Err(REGDB_E_WRITEREGDB));
+        assert_eq!(r.list().len(), 1, "stale data kept");
+        assert_eq!(
+            std::fs::read(&target).unwrap(),
+            b"",
+            "link target untouched"
+        );
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, &before).unwrap();
+        // A read-only directory (unless we are root, who ignores permissions).
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let probe = std::fs::File::create(dir.join("probe")).is_ok();
+        if !probe {
+            assert_eq!(r.register(G2, "two", "", "", 0), Err(REGDB_E_WRITEREGDB));
+            assert_eq!(r.get(G2), None);
+            assert_eq!(std::fs::read(&path).unwrap(), before);
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        r.register(G2, "two", "", "", 0).unwrap();
+        assert_eq!(r.list().len(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn registry_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<AppRegistry>();
+        check::<Arc<AppRegistry>>();
+    }
+
+    #[test]
+    fn hr_codes_are_failures() {
+        for c in [
+            E_INVALIDARG,
+            E_FAIL,
+            REGDB_E_WRITEREGDB,
+            SR_APP_ALREADY_REGISTERED,
+            SR_APP_NOT_REGISTERED,
+        ] {
+            assert!(Hr::failed(c));
+        }
+    }
+}
