@@ -88,9 +88,9 @@ pub mod limits {
     pub const CONTEXT_DATA_SENDS: u32 = 5;
     /// LocalAddress, characters.
     pub const LOCAL_ADDRESS_CHARS: usize = 30;
-    /// Sign-in name, characters [ours].
+    /// Sign-in name, characters (ours).
     pub const SIGN_IN_NAME_CHARS: usize = 256;
-    /// Lock and Key application ID and key, characters [ours].
+    /// Lock and Key application ID and key, characters (ours).
     pub const LOCK_FIELD_CHARS: usize = 256;
 }
 
