@@ -1,0 +1,99 @@
+"""msgrpriv: the Windows Messenger Session Invite and Lock and Key API (Msgrpriv.h) for Python.
+
+A ctypes binding of the ``libmsgrpriv`` C library. The objects::
+
+    Service            an embedded Messenger service users sign in to
+    Client             one signed-in user and its event queue (dispatch, asyncio, thread)
+    SessionManager     registers applications, creates sessions, Lock and Key, manager events
+    Session            one invitation between two users, its properties and session events
+
+Quick tour::
+
+    import msgrpriv
+
+    with msgrpriv.Service(manual_clock=True) as svc:
+        alice, bob = svc.client("alice@example.com"), svc.client("bob@example.com")
+        ma, mb = alice.session_manager(), bob.session_manager()
+
+        @mb.on("invitation")
+        def invited(manager, session, app_data, handled):
+            handled.value = True
+            session.accept("hello back")
+
+        ma.register_application(GUID, "Demo", "http://example.com")
+        s = ma.create_session()
+        s.application = GUID
+        s.invite("bob@example.com", "hello")
+        bob.pump(); alice.pump()          # deliver the events
+        assert s.state is msgrpriv.SessionState.CONNECTED
+
+Failures raise :class:`MsgrError` subclasses (:class:`LockError`, :class:`SessionError`,
+:class:`MessengerError`, :class:`GenericError`) carrying ``code`` and ``name``. See
+``docs/PYTHON.md`` for the event rules, threads and asyncio.
+"""
+
+from __future__ import annotations
+
+from . import codes
+from ._callbacks import (
+    EVENTS,
+    MANAGER_EVENTS,
+    SESSION_EVENTS,
+    EventSpec,
+    Flag,
+    Registration,
+    live_registrations,
+)
+from ._ffi import CLSID_MsgrSessionManager
+from ._library import EXPECTED_VERSION, LIBRARY_PATH, LIBRARY_VERSION
+from ._objects import (
+    Application,
+    Client,
+    Managed,
+    Service,
+    Session,
+    SessionManager,
+    compute_response,
+    result_text,
+    version,
+)
+from .codes import HResult, code_name
+from .enums import DispatchMode, LockStatus, SessionFlags, SessionState
+from .errors import GenericError, LockError, MessengerError, MsgrError, SessionError
+
+__version__: str = EXPECTED_VERSION or LIBRARY_VERSION
+"""The package version: the version of the library it binds."""
+
+__all__ = [
+    "Application",
+    "CLSID_MsgrSessionManager",
+    "Client",
+    "DispatchMode",
+    "EVENTS",
+    "EventSpec",
+    "Flag",
+    "GenericError",
+    "HResult",
+    "LIBRARY_PATH",
+    "LIBRARY_VERSION",
+    "LockError",
+    "LockStatus",
+    "MANAGER_EVENTS",
+    "Managed",
+    "MessengerError",
+    "MsgrError",
+    "Registration",
+    "SESSION_EVENTS",
+    "Service",
+    "Session",
+    "SessionError",
+    "SessionFlags",
+    "SessionManager",
+    "SessionState",
+    "code_name",
+    "codes",
+    "compute_response",
+    "live_registrations",
+    "result_text",
+    "version",
+]

@@ -1,0 +1,96 @@
+"""Enumerations of the header: session states and flags, Lock and Key status, dispatch modes.
+
+Members have Python names (``SessionState.CONNECTED``); the C names of the header are
+aliases (``SessionState.SS_CONNECTED is SessionState.CONNECTED``). A test compares every C
+name and value with ``include/msgrpriv.h``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, IntFlag
+
+
+class SessionState(IntEnum):
+    """SESSION_STATE: the state of a session (``Session.state``, ``state_changed`` events)."""
+
+    UNKNOWN = 0
+    READY = 1
+    INVITATION = 2
+    ACCEPTED = 3
+    CONNECTED = 4
+    CANCELLED = 5
+    DECLINED = 6
+    TERMINATED = 7
+
+    SS_UNKNOWN = 0
+    SS_READY = 1
+    SS_INVITATION = 2
+    SS_ACCEPTED = 3
+    SS_CONNECTED = 4
+    SS_CANCELLED = 5
+    SS_DECLINED = 6
+    SS_TERMINATED = 7
+
+    @property
+    def terminal(self) -> bool:
+        """True for the states a session ends in (CANCELLED, DECLINED, TERMINATED)."""
+        return self in (SessionState.CANCELLED, SessionState.DECLINED, SessionState.TERMINATED)
+
+
+class LockStatus(IntEnum):
+    """LockStatus: the Lock and Key status of one session manager."""
+
+    NOT_INITIALIZED = 1
+    INITIALIZED = 2
+    PENDING_RESULT = 3
+    UNLOCKED = 4
+    UNLOCK_FAILED = 5
+    DISABLED = 6
+
+    LOCK_NOTINITIALIZED = 1
+    LOCK_INITIALIZED = 2
+    LOCK_PENDINGRESULT = 3
+    LOCK_UNLOCKED = 4
+    LOCK_UNLOCKFAILED = 5
+    LOCK_DISABLED = 6
+
+    @property
+    def usable(self) -> bool:
+        """True when the manager's calls are allowed (UNLOCKED or DISABLED)."""
+        return self in (LockStatus.UNLOCKED, LockStatus.DISABLED)
+
+
+class SessionFlags(IntFlag):
+    """SESSION_FLAGS: the bits of ``Session.flags``."""
+
+    NONE = 0
+    INVITER = 1
+    INVITEE = 2
+    APP_INVITE_COMPATIBLE = 4
+
+    SF_NONE = 0
+    SF_INVITER = 1
+    SF_INVITEE = 2
+    SF_APP_INVITE_COMPATIBLE = 4
+
+
+class DispatchMode(IntEnum):
+    """MSGR_DISPATCH_MODE: how a client's events reach the Python callbacks.
+
+    ``MANUAL``: :meth:`Client.dispatch` (or the asyncio helper) delivers them on the calling
+    thread. ``THREAD``: a thread owned by the client delivers them as they arrive.
+    """
+
+    MANUAL = 0
+    THREAD = 1
+
+    MSGR_DISPATCH_MANUAL = 0
+    MSGR_DISPATCH_THREAD = 1
+
+
+def _enum_value(cls, value: int):  # type: ignore[no-untyped-def]
+    """``cls(value)``, or the plain int when the library sent a value Python does not know."""
+    try:
+        return cls(value)
+    except ValueError:
+        return value
