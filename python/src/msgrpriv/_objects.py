@@ -32,6 +32,7 @@ from typing import (
 from . import _callbacks
 from ._callbacks import EventSpec, Registration, advise, event_spec
 from ._ffi import (
+    CALLBACK_TYPES,
     MSGR_LOCK_RESPONSE_SIZE,
     ClientHandle,
     ManagerHandle,
@@ -289,6 +290,7 @@ class Service(Managed):
 # ---- Client ----------------------------------------------------------------------------------
 
 _CHUNK_MS = 200  # long waits are cut in slices so that Ctrl-C is seen
+_NULL_LAUNCHER = CALLBACK_TYPES["msgr_launch_callback"]()  # NULL: the default launcher
 
 
 class Client(Managed):
@@ -466,7 +468,7 @@ class Client(Managed):
         h = self._h()
         self.raise_pending()
         if launcher is None:
-            check(lib.msgr_client_set_launcher(h, None, None))
+            check(lib.msgr_client_set_launcher(h, _NULL_LAUNCHER, None))
             self._drop_launcher()
             return
         if not callable(launcher):
