@@ -377,6 +377,41 @@ static void test_thread_mode(void) {
     pthread_mutex_destroy(&r.mu);
 }
 
+/* Events queued for a released manager or session are dropped: not delivered, not counted,
+ * and they do not keep the descriptor readable. */
+static void test_dropped_events_are_not_delivered(void) {
+    tu_world w;
+    msgr_session_manager *m2 = NULL;
+    msgr_session *s = NULL, *b;
+    uint32_t n = 99;
+    int32_t fd = -1;
+    tu_world_init(&w, 0);
+    CHECK_OK(msgr_client_event_fd(w.a, &fd));
+    REQUIRE_OK(msgr_session_manager_create(w.a, &m2));
+    CHECK(readable(fd, 0));
+    CHECK_OK(msgr_session_manager_release(m2)); /* its two creation events are dropped */
+    CHECK(!readable(fd, 0));
+    CHECK_OK(msgr_client_dispatch(w.a, 0, &n));
+    CHECK_INT(n, 0);
+
+    REQUIRE_OK(msgr_session_manager_create_session(w.ma, &s));
+    CHECK_OK(msgr_session_set_application(s, TU_APP));
+    CHECK_OK(msgr_session_invite(s, TU_BOB, NULL));
+    tu_pump(&w);
+    b = tu_world_last_received(&w);
+    REQUIRE(b != NULL);
+    CHECK_OK(msgr_session_accept(b, NULL));
+    CHECK_OK(msgr_client_dispatch(w.b, 0, &n));
+    CHECK_OK(msgr_session_release(s)); /* alice's events about it are dropped */
+    CHECK(!readable(fd, 0));
+    n = 99;
+    CHECK_OK(msgr_client_dispatch(w.a, 0, &n));
+    CHECK_INT(n, 0);
+    tu_pump(&w);
+    EXPECT_SIDE_EMPTY(&w.log, "A");
+    tu_world_cleanup(&w);
+}
+
 static void test_bad_modes(void) {
     msgr_service *svc = NULL;
     msgr_client *c = NULL;
@@ -395,6 +430,7 @@ int main(void) {
     RUN(test_one_deliverer_at_a_time);
     RUN(test_event_fd);
     RUN(test_thread_mode);
+    RUN(test_dropped_events_are_not_delivered);
     RUN(test_bad_modes);
     return tu_finish();
 }
