@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Builds and runs the benchmark suite (benches/), then writes BENCHMARKS.md and the plots in
+# docs/plots/. Numbers, never pass/fail: the script fails only when a build or a run fails.
+#
+#   bash scripts/bench.sh                 # everything (about 5 minutes on 2 cores)
+#   MSGRPRIV_BENCH_QUICK=1 bash scripts/bench.sh   # tiny counts: checks that it all runs
+#
+# Environment:
+#   MSGRPRIV_BENCH_REPS     repetitions of each figure (default 11; median and spread)
+#   MSGRPRIV_BENCH_RUNS     fresh-process runs of the scale benchmarks (default 3)
+#   MSGRPRIV_BENCH_QUICK    1: tiny iteration counts, BENCHMARKS.md goes to the build dir
+#   MSGRPRIV_BENCH_OUT      where to write the report (default BENCHMARKS.md at the top)
+#   MSGRPRIV_BENCH_CRITERION 0: skip the Rust criterion benches (default: run them)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+build=${MSGRPRIV_BENCH_BUILD:-build/bench}
+reps=${MSGRPRIV_BENCH_REPS:-11}
+runs=${MSGRPRIV_BENCH_RUNS:-3}
+quick=${MSGRPRIV_BENCH_QUICK:-0}
+out=${MSGRPRIV_BENCH_OUT:-BENCHMARKS.md}
+plots=docs/plots
+quick_flag=()
+if [ "$quick" = 1 ]; then
+  quick_flag=(--quick)
+  reps=3
+  runs=1
+  out=${MSGRPRIV_BENCH_OUT:-$build/BENCHMARKS.quick.md}
+  plots=$build/plots
+fi
+
+say() { printf '\n== %s\n' "$*" >&2; }
+
+# --- tools ---------------------------------------------------------------------------------
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v cc >/dev/null || need_apt+=(gcc)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+if ! pkg-config --exists gobject-2.0 2>/dev/null; then need_apt+=(libglib2.0-dev); fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  say "installing ${need_apt[*]}"
+  if [ "$(id -u)" = 0 ]; then sudo=(); else sudo=(sudo); fi
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+have_plots=1
+if ! python3 -c 'import matplotlib' 2>/dev/null; then
+  say "installing matplotlib (pip)"
+  python3 -m pip install --quiet matplotlib >/dev/null 2>&1 || have_plots=0
+  python3 -c 'import matplotlib' 2>/dev/null || have_plots=0
+fi
+[ "$have_plots" = 1 ] || say "matplotlib unavailable: no plots"
+
+# --- build ---------------------------------------------------------------------------------
+say "build (Release, release library)"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMSGRPRIV_BUILD_TESTS=OFF \
+  -DMSGRPRIV_BUILD_BENCHES=ON >/dev/null
+cmake --build "$build" -j2 >/dev/null
+bench="$build/bench_msgrpriv"
+
+# --- run -----------------------------------------------------------------------------------
+results="$build/results"
+rm -rf "$results"
+mkdir -p "$results"
+{
+  echo "date	$(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "cpu	$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)"
+  echo "cores	$(nproc)"
+  echo "kernel	$(uname -sr)"
+  echo "compiler	$(cc --version | head -1)"
+  echo "rustc	$(rustc --version 2>/dev/null || echo '?')"
+  echo "glib	$(pkg-config --modversion gobject-2.0)"
+  echo "commit	$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet -- src 2>/dev/null || echo ' (+ uncommitted src changes)')"
+  echo "load_before	$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "reps	$reps"
+  echo "runs	$runs"
+  echo "quick	$quick"
+} >"$results/meta.tsv"
+
+say "C benchmarks: delivery, references, thread mode, invitations, getter, Lock and Key ($reps reps)"
+"$bench" "${quick_flag[@]}" --reps "$reps" all >"$results/main.tsv"
+for i in $(seq 1 "$runs"); do
+  say "scale run $i/$runs: live sessions"
+  "$bench" "${quick_flag[@]}" scale >"$results/scale.$i.tsv"
+  say "scale run $i/$runs: signed-in clients"
+  "$bench" "${quick_flag[@]}" clients >"$results/clients.$i.tsv"
+done
+
+if [ "${MSGRPRIV_BENCH_CRITERION:-1}" = 1 ] && [ "$quick" != 1 ]; then
+  say "Rust criterion benches (core, no C ABI)"
+  cargo bench --bench core -- --noplot 2>/dev/null | tee "$results/criterion.txt" >&2 || true
+fi
+echo "load_after	$(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/meta.tsv"
+
+# --- report --------------------------------------------------------------------------------
+say "report: $out"
+plot_flag=()
+[ "$have_plots" = 1 ] && plot_flag=(--plots "$plots")
+python3 benches/report.py --results "$results" --out "$out" "${plot_flag[@]}" \
+  --command "bash scripts/bench.sh$( [ "$quick" = 1 ] && echo ' (MSGRPRIV_BENCH_QUICK=1)')"
+echo "wrote $top/$out" >&2
