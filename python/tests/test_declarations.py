@@ -8,6 +8,7 @@ table with `nm -D` of the loaded library: Python cannot drift from C.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import re
 import shutil
@@ -25,12 +26,14 @@ from helpers import CARGO_TOML, HEADER
 pytestmark = pytest.mark.skipif(not HEADER.is_file(), reason=f"{HEADER} not found (set MSGRPRIV_HEADER)")
 
 
+@functools.lru_cache(maxsize=None)
 def header_text() -> str:
     text = HEADER.read_text(encoding="utf-8")
     text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)  # block comments
     return re.sub(r"//[^\n]*", " ", text)
 
 
+@functools.lru_cache(maxsize=None)
 def raw_header() -> str:
     return HEADER.read_text(encoding="utf-8")
 
@@ -84,6 +87,7 @@ def split_params(params: str) -> List[str]:
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def header_functions() -> Dict[str, Tuple[str, List[str]]]:
     text = header_text()
     found = {}
@@ -93,6 +97,7 @@ def header_functions() -> Dict[str, Tuple[str, List[str]]]:
     return found
 
 
+@functools.lru_cache(maxsize=None)
 def header_callbacks() -> Dict[str, Tuple[str, List[str]]]:
     text = header_text()
     found = {}
