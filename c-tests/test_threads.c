@@ -413,7 +413,145 @@ static void test_threads(void) {
     CHECK_OK(msgr_service_destroy(svc));
 }
 
+/* ---- racing destroys and releases: each reference is dropped exactly once ---- */
+
+#define RACERS 8
+
+/* A start gate (pthread barriers are not everywhere). */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int waiting, open;
+} gate;
+
+static void gate_init(gate *g) {
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    g->waiting = g->open = 0;
+}
+
+static void gate_wait(gate *g) {
+    pthread_mutex_lock(&g->mu);
+    g->waiting++;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->open) {
+        pthread_cond_wait(&g->cv, &g->mu);
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* Opens the gate once n threads wait at it. */
+static void gate_open(gate *g, int n) {
+    pthread_mutex_lock(&g->mu);
+    while (g->waiting < n) {
+        pthread_cond_wait(&g->cv, &g->mu);
+    }
+    g->open = 1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_destroy(gate *g) {
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+}
+
+typedef struct {
+    gate *start;
+    msgr_client *client;
+    msgr_session *session;
+    MSGR_HRESULT hr;
+} racer;
+
+static void *destroy_racer(void *arg) {
+    racer *r = (racer *)arg;
+    gate_wait(r->start);
+    r->hr = msgr_client_destroy(r->client);
+    return NULL;
+}
+
+static void *release_racer(void *arg) {
+    racer *r = (racer *)arg;
+    gate_wait(r->start);
+    r->hr = msgr_session_release(r->session);
+    return NULL;
+}
+
+static void *dispatch_forever(void *arg) {
+    racer *r = (racer *)arg;
+    uint32_t n = 0;
+    r->hr = msgr_client_dispatch(r->client, MSGR_INFINITE, &n);
+    return NULL;
+}
+
+static void test_racing_destroy_and_release(void) {
+    msgr_service *svc = NULL;
+    msgr_session_manager *m = NULL;
+    msgr_session *s = NULL;
+    gate start;
+    pthread_t th[RACERS];
+    racer r[RACERS];
+    int i, oks, handles, round;
+    REQUIRE_OK(msgr_service_create(NULL, &svc));
+    for (round = 0; round < 2; round++) {
+        msgr_client *c = NULL;
+        REQUIRE_OK(msgr_client_create(svc, "racer@example.com", round, &c));
+        gate_init(&start);
+        for (i = 0; i < RACERS; i++) {
+            r[i].start = &start;
+            r[i].client = c;
+            REQUIRE(pthread_create(&th[i], NULL, destroy_racer, &r[i]) == 0);
+        }
+        gate_open(&start, RACERS);
+        oks = handles = 0;
+        for (i = 0; i < RACERS; i++) {
+            pthread_join(th[i], NULL);
+            oks += r[i].hr == S_OK;
+            handles += r[i].hr == E_HANDLE;
+        }
+        CHECK_INT(oks, 1);
+        CHECK_INT(handles, RACERS - 1);
+        gate_destroy(&start);
+    }
+
+    /* RACERS references, RACERS threads releasing at once: all succeed, then it is stale. */
+    {
+        msgr_client *c = NULL;
+        REQUIRE_OK(msgr_client_create(svc, "racer@example.com", MSGR_DISPATCH_MANUAL, &c));
+        REQUIRE_OK(msgr_session_manager_create(c, &m));
+        REQUIRE_OK(msgr_session_manager_create_session(m, &s));
+        for (i = 1; i < RACERS; i++) {
+            CHECK_OK(msgr_session_add_ref(s));
+        }
+        gate_init(&start);
+        for (i = 0; i < RACERS; i++) {
+            r[i].start = &start;
+            r[i].session = s;
+            REQUIRE(pthread_create(&th[i], NULL, release_racer, &r[i]) == 0);
+        }
+        gate_open(&start, RACERS);
+        for (i = 0; i < RACERS; i++) {
+            pthread_join(th[i], NULL);
+            CHECK_OK(r[i].hr);
+        }
+        gate_destroy(&start);
+        CHECK_HR(E_HANDLE, msgr_session_release(s));
+
+        /* A thread waiting for ever in dispatch wakes up when the client is destroyed. */
+        r[0].client = c;
+        r[0].hr = E_UNEXPECTED;
+        REQUIRE(pthread_create(&th[0], NULL, dispatch_forever, &r[0]) == 0);
+        tu_sleep_ms(50);
+        CHECK_OK(msgr_client_destroy(c));
+        pthread_join(th[0], NULL);
+        CHECK(r[0].hr == S_OK || r[0].hr == E_HANDLE);
+        CHECK_OK(msgr_session_manager_release(m));
+    }
+    CHECK_OK(msgr_service_destroy(svc));
+}
+
 int main(void) {
     RUN(test_threads);
+    RUN(test_racing_destroy_and_release);
     return tu_finish();
 }
