@@ -303,6 +303,29 @@ static void test_locked_again_after_sign_out_and_in(void) {
     lk_cleanup(&l);
 }
 
+/* A manager created while signed out: LOCK_NOTINITIALIZED, no events until the sign-in. */
+static void test_manager_created_while_signed_out(void) {
+    locked l;
+    msgr_session_manager *m2 = NULL;
+    uint32_t n = 99;
+    lk_init(&l, true);
+    CHECK_OK(msgr_client_sign_out(l.c));
+    tu_pump1(l.c);
+    tu_log_clear(&l.log);
+    REQUIRE_OK(msgr_session_manager_create(l.c, &m2));
+    CHECK_LOCK(m2, LOCK_NOTINITIALIZED);
+    tu_watch_manager(&l.log, m2, "M2");
+    CHECK_OK(msgr_client_dispatch(l.c, 0, &n));
+    CHECK_INT(n, 0);
+    CHECK_HR(MSGR_E_API_NOTINITIALIZED, msgr_session_manager_request_challenge(m2, 1));
+    CHECK_OK(msgr_client_sign_in(l.c));
+    tu_pump1(l.c);
+    EXPECT_LOG(&l.log, "M:LockEnable(true)", "M:LockStatusChanged(LOCK_INITIALIZED)",
+               "M2:LockEnable(true)", "M2:LockStatusChanged(LOCK_INITIALIZED)");
+    CHECK_OK(msgr_session_manager_release(m2));
+    lk_cleanup(&l);
+}
+
 static void test_failed_unlock_forgotten_at_next_sign_in(void) {
     locked l;
     const char *ch;
@@ -446,6 +469,7 @@ int main(void) {
     RUN(test_disabled_without_keys);
     RUN(test_replaced_key);
     RUN(test_locked_again_after_sign_out_and_in);
+    RUN(test_manager_created_while_signed_out);
     RUN(test_failed_unlock_forgotten_at_next_sign_in);
     RUN(test_each_manager_locked_on_its_own);
     RUN(test_every_gated_call_refuses_while_locked);

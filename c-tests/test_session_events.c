@@ -825,6 +825,30 @@ static void test_default_launcher(void) {
             CHECK_OK(msgr_session_release(found));
         }
     }
+    tu_log_clear(&w.log);
+
+    /* A registered file that cannot be executed: the launch fails, the session ends. */
+    {
+        char *data = tu_strf("%s/data.bin", dir);
+        msgr_session *a2, *b2;
+        f = fopen(data, "w");
+        REQUIRE(f != NULL);
+        fputs("not a program\n", f);
+        fclose(f);
+        CHECK(chmod(data, 0600) == 0);
+        CHECK_OK(msgr_session_manager_unregister_application(w.ma, TU_APP2));
+        invited_to_app2(&w, data, &a2, &b2);
+        CHECK_OK(msgr_session_accept(b2, NULL));
+        tu_pump(&w);
+        EXPECT_SIDE(&w.log, "B",
+                    "B:StateChanged(SS_INVITATION)@SS_ACCEPTED",
+                    "B:BeforeAppLaunch(true)@SS_ACCEPTED",
+                    "B:StateChanged(SS_ACCEPTED)@SS_TERMINATED",
+                    "B:Termination(SR_APPLICATION_LAUNCH_FAILED,NULL)@SS_TERMINATED");
+        CHECK(tu_log_last_starts(&w.log, "A", "A:Termination("));
+        unlink(data);
+        free(data);
+    }
     tu_world_cleanup(&w);
     unlink(out);
     unlink(tmp);
