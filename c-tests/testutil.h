@@ -655,6 +655,11 @@ static inline void tu_sline(void *ud, msgr_session *s, const char *fmt, ...) {
     va_list ap;
     char *body;
     tu_called(u);
+    /* The callback gets the handle the application registered on. */
+    if (u->obj != NULL && (void *)s != u->obj) {
+        tu_failf(__FILE__, __LINE__, "a session callback got handle %p, registered on %p",
+                 (void *)s, u->obj);
+    }
     va_start(ap, fmt);
     body = tu_vstrf(fmt, ap);
     va_end(ap);
@@ -745,23 +750,32 @@ static inline void tu_mline(void *ud, const char *fmt, ...) {
     free(body);
 }
 
+/* The callback gets the handle the application registered on. */
+static inline void tu_check_manager(void *ud, msgr_session_manager *m) {
+    tu_ud *u = (tu_ud *)ud;
+    if (u->obj != NULL && (void *)m != u->obj) {
+        tu_failf(__FILE__, __LINE__, "a manager callback got handle %p, registered on %p",
+                 (void *)m, u->obj);
+    }
+}
+
 static inline void tu_rec_app_registered(void *ud, msgr_session_manager *m, const char *guid) {
-    (void)m;
+    tu_check_manager(ud, m);
     tu_mline(ud, "AppRegistered(%s)", guid ? guid : "NULL");
 }
 static inline void tu_rec_app_unregistered(void *ud, msgr_session_manager *m, const char *guid) {
-    (void)m;
+    tu_check_manager(ud, m);
     tu_mline(ud, "AppUnregistered(%s)", guid ? guid : "NULL");
 }
 static inline void tu_rec_app_shutdown(void *ud, msgr_session_manager *m) {
-    (void)m;
+    tu_check_manager(ud, m);
     tu_mline(ud, "AppShutdown");
 }
 static inline void tu_world_received(struct tu_world *w, msgr_session *s, const char *tag);
 static inline void tu_rec_invitation(void *ud, msgr_session_manager *m, msgr_session *s,
                                      const char *app_data, bool *handled) {
     tu_ud *u = (tu_ud *)ud;
-    (void)m;
+    tu_check_manager(ud, m);
     tu_mline(ud, "Invitation(%s%s%s)", TU_Q(app_data));
     if (handled == NULL) {
         tu_failf(__FILE__, __LINE__, "OnInvitation: handled is NULL");
@@ -779,24 +793,24 @@ static inline void tu_rec_invitation(void *ud, msgr_session_manager *m, msgr_ses
 static inline void tu_rec_lock_challenge(void *ud, msgr_session_manager *m, int32_t cookie,
                                          const char *challenge) {
     tu_ud *u = (tu_ud *)ud;
-    (void)m;
+    tu_check_manager(ud, m);
     if (challenge != NULL) {
         snprintf(u->text, sizeof u->text, "%s", challenge);
     }
     tu_mline(ud, "LockChallenge(%ld)", (long)cookie);
 }
 static inline void tu_rec_lock_enable(void *ud, msgr_session_manager *m, bool enabled) {
-    (void)m;
+    tu_check_manager(ud, m);
     tu_mline(ud, "LockEnable(%s)", enabled ? "true" : "false");
 }
 static inline void tu_rec_lock_result(void *ud, msgr_session_manager *m, int32_t cookie,
                                       bool succeeded) {
-    (void)m;
+    tu_check_manager(ud, m);
     tu_mline(ud, "LockResult(%ld,%s)", (long)cookie, succeeded ? "true" : "false");
 }
 static inline void tu_rec_lock_status_changed(void *ud, msgr_session_manager *m,
                                               LockStatus status) {
-    (void)m;
+    tu_check_manager(ud, m);
     tu_mline(ud, "LockStatusChanged(%s)", tu_lock_name((int)status));
 }
 
