@@ -6,6 +6,8 @@
 #   2. cargo test: the Rust unit, integration and doc tests
 #   3. the C tests through CMake, three ways: plain, under valgrind, with ASan + UBSan
 #
+# Every step runs even when an earlier one failed; a summary lists each with its time.
+#
 # Run from anywhere; needs cargo, cmake, make (or ninja), a C and C++ compiler, nm/readelf and
 # valgrind. cargo's target directory (target/) is shared by every step, so the library is
 # compiled once per profile. Environment:
@@ -24,9 +26,6 @@ step_start=$SECONDS
 section() {
     printf '\n==== %s ====\n\n' "$*"
     step_start=$SECONDS
-}
-done_step() {
-    printf -- '---- %s: %ds\n' "$1" "$((SECONDS - step_start))"
 }
 die() {
     printf 'test-all: %s\n' "$*" >&2
@@ -64,14 +63,26 @@ echo 'int main(void) { return 0; }' >"$probe/p.c"
 "${CC:-cc}" -fsanitize=address,undefined "$probe/p.c" -o "$probe/p" 2>"$probe/err" ||
     die "the C compiler cannot link -fsanitize=address,undefined (install libasan/libubsan): $(cat "$probe/err")"
 
-section "Header is up to date (MSGRPRIV_CHECK_HEADER=1 cargo build)"
-# First, before any other build regenerates the header.
-MSGRPRIV_CHECK_HEADER=1 cargo build --locked --lib
-done_step "header check"
-
-section "cargo test"
-cargo test --locked
-done_step "cargo test"
+# Each step runs to its end even when an earlier one failed, so that one run reports every
+# failure; the script fails at the end if any step did.
+failures=()
+summary=()
+step() {
+    local name=$1 rc
+    shift
+    section "$name"
+    set +e
+    (set -e; "$@")
+    rc=$?
+    set -e
+    if [ "$rc" = 0 ]; then
+        summary+=("$(printf 'ok      %4ds  %s' "$((SECONDS - step_start))" "$name")")
+    else
+        failures+=("$name")
+        summary+=("$(printf 'FAILED  %4ds  %s' "$((SECONDS - step_start))" "$name")")
+    fi
+    printf -- '---- %s\n' "${summary[-1]}"
+}
 
 # configure <dir> <cmake args...>: (re)configures a build of the C tests.
 configure() {
@@ -80,40 +91,40 @@ configure() {
     cmake -S "$root" -B "$dir" "${generator[@]}" --log-level=WARNING \
         -DCMAKE_BUILD_TYPE="$build_type" "$@"
 }
-run_ctest() {
-    ctest --test-dir "$1" --output-on-failure --no-tests=error -j "$jobs"
+c_tests() {
+    local dir=$1
+    shift
+    configure "$dir" "$@"
+    cmake --build "$dir" -j "$jobs"
+    ctest --test-dir "$dir" --output-on-failure --no-tests=error -j "$jobs"
 }
-
-section "C tests"
-configure build/test-all/plain -DMSGRPRIV_SANITIZE= -DMSGRPRIV_VALGRIND=OFF
-cmake --build build/test-all/plain -j "$jobs"
-run_ctest build/test-all/plain
-done_step "C tests"
-
-if [ "$skip_valgrind" = 0 ]; then
-    section "C tests under valgrind"
-    # Same build, only the test commands change.
-    configure build/test-all/plain -DMSGRPRIV_SANITIZE= -DMSGRPRIV_VALGRIND=ON
-    cmake --build build/test-all/plain -j "$jobs"
-    run_ctest build/test-all/plain
-    done_step "valgrind"
-fi
-
-section "C tests with AddressSanitizer and UndefinedBehaviorSanitizer"
-configure build/test-all/sanitize -DMSGRPRIV_SANITIZE=address,undefined -DMSGRPRIV_VALGRIND=OFF
-cmake --build build/test-all/sanitize -j "$jobs"
-run_ctest build/test-all/sanitize
-done_step "sanitizers"
-
-section "Header unchanged by the builds"
-if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && git ls-files --error-unmatch include/msgrpriv.h >/dev/null 2>&1; then
+header_unchanged() {
+    git rev-parse --is-inside-work-tree >/dev/null 2>&1 || return 0
+    git ls-files --error-unmatch include/msgrpriv.h >/dev/null 2>&1 || return 0
     if ! git diff --exit-code --stat -- include/msgrpriv.h; then
-        if [ -n "${CI:-}" ]; then
-            die "include/msgrpriv.h differs from the committed one"
-        fi
+        [ -z "${CI:-}" ] || { echo "include/msgrpriv.h differs from the committed one"; return 1; }
         echo "NOTE: include/msgrpriv.h was regenerated and differs from the committed one: commit it."
     fi
-fi
-echo "ok"
+}
 
-printf '\n==== All tests passed in %ds ====\n' "$((SECONDS - start))"
+# First, before any other build regenerates the header.
+step "Header is up to date (MSGRPRIV_CHECK_HEADER=1 cargo build)" \
+    env MSGRPRIV_CHECK_HEADER=1 cargo build --locked --lib
+step "cargo test" cargo test --locked
+step "C tests" c_tests build/test-all/plain -DMSGRPRIV_SANITIZE= -DMSGRPRIV_VALGRIND=OFF
+if [ "$skip_valgrind" = 0 ]; then
+    # Same build as the plain one; only the test commands change.
+    step "C tests under valgrind" \
+        c_tests build/test-all/plain -DMSGRPRIV_SANITIZE= -DMSGRPRIV_VALGRIND=ON
+fi
+step "C tests with AddressSanitizer and UndefinedBehaviorSanitizer" \
+    c_tests build/test-all/sanitize -DMSGRPRIV_SANITIZE=address,undefined -DMSGRPRIV_VALGRIND=OFF
+step "Header unchanged by the builds" header_unchanged
+
+printf '\n==== Summary (%ds) ====\n\n' "$((SECONDS - start))"
+printf '%s\n' "${summary[@]}"
+if [ "${#failures[@]}" -gt 0 ]; then
+    printf '\n%d step(s) FAILED\n' "${#failures[@]}"
+    exit 1
+fi
+printf '\nAll tests passed.\n'
