@@ -918,7 +918,7 @@ static inline const char *tu_sid(msgr_session *s, char *buf, size_t len) {
 #define TU_APP_KEY "s3cret-key"
 #define TU_ALICE "alice@example.com"
 #define TU_BOB "bob@example.com"
-#define TU_MAX_SESSIONS 256
+#define TU_MAX_SESSIONS 1024
 
 enum {
     TU_LOCK_AND_KEY = 1, /* the service holds an app key; both managers unlocked */
