@@ -778,10 +778,12 @@ MSGR_HRESULT msgr_session_get_application(msgr_session *session,
 /**
  * Sets Application: the GUID of an application registered with the client's registry.
  *
- * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for a malformed GUID;
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for a malformed GUID;
  *         SR_SESSION_NOT_READY unless SS_READY; SR_APP_NOT_REGISTERED.
  */
-MSGR_API MSGR_HRESULT msgr_session_set_application(msgr_session *session, const char *guid);
+MSGR_API
+MSGR_HRESULT msgr_session_set_application(msgr_session *session,
+                                          const char *guid);
 
 /**
  * ApplicationName, from the registry ("" when the application is not registered here).
@@ -832,10 +834,12 @@ MSGR_HRESULT msgr_session_get_local_address(msgr_session *session,
 /**
  * Sets LocalAddress (at most 30 characters).
  *
- * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for an over-long or
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for an over-long or
  *         invalid UTF-8 address.
  */
-MSGR_API MSGR_HRESULT msgr_session_set_local_address(msgr_session *session, const char *address);
+MSGR_API
+MSGR_HRESULT msgr_session_set_local_address(msgr_session *session,
+                                            const char *address);
 
 /**
  * RemoteAddress: the other side's LocalAddress, valid once SS_CONNECTED.
@@ -866,7 +870,7 @@ MSGR_HRESULT msgr_session_get_user(msgr_session *session,
  * (OnStateChanged(SS_READY)) and the invited client's unlocked managers get OnInvitation.
  *
  * @param app_data  NULL or at most 512 bytes.
- * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for a bad name or
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for a bad name or
  *         app data; SR_APP_NOT_SPECIFIED; SR_SESSION_NOT_READY; SR_INVITED_SELF;
  *         MSGR_E_NOT_LOGGED_ON when either user is not signed in. A message that cannot be
  *         delivered gives OnSendError(SR_INVITATION_SEND_FAILURE) later.
@@ -882,25 +886,29 @@ MSGR_HRESULT msgr_session_invite(msgr_session *session,
  * SR_APP_NOT_REGISTERED.
  *
  * @param app_data  NULL or at most 512 bytes.
- * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG; SR_NOT_INVITEE;
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG; SR_NOT_INVITEE;
  *         SR_SESSION_STATE_INVALID.
  */
-MSGR_API MSGR_HRESULT msgr_session_accept(msgr_session *session, const char *app_data);
+MSGR_API
+MSGR_HRESULT msgr_session_accept(msgr_session *session,
+                                 const char *app_data);
 
 /**
  * Decline(app data): invitee only, in SS_INVITATION only; both sides end in SS_DECLINED.
  *
- * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG; SR_NOT_INVITEE;
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG; SR_NOT_INVITEE;
  *         SR_SESSION_STATE_INVALID.
  */
-MSGR_API MSGR_HRESULT msgr_session_decline(msgr_session *session, const char *app_data);
+MSGR_API
+MSGR_HRESULT msgr_session_decline(msgr_session *session,
+                                  const char *app_data);
 
 /**
  * Cancel(hr, app data): ends the invitation or the session. This side gets
  * OnTermination(SR_SESSION_CANCELLED_LOCAL) (SR_CANCEL_BEFORE_CONNECT in SS_READY, where
  * nothing is sent); the other side gets OnCancelled(app data) then OnTermination(hr).
  *
- * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG;
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG;
  *         SR_SESSION_STATE_INVALID once the session has ended.
  */
 MSGR_API
@@ -912,11 +920,13 @@ MSGR_HRESULT msgr_session_cancel(msgr_session *session,
  * SendContextData(data): at most 300 characters, at most five times per side; the other
  * side gets OnContextData(data).
  *
- * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for invalid UTF-8;
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for invalid UTF-8;
  *         SR_CONTEXT_DATA_OVER_LIMIT; SR_NOT_VALID_FOR_APP_INVITE before the invitation was
  *         accepted; SR_SESSION_STATE_INVALID once ended.
  */
-MSGR_API MSGR_HRESULT msgr_session_send_context_data(msgr_session *session, const char *data);
+MSGR_API
+MSGR_HRESULT msgr_session_send_context_data(msgr_session *session,
+                                            const char *data);
 
 /**
  * Ends a registration made with one of the session registration functions; its destroy
@@ -1076,7 +1086,7 @@ MSGR_API MSGR_HRESULT msgr_session_manager_release(msgr_session_manager *manager
  *
  * @param out  Receives the session with one reference; release it with
  *             msgr_session_release().
- * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED while the manager is locked.
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED while the manager is locked; MSGR_E_NOT_LOGGED_ON while signed out.
  */
 MSGR_API
 MSGR_HRESULT msgr_session_manager_create_session(msgr_session_manager *manager,
@@ -1087,7 +1097,7 @@ MSGR_HRESULT msgr_session_manager_create_session(msgr_session_manager *manager,
  * manager's client).
  *
  * @param out  Receives the session with one more reference (release it).
- * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for pid 0; E_FAIL when
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for pid 0; E_FAIL when
  *         no session launched that process.
  */
 MSGR_API
@@ -1105,7 +1115,7 @@ MSGR_HRESULT msgr_session_manager_get_launching_session(msgr_session_manager *ma
  * @param path   NULL or "" for none; else an absolute path of at most 260 characters to an
  *               existing file. Name, URL and path may not contain control characters.
  * @param flags  Must be 0.
- * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for bad flags, a
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for bad flags, a
  *         malformed GUID, an over-limit or invalid UTF-8 string, a relative path;
  *         E_FAIL when the path does not exist; SR_APP_ALREADY_REGISTERED;
  *         REGDB_E_WRITEREGDB when the registry file cannot be written.
@@ -1121,7 +1131,7 @@ MSGR_HRESULT msgr_session_manager_register_application(msgr_session_manager *man
 /**
  * UnRegisterApplication: every manager sharing the registry gets OnAppUnRegistered(guid).
  *
- * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for a malformed GUID;
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for a malformed GUID;
  *         SR_APP_NOT_REGISTERED; REGDB_E_WRITEREGDB.
  */
 MSGR_API
@@ -1133,7 +1143,7 @@ MSGR_HRESULT msgr_session_manager_unregister_application(msgr_session_manager *m
  * registered application, sorted by GUID, `GUID<TAB>name<TAB>url<TAB>path<LF>`; "" when
  * none. Caller buffer: `*needed` receives the size including the terminator.
  *
- * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INSUFFICIENT_BUFFER (0x8007007A)
+ * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INSUFFICIENT_BUFFER (0x8007007A)
  *         when `buf` is NULL or shorter than `*needed`.
  */
 MSGR_API

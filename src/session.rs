@@ -24,7 +24,7 @@ use std::sync::Arc;
 pub(crate) struct SessionData {
     state: SessionState,
     app_guid: Option<Text>,
-    /// Name and URL the inviter sent, used when the local registry lacks the application.
+    /// Name and URL the inviter sent, for OnAppNotPresent.
     app_name_hint: Option<Text>,
     app_url_hint: Option<Text>,
     context_data: Option<Text>,
@@ -210,26 +210,23 @@ impl Session {
         Ok(())
     }
 
-    fn app_field(&self, pick: impl Fn(&crate::registry::AppEntry) -> &str, hint: impl Fn(&SessionData) -> Option<Text>) -> Result<Text> {
-        let (guid, hint) = {
-            let d = self.lock();
-            (d.app_guid.clone().ok_or(SR_APP_NOT_SPECIFIED)?, hint(&d))
-        };
+    fn app_field(&self, pick: impl Fn(&crate::registry::AppEntry) -> &str) -> Result<Text> {
+        let guid = self.lock().app_guid.clone().ok_or(SR_APP_NOT_SPECIFIED)?;
         match self.0.client.registry.get(guid.as_str()) {
             Some(e) => Text::new(pick(&e)),
-            None => Ok(hint.unwrap_or_else(Text::empty)),
+            None => Ok(Text::empty()),
         }
     }
 
     /// ApplicationName, from the registry (empty when the application is not there).
     /// SR_APP_NOT_SPECIFIED when no application is set.
     pub fn application_name(&self) -> Result<Text> {
-        self.app_field(|e| &e.name, |d| d.app_name_hint.clone())
+        self.app_field(|e| &e.name)
     }
 
     /// ApplicationURL, from the registry. SR_APP_NOT_SPECIFIED when no application is set.
     pub fn application_url(&self) -> Result<Text> {
-        self.app_field(|e| &e.url, |d| d.app_url_hint.clone())
+        self.app_field(|e| &e.url)
     }
 
     /// ContextData: the last application data received from the other side (empty when

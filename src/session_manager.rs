@@ -6,6 +6,7 @@ use crate::dispatch::Job;
 use crate::error::{
     Result, E_INVALIDARG, MSGR_E_API_ALREADY_UNLOCKED, MSGR_E_API_DISABLED, MSGR_E_API_LOCKED,
     MSGR_E_API_NOTINITIALIZED, MSGR_E_API_PENDING_UNLOCK, MSGR_E_API_UNLOCK_FAILED, E_FAIL,
+    MSGR_E_NOT_LOGGED_ON,
 };
 use crate::events::{Callback, ManagerEvent, ManagerEventKind, Sinks};
 use crate::registry::AppEntry;
@@ -41,12 +42,14 @@ impl LockCell {
         self.data.lock().status
     }
 
-    /// MSGR_E_API_LOCKED unless the status lets gated calls through.
+    /// Lets gated calls through when unlocked or when Lock and Key is off; otherwise
+    /// MSGR_E_NOT_LOGGED_ON while the client is signed out (LOCK_NOTINITIALIZED) and
+    /// MSGR_E_API_LOCKED while locked.
     pub(crate) fn gate(&self) -> Result<()> {
-        if self.status().is_open() {
-            Ok(())
-        } else {
-            Err(MSGR_E_API_LOCKED)
+        match self.status() {
+            LockStatus::Unlocked | LockStatus::Disabled => Ok(()),
+            LockStatus::NotInitialized => Err(MSGR_E_NOT_LOGGED_ON),
+            _ => Err(MSGR_E_API_LOCKED),
         }
     }
 }

@@ -192,8 +192,9 @@ fn locked_again_after_sign_out_and_in() {
     assert_eq!(l.pump(), lines(&["M:LockStatusChanged(NotInitialized)"]));
     assert_eq!(l.m.request_challenge(2), Err(MSGR_E_API_NOTINITIALIZED));
     assert_eq!(l.c.sign_out(), Err(MSGR_E_NOT_LOGGED_ON));
-    // Sessions follow their manager's lock.
-    assert_eq!(s.set_local_address("x"), Err(MSGR_E_API_LOCKED));
+    // Sessions follow their manager's lock; signed out, gated calls say so.
+    assert_eq!(s.set_local_address("x"), Err(MSGR_E_NOT_LOGGED_ON));
+    assert_eq!(l.m.create_session().unwrap_err(), MSGR_E_NOT_LOGGED_ON);
     l.c.sign_in().unwrap();
     assert_eq!(l.c.sign_in(), Err(MSGR_E_ALREADY_LOGGED_ON));
     assert_eq!(

@@ -109,7 +109,7 @@ pub unsafe extern "C" fn msgr_session_get_application(session: *mut msgr_session
 
 /// Sets Application: the GUID of an application registered with the client's registry.
 ///
-/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for a malformed GUID;
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for a malformed GUID;
 ///         SR_SESSION_NOT_READY unless SS_READY; SR_APP_NOT_REGISTERED.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_set_application(session: *mut msgr_session, guid: *const c_char) -> MSGR_HRESULT {
@@ -155,7 +155,7 @@ pub unsafe extern "C" fn msgr_session_get_local_address(session: *mut msgr_sessi
 
 /// Sets LocalAddress (at most 30 characters).
 ///
-/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for an over-long or
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for an over-long or
 ///         invalid UTF-8 address.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_set_local_address(session: *mut msgr_session, address: *const c_char) -> MSGR_HRESULT {
@@ -193,7 +193,7 @@ pub unsafe extern "C" fn msgr_session_get_user(session: *mut msgr_session, buf: 
 /// (OnStateChanged(SS_READY)) and the invited client's unlocked managers get OnInvitation.
 ///
 /// @param app_data  NULL or at most 512 bytes.
-/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for a bad name or
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for a bad name or
 ///         app data; SR_APP_NOT_SPECIFIED; SR_SESSION_NOT_READY; SR_INVITED_SELF;
 ///         MSGR_E_NOT_LOGGED_ON when either user is not signed in. A message that cannot be
 ///         delivered gives OnSendError(SR_INVITATION_SEND_FAILURE) later.
@@ -210,7 +210,7 @@ pub unsafe extern "C" fn msgr_session_invite(session: *mut msgr_session, user_si
 /// SR_APP_NOT_REGISTERED.
 ///
 /// @param app_data  NULL or at most 512 bytes.
-/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG; SR_NOT_INVITEE;
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG; SR_NOT_INVITEE;
 ///         SR_SESSION_STATE_INVALID.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_accept(session: *mut msgr_session, app_data: *const c_char) -> MSGR_HRESULT {
@@ -222,7 +222,7 @@ pub unsafe extern "C" fn msgr_session_accept(session: *mut msgr_session, app_dat
 
 /// Decline(app data): invitee only, in SS_INVITATION only; both sides end in SS_DECLINED.
 ///
-/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG; SR_NOT_INVITEE;
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG; SR_NOT_INVITEE;
 ///         SR_SESSION_STATE_INVALID.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_decline(session: *mut msgr_session, app_data: *const c_char) -> MSGR_HRESULT {
@@ -236,7 +236,7 @@ pub unsafe extern "C" fn msgr_session_decline(session: *mut msgr_session, app_da
 /// OnTermination(SR_SESSION_CANCELLED_LOCAL) (SR_CANCEL_BEFORE_CONNECT in SS_READY, where
 /// nothing is sent); the other side gets OnCancelled(app data) then OnTermination(hr).
 ///
-/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG;
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG;
 ///         SR_SESSION_STATE_INVALID once the session has ended.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_cancel(session: *mut msgr_session, hr: MSGR_HRESULT, app_data: *const c_char) -> MSGR_HRESULT {
@@ -249,7 +249,7 @@ pub unsafe extern "C" fn msgr_session_cancel(session: *mut msgr_session, hr: MSG
 /// SendContextData(data): at most 300 characters, at most five times per side; the other
 /// side gets OnContextData(data).
 ///
-/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for invalid UTF-8;
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for invalid UTF-8;
 ///         SR_CONTEXT_DATA_OVER_LIMIT; SR_NOT_VALID_FOR_APP_INVITE before the invitation was
 ///         accepted; SR_SESSION_STATE_INVALID once ended.
 #[no_mangle]

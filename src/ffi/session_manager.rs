@@ -73,7 +73,7 @@ pub unsafe extern "C" fn msgr_session_manager_release(manager: *mut msgr_session
 ///
 /// @param out  Receives the session with one reference; release it with
 ///             msgr_session_release().
-/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED while the manager is locked.
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED while the manager is locked; MSGR_E_NOT_LOGGED_ON while signed out.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_create_session(
     manager: *mut msgr_session_manager,
@@ -92,7 +92,7 @@ pub unsafe extern "C" fn msgr_session_manager_create_session(
 /// manager's client).
 ///
 /// @param out  Receives the session with one more reference (release it).
-/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for pid 0; E_FAIL when
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for pid 0; E_FAIL when
 ///         no session launched that process.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_get_launching_session(
@@ -118,7 +118,7 @@ pub unsafe extern "C" fn msgr_session_manager_get_launching_session(
 /// @param path   NULL or "" for none; else an absolute path of at most 260 characters to an
 ///               existing file. Name, URL and path may not contain control characters.
 /// @param flags  Must be 0.
-/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for bad flags, a
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for bad flags, a
 ///         malformed GUID, an over-limit or invalid UTF-8 string, a relative path;
 ///         E_FAIL when the path does not exist; SR_APP_ALREADY_REGISTERED;
 ///         REGDB_E_WRITEREGDB when the registry file cannot be written.
@@ -141,7 +141,7 @@ pub unsafe extern "C" fn msgr_session_manager_register_application(
 
 /// UnRegisterApplication: every manager sharing the registry gets OnAppUnRegistered(guid).
 ///
-/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INVALIDARG for a malformed GUID;
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for a malformed GUID;
 ///         SR_APP_NOT_REGISTERED; REGDB_E_WRITEREGDB.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_unregister_application(
@@ -158,7 +158,7 @@ pub unsafe extern "C" fn msgr_session_manager_unregister_application(
 /// registered application, sorted by GUID, `GUID<TAB>name<TAB>url<TAB>path<LF>`; "" when
 /// none. Caller buffer: `*needed` receives the size including the terminator.
 ///
-/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED; E_INSUFFICIENT_BUFFER (0x8007007A)
+/// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INSUFFICIENT_BUFFER (0x8007007A)
 ///         when `buf` is NULL or shorter than `*needed`.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_get_applications(
