@@ -284,8 +284,8 @@ static void test_locked_again_after_sign_out_and_in(void) {
     CHECK_HR(MSGR_E_API_NOTINITIALIZED, msgr_session_manager_request_challenge(l.m, 2));
     CHECK_HR(MSGR_E_API_NOTINITIALIZED, msgr_session_manager_send_response(l.m, TU_APP_ID, "00", 1));
     CHECK_HR(MSGR_E_NOT_LOGGED_ON, msgr_client_sign_out(l.c));
-    /* Sessions follow their manager's lock. */
-    CHECK_HR(MSGR_E_API_LOCKED, msgr_session_set_local_address(s, "x"));
+    /* Sessions follow their manager: signed out. */
+    CHECK_HR(MSGR_E_NOT_LOGGED_ON, msgr_session_set_local_address(s, "x"));
 
     CHECK_OK(msgr_client_sign_in(l.c));
     CHECK_HR(MSGR_E_ALREADY_LOGGED_ON, msgr_client_sign_in(l.c));
@@ -381,6 +381,44 @@ static void check_manager_gated(msgr_session_manager *m, const char *why) {
     CHECK(s == NULL);
 }
 
+/* While the client is signed out the gated calls answer MSGR_E_NOT_LOGGED_ON (header), with
+ * or without Lock and Key; the exchange itself answers MSGR_E_API_NOTINITIALIZED. */
+static void test_gated_calls_while_signed_out(void) {
+    int with_key;
+    for (with_key = 0; with_key < 2; with_key++) {
+        tu_world w;
+        msgr_session *ready, *a, *b, *s = NULL;
+        char buf[256];
+        size_t needed = 0;
+        tu_world_init(&w, with_key ? TU_LOCK_AND_KEY : 0);
+        ready = tu_session(&w);
+        tu_invited(&w, &a, &b);
+        CHECK_OK(msgr_client_sign_out(w.a));
+        CHECK_OK(msgr_client_sign_out(w.b));
+        tu_pump(&w);
+        tu_log_clear(&w.log);
+        CHECK_LOCK(w.ma, LOCK_NOTINITIALIZED);
+        CHECK_HR(MSGR_E_NOT_LOGGED_ON, msgr_session_manager_create_session(w.ma, &s));
+        CHECK_HR(MSGR_E_NOT_LOGGED_ON, msgr_session_manager_get_launching_session(w.ma, 1, &s));
+        CHECK_HR(MSGR_E_NOT_LOGGED_ON, msgr_session_manager_register_application(w.ma, TU_APP2, "n", "u", "", 0));
+        CHECK_HR(MSGR_E_NOT_LOGGED_ON, msgr_session_manager_unregister_application(w.ma, TU_APP));
+        CHECK_HR(MSGR_E_NOT_LOGGED_ON, msgr_session_manager_get_applications(w.ma, buf, sizeof buf, &needed));
+        CHECK(s == NULL);
+        CHECK_HR(MSGR_E_API_NOTINITIALIZED, msgr_session_manager_request_challenge(w.ma, 1));
+        CHECK_HR(MSGR_E_NOT_LOGGED_ON, msgr_session_set_application(ready, TU_APP));
+        CHECK_HR(MSGR_E_NOT_LOGGED_ON, msgr_session_set_local_address(ready, "x"));
+        CHECK_HR(MSGR_E_NOT_LOGGED_ON, msgr_session_invite(ready, TU_BOB, NULL));
+        CHECK_HR(MSGR_E_NOT_LOGGED_ON, msgr_session_send_context_data(ready, "x"));
+        CHECK_HR(MSGR_E_NOT_LOGGED_ON, msgr_session_cancel(ready, E_FAIL, NULL));
+        CHECK_HR(MSGR_E_NOT_LOGGED_ON, msgr_session_accept(b, NULL));
+        CHECK_HR(MSGR_E_NOT_LOGGED_ON, msgr_session_decline(b, NULL));
+        CHECK_STATE(ready, SS_READY);
+        tu_pump(&w);
+        EXPECT_EMPTY(&w.log);
+        tu_world_cleanup(&w);
+    }
+}
+
 static void noop_app_registered(void *ud, msgr_session_manager *m, const char *g) {
     (void)ud;
     (void)m;
@@ -473,5 +511,6 @@ int main(void) {
     RUN(test_failed_unlock_forgotten_at_next_sign_in);
     RUN(test_each_manager_locked_on_its_own);
     RUN(test_every_gated_call_refuses_while_locked);
+    RUN(test_gated_calls_while_signed_out);
     return tu_finish();
 }
