@@ -6,12 +6,18 @@
 //! a callback may call `dispatch` again on its own thread (a nested loop continues with the
 //! next event), while another thread calling `dispatch` waits for its turn within its
 //! timeout.
+//!
+//! The delivering thread takes every queued job in one lock acquisition (a swap of buffers)
+//! and delivers them from its private buffer without locking per event; a nested `dispatch`
+//! continues from that buffer, so the order is unchanged. A close is seen before every event.
 
 use crate::error::{Result, E_FAIL, E_ILLEGAL_METHOD_CALL};
 use crate::events::{ManagerEvent, SessionEvent, Sinks};
 use crate::session::Session;
 use parking_lot::{Condvar, Mutex};
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -84,11 +90,24 @@ struct QueueState {
 /// A client's event queue.
 pub(crate) struct EventQueue {
     state: Mutex<QueueState>,
+    /// Jobs the delivering thread took from `state.jobs` in one go, oldest first. Only the
+    /// thread recorded in `state.busy` touches it (nested dispatch runs on that same thread,
+    /// never while a reference into it is held); it is empty whenever `busy` is `None`.
+    taken: UnsafeCell<VecDeque<Job>>,
+    /// `taken.len()`, written only by the delivering thread, for [`Self::pending`].
+    taken_len: AtomicUsize,
+    /// `state.closed`, readable without the lock before every event.
+    closed_fast: AtomicBool,
     cv: Condvar,
     notifier: OnceLock<Notifier>,
     mode: DispatchMode,
     thread_id: OnceLock<ThreadId>,
 }
+
+// SAFETY: `taken` is only accessed by the thread that set `state.busy` to itself under the
+// mutex, which orders the accesses of successive delivering threads; everything else is
+// Sync. Jobs are Send.
+unsafe impl Sync for EventQueue {}
 
 impl EventQueue {
     pub(crate) fn new(mode: DispatchMode) -> Self {
@@ -99,6 +118,9 @@ impl EventQueue {
                 closed: false,
                 waiters: 0,
             }),
+            taken: UnsafeCell::new(VecDeque::new()),
+            taken_len: AtomicUsize::new(0),
+            closed_fast: AtomicBool::new(false),
             cv: Condvar::new(),
             notifier: OnceLock::new(),
             mode,
@@ -149,9 +171,9 @@ impl EventQueue {
         }
     }
 
-    /// Number of queued events.
+    /// Number of queued events (including those taken for delivery and not yet run).
     pub(crate) fn pending(&self) -> usize {
-        self.state.lock().jobs.len()
+        self.state.lock().jobs.len() + self.taken_len.load(Ordering::Acquire)
     }
 
     /// Delivers events: waits up to `timeout` for the first (None waits for ever), then
@@ -167,7 +189,8 @@ impl EventQueue {
 
     fn dispatch_inner(&self, timeout: Option<Duration>) -> Result<u32> {
         let me = current_thread();
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // The deadline costs a clock read: only taken when it is needed.
+        let mut deadline: Option<Instant> = None;
         let mut delivered = 0u32;
         let mut st = self.state.lock();
         loop {
@@ -176,19 +199,25 @@ impl EventQueue {
             }
             let nested = st.busy == Some(me);
             if st.busy.is_none() || nested {
-                if let Some(job) = st.jobs.pop_front() {
-                    if st.jobs.is_empty() {
-                        if let Some(n) = self.notifier.get() {
-                            n.clear();
-                        }
+                // SAFETY: this thread is (nested) or becomes (below, before the lock is
+                // released) the delivering thread; no reference into `taken` outlives this
+                // statement.
+                let have = unsafe {
+                    let taken = &mut *self.taken.get();
+                    if taken.is_empty() && !st.jobs.is_empty() {
+                        std::mem::swap(taken, &mut st.jobs);
+                        self.taken_len.store(taken.len(), Ordering::Release);
                     }
+                    !taken.is_empty()
+                };
+                if have {
                     let prev = st.busy.replace(me);
-                    parking_lot::MutexGuard::unlocked(&mut st, || job.run());
+                    let n = parking_lot::MutexGuard::unlocked(&mut st, || self.deliver_taken());
                     st.busy = prev;
                     if prev.is_none() && st.waiters > 0 {
                         self.cv.notify_all();
                     }
-                    delivered = delivered.saturating_add(1);
+                    delivered = delivered.saturating_add(n);
                     continue;
                 }
                 if delivered > 0 {
@@ -196,9 +225,15 @@ impl EventQueue {
                 }
             }
             // Nothing to do now (or another thread is delivering): wait.
+            if timeout == Some(Duration::ZERO) {
+                break;
+            }
             st.waiters += 1;
-            let timed_out = match deadline {
-                Some(d) => self.cv.wait_until(&mut st, d).timed_out(),
+            let timed_out = match timeout {
+                Some(t) => {
+                    let d = *deadline.get_or_insert_with(|| Instant::now() + t);
+                    self.cv.wait_until(&mut st, d).timed_out()
+                }
                 None => {
                     self.cv.wait(&mut st);
                     false
@@ -212,12 +247,49 @@ impl EventQueue {
         Ok(delivered)
     }
 
-    /// Closes the queue: pending events are dropped (outside the lock), waiters wake up and
-    /// later events are discarded.
+    /// Runs the jobs of `taken` in order, without the lock, until it is empty or the queue is
+    /// closed (the rest is then dropped). Called only by the delivering thread; callbacks may
+    /// dispatch again (nested), which continues from the same buffer. Returns how many ran.
+    fn deliver_taken(&self) -> u32 {
+        let mut n = 0u32;
+        loop {
+            if self.closed_fast.load(Ordering::Acquire) {
+                // SAFETY: delivering thread; the rest is dropped outside every lock.
+                let rest = unsafe { std::mem::take(&mut *self.taken.get()) };
+                self.taken_len.store(0, Ordering::Release);
+                drop(rest);
+                return n;
+            }
+            // SAFETY: delivering thread; the borrow ends with the statement.
+            let (job, left) = unsafe {
+                let taken = &mut *self.taken.get();
+                (taken.pop_front(), taken.len())
+            };
+            let Some(job) = job else { return n };
+            self.taken_len.store(left, Ordering::Release);
+            if left == 0 {
+                // The last taken job: the descriptor stays readable only if more were queued
+                // meanwhile.
+                if let Some(notifier) = self.notifier.get() {
+                    let st = self.state.lock();
+                    if st.jobs.is_empty() {
+                        notifier.clear();
+                    }
+                }
+            }
+            job.run();
+            n = n.saturating_add(1);
+        }
+    }
+
+    /// Closes the queue: pending events are dropped (outside the lock; those a delivering
+    /// thread already took are dropped by it before its next event), waiters wake up and later
+    /// events are discarded.
     pub(crate) fn close(&self) {
         let dropped = {
             let mut st = self.state.lock();
             st.closed = true;
+            self.closed_fast.store(true, Ordering::Release);
             self.cv.notify_all();
             if let Some(n) = self.notifier.get() {
                 n.clear();
@@ -243,7 +315,7 @@ impl EventQueue {
         let st = self.state.lock();
         let fresh = self.notifier.set(n).is_ok();
         let n = self.notifier.get().expect("set above");
-        if fresh && !st.jobs.is_empty() {
+        if fresh && (!st.jobs.is_empty() || self.taken_len.load(Ordering::Acquire) > 0) {
             n.set();
         }
         Ok(n.read_fd())
