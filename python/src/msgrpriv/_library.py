@@ -14,6 +14,7 @@ version recorded by setup.py, or, in a source checkout, the ``Cargo.toml`` next 
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
 import re
 from pathlib import Path
@@ -44,10 +45,8 @@ def _find_library() -> Path:
 
 
 def _expected_version() -> Optional[str]:
-    try:
-        from ._build_info import VERSION  # written by setup.py
-
-        return str(VERSION)
+    try:  # written by setup.py at build time
+        return str(importlib.import_module("._build_info", __package__).VERSION)
     except ImportError:
         pass
     # A source checkout: python/src/msgrpriv -> the crate's Cargo.toml.
@@ -96,4 +95,4 @@ if EXPECTED_VERSION is not None and EXPECTED_VERSION != LIBRARY_VERSION:
 
 def result_text(code: int) -> str:
     """``msgr_result_text(code)``: the library's English text for a result code."""
-    return lib.msgr_result_text(code).decode("utf-8", "replace")
+    return str(lib.msgr_result_text(code).decode("utf-8", "replace"))

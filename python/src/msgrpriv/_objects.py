@@ -26,6 +26,7 @@ from typing import (
     Tuple,
     TypeVar,
     Union,
+    cast,
     overload,
 )
 
@@ -126,6 +127,14 @@ def _out_str(fn: Any, handle: int, *, allow_false: bool = False) -> Tuple[int, s
         check(hr)
         return hr, buf.raw[: max(needed.value - 1, 0)].decode("utf-8", "replace")
     raise error_for(E_INSUFFICIENT_BUFFER)  # pragma: no cover
+
+
+def _value(handle: Any) -> int:
+    """The token an output handle received (a successful call always writes one)."""
+    v = handle.value
+    if not v:  # pragma: no cover - the library broke its contract
+        raise GenericError(E_HANDLE, "the library returned a NULL handle")
+    return int(v)
 
 
 def _closed(obj: "Managed") -> GenericError:
@@ -252,7 +261,7 @@ class Service(Managed):
         opts.struct_size = sizeof(ServiceOptions)
         out = ServiceHandle()
         check(lib.msgr_service_create(byref(opts), byref(out)))
-        self._handle = out.value
+        self._handle = _value(out)
 
     def _release(self, handle: int) -> int:
         return int(lib.msgr_service_destroy(handle))
@@ -324,7 +333,7 @@ class Client(Managed):
         self._attachments: List[Any] = []
         out = ClientHandle()
         check(lib.msgr_client_create(service._h(), name, m, byref(out)))
-        self._handle = out.value
+        self._handle = _value(out)
         self._client = self
         self.mode = DispatchMode(m)
         """The dispatch mode chosen at creation."""
@@ -489,9 +498,9 @@ class Client(Managed):
         if entry is not None:
             _callbacks.drop_entry(entry.index)
 
-    def __exit__(self, exc_type: Any, *rest: object) -> None:
+    def __exit__(self, *exc: object) -> None:
         try:
-            if exc_type is None:
+            if exc[0] is None:  # no exception in flight: surface the callbacks' ones
                 self.raise_pending()
         finally:
             self.close()
@@ -548,7 +557,7 @@ class SessionManager(Managed):
         client.raise_pending()
         out = ManagerHandle()
         check(lib.msgr_session_manager_create(client._h(), byref(out)))
-        self._handle = out.value
+        self._handle = _value(out)
         self._client = client
 
     @property
@@ -570,7 +579,7 @@ class SessionManager(Managed):
         A new session is needed for every invitation. LockError while locked."""
         out = SessionHandle()
         check(lib.msgr_session_manager_create_session(self._h(), byref(out)))
-        return Session._adopt(out.value, self._client)
+        return Session._adopt(_value(out), self._client)
 
     def launching_session(self, pid: int) -> "Session":
         """GetLaunchingSession: the session whose acceptance launched process ``pid``.
@@ -583,7 +592,7 @@ class SessionManager(Managed):
                 self._h(), _in_int(pid, "pid", 0, 0xFFFF_FFFF), byref(out)
             )
         )
-        return Session._adopt(out.value, self._client)
+        return Session._adopt(_value(out), self._client)
 
     # applications
 
@@ -631,7 +640,7 @@ class SessionManager(Managed):
         """The manager's Lock and Key status."""
         v = c_int()
         check(lib.msgr_session_manager_get_lock_status(self._h(), byref(v)))
-        return _enum_value(LockStatus, v.value)
+        return cast(LockStatus, _enum_value(LockStatus, v.value))
 
     def request_challenge(self, cookie: Optional[int] = None) -> int:
         """RequestChallenge: asks the service for a challenge; the ``lock_challenge`` event
@@ -788,7 +797,7 @@ class Session(Managed):
         """State: the session's :class:`SessionState` (already the new one during events)."""
         v = c_int()
         check(lib.msgr_session_get_state(self._h(), byref(v)))
-        return _enum_value(SessionState, v.value)
+        return cast(SessionState, _enum_value(SessionState, v.value))
 
     @property
     def flags(self) -> SessionFlags:
@@ -972,15 +981,15 @@ def compute_response(challenge: StrLike, key: StrLike) -> str:
     as 32 lowercase hex digits (``msgr_lock_compute_response``)."""
     out = create_string_buffer(MSGR_LOCK_RESPONSE_SIZE)
     check(lib.msgr_lock_compute_response(_in_str(challenge, "challenge"), _in_str(key, "key"), out))
-    return out.value.decode("ascii")
+    return str(out.value.decode("ascii"))
 
 
 def version() -> str:
     """``msgr_version()``: the loaded library's version, "MAJOR.MINOR.PATCH"."""
-    return lib.msgr_version().decode("ascii")
+    return str(lib.msgr_version().decode("ascii"))
 
 
 def result_text(code: int) -> str:
     """``msgr_result_text(code)``: the library's English text for any result code."""
-    return lib.msgr_result_text(_in_hr(code, "code")).decode("utf-8", "replace")
+    return str(lib.msgr_result_text(_in_hr(code, "code")).decode("utf-8", "replace"))
 

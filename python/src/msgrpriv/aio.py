@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Awaitable, List, Optional, Set, TypeVar
 if TYPE_CHECKING:  # pragma: no cover
     from ._objects import Client
 
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 class LoopAttachment:
@@ -92,7 +92,7 @@ class LoopAttachment:
         finally:
             self._waiters.discard(waiter)
 
-    async def run_until(self, aw: Awaitable[T], timeout: Optional[float] = None) -> T:
+    async def run_until(self, aw: Awaitable[_T], timeout: Optional[float] = None) -> _T:
         """Awaits ``aw`` while events are delivered and returns its result.
 
         Raises the exception of a callback as soon as one raises (``aw`` is then
