@@ -286,6 +286,15 @@ static inline void tu_sleep_ms(unsigned ms) {
     }
 }
 
+/* True under valgrind: CMake sets MSGRPRIV_TEST_UNDER=valgrind; by hand, valgrind's preload
+ * library shows in LD_PRELOAD. */
+static inline bool tu_under_valgrind(void) {
+    const char *under = getenv("MSGRPRIV_TEST_UNDER");
+    const char *preload = getenv("LD_PRELOAD");
+    return (under != NULL && strcmp(under, "valgrind") == 0) ||
+           (preload != NULL && strstr(preload, "vgpreload") != NULL);
+}
+
 /* How long tests wait for something that should happen promptly (valgrind is slow). */
 #define TU_PATIENCE_MS 30000u
 
