@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the fuzz targets (fuzz/fuzz_targets) with cargo fuzz for a bounded time each.
+#
+#   bash scripts/fuzz.sh            # 30 s per target (what CI runs)
+#   bash scripts/fuzz.sh 3600       # an hour per target
+#
+# Installs cargo-fuzz when missing. The stable toolchain is used with RUSTC_BOOTSTRAP=1 for
+# the sanitizer flags cargo fuzz needs. New inputs go to fuzz/corpus/<target>; a crash leaves
+# its input in fuzz/artifacts/<target> and fails the script.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+seconds=${1:-30}
+export RUSTC_BOOTSTRAP=1
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+for target in api_sequence registry_file; do
+    printf '\n==== fuzz %s for %ss ====\n\n' "$target" "$seconds"
+    mkdir -p "fuzz/corpus/$target"
+    log=$(mktemp)
+    status=0
+    cargo fuzz run -O "$target" "fuzz/corpus/$target" -- \
+        -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 >"$log" 2>&1 || status=$?
+    grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
+    if [ "$status" != 0 ]; then
+        tail -n 60 "$log"
+        rm -f "$log"
+        echo "fuzz $target failed (exit $status)"
+        exit 1
+    fi
+    rm -f "$log"
+done
