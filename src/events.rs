@@ -14,7 +14,7 @@ use crate::types::{LockStatus, SessionState, Text};
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 /// Events of a session manager (DMsgrSessionManagerEvents).
@@ -235,14 +235,27 @@ struct Registration<E> {
 /// The registrations of one object for one event type.
 pub struct Sinks<E> {
     list: ArcSwap<Vec<Arc<Registration<E>>>>,
+    /// Bit `k` set when a registration of kind `k` is in `list` (written with `list`), so that
+    /// an event nobody listens to is skipped without taking a snapshot.
+    kinds: AtomicU32,
     writer: Mutex<u32>,
     alive: AtomicBool,
+}
+
+/// The `kinds` bit of a kind (kinds >= 32 share the top bit, which then means "maybe").
+fn kind_bit(kind: u8) -> u32 {
+    1u32 << kind.min(31)
+}
+
+fn kinds_of<E>(list: &[Arc<Registration<E>>]) -> u32 {
+    list.iter().fold(0, |m, r| m | kind_bit(r.kind))
 }
 
 impl<E: EventKind> Default for Sinks<E> {
     fn default() -> Self {
         Sinks {
             list: ArcSwap::from_pointee(Vec::new()),
+            kinds: AtomicU32::new(0),
             writer: Mutex::new(0),
             alive: AtomicBool::new(true),
         }
@@ -272,6 +285,7 @@ impl<E: EventKind> Sinks<E> {
             });
             let mut v: Vec<_> = (**self.list.load()).clone();
             v.push(reg);
+            self.kinds.store(kinds_of(&v), Ordering::Release);
             old = self.list.swap(Arc::new(v));
         }
         drop(old);
@@ -290,6 +304,7 @@ impl<E: EventKind> Sinks<E> {
             cur[pos].active.store(false, Ordering::Release);
             let mut v: Vec<_> = (*cur).clone();
             v.remove(pos);
+            self.kinds.store(kinds_of(&v), Ordering::Release);
             old = (cur, self.list.swap(Arc::new(v)));
         }
         drop(old);
@@ -302,6 +317,7 @@ impl<E: EventKind> Sinks<E> {
         {
             let _w = self.writer.lock();
             self.alive.store(false, Ordering::Release);
+            self.kinds.store(0, Ordering::Release);
             old = self.list.swap(Arc::new(Vec::new()));
             for r in old.iter() {
                 r.active.store(false, Ordering::Release);
@@ -332,7 +348,15 @@ impl<E: EventKind> Sinks<E> {
             return;
         }
         let kind = event.kind_id();
-        let snapshot = self.list.load_full();
+        // Nobody registered for this kind (a registration added concurrently with this
+        // delivery may or may not see it, as with the snapshot below).
+        if self.kinds.load(Ordering::Acquire) & kind_bit(kind) == 0 {
+            return;
+        }
+        // A guard, not a clone: no reference count traffic. It stays valid while callbacks
+        // change the list (a writer that replaces it pays this reader's debt first), and it
+        // keeps the registrations of the snapshot alive until the delivery ends.
+        let snapshot = self.list.load();
         for reg in snapshot.iter() {
             if reg.kind == kind && reg.active.load(Ordering::Acquire) && self.is_alive() {
                 let _ = catch_unwind(AssertUnwindSafe(|| (reg.callback)(event)));
