@@ -4,10 +4,12 @@ notifications run, the slab empties, and the C side sees the releases."""
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import textwrap
 import weakref
+from pathlib import Path
 from typing import Any, List
 
 import msgrpriv
@@ -172,7 +174,8 @@ def test_objects_left_open_at_interpreter_exit() -> None:
         """
     )
     for _ in range(3):
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        env = dict(os.environ, PYTHONPATH=str(Path(msgrpriv.__file__).resolve().parents[1]))
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == "bye"
         assert "Traceback" not in proc.stderr, proc.stderr

@@ -122,3 +122,12 @@ def test_every_public_function_has_type_hints() -> None:
             elif sig.return_annotation is inspect.Signature.empty and fn.__name__ != "__init__":
                 unhinted.append(name)
     assert unhinted == []
+
+
+def test_the_example_runs() -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "invite_demo.py"
+    env = dict(os.environ, PYTHONPATH=str(PKG.parent))
+    p = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=60, cwd="/", env=env)
+    assert p.returncode == 0, p.stderr
+    assert "alice: got 'pong'" in p.stdout
+    assert "bob: session over: SR_SESSION_CANCELLED_REMOTE 'bye'" in p.stdout
