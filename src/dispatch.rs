@@ -54,7 +54,29 @@ pub(crate) enum Job {
 }
 
 impl Job {
-    fn run(self) {
+    /// True when the object the event was raised for still exists.
+    fn is_live(&self) -> bool {
+        match self {
+            Job::Manager { sinks, .. } => sinks.is_alive(),
+            Job::Session { sinks, .. } => sinks.is_alive(),
+        }
+    }
+
+    /// True for jobs that carry protocol work besides delivery (BeforeAppLaunch decides the
+    /// launch): they run even when their object is gone.
+    fn has_follow_up(&self) -> bool {
+        matches!(
+            self,
+            Job::Session {
+                event: SessionEvent::BeforeAppLaunch { .. },
+                ..
+            }
+        )
+    }
+
+    /// Delivers the event; returns whether it reached a live object.
+    fn run(self) -> bool {
+        let live = self.is_live();
         match self {
             Job::Manager { sinks, mut event } => {
                 sinks.deliver(&mut event);
@@ -76,6 +98,7 @@ impl Job {
                 }
             }
         }
+        live
     }
 }
 
@@ -297,6 +320,29 @@ impl EventQueue {
             std::mem::take(&mut st.jobs)
         };
         drop(dropped);
+    }
+
+    /// Drops the queued events of objects that are gone (a released manager or session), so
+    /// they are neither counted nor keep the event descriptor readable. The dropped jobs are
+    /// freed outside the lock.
+    pub(crate) fn purge_dead(&self) {
+        let removed: Vec<Job> = {
+            let mut st = self.state.lock();
+            if st.jobs.iter().all(|j| j.is_live() || j.has_follow_up()) {
+                return;
+            }
+            let (keep, removed): (VecDeque<Job>, VecDeque<Job>) = std::mem::take(&mut st.jobs)
+                .into_iter()
+                .partition(|j| j.is_live() || j.has_follow_up());
+            st.jobs = keep;
+            if st.jobs.is_empty() {
+                if let Some(n) = self.notifier.get() {
+                    n.clear();
+                }
+            }
+            removed.into()
+        };
+        drop(removed);
     }
 
     pub(crate) fn is_closed(&self) -> bool {

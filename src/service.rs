@@ -168,6 +168,9 @@ struct Timer {
     session_id: Text,
     inviter: Text,
     invitee: Text,
+    /// False until the invitation was handed to the invitee: a timeout cannot overtake the
+    /// invitation it is about.
+    armed: bool,
 }
 
 #[derive(Default)]
@@ -314,6 +317,7 @@ impl EmbeddedService {
                     session_id: session_id.clone(),
                     inviter: inviter.clone(),
                     invitee: invitee.clone(),
+                    armed: false,
                 },
             );
             t.by_session.insert(session_id.clone(), key);
@@ -334,6 +338,24 @@ impl EmbeddedService {
         }
     }
 
+    /// The invitation was delivered (or could not be): its timer may fire now, at once when
+    /// it is already due.
+    fn arm_timer(&self, session_id: &Text) {
+        let due = {
+            let mut t = self.inner.wheel.timers.lock();
+            let Some(key) = t.by_session.get(session_id).copied() else {
+                return;
+            };
+            if let Some(timer) = t.by_deadline.get_mut(&key) {
+                timer.armed = true;
+            }
+            key.0 <= self.inner.wheel.clock.now_ms()
+        };
+        if due {
+            self.inner.fire_due();
+        }
+    }
+
     fn stop_timer(&self, session_id: &Text) {
         let mut t = self.inner.wheel.timers.lock();
         if let Some(key) = t.by_session.remove(session_id) {
@@ -351,6 +373,11 @@ fn timer_thread(wheel: Arc<TimerWheel>, service: Weak<Inner>) {
         let now = wheel.clock.now_ms();
         match t.by_deadline.keys().next().copied() {
             Some((deadline, _)) if deadline <= now => {
+                if t.by_deadline.values().next().is_some_and(|timer| !timer.armed) {
+                    // Its invitation is being delivered right now; arming fires it.
+                    wheel.cv.wait_for(&mut t, Duration::from_millis(1));
+                    continue;
+                }
                 drop(t);
                 match service.upgrade() {
                     Some(inner) => inner.fire_due(),
@@ -376,10 +403,16 @@ impl Inner {
             let mut t = self.wheel.timers.lock();
             let later = t.by_deadline.split_off(&(now.saturating_add(1), 0));
             let due = std::mem::replace(&mut t.by_deadline, later);
-            for timer in due.values() {
-                t.by_session.remove(&timer.session_id);
+            let mut fire = Vec::new();
+            for (key, timer) in due {
+                if timer.armed {
+                    t.by_session.remove(&timer.session_id);
+                    fire.push(timer);
+                } else {
+                    t.by_deadline.insert(key, timer);
+                }
             }
-            due.into_values().collect()
+            fire
         };
         for timer in due {
             for (to, from) in [(&timer.inviter, &timer.invitee), (&timer.invitee, &timer.inviter)] {
@@ -465,9 +498,21 @@ impl Service for EmbeddedService {
             | Message::PeerGone { session_id } => self.stop_timer(session_id),
             _ => {}
         }
-        let ep = self.inner.endpoint(to.as_str()).ok_or(Undeliverable)?;
-        ep.deliver(from, msg);
-        Ok(())
+        let invite = match &msg {
+            Message::Invite { session_id, .. } => Some(session_id.clone()),
+            _ => None,
+        };
+        let result = match self.inner.endpoint(to.as_str()) {
+            Some(ep) => {
+                ep.deliver(from, msg);
+                Ok(())
+            }
+            None => Err(Undeliverable),
+        };
+        if let Some(id) = invite {
+            self.arm_timer(&id);
+        }
+        result
     }
 
     fn registry(&self) -> Arc<AppRegistry> {

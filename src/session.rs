@@ -33,6 +33,11 @@ pub(crate) struct SessionData {
     user: Option<Text>,
     sends: u32,
     invitation_handled: bool,
+    /// OnTermination of a transition that still has a message to send: raised after the
+    /// send, so that an OnSendError of that step comes before it.
+    pending_termination: Option<SessionEvent>,
+    /// True once OnTermination was queued: nothing is raised after it.
+    terminated: bool,
     sinks: Arc<Sinks<SessionEvent>>,
 }
 
@@ -129,7 +134,8 @@ impl Session {
         );
     }
 
-    /// Ends the session (terminal `to`) with the given events before OnTermination.
+    /// Ends the session (terminal `to`) with the given events; OnTermination is kept
+    /// pending until [`after_end`](Self::after_end), once the step's message was sent.
     fn end(
         &self,
         d: &mut SessionData,
@@ -139,16 +145,19 @@ impl Session {
         app_data: Option<Text>,
     ) {
         debug_assert!(to.is_terminal());
-        self.transition(
-            d,
-            to,
-            before
-                .into_iter()
-                .chain(std::iter::once(SessionEvent::Termination { hr, app_data })),
-        );
+        self.transition(d, to, before);
+        d.pending_termination = Some(SessionEvent::Termination { hr, app_data });
     }
 
+    /// Queues the pending OnTermination (the session's last event) and forgets the session.
     fn after_end(&self) {
+        {
+            let mut d = self.lock();
+            if let Some(t) = d.pending_termination.take() {
+                d.terminated = true;
+                self.raise(&d, [t]);
+            }
+        }
         self.0.client.forget_session(&self.0.id);
     }
 
@@ -161,7 +170,9 @@ impl Session {
         let Some(peer) = peer else { return };
         if self.0.client.service.send(&me, &peer, out.msg).is_err() {
             let d = self.lock();
-            self.raise(&d, [SessionEvent::SendError { hr: out.failure }]);
+            if !d.terminated {
+                self.raise(&d, [SessionEvent::SendError { hr: out.failure }]);
+            }
         }
     }
 
@@ -301,6 +312,7 @@ impl Session {
             std::mem::replace(&mut d.sinks, Arc::new(Sinks::default()))
         };
         old.close();
+        self.0.client.queue.purge_dead();
     }
 
     // ---- methods ----
@@ -382,12 +394,12 @@ impl Session {
                     [
                         SessionEvent::AppNotPresent { name, url },
                         SessionEvent::StateChanged { previous },
-                        SessionEvent::Termination {
-                            hr: SR_APP_NOT_REGISTERED,
-                            app_data: None,
-                        },
                     ],
                 );
+                d.pending_termination = Some(SessionEvent::Termination {
+                    hr: SR_APP_NOT_REGISTERED,
+                    app_data: None,
+                });
                 (
                     Outgoing {
                         msg: Message::Decline {
@@ -418,10 +430,10 @@ impl Session {
                 )
             }
         };
+        self.send(Some(out));
         if ended {
             self.after_end();
         }
-        self.send(Some(out));
         Ok(())
     }
 
@@ -449,8 +461,8 @@ impl Session {
                 failure: SR_DECLINE_SEND_FAILURE,
             }
         };
-        self.after_end();
         self.send(Some(out));
+        self.after_end();
         Ok(())
     }
 
@@ -493,8 +505,8 @@ impl Session {
                 }
             }
         };
-        self.after_end();
         self.send(out);
+        self.after_end();
         Ok(())
     }
 
@@ -628,10 +640,10 @@ impl Session {
                 }
             }
         };
+        self.send(reply);
         if ended {
             self.after_end();
         }
-        self.send(reply);
     }
 
     /// Our client signs out: the session ends (SR_CONNECTION_FAILURE). Returns the peer to
@@ -642,6 +654,10 @@ impl Session {
             return None;
         }
         self.end(&mut d, SessionState::Terminated, [], SR_CONNECTION_FAILURE, None);
+        if let Some(t) = d.pending_termination.take() {
+            d.terminated = true;
+            self.raise(&d, [t]);
+        }
         d.user.clone()
     }
 
@@ -696,10 +712,10 @@ impl Session {
                 }
             }
         };
+        self.send(out);
         if ended {
             self.after_end();
         }
-        self.send(out);
     }
 
     pub(crate) fn note_invitation_handled(&self, handled: bool) {
@@ -722,6 +738,8 @@ impl SessionData {
             user: None,
             sends: 0,
             invitation_handled: false,
+            pending_termination: None,
+            terminated: false,
             sinks: Arc::new(Sinks::default()),
         }
     }

@@ -320,8 +320,8 @@ fn a_message_cannot_be_delivered() {
         w.take(),
         lines(&[
             "A:StateChanged(Connected)@Cancelled",
-            "A:Termination(SR_SESSION_CANCELLED_LOCAL,NULL)@Cancelled",
             "A:SendError(SR_CANCEL_SEND_FAILURE)@Cancelled",
+            "A:Termination(SR_SESSION_CANCELLED_LOCAL,NULL)@Cancelled",
         ])
     );
 }
@@ -352,4 +352,41 @@ fn context_data_both_ways_and_limits() {
         b.send_context_data("ok").unwrap();
     }
     assert_eq!(b.send_context_data("sixth"), Err(SR_CONTEXT_DATA_OVER_LIMIT));
+}
+
+#[test]
+fn a_timeout_never_overtakes_its_invitation() {
+    let svc = EmbeddedService::new(ServiceOptions {
+        invitation_timeout: Duration::from_millis(1),
+        manual_clock: false,
+        registry_path: None,
+    })
+    .unwrap();
+    let w = World::with_service(svc);
+    w.register_app("");
+    let mut sessions = Vec::new();
+    for _ in 0..200 {
+        let s = w.session();
+        s.invite("bob@example.com", None).unwrap();
+        sessions.push(s);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        w.pump();
+        let received = w.received.lock().clone();
+        let done = sessions.iter().all(|s| s.state().is_terminal())
+            && received.len() <= sessions.len()
+            && received.iter().all(|r| r.state().is_terminal());
+        if done || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for s in &sessions {
+        assert_eq!(s.state(), SessionState::Terminated);
+    }
+    for r in w.received.lock().iter() {
+        assert_eq!(r.state(), SessionState::Terminated, "invitee stuck");
+    }
+    assert_eq!(w.b.live_sessions(), 0);
 }
