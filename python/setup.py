@@ -123,6 +123,8 @@ class BuildPy(build_py):
     """build_py that also bundles the native library and records the expected version."""
 
     def run(self) -> None:
+        # An in-tree build reuses build/lib: start clean so a removed module cannot linger.
+        shutil.rmtree(Path(self.build_lib) / "msgrpriv", ignore_errors=True)
         super().run()
         lib = _native_library()
         dest_dir = Path(self.build_lib) / "msgrpriv"

@@ -131,3 +131,18 @@ def test_the_example_runs() -> None:
     assert p.returncode == 0, p.stderr
     assert "alice: got 'pong'" in p.stdout
     assert "bob: session over: SR_SESSION_CANCELLED_REMOTE 'bye'" in p.stdout
+
+
+def test_ctrl_c_interrupts_an_endless_dispatch() -> None:
+    code = (
+        "import msgrpriv, signal, threading, os\n"
+        "svc = msgrpriv.Service(); c = svc.client('alice@example.com')\n"
+        "threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        "try:\n"
+        "    c.dispatch(); c.dispatch(); print('not interrupted')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(PKG.parent))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, env=env)
+    assert p.stdout.strip() == "interrupted", p.stderr
