@@ -179,3 +179,27 @@ def test_objects_left_open_at_interpreter_exit() -> None:
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == "bye"
         assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_objects_are_freed_by_reference_counting_alone() -> None:
+    """No object of the package sits in a reference cycle of its own making: dropping the last
+    reference releases the C handle at once, without the cyclic collector."""
+    gc.disable()
+    try:
+        svc = msgrpriv.Service()
+        c = svc.client(ALICE)
+        m = c.session_manager()
+        m.on_lock_enable(lambda *a: None)
+        s = m.create_session()
+        s.on_termination(lambda *a: None)
+        refs = [weakref.ref(o) for o in (svc, c, m, s)]
+        handles = [o.handle for o in (svc, c, m, s)]
+        del svc, c, m, s
+        assert [r() for r in refs] == [None] * 4
+        lib = msgrpriv._library.lib
+        assert lib.msgr_session_release(handles[3]) == msgrpriv.codes.E_HANDLE
+        assert lib.msgr_session_manager_release(handles[2]) == msgrpriv.codes.E_HANDLE
+        assert lib.msgr_client_destroy(handles[1]) == msgrpriv.codes.E_HANDLE
+        assert lib.msgr_service_destroy(handles[0]) == msgrpriv.codes.E_HANDLE
+    finally:
+        gc.enable()

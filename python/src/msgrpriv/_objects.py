@@ -334,7 +334,6 @@ class Client(Managed):
         out = ClientHandle()
         check(lib.msgr_client_create(service._h(), name, m, byref(out)))
         self._handle = _value(out)
-        self._client = self
         self.mode = DispatchMode(m)
         """The dispatch mode chosen at creation."""
         self.sign_in_name = name.decode() if name is not None else ""
@@ -344,6 +343,11 @@ class Client(Managed):
     def service(self) -> Service:
         """The service this client signed in to."""
         return self._service
+
+    @property
+    def _client(self) -> "Client":  # type: ignore[override]
+        # A property, not an attribute: no self-reference cycle.
+        return self
 
     def _release(self, handle: int) -> int:
         for att in list(self._attachments):
