@@ -5,6 +5,8 @@
 #   1. header staleness: include/msgrpriv.h must equal what the sources generate
 #   2. cargo test: the Rust unit, integration and doc tests
 #   3. the C tests through CMake, three ways: plain, under valgrind, with ASan + UBSan
+#   4. the Python package's pytest suite (python/run-tests.sh)
+#   5. a bounded fuzzing run of each cargo-fuzz target (scripts/fuzz.sh)
 #
 # Every step runs even when an earlier one failed; a summary lists each with its time.
 #
@@ -119,6 +121,11 @@ if [ "$skip_valgrind" = 0 ]; then
 fi
 step "C tests with AddressSanitizer and UndefinedBehaviorSanitizer" \
     c_tests build/test-all/sanitize -DMSGRPRIV_SANITIZE=address,undefined -DMSGRPRIV_VALGRIND=OFF
+# The Python package against the library cargo test built (python/run-tests.sh makes a venv).
+step "Python tests (pytest)" env MSGRPRIV_LIBRARY="$root/target/debug/libmsgrpriv.so" \
+    bash python/run-tests.sh -q
+# A bounded run of each fuzz target; longer: bash scripts/fuzz.sh 3600.
+step "Fuzzing, ${MSGRPRIV_FUZZ_SECONDS:-20}s per target" bash scripts/fuzz.sh "${MSGRPRIV_FUZZ_SECONDS:-20}"
 step "Header unchanged by the builds" header_unchanged
 
 printf '\n==== Summary (%ds) ====\n\n' "$((SECONDS - start))"
