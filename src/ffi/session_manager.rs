@@ -27,7 +27,10 @@ fn with_manager(
 }
 
 /// Creates a session manager on a client. When the client is signed in, OnLockEnable and
-/// OnLockStatusChanged are queued for it at once: register callbacks, then dispatch.
+/// OnLockStatusChanged are queued for it at once: register callbacks, then dispatch. In
+/// thread mode the client's thread may deliver those two before any callback is registered:
+/// read msgr_session_manager_get_lock_status() instead, or register first and then sign in
+/// (msgr_client_sign_out(), register, msgr_client_sign_in()) to receive them.
 ///
 /// @param out  Receives the manager; release it with msgr_session_manager_release().
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_SERVER_SHUTDOWN after msgr_client_shutdown().
