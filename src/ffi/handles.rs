@@ -23,8 +23,13 @@
 //! [`HandleTable::remove`], which hand the `Arc` back to the caller: an object (and with it any
 //! user destroy callback) is never dropped while the table lock is held.
 //!
-//! The table is a `parking_lot::RwLock` around a slab; [`HandleTable::get`] takes the read
-//! lock, compares two words and clones an `Arc`, without allocating.
+//! Writers serialise on a `parking_lot::RwLock` around the bookkeeping (reference counts, free
+//! list, reverse map). [`HandleTable::get`] takes no lock: slots live in chunks that never
+//! move, each with one state word (generation, kind and a count of pinned readers); a reader
+//! pins the slot with one atomic addition that also tells whether its token is current, clones
+//! the `Arc` and unpins. A writer emptying a slot first clears its kind (new readers fail) and
+//! waits for the pinned readers, which run nothing but that clone, before taking the object.
+//! Readers of different handles touch no shared cache line; nothing allocates.
 
 // The table is the foundation the object-level functions are built on; until all of them
 // exist, parts of its API have no caller outside the tests.
@@ -33,7 +38,10 @@
 use crate::error::{Hr, Result, E_HANDLE, E_OUTOFMEMORY, E_POINTER, E_UNEXPECTED};
 use parking_lot::RwLock;
 use std::any::Any;
+use std::cell::UnsafeCell;
 use std::collections::{BTreeMap, VecDeque};
+use std::mem::MaybeUninit;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The kind of object a handle names. The value is stored in the token's low bits.
@@ -100,19 +108,77 @@ fn identity<T>(kind: Kind, obj: &Arc<T>) -> (Kind, usize) {
     (kind, Arc::as_ptr(obj) as *const () as usize)
 }
 
-struct Entry {
-    /// The generation of the current (or, when free, the last) occupant.
-    generation: u32,
-    /// The occupant's kind, `None` when the slot is free.
-    kind: Option<Kind>,
-    /// The occupant; `Some` exactly when `kind` is.
-    object: Option<Object>,
-    /// C references to the occupant's token (at least 1 while occupied).
-    refs: u32,
+// Slots live in chunks that never move: chunk `level` holds `CHUNK_BASE << level` slots, so a
+// reader finds a slot with one atomic load and no lock while writers add chunks.
+const CHUNK_BASE_BITS: u32 = 6;
+const CHUNK_BASE: usize = 1 << CHUNK_BASE_BITS;
+/// Enough levels for every slot number below MAX_SLOTS.
+const LEVELS: usize = (SLOT_BITS - CHUNK_BASE_BITS + 1) as usize;
+
+// A slot's state word: generation in the top GEN_BITS bits, the number of readers that pinned
+// the slot in the middle, the occupant's kind (0: free) in the low KIND_BITS bits.
+const STATE_GEN_SHIFT: u32 = usize::BITS - GEN_BITS;
+const PIN: usize = 1 << KIND_BITS;
+const PIN_MASK: usize = ((1usize << STATE_GEN_SHIFT) - 1) & !KIND_MASK;
+
+const _: () = assert!(STATE_GEN_SHIFT > KIND_BITS + 8, "room for pins");
+
+/// (level, offset) of a slot number.
+#[inline]
+fn locate(slot: usize) -> (usize, usize) {
+    let x = slot + CHUNK_BASE;
+    let level = (usize::BITS - 1 - x.leading_zeros() - CHUNK_BASE_BITS) as usize;
+    (level, x - (CHUNK_BASE << level))
 }
 
+/// Where slot `offset` of a chunk of `CHUNK_BASE << level` slots sits: the chunk is read as
+/// 8 rows, consecutive slots go to consecutive rows, so handles created one after the other
+/// (by different threads, typically) do not share a cache line and their readers' pins do
+/// not contend. A bijection on 0..(CHUNK_BASE << level).
+#[inline]
+fn spread(level: usize, offset: usize) -> usize {
+    let rows_shift = CHUNK_BASE_BITS as usize + level - 3; // row length: chunk / 8
+    ((offset & 7) << rows_shift) | (offset >> 3)
+}
+
+/// One handle slot, readable without the table lock.
+struct Slot {
+    /// generation << STATE_GEN_SHIFT | pins << KIND_BITS | kind (0 when free). Writers (under
+    /// the table lock) change generation and kind with atomic additions, so readers' pins are
+    /// never lost.
+    state: AtomicUsize,
+    /// The occupant, initialised exactly while the kind is not 0. Written only under the table
+    /// lock, while the kind is 0 and no reader is pinned; read only by a reader pinned on a
+    /// state that matches its token.
+    object: UnsafeCell<MaybeUninit<Object>>,
+}
+
+impl Slot {
+    #[inline]
+    fn generation(&self) -> u32 {
+        (self.state.load(Ordering::Acquire) >> STATE_GEN_SHIFT) as u32
+    }
+
+    #[inline]
+    fn holds(&self, generation: u32, kind: Kind) -> bool {
+        self.state.load(Ordering::Acquire) & !PIN_MASK
+            == ((generation as usize) << STATE_GEN_SHIFT) | kind as usize
+    }
+
+    /// The occupant. Caller: holds the table lock on an occupied slot, or is pinned on a
+    /// matching state.
+    #[inline]
+    unsafe fn object(&self) -> &Object {
+        (*self.object.get()).assume_init_ref()
+    }
+}
+
+/// What only writers touch, under the table lock.
 struct Table {
-    entries: Vec<Entry>,
+    /// Slots handed out so far (0..len).
+    len: usize,
+    /// C references to each slot's occupant (at least 1 while occupied).
+    refs: Vec<u32>,
     /// Free slots, oldest first: reusing the least recently freed slot keeps stale tokens
     /// pointing at free slots for as long as possible.
     free: VecDeque<usize>,
@@ -120,62 +186,18 @@ struct Table {
     by_object: BTreeMap<(Kind, usize), usize>,
 }
 
-impl Table {
-    /// The occupied entry named by a token, or E_POINTER/E_HANDLE.
-    #[inline]
-    fn entry(&self, token: Token, kind: Kind) -> Result<(usize, &Entry)> {
-        let (slot, generation) = decode(token, kind)?;
-        match self.entries.get(slot) {
-            Some(e) if e.generation == generation && e.kind == Some(kind) => Ok((slot, e)),
-            _ => Err(E_HANDLE),
-        }
-    }
-
-    fn entry_mut(&mut self, token: Token, kind: Kind) -> Result<(usize, &mut Entry)> {
-        let (slot, _) = self.entry(token, kind)?;
-        Ok((slot, &mut self.entries[slot]))
-    }
-
-    /// Puts a new object in a slot with refs = 1 and returns its token.
-    fn occupy(&mut self, kind: Kind, ident: (Kind, usize), object: Object) -> Result<Token> {
-        let slot = match self.free.pop_front() {
-            Some(slot) => slot,
-            None if self.entries.len() < MAX_SLOTS => {
-                self.entries.push(Entry { generation: 0, kind: None, object: None, refs: 0 });
-                self.entries.len() - 1
-            }
-            None => return Err(E_OUTOFMEMORY),
-        };
-        let e = &mut self.entries[slot];
-        // Free slots in the free list always have a generation below MAX_GEN (see `vacate`).
-        e.generation += 1;
-        e.kind = Some(kind);
-        e.object = Some(object);
-        e.refs = 1;
-        self.by_object.insert(ident, slot);
-        Ok(encode(slot, e.generation, kind))
-    }
-
-    /// Empties an occupied slot and returns its object. The slot is reused later with the next
-    /// generation, or retired when its generation is exhausted.
-    fn vacate(&mut self, slot: usize) -> Object {
-        let e = &mut self.entries[slot];
-        let kind = e.kind.take().expect("occupied");
-        let object = e.object.take().expect("occupied");
-        e.refs = 0;
-        if e.generation < MAX_GEN {
-            self.free.push_back(slot);
-        }
-        let ident = (kind, Arc::as_ptr(&object) as *const () as usize);
-        self.by_object.remove(&ident);
-        object
-    }
-}
-
 /// A table of live handles. The library uses one, [`HANDLES`]; tests make their own.
 pub(crate) struct HandleTable {
+    /// Writers (insert, add_ref, release, remove, acquire) serialise on this lock; `get`
+    /// never takes it.
     inner: RwLock<Table>,
+    chunks: [AtomicPtr<Slot>; LEVELS],
 }
+
+// SAFETY: the slots' objects are `Send + Sync`; `Slot::object` is accessed under the rules
+// documented on it (the table lock for writers, a matching pin for readers).
+unsafe impl Send for HandleTable {}
+unsafe impl Sync for HandleTable {}
 
 /// Downcasts a stored object; a kind whose object has another type is reported as E_HANDLE.
 fn downcast<T: Any + Send + Sync>(object: Object) -> Result<Arc<T>> {
@@ -187,11 +209,112 @@ impl HandleTable {
     pub(crate) const fn new() -> Self {
         HandleTable {
             inner: parking_lot::const_rwlock(Table {
-                entries: Vec::new(),
+                len: 0,
+                refs: Vec::new(),
                 free: VecDeque::new(),
                 by_object: BTreeMap::new(),
             }),
+            chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; LEVELS],
         }
+    }
+
+    /// The slot numbered `slot`, if its chunk exists (lock-free).
+    #[inline]
+    fn slot(&self, slot: usize) -> Option<&Slot> {
+        let (level, offset) = locate(slot);
+        let chunk = self.chunks.get(level)?.load(Ordering::Acquire);
+        if chunk.is_null() {
+            return None;
+        }
+        // SAFETY: a published chunk of level `level` has CHUNK_BASE << level initialised
+        // (zeroed: generation 0, free) slots and lives as long as the table; `spread` stays
+        // within it.
+        Some(unsafe { &*chunk.add(spread(level, offset)) })
+    }
+
+    fn chunk_layout(level: usize) -> std::alloc::Layout {
+        std::alloc::Layout::array::<Slot>(CHUNK_BASE << level).expect("chunk size")
+    }
+
+    /// A slot never used before (under the lock), its chunk allocated if needed.
+    fn new_slot(&self, t: &mut Table) -> Result<usize> {
+        let slot = t.len;
+        if slot >= MAX_SLOTS {
+            return Err(E_OUTOFMEMORY);
+        }
+        let (level, _) = locate(slot);
+        if self.chunks[level].load(Ordering::Acquire).is_null() {
+            let layout = Self::chunk_layout(level);
+            // SAFETY: non-zero size. All-zero bytes are a valid free slot (state 0; the object
+            // is uninitialised while free); zeroed memory is only touched when used.
+            let p = unsafe { std::alloc::alloc_zeroed(layout) } as *mut Slot;
+            if p.is_null() {
+                return Err(E_OUTOFMEMORY);
+            }
+            self.chunks[level].store(p, Ordering::Release);
+        }
+        t.len += 1;
+        t.refs.push(0);
+        Ok(slot)
+    }
+
+    /// The occupied slot named by a token (under the lock), or E_POINTER/E_HANDLE.
+    fn entry(&self, token: Token, kind: Kind) -> Result<(usize, &Slot)> {
+        let (slot, generation) = decode(token, kind)?;
+        match self.slot(slot) {
+            Some(s) if s.holds(generation, kind) => Ok((slot, s)),
+            _ => Err(E_HANDLE),
+        }
+    }
+
+    /// Puts a new object in a slot with refs = 1 and returns its token (under the lock).
+    fn occupy(&self, t: &mut Table, kind: Kind, ident: (Kind, usize), object: Object) -> Result<Token> {
+        let slot = match t.free.pop_front() {
+            Some(slot) => slot,
+            None => self.new_slot(t)?,
+        };
+        let s = self.slot(slot).expect("allocated");
+        // SAFETY: the slot is free (kind 0): no reader reads the object, and `vacate` waited
+        // for the last pinned reader before freeing it.
+        unsafe { (*s.object.get()).write(object) };
+        // Free slots always have a generation below MAX_GEN (see `vacate`). One addition sets
+        // generation + 1 and the kind, keeping the pins of readers that are failing right now.
+        let old = s.state.fetch_add((1 << STATE_GEN_SHIFT) | kind as usize, Ordering::Release);
+        let generation = (old >> STATE_GEN_SHIFT) as u32 + 1;
+        t.refs[slot] = 1;
+        t.by_object.insert(ident, slot);
+        Ok(encode(slot, generation, kind))
+    }
+
+    /// Empties an occupied slot and returns its object (under the lock). The slot is reused
+    /// later with the next generation, or retired when its generation is exhausted.
+    fn vacate(&self, t: &mut Table, slot: usize) -> Object {
+        let s = self.slot(slot).expect("allocated");
+        let state = s.state.load(Ordering::Acquire);
+        let kind = state & KIND_MASK;
+        debug_assert!(kind != 0, "occupied");
+        // Kind 0: from now on every reader fails without touching the object...
+        s.state.fetch_sub(kind, Ordering::AcqRel);
+        // ... and those already pinned on the old state finish their Arc clone first (a few
+        // instructions: readers never run anything else while pinned).
+        let mut spins = 0u32;
+        while s.state.load(Ordering::Acquire) & PIN_MASK != 0 {
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        // SAFETY: occupied until now; no reader can read it any more.
+        let object = unsafe { (*s.object.get()).assume_init_read() };
+        t.refs[slot] = 0;
+        if s.generation() < MAX_GEN {
+            t.free.push_back(slot);
+        }
+        let ident = (kind_from_bits(kind), Arc::as_ptr(&object) as *const () as usize);
+        t.by_object.remove(&ident);
+        object
     }
 
     /// Puts `obj` in the table with one reference and returns its new token.
@@ -204,33 +327,46 @@ impl HandleTable {
         if t.by_object.contains_key(&ident) {
             return Err(E_UNEXPECTED);
         }
-        t.occupy(kind, ident, obj)
+        self.occupy(&mut t, kind, ident, obj)
     }
 
     /// The object named by `token`. NULL gives E_POINTER; a stale, released, forged or
     /// wrong-kind token gives E_HANDLE.
+    ///
+    /// Lock-free: the reader pins the slot (one atomic addition on the slot's own state word,
+    /// which also tells whether the token is current), clones the `Arc` and unpins. Readers of
+    /// different handles share no cache line.
     #[inline]
     pub(crate) fn get<T: Any + Send + Sync>(&self, token: Token, kind: Kind) -> Result<Arc<T>> {
-        let object = {
-            let t = self.inner.read();
-            let (_, e) = t.entry(token, kind)?;
-            // `is` first, so that a mismatch does not clone (and drop) under the lock.
-            let o = e.object.as_ref().expect("occupied");
-            if !o.is::<T>() {
-                return Err(E_HANDLE);
+        let (slot, generation) = decode(token, kind)?;
+        let s = self.slot(slot).ok_or(E_HANDLE)?;
+        let want = ((generation as usize) << STATE_GEN_SHIFT) | kind as usize;
+        let old = s.state.fetch_add(PIN, Ordering::Acquire);
+        let r = if old & !PIN_MASK == want {
+            // SAFETY: pinned on the state the token names: the slot is occupied and its
+            // object stays until this reader unpins (see `vacate`).
+            let o = unsafe { s.object() };
+            // `is` first, so that a mismatch clones nothing.
+            if o.is::<T>() {
+                Ok(o.clone())
+            } else {
+                Err(E_HANDLE)
             }
-            o.clone()
+        } else {
+            Err(E_HANDLE)
         };
-        downcast(object)
+        s.state.fetch_sub(PIN, Ordering::Release);
+        r.and_then(downcast)
     }
 
     /// Adds a reference to a live token and returns the new count. E_POINTER / E_HANDLE as
     /// [`Self::get`]; E_FAIL when the count would overflow.
     pub(crate) fn add_ref(&self, token: Token, kind: Kind) -> Result<u32> {
         let mut t = self.inner.write();
-        let (_, e) = t.entry_mut(token, kind)?;
-        e.refs = e.refs.checked_add(1).ok_or(crate::error::E_FAIL)?;
-        Ok(e.refs)
+        let (slot, _) = self.entry(token, kind)?;
+        let r = &mut t.refs[slot];
+        *r = r.checked_add(1).ok_or(crate::error::E_FAIL)?;
+        Ok(*r)
     }
 
     /// Drops one reference. When it was the last, the token becomes invalid and the object
@@ -242,15 +378,16 @@ impl HandleTable {
         kind: Kind,
     ) -> Result<Option<Arc<T>>> {
         let mut t = self.inner.write();
-        let (slot, e) = t.entry_mut(token, kind)?;
-        if !e.object.as_ref().expect("occupied").is::<T>() {
+        let (slot, s) = self.entry(token, kind)?;
+        // SAFETY: occupied (entry checked it) and we hold the lock.
+        if !unsafe { s.object() }.is::<T>() {
             return Err(E_HANDLE);
         }
-        e.refs -= 1;
-        if e.refs > 0 {
+        t.refs[slot] -= 1;
+        if t.refs[slot] > 0 {
             return Ok(None);
         }
-        let object = t.vacate(slot);
+        let object = self.vacate(&mut t, slot);
         drop(t);
         downcast(object).map(Some)
     }
@@ -259,11 +396,12 @@ impl HandleTable {
     /// returns its object. E_POINTER / E_HANDLE as [`Self::get`].
     pub(crate) fn remove<T: Any + Send + Sync>(&self, token: Token, kind: Kind) -> Result<Arc<T>> {
         let mut t = self.inner.write();
-        let (slot, e) = t.entry(token, kind)?;
-        if !e.object.as_ref().expect("occupied").is::<T>() {
+        let (slot, s) = self.entry(token, kind)?;
+        // SAFETY: occupied (entry checked it) and we hold the lock.
+        if !unsafe { s.object() }.is::<T>() {
             return Err(E_HANDLE);
         }
-        let object = t.vacate(slot);
+        let object = self.vacate(&mut t, slot);
         drop(t);
         downcast(object)
     }
@@ -275,23 +413,81 @@ impl HandleTable {
         let ident = identity(kind, obj);
         let mut t = self.inner.write();
         if let Some(&slot) = t.by_object.get(&ident) {
-            let e = &mut t.entries[slot];
-            e.refs = e.refs.checked_add(1).ok_or(crate::error::E_FAIL)?;
-            return Ok(encode(slot, e.generation, kind));
+            let r = &mut t.refs[slot];
+            *r = r.checked_add(1).ok_or(crate::error::E_FAIL)?;
+            let generation = self.slot(slot).expect("allocated").generation();
+            return Ok(encode(slot, generation, kind));
         }
-        t.occupy(kind, ident, obj.clone())
+        self.occupy(&mut t, kind, ident, obj.clone())
     }
 
     /// The token `obj` has now, if it is in the table, without adding a reference.
     pub(crate) fn token_of<T: Any + Send + Sync>(&self, kind: Kind, obj: &Arc<T>) -> Option<Token> {
         let t = self.inner.read();
         let &slot = t.by_object.get(&identity(kind, obj))?;
-        Some(encode(slot, t.entries[slot].generation, kind))
+        Some(encode(slot, self.slot(slot)?.generation(), kind))
     }
 
     /// The number of live handles (for tests and leak checks).
     pub(crate) fn live(&self) -> usize {
         self.inner.read().by_object.len()
+    }
+
+    /// Lock-free: `Ok` when `token` names a live object of `kind` (a snapshot: it may be
+    /// released right after).
+    fn check(&self, token: Token, kind: Kind) -> Result<()> {
+        let (slot, generation) = decode(token, kind)?;
+        match self.slot(slot) {
+            Some(s) if s.holds(generation, kind) => Ok(()),
+            _ => Err(E_HANDLE),
+        }
+    }
+
+    /// Test hook: sets the generation of an allocated slot, keeping its kind and pins.
+    #[cfg(test)]
+    fn set_generation(&self, slot: usize, generation: u32) {
+        let _t = self.inner.write();
+        let s = self.slot(slot).expect("allocated");
+        let st = s.state.load(Ordering::Acquire);
+        s.state.store(((generation as usize) << STATE_GEN_SHIFT) | (st & (PIN_MASK | KIND_MASK)), Ordering::Release);
+    }
+}
+
+impl Drop for HandleTable {
+    fn drop(&mut self) {
+        let len = self.inner.get_mut().len;
+        for (level, c) in self.chunks.iter().enumerate() {
+            let p = c.load(Ordering::Acquire);
+            if p.is_null() {
+                continue;
+            }
+            let n = CHUNK_BASE << level;
+            for offset in 0..n {
+                let slot = (CHUNK_BASE << level) - CHUNK_BASE + offset;
+                if slot >= len {
+                    break;
+                }
+                // SAFETY: exclusive access; an occupied slot's object is initialised.
+                unsafe {
+                    let s = &*p.add(spread(level, offset));
+                    if s.state.load(Ordering::Acquire) & KIND_MASK != 0 {
+                        (*s.object.get()).assume_init_drop();
+                    }
+                }
+            }
+            // SAFETY: allocated in `new_slot` with this layout.
+            unsafe { std::alloc::dealloc(p as *mut u8, Self::chunk_layout(level)) };
+        }
+    }
+}
+
+/// The kind stored in a slot's low bits (1..=4 for an occupied slot).
+fn kind_from_bits(bits: usize) -> Kind {
+    match bits {
+        1 => Kind::Service,
+        2 => Kind::Client,
+        3 => Kind::SessionManager,
+        _ => Kind::Session,
     }
 }
 
@@ -359,8 +555,7 @@ pub(crate) fn remove<H: Opaque, T: Any + Send + Sync>(h: *const H) -> Result<Opt
 
 /// Checks a handle without keeping the object: `Ok` for a live handle of the right kind.
 pub(crate) fn check<H: Opaque>(h: *const H) -> std::result::Result<(), Hr> {
-    let t = HANDLES.inner.read();
-    t.entry(h as Token, H::KIND).map(|_| ())
+    HANDLES.check(h as Token, H::KIND)
 }
 
 #[cfg(test)]
@@ -483,7 +678,7 @@ mod tests {
     fn exhausted_generation_retires_the_slot() {
         let t = HandleTable::new();
         let a = t.insert(Kind::Service, Arc::new(Obj(1))).unwrap();
-        t.inner.write().entries[0].generation = MAX_GEN;
+        t.set_generation(0, MAX_GEN);
         let a_last = encode(0, MAX_GEN, Kind::Service);
         assert_ne!(a, a_last);
         t.release::<Obj>(a_last, Kind::Service).unwrap().unwrap();
@@ -648,6 +843,85 @@ mod tests {
             }
         });
         assert!(T.release::<Obj>(shared_tok, Kind::Session).unwrap().is_some());
+        assert_eq!(T.live(), 0);
+    }
+}
+
+#[cfg(test)]
+mod lock_free {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn slot_geometry() {
+        let mut expect = (0usize, 0usize);
+        for slot in 0..100_000usize {
+            assert_eq!(locate(slot), expect, "slot {slot}");
+            expect.1 += 1;
+            if expect.1 == CHUNK_BASE << expect.0 {
+                expect = (expect.0 + 1, 0);
+            }
+        }
+        assert!(locate(MAX_SLOTS - 1).0 < LEVELS);
+        for level in 0..6 {
+            let n = CHUNK_BASE << level;
+            let mut seen = vec![false; n];
+            for offset in 0..n {
+                let p = spread(level, offset);
+                assert!(p < n && !seen[p], "spread is a bijection");
+                seen[p] = true;
+            }
+            assert!(spread(level, 1) - spread(level, 0) >= 8, "neighbours are 8 slots apart");
+        }
+    }
+
+    /// Readers never see another object than the one their token named (the slots are reused
+    /// with new generations all the time) while a writer keeps emptying and refilling the very slots they read.
+    #[test]
+    fn readers_race_writers_on_the_same_slots() {
+        static T: HandleTable = HandleTable::new();
+        struct Tagged {
+            token: AtomicUsize,
+        }
+        let tokens: Vec<AtomicUsize> = (0..4).map(|_| AtomicUsize::new(0)).collect();
+        let stop = AtomicBool::new(false);
+        let seen = std::thread::scope(|s| {
+            let readers: Vec<_> = (0..3)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut seen = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            for t in &tokens {
+                                let tok = t.load(Ordering::Acquire);
+                                if let Ok(o) = T.get::<Tagged>(tok, Kind::Session) {
+                                    assert_eq!(o.token.load(Ordering::SeqCst), tok);
+                                    seen += 1;
+                                }
+                            }
+                        }
+                        seen
+                    })
+                })
+                .collect();
+            for round in 0..50_000usize {
+                let i = round % tokens.len();
+                let old = tokens[i].swap(0, Ordering::AcqRel);
+                if old != 0 {
+                    assert!(T.release::<Tagged>(old, Kind::Session).unwrap().is_some());
+                }
+                let o = Arc::new(Tagged { token: AtomicUsize::new(0) });
+                let tok = T.insert(Kind::Session, Arc::clone(&o)).unwrap();
+                o.token.store(tok, Ordering::SeqCst);
+                tokens[i].store(tok, Ordering::Release);
+            }
+            stop.store(true, Ordering::Relaxed);
+            readers.into_iter().map(|r| r.join().unwrap()).sum::<u64>()
+        });
+        assert!(seen > 0);
+        for t in &tokens {
+            let o = T.release::<Tagged>(t.load(Ordering::Acquire), Kind::Session).unwrap();
+            assert!(o.is_some());
+        }
         assert_eq!(T.live(), 0);
     }
 }
