@@ -4,7 +4,8 @@
  *
  *   bench_msgrpriv [--quick] [--reps N] GROUP...
  *
- * GROUP is one of: delivery, thread, refs, invite, getter, lock, scale, clients, all
+ * GROUP is one of: delivery (or one part: delivery-lock, delivery-app, delivery-ctx), thread,
+ * refs, invite, getter, lock, scale [N], clients [N], all
  * (all = everything but scale and clients, which want a fresh process each because they
  * read the resident set size). --quick uses tiny iteration counts (for callgrind).
  *
@@ -1209,11 +1210,10 @@ int main(int argc, char **argv) {
         }
         bool all = !strcmp(g, "all");
         any = true;
-        if (all || !strcmp(g, "delivery")) {
-            bench_manual_lock_events();
-            bench_manual_registry_events();
-            bench_manual_context_data();
-        }
+        bool delivery = all || !strcmp(g, "delivery");
+        if (delivery || !strcmp(g, "delivery-lock")) bench_manual_lock_events();
+        if (delivery || !strcmp(g, "delivery-app")) bench_manual_registry_events();
+        if (delivery || !strcmp(g, "delivery-ctx")) bench_manual_context_data();
         if (all || !strcmp(g, "refs")) bench_refs();
         if (all || !strcmp(g, "thread")) bench_thread_mode();
         if (all || !strcmp(g, "invite")) bench_invite();

@@ -268,7 +268,8 @@ def main():
     for k, label in [("date", "date"), ("cpu", "CPU (lscpu model)"), ("cores", "cores"), ("kernel", "kernel"),
                      ("compiler", "C compiler (benches: -O2)"), ("rustc", "rustc (release profile)"),
                      ("glib", "GLib"), ("commit", "library commit"), ("load_before", "load average before"),
-                     ("load_after", "load average after"), ("reps", "repetitions per figure"),
+                     ("load_after", "load average after"), ("priority", "benchmark priority"),
+                     ("reps", "repetitions per figure"),
                      ("runs", "fresh-process runs of the scale benchmarks")]:
         if k in meta:
             w(f"| {label} | {meta[k]} |")
@@ -282,7 +283,8 @@ def main():
     w(f"build/bench/bench_msgrpriv --reps {meta.get('reps', '?')} all   # sections 1-4 and 6")
     w("build/bench/bench_msgrpriv scale      # section 5, in a fresh process each run")
     w("build/bench/bench_msgrpriv clients    # section 5")
-    w("cargo bench --bench core -- --noplot  # Rust core, criterion")
+    if os.path.exists(os.path.join(a.results, "criterion.txt")):
+        w("cargo bench --bench core -- --noplot  # Rust core, criterion")
     w("python3 benches/report.py ...         # this file and docs/plots/")
     w("```\n")
     if meta.get("quick") == "1":
