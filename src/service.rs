@@ -209,13 +209,21 @@ struct Inner {
     registry: Arc<AppRegistry>,
     timeout_ms: u64,
     wheel: Arc<TimerWheel>,
-    timer_thread: Mutex<bool>,
+    timer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
+
+thread_local!(static ON_TIMER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.wheel.timers.lock().shutdown = true;
         self.wheel.cv.notify_all();
+        // Wait for the timer thread, unless this is it (it dropped the last reference).
+        if let Some(h) = self.timer_thread.get_mut().take() {
+            if !ON_TIMER_THREAD.with(|t| t.get()) {
+                let _ = h.join();
+            }
+        }
     }
 }
 
@@ -252,7 +260,7 @@ impl EmbeddedService {
                         manual_ms: AtomicU64::new(0),
                     },
                 }),
-                timer_thread: Mutex::new(false),
+                timer_thread: Mutex::new(None),
             }),
         })
     }
@@ -326,15 +334,17 @@ impl EmbeddedService {
             return;
         }
         wheel.cv.notify_all();
-        let mut started = self.inner.timer_thread.lock();
-        if !*started {
-            *started = true;
+        let mut thread = self.inner.timer_thread.lock();
+        if thread.is_none() {
             let wheel = Arc::clone(&self.inner.wheel);
             let weak = Arc::downgrade(&self.inner);
-            std::thread::Builder::new()
+            *thread = std::thread::Builder::new()
                 .name("msgrpriv-timers".into())
-                .spawn(move || timer_thread(wheel, weak))
-                .expect("spawn timer thread");
+                .spawn(move || {
+                    ON_TIMER_THREAD.with(|t| t.set(true));
+                    timer_thread(wheel, weak)
+                })
+                .ok();
         }
     }
 
