@@ -272,7 +272,8 @@ impl EventQueue {
 
     /// Runs the jobs of `taken` in order, without the lock, until it is empty or the queue is
     /// closed (the rest is then dropped). Called only by the delivering thread; callbacks may
-    /// dispatch again (nested), which continues from the same buffer. Returns how many ran.
+    /// dispatch again (nested), which continues from the same buffer. Returns how many reached
+    /// a live object.
     fn deliver_taken(&self) -> u32 {
         let mut n = 0u32;
         loop {
@@ -300,8 +301,11 @@ impl EventQueue {
                     }
                 }
             }
-            job.run();
-            n = n.saturating_add(1);
+            // Events of objects released meanwhile (purge_dead cannot reach the taken ones)
+            // are dropped uncounted, as purged ones are.
+            if job.run() {
+                n = n.saturating_add(1);
+            }
         }
     }
 
