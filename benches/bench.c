@@ -5,7 +5,7 @@
  *   bench_msgrpriv [--quick] [--reps N] GROUP...
  *
  * GROUP is one of: delivery (or one part: delivery-lock, delivery-app, delivery-ctx), thread,
- * refs, invite, getter, lock, scale [N], clients [N], all
+ * refs, invite (or invite-manual, invite-thread), getter, lock, scale [N], clients [N], all
  * (all = everything but scale and clients, which want a fresh process each because they
  * read the resident set size). --quick uses tiny iteration counts (for callgrind).
  *
@@ -1217,6 +1217,8 @@ int main(int argc, char **argv) {
         if (all || !strcmp(g, "refs")) bench_refs();
         if (all || !strcmp(g, "thread")) bench_thread_mode();
         if (all || !strcmp(g, "invite")) bench_invite();
+        if (!strcmp(g, "invite-manual")) bench_invite_mode(MSGR_DISPATCH_MANUAL, "invite.manual");
+        if (!strcmp(g, "invite-thread")) bench_invite_mode(MSGR_DISPATCH_THREAD, "invite.thread");
         if (all || !strcmp(g, "getter")) bench_getter();
         if (all || !strcmp(g, "lock")) bench_lock();
         if (!strcmp(g, "scale"))

@@ -103,6 +103,15 @@ SECTIONS = [
         ("getter.two_threads_same_session_mcps", "two threads, same session: total Mcalls/s", ""),
         ("getter.stale_handle_ns", "stale handle (E_HANDLE)", "validation only."),
     ]),
+    ("The Rust core without the C ABI (`cargo bench --bench core`, same workloads, Rust closures as callbacks)", [
+        ("core.sinks_deliver_ns", "Sinks::deliver, one registration, trivial event",
+         "no queue: the sink-list snapshot (arc-swap guard), the kind and liveness checks, the boxed closure call."),
+        ("core.lock.raise_queue_ns", "trivial event: raise + queue", "as `manual.lock.raise_queue_ns`, through the Rust API."),
+        ("core.lock.batch_dispatch_ns", "trivial event: dispatch + callback (batch)",
+         "as `manual.lock.batch_dispatch_ns`: the difference is the C trampoline and the handle check of `msgr_client_dispatch`."),
+        ("core.session_state_ns", "Session::state()", "the session's mutex; compare `getter.one_thread_ns` (adds the handle check, the Arc clone and the panic guard)."),
+        ("core.create_session_ns", "SessionManager::create_session", "most of it is the SessionID: a v4 UUID from the operating system's random source (a getrandom system call per session)."),
+    ]),
     ("6. Lock and Key", [
         ("lock.exchanges_per_s", "unlock exchanges/s, full cycle",
          "create a manager on a signed-in client of a service holding one app key, register OnLockChallenge and "
@@ -283,8 +292,8 @@ def main():
     w(f"build/bench/bench_msgrpriv --reps {meta.get('reps', '?')} all   # sections 1-4 and 6")
     w("build/bench/bench_msgrpriv scale      # section 5, in a fresh process each run")
     w("build/bench/bench_msgrpriv clients    # section 5")
-    if os.path.exists(os.path.join(a.results, "criterion.txt")):
-        w("cargo bench --bench core -- --noplot  # Rust core, criterion")
+    if os.path.exists(os.path.join(a.results, "core.tsv")):
+        w("cargo bench --bench core              # the Rust core without the C ABI")
     w("python3 benches/report.py ...         # this file and docs/plots/")
     w("```\n")
     if meta.get("quick") == "1":
@@ -378,18 +387,6 @@ def main():
             w(f"(plots skipped: {e})\n")
     else:
         w("(plots skipped: matplotlib unavailable)\n")
-
-    crit = os.path.join(a.results, "criterion.txt")
-    if os.path.exists(crit):
-        lines = [l.rstrip() for l in open(crit) if l.strip()]
-        keep = [l for l in lines if "time:" in l or (l and not l.startswith(("Found", "  ", "Benchmarking", "Gnuplot", "Warning")))]
-        if keep:
-            w("## Rust core (criterion, `benches/core.rs`)\n")
-            w("The core without the C ABI, for comparison with the C figures (criterion's estimate "
-              "[lower, estimate, upper]).\n")
-            w("```")
-            w("\n".join(keep))
-            w("```\n")
 
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")
     if os.path.exists(notes):

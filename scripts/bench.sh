@@ -10,7 +10,7 @@
 #   MSGRPRIV_BENCH_RUNS     fresh-process runs of the scale benchmarks (default 3)
 #   MSGRPRIV_BENCH_QUICK    1: tiny iteration counts, BENCHMARKS.md goes to the build dir
 #   MSGRPRIV_BENCH_OUT      where to write the report (default BENCHMARKS.md at the top)
-#   MSGRPRIV_BENCH_CRITERION 0: skip Rust criterion benches (benches/core.rs, when present)
+#   MSGRPRIV_BENCH_CORE     0: skip the Rust core benches (benches/core.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -90,9 +90,10 @@ for i in $(seq 1 "$runs"); do
   "${prio[@]}" "$bench" "${quick_flag[@]}" clients >"$results/clients.$i.tsv"
 done
 
-if [ -f benches/core.rs ] && [ "${MSGRPRIV_BENCH_CRITERION:-1}" = 1 ] && [ "$quick" != 1 ]; then
-  say "Rust criterion benches (core, no C ABI)"
-  cargo bench --bench core -- --noplot 2>/dev/null | tee "$results/criterion.txt" >&2 || true
+if [ "${MSGRPRIV_BENCH_CORE:-1}" = 1 ]; then
+  say "Rust core benches (no C ABI): cargo bench --bench core"
+  cargo build --release --benches --quiet
+  "${prio[@]}" cargo bench --quiet --bench core -- "${quick_flag[@]}" >"$results/core.tsv"
 fi
 echo "load_after	$(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/meta.tsv"
 

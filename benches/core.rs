@@ -1,0 +1,154 @@
+//! The Rust core without the C ABI, for comparison with benches/bench.c (same workloads, Rust
+//! callbacks, no handle table, no trampolines):
+//!
+//!     cargo bench --bench core            # or: cargo bench --bench core -- --quick
+//!
+//! No external harness (criterion would raise the tests' minimum Rust version through its
+//! dependencies): each figure is repeated, and its median and spread printed as benches/bench.c
+//! does (`R <key> <unit> <median> <min> <max> <reps>`), so benches/report.py can show them.
+
+use msgrpriv::events::{ManagerEvent, ManagerEventKind, SessionEvent, SessionEventKind, Sinks};
+use msgrpriv::*;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn report(key: &str, unit: &str, v: &mut [f64]) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    let med = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+    println!("R\t{key}\t{unit}\t{med:.4}\t{:.4}\t{:.4}\t{n}", v[0], v[n - 1]);
+    eprintln!("  {key:<44} {med:>12.4} {unit:<8} [{:.4} .. {:.4}] ({n} reps)", v[0], v[n - 1]);
+}
+
+fn service() -> Arc<dyn Service> {
+    Arc::new(
+        EmbeddedService::new(ServiceOptions {
+            invitation_timeout: Duration::from_secs(120),
+            manual_clock: true,
+            registry_path: None,
+        })
+        .unwrap(),
+    )
+}
+
+fn drain(c: &Client) {
+    while c.dispatch(Some(Duration::ZERO)).unwrap() > 0 {}
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let reps = if quick { 3 } else { 11 };
+    let count = Arc::new(AtomicU64::new(0));
+
+    // Sinks::deliver alone: one registration, a trivial event (no queue).
+    {
+        let sinks: Sinks<ManagerEvent> = Sinks::default();
+        let c = count.clone();
+        sinks
+            .advise(ManagerEventKind::LockStatusChanged as u8, Box::new(move |e| {
+                if let ManagerEvent::LockStatusChanged { status } = e {
+                    c.fetch_add(*status as u64 & 1, Ordering::Relaxed);
+                }
+            }))
+            .unwrap();
+        let n = if quick { 10_000 } else { 10_000_000 };
+        let mut v: Vec<f64> = (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..n {
+                    let mut e = ManagerEvent::LockStatusChanged { status: LockStatus::Unlocked };
+                    sinks.deliver(black_box(&mut e));
+                }
+                t.elapsed().as_nanos() as f64 / n as f64
+            })
+            .collect();
+        report("core.sinks_deliver_ns", "ns/event", &mut v);
+    }
+
+    // Queue + dispatch with Rust callbacks: 1000 managers, sign-out/in (as bench.c).
+    {
+        let svc = service();
+        let c = Client::new(svc, "carol@example.com", DispatchMode::Manual).unwrap();
+        let nm = if quick { 20 } else { 1000 };
+        let ms: Vec<SessionManager> = (0..nm)
+            .map(|_| {
+                let m = c.create_session_manager().unwrap();
+                let k = count.clone();
+                m.advise(ManagerEventKind::LockStatusChanged, move |_| {
+                    k.fetch_add(1, Ordering::Relaxed);
+                })
+                .unwrap();
+                let k = count.clone();
+                m.advise(ManagerEventKind::LockEnable, move |_| {
+                    k.fetch_add(1, Ordering::Relaxed);
+                })
+                .unwrap();
+                m
+            })
+            .collect();
+        drain(&c);
+        let cycles = if quick { 2 } else { 20 };
+        let (mut raise, mut disp): (Vec<f64>, Vec<f64>) = (0..reps)
+            .map(|_| {
+                let (mut tr, mut td, mut ev) = (0u128, 0u128, 0u64);
+                for _ in 0..cycles {
+                    let t0 = Instant::now();
+                    c.sign_out().unwrap();
+                    let t1 = Instant::now();
+                    let n1 = c.dispatch(Some(Duration::ZERO)).unwrap();
+                    let t2 = Instant::now();
+                    c.sign_in().unwrap();
+                    let t3 = Instant::now();
+                    let n2 = c.dispatch(Some(Duration::ZERO)).unwrap();
+                    let t4 = Instant::now();
+                    assert_eq!((n1 as usize, n2 as usize), (nm, 2 * nm));
+                    tr += (t1 - t0).as_nanos() + (t3 - t2).as_nanos();
+                    td += (t2 - t1).as_nanos() + (t4 - t3).as_nanos();
+                    ev += (n1 + n2) as u64;
+                }
+                (tr as f64 / ev as f64, td as f64 / ev as f64)
+            })
+            .unzip();
+        report("core.lock.raise_queue_ns", "ns/event", &mut raise);
+        report("core.lock.batch_dispatch_ns", "ns/event", &mut disp);
+        drop(ms);
+        c.destroy();
+    }
+
+    // Session: state() and create.
+    {
+        let svc = service();
+        let c = Client::new(svc, "dave@example.com", DispatchMode::Manual).unwrap();
+        let m = c.create_session_manager().unwrap();
+        drain(&c);
+        let s = m.create_session().unwrap();
+        let n = if quick { 10_000 } else { 5_000_000 };
+        let mut v: Vec<f64> = (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..n {
+                    black_box(black_box(&s).state());
+                }
+                t.elapsed().as_nanos() as f64 / n as f64
+            })
+            .collect();
+        report("core.session_state_ns", "ns/call", &mut v);
+        let n = if quick { 1_000 } else { 100_000 };
+        let mut v: Vec<f64> = (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                let keep: Vec<Session> = (0..n).map(|_| m.create_session().unwrap()).collect();
+                let el = t.elapsed().as_nanos() as f64 / n as f64;
+                drop(keep);
+                el
+            })
+            .collect();
+        report("core.create_session_ns", "ns/session", &mut v);
+        let _ = SessionEventKind::ContextData;
+        let _ = SessionEvent::ReadyToLaunch;
+        c.destroy();
+    }
+    eprintln!("(core events counted: {})", count.load(Ordering::Relaxed));
+}
