@@ -868,14 +868,24 @@ static void on_accepted(void *ud, msgr_session *s, const char *app_data) {
     atomic_store_explicit(&a->flag, 1, memory_order_release);
 }
 
-static void bench_invite_mode(int mode, const char *prefix) {
+static void bench_invite_mode(int mode, const char *prefix, bool manual_clock) {
     int iters = g_quick ? 30 : (mode == MSGR_DISPATCH_MANUAL ? 5000 : 3000);
     double *p50 = xmalloc(sizeof(double) * (size_t)g_reps);
     double *p99 = xmalloc(sizeof(double) * (size_t)g_reps);
     double *rate = xmalloc(sizeof(double) * (size_t)g_reps);
     double *s = xmalloc(sizeof(double) * (size_t)iters);
     char key[128];
-    msgr_service *svc = new_service();
+    msgr_service *svc = NULL;
+    if (manual_clock) {
+        /* the invitation timeout runs on a manual clock: no timer thread to wake per Invite */
+        msgr_service_options o;
+        memset(&o, 0, sizeof o);
+        o.struct_size = sizeof o;
+        o.manual_clock = true;
+        OK(msgr_service_create(&o, &svc));
+    } else {
+        svc = new_service();
+    }
     msgr_client *a = new_client(svc, "alice@bench.example", mode);
     msgr_client *b = new_client(svc, "bob@bench.example", mode);
     msgr_session_manager *ma = new_manager(a), *mb = new_manager(b);
@@ -935,8 +945,9 @@ static void bench_invite_mode(int mode, const char *prefix) {
 }
 
 static void bench_invite(void) {
-    bench_invite_mode(MSGR_DISPATCH_MANUAL, "invite.manual");
-    bench_invite_mode(MSGR_DISPATCH_THREAD, "invite.thread");
+    bench_invite_mode(MSGR_DISPATCH_MANUAL, "invite.manual", false);
+    bench_invite_mode(MSGR_DISPATCH_MANUAL, "invite.manual_clock", true);
+    bench_invite_mode(MSGR_DISPATCH_THREAD, "invite.thread", false);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1217,8 +1228,11 @@ int main(int argc, char **argv) {
         if (all || !strcmp(g, "refs")) bench_refs();
         if (all || !strcmp(g, "thread")) bench_thread_mode();
         if (all || !strcmp(g, "invite")) bench_invite();
-        if (!strcmp(g, "invite-manual")) bench_invite_mode(MSGR_DISPATCH_MANUAL, "invite.manual");
-        if (!strcmp(g, "invite-thread")) bench_invite_mode(MSGR_DISPATCH_THREAD, "invite.thread");
+        if (!strcmp(g, "invite-manual")) {
+            bench_invite_mode(MSGR_DISPATCH_MANUAL, "invite.manual", false);
+            bench_invite_mode(MSGR_DISPATCH_MANUAL, "invite.manual_clock", true);
+        }
+        if (!strcmp(g, "invite-thread")) bench_invite_mode(MSGR_DISPATCH_THREAD, "invite.thread", false);
         if (all || !strcmp(g, "getter")) bench_getter();
         if (all || !strcmp(g, "lock")) bench_lock();
         if (!strcmp(g, "scale"))
