@@ -12,6 +12,7 @@ command -v c++ >/dev/null || packages+=(g++)
 command -v valgrind >/dev/null || packages+=(valgrind)
 { command -v nm >/dev/null && command -v readelf >/dev/null; } || packages+=(binutils)
 command -v git >/dev/null || packages+=(git)
+command -v pkg-config >/dev/null || packages+=(pkgconf)   # the install_consumers test
 if [ "${#packages[@]}" -gt 0 ]; then
     sudo=()
     if [ "$(id -u)" != 0 ]; then
