@@ -312,7 +312,7 @@ impl EmbeddedService {
     fn start_timer(&self, session_id: &Text, inviter: &Text, invitee: &Text) {
         let wheel = &self.inner.wheel;
         let deadline = wheel.clock.now_ms().saturating_add(self.inner.timeout_ms);
-        {
+        let earliest = {
             let mut t = wheel.timers.lock();
             if let Some(old) = t.by_session.remove(session_id) {
                 t.by_deadline.remove(&old);
@@ -329,11 +329,15 @@ impl EmbeddedService {
                 },
             );
             t.by_session.insert(session_id.clone(), key);
-        }
+            t.by_deadline.keys().next() == Some(&key)
+        };
         if wheel.clock.manual {
             return;
         }
-        wheel.cv.notify_all();
+        // The timer thread sleeps until the earliest deadline: wake it only when that moved.
+        if earliest {
+            wheel.cv.notify_all();
+        }
         let mut thread = self.inner.timer_thread.lock();
         if thread.is_none() {
             let wheel = Arc::clone(&self.inner.wheel);
