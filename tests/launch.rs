@@ -7,8 +7,10 @@ use msgrpriv::*;
 use parking_lot::Mutex;
 use std::sync::Arc;
 
-fn recording_launcher(result: Result<u32>) -> (Arc<dyn Launcher>, Arc<Mutex<Vec<(String, String, String)>>>) {
-    let calls: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+type Calls = Arc<Mutex<Vec<(String, String, String)>>>;
+
+fn recording_launcher(result: Result<u32>) -> (Arc<dyn Launcher>, Calls) {
+    let calls: Calls = Arc::default();
     let c = calls.clone();
     let l = move |r: &LaunchRequest<'_>| {
         c.lock()

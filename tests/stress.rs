@@ -76,8 +76,8 @@ fn threads_invite_accept_decline_cancel_at_once() {
         .unwrap();
     let inviter_sessions: Arc<Mutex<Vec<Session>>> = Arc::default();
     std::thread::scope(|scope| {
-        for i in 0..CLIENTS {
-            let (m, logs, seed, all) = (managers[i].clone(), logs.clone(), seed.clone(), inviter_sessions.clone());
+        for (i, m) in managers.iter().enumerate() {
+            let (m, logs, seed, all) = (m.clone(), logs.clone(), seed.clone(), inviter_sessions.clone());
             scope.spawn(move || {
                 for _ in 0..PER_WORKER {
                     let s = m.create_session().unwrap();

@@ -50,6 +50,10 @@ impl Drop for UserData {
     }
 }
 
+/// Builds the Rust callback of one registration from the C callback, its user data and the
+/// handle of the object it is registered on.
+pub(crate) type MakeCallback<F, E> = fn(F, UserData, usize) -> Box<dyn Fn(&mut E) + Send + Sync>;
+
 /// The C string of an optional text (NULL when absent).
 pub(crate) fn opt_ptr(t: &Option<crate::Text>) -> *const c_char {
     t.as_ref().map_or(std::ptr::null(), |t| t.as_c_ptr())
@@ -64,7 +68,7 @@ pub(crate) unsafe fn advise_manager<F: Copy + Send + Sync + 'static>(
     user_data: *mut c_void,
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
-    make: fn(F, UserData, usize) -> Box<dyn Fn(&mut ManagerEvent) + Send + Sync>,
+    make: MakeCallback<F, ManagerEvent>,
 ) -> Result<Hr> {
     let ud = UserData::new(user_data, destroy);
     out_ptr(cookie)?;
@@ -83,7 +87,7 @@ pub(crate) unsafe fn advise_session<F: Copy + Send + Sync + 'static>(
     user_data: *mut c_void,
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
-    make: fn(F, UserData, usize) -> Box<dyn Fn(&mut SessionEvent) + Send + Sync>,
+    make: MakeCallback<F, SessionEvent>,
 ) -> Result<Hr> {
     let ud = UserData::new(user_data, destroy);
     out_ptr(cookie)?;
