@@ -2,8 +2,8 @@
 # check_symbols.sh LIBRARY HEADER SONAME CC
 #
 # The shared library exports exactly the functions the header declares (curl's symbol test),
-# every declaration in the header has a doc comment, and the library carries the SONAME the
-# CMake build links against.
+# every declaration in the header (function, typedef, macro, enum constant, struct field) has
+# a doc comment, and the library carries the SONAME the CMake build links against.
 set -eu
 lib=$1 header=$2 soname=$3 cc=$4
 tmp=$(mktemp -d)
@@ -35,6 +35,25 @@ if ! awk '
     /^MSGR_API/ { if (prev !~ /\*\/[[:space:]]*$/) { printf "%s:%d: undocumented: %s\n", FILENAME, FNR, $0; bad = 1 } }
     NF { prev = $0 }
     END { exit bad }' "$header"; then
+    fail=1
+fi
+
+# Documented too, by a doc comment (/** ... */): every typedef, macro (but the include guard),
+# enum constant and struct field, so that the header is the API reference. The comment may
+# sit above an `#if !defined(NAME)`.
+if ! awk '
+    NF == 0 { next }
+    /^typedef/ || (/^#define [A-Za-z_]/ && !/^#define __msgrpriv_h__/) ||
+    /^    [A-Z][A-Z0-9_]* = / || /^    [A-Za-z_][A-Za-z0-9_ ]*[ *][a-z_][a-z0-9_]*;$/ {
+        documented = (prev ~ /^#if !defined/) ? prev2_doc : prev_doc
+        if (!documented) { printf "%s:%d: undocumented: %s\n", FILENAME, FNR, $0; bad = 1 }
+        items++
+    }
+    {
+        if ($0 ~ /\/\*\*/) indoc = 1; else if ($0 ~ /\/\*/) indoc = 0
+        prev2_doc = prev_doc; prev_doc = indoc && $0 ~ /\*\/[[:space:]]*$/; prev = $0
+    }
+    END { if (items < 50) { printf "%s: only %d items found: is the check still right?\n", FILENAME, items; bad = 1 }; exit bad }' "$header"; then
     fail=1
 fi
 
