@@ -15,10 +15,19 @@ pub fn compute_response(challenge: &str, key: &str) -> String {
     let digest = h.finalize();
     let mut out = String::with_capacity(32);
     for b in digest {
-        out.push(char::from_digit((b >> 4) as u32, 16).unwrap());
-        out.push(char::from_digit((b & 15) as u32, 16).unwrap());
+        out.push(hex_digit(b >> 4));
+        out.push(hex_digit(b & 15));
     }
     out
+}
+
+/// The lowercase hex digit of `nibble` (0..=15) without a branch on its value: the expected
+/// response derives from the key, so how it is encoded must not depend on its digits either
+/// (`char::from_digit` branches on digit versus letter).
+fn hex_digit(nibble: u8) -> char {
+    // 0xFF when nibble > 9, else 0: the sign of 9 - nibble.
+    let letter = ((9i16 - nibble as i16) >> 8) as u8;
+    (b'0' + nibble + (letter & (b'a' - b'0' - 10))) as char
 }
 
 /// Checks `response` against the expected response for (`challenge`, `key`) without
@@ -68,6 +77,12 @@ mod tests {
         assert!(!verify_response("CHAL", "key", &r[..31]));
         assert!(!verify_response("CHAL", "key", &(r.clone() + "0")));
         assert!(!verify_response("CHAL", "key", ""));
+    }
+
+    #[test]
+    fn hex_digits() {
+        let all: String = (0..16).map(hex_digit).collect();
+        assert_eq!(all, "0123456789abcdef");
     }
 
     #[test]
