@@ -39,7 +39,7 @@ use crate::error::{Hr, Result, E_HANDLE, E_OUTOFMEMORY, E_POINTER, E_UNEXPECTED}
 use parking_lot::RwLock;
 use std::any::Any;
 use std::cell::UnsafeCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -182,8 +182,58 @@ struct Table {
     /// Free slots, oldest first: reusing the least recently freed slot keeps stale tokens
     /// pointing at free slots for as long as possible.
     free: VecDeque<usize>,
-    /// Reverse lookup: object identity -> slot, for every occupied slot.
-    by_object: BTreeMap<(Kind, usize), usize>,
+    /// Reverse lookup: object identity -> slot, for every occupied slot. A hash map (made on
+    /// first use, so that `new` stays const): with a million live handles an ordered map's
+    /// descent costs a cache miss per level on every insert and acquire.
+    by_object: Option<HashMap<(Kind, usize), usize, AddrHash>>,
+}
+
+impl Table {
+    fn by_object(&mut self) -> &mut HashMap<(Kind, usize), usize, AddrHash> {
+        self.by_object.get_or_insert_with(HashMap::default)
+    }
+
+    fn slot_of(&self, ident: &(Kind, usize)) -> Option<usize> {
+        self.by_object.as_ref()?.get(ident).copied()
+    }
+}
+
+/// Hashes an object identity (kind, address): addresses are aligned, so their bits are mixed
+/// before the map takes its bucket from the low ones.
+#[derive(Default, Clone, Copy)]
+struct AddrHash;
+
+impl std::hash::BuildHasher for AddrHash {
+    type Hasher = AddrHasher;
+    fn build_hasher(&self) -> AddrHasher {
+        AddrHasher(0)
+    }
+}
+
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        // splitmix64's finaliser over the running value
+        let mut z = (self.0 ^ i).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        self.0 = z ^ (z >> 31);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// A table of live handles. The library uses one, [`HANDLES`]; tests make their own.
@@ -212,7 +262,7 @@ impl HandleTable {
                 len: 0,
                 refs: Vec::new(),
                 free: VecDeque::new(),
-                by_object: BTreeMap::new(),
+                by_object: None,
             }),
             chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; LEVELS],
         }
@@ -282,7 +332,7 @@ impl HandleTable {
         let old = s.state.fetch_add((1 << STATE_GEN_SHIFT) | kind as usize, Ordering::Release);
         let generation = (old >> STATE_GEN_SHIFT) as u32 + 1;
         t.refs[slot] = 1;
-        t.by_object.insert(ident, slot);
+        t.by_object().insert(ident, slot);
         Ok(encode(slot, generation, kind))
     }
 
@@ -313,7 +363,7 @@ impl HandleTable {
             t.free.push_back(slot);
         }
         let ident = (kind_from_bits(kind), Arc::as_ptr(&object) as *const () as usize);
-        t.by_object.remove(&ident);
+        t.by_object().remove(&ident);
         object
     }
 
@@ -324,7 +374,7 @@ impl HandleTable {
     pub(crate) fn insert<T: Any + Send + Sync>(&self, kind: Kind, obj: Arc<T>) -> Result<Token> {
         let ident = identity(kind, &obj);
         let mut t = self.inner.write();
-        if t.by_object.contains_key(&ident) {
+        if t.slot_of(&ident).is_some() {
             return Err(E_UNEXPECTED);
         }
         self.occupy(&mut t, kind, ident, obj)
@@ -412,7 +462,7 @@ impl HandleTable {
     pub(crate) fn acquire<T: Any + Send + Sync>(&self, kind: Kind, obj: &Arc<T>) -> Result<Token> {
         let ident = identity(kind, obj);
         let mut t = self.inner.write();
-        if let Some(&slot) = t.by_object.get(&ident) {
+        if let Some(slot) = t.slot_of(&ident) {
             let r = &mut t.refs[slot];
             *r = r.checked_add(1).ok_or(crate::error::E_FAIL)?;
             let generation = self.slot(slot).expect("allocated").generation();
@@ -424,13 +474,13 @@ impl HandleTable {
     /// The token `obj` has now, if it is in the table, without adding a reference.
     pub(crate) fn token_of<T: Any + Send + Sync>(&self, kind: Kind, obj: &Arc<T>) -> Option<Token> {
         let t = self.inner.read();
-        let &slot = t.by_object.get(&identity(kind, obj))?;
+        let slot = t.slot_of(&identity(kind, obj))?;
         Some(encode(slot, self.slot(slot)?.generation(), kind))
     }
 
     /// The number of live handles (for tests and leak checks).
     pub(crate) fn live(&self) -> usize {
-        self.inner.read().by_object.len()
+        self.inner.read().by_object.as_ref().map_or(0, HashMap::len)
     }
 
     /// Lock-free: `Ok` when `token` names a live object of `kind` (a snapshot: it may be
