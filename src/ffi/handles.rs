@@ -935,25 +935,28 @@ mod lock_free {
         }
         let tokens: Vec<AtomicUsize> = (0..4).map(|_| AtomicUsize::new(0)).collect();
         let stop = AtomicBool::new(false);
-        let seen = std::thread::scope(|s| {
-            let readers: Vec<_> = (0..3)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut seen = 0u64;
-                        while !stop.load(Ordering::Relaxed) {
-                            for t in &tokens {
-                                let tok = t.load(Ordering::Acquire);
-                                if let Ok(o) = T.get::<Tagged>(tok, Kind::Session) {
-                                    assert_eq!(o.token.load(Ordering::SeqCst), tok);
-                                    seen += 1;
-                                }
+        let seen = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        for t in &tokens {
+                            let tok = t.load(Ordering::Acquire);
+                            if let Ok(o) = T.get::<Tagged>(tok, Kind::Session) {
+                                assert_eq!(o.token.load(Ordering::SeqCst), tok);
+                                seen.fetch_add(1, Ordering::Relaxed);
                             }
                         }
-                        seen
-                    })
-                })
-                .collect();
-            for round in 0..50_000usize {
+                    }
+                });
+            }
+            // At least 50000 refills, and on until the readers (who may get no CPU for a while
+            // on a loaded machine) have read a few thousand times, for at most 20 s.
+            let start = std::time::Instant::now();
+            let mut round = 0usize;
+            while round < 50_000
+                || (seen.load(Ordering::Relaxed) < 5_000 && start.elapsed().as_secs() < 20)
+            {
                 let i = round % tokens.len();
                 let old = tokens[i].swap(0, Ordering::AcqRel);
                 if old != 0 {
@@ -963,11 +966,10 @@ mod lock_free {
                 let tok = T.insert(Kind::Session, Arc::clone(&o)).unwrap();
                 o.token.store(tok, Ordering::SeqCst);
                 tokens[i].store(tok, Ordering::Release);
+                round += 1;
             }
             stop.store(true, Ordering::Relaxed);
-            readers.into_iter().map(|r| r.join().unwrap()).sum::<u64>()
         });
-        assert!(seen > 0);
         for t in &tokens {
             let o = T.release::<Tagged>(t.load(Ordering::Acquire), Kind::Session).unwrap();
             assert!(o.is_some());
