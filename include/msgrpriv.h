@@ -377,7 +377,9 @@ typedef MSGR_HRESULT (*msgr_launch_callback)(void *user_data,
  */
 typedef struct {
     /**
-     * `sizeof(msgr_service_options)`. A smaller value gives E_INVALIDARG.
+     * `sizeof(msgr_service_options)` as the caller compiled it. Values smaller than the
+     * first version's size give E_INVALIDARG; fields beyond `struct_size` (added by later
+     * versions) are not read and keep their defaults.
      */
     uint32_t struct_size;
     /**

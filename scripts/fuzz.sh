@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs the fuzz targets (fuzz/fuzz_targets) with cargo fuzz for a bounded time each.
 #
-#   bash scripts/fuzz.sh            # 30 s per target (what CI runs)
+#   bash scripts/fuzz.sh            # 30 s per target
 #   bash scripts/fuzz.sh 3600       # an hour per target
+#   MSGRPRIV_FUZZ_GROW_CORPUS=1 bash scripts/fuzz.sh 600   # keep new inputs in fuzz/corpus
 #
+# By default new inputs go to a temporary directory, so the committed corpus (the seeds)
+# stays as it is; minimise before committing a grown one (cargo fuzz cmin).
 # Installs cargo-fuzz when missing. The stable toolchain is used with RUSTC_BOOTSTRAP=1 for
 # the sanitizer flags cargo fuzz needs. New inputs go to fuzz/corpus/<target>; a crash leaves
 # its input in fuzz/artifacts/<target> and fails the script.
@@ -17,7 +20,12 @@ for target in api_sequence registry_file; do
     mkdir -p "fuzz/corpus/$target"
     log=$(mktemp)
     status=0
-    cargo fuzz run -O "$target" "fuzz/corpus/$target" -- \
+    corpora=("fuzz/corpus/$target")
+    if [ "${MSGRPRIV_FUZZ_GROW_CORPUS:-0}" != 1 ]; then
+        scratch=$(mktemp -d)
+        corpora=("$scratch" "fuzz/corpus/$target")
+    fi
+    cargo fuzz run -O "$target" "${corpora[@]}" -- \
         -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 >"$log" 2>&1 || status=$?
     grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
     if [ "$status" != 0 ]; then
@@ -27,4 +35,5 @@ for target in api_sequence registry_file; do
         exit 1
     fi
     rm -f "$log"
+    [ -z "${scratch:-}" ] || rm -rf "$scratch"
 done

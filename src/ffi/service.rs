@@ -15,7 +15,9 @@ use std::time::Duration;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct msgr_service_options {
-    /// `sizeof(msgr_service_options)`. A smaller value gives E_INVALIDARG.
+    /// `sizeof(msgr_service_options)` as the caller compiled it. Values smaller than the
+    /// first version's size give E_INVALIDARG; fields beyond `struct_size` (added by later
+    /// versions) are not read and keep their defaults.
     pub struct_size: u32,
     /// How long an invitation may go unanswered before both sides end with
     /// SR_SESSION_TIMEOUT, in milliseconds; 0 means the default, 120000 (two minutes).
@@ -27,6 +29,10 @@ pub struct msgr_service_options {
     /// processes); NULL keeps the application registry in memory.
     pub registry_path: *const c_char,
 }
+
+/// The size of the first version of msgr_service_options (every field up to
+/// `registry_path`): the smallest `struct_size` accepted.
+const OPTIONS_V1_SIZE: usize = std::mem::size_of::<msgr_service_options>();
 
 /// Creates an embedded Messenger service.
 ///
@@ -44,10 +50,24 @@ pub unsafe extern "C" fn msgr_service_create(
         out_ptr(out_service)?;
         let mut opts = ServiceOptions::default();
         if !options.is_null() {
-            let o = options.read_unaligned();
-            if (o.struct_size as usize) < std::mem::size_of::<msgr_service_options>() {
+            // Read only the `struct_size` bytes the caller has: fields added in later
+            // versions keep their zero default for older callers.
+            let size = options.cast::<u32>().read_unaligned() as usize;
+            if size < OPTIONS_V1_SIZE {
                 return Err(E_INVALIDARG);
             }
+            let mut o = msgr_service_options {
+                struct_size: 0,
+                invitation_timeout_ms: 0,
+                manual_clock: false,
+                registry_path: std::ptr::null(),
+            };
+            let n = size.min(std::mem::size_of::<msgr_service_options>());
+            std::ptr::copy_nonoverlapping(
+                options.cast::<u8>(),
+                (&mut o as *mut msgr_service_options).cast::<u8>(),
+                n,
+            );
             if o.invitation_timeout_ms != 0 {
                 opts.invitation_timeout = Duration::from_millis(o.invitation_timeout_ms.into());
             }
