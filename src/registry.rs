@@ -230,12 +230,31 @@ impl AppRegistry {
     /// cannot be read (say a symbolic link was planted in its place) the last good content is
     /// used.
     pub fn get(&self, guid: &str) -> Option<AppEntry> {
-        let guid = normalize_guid(guid).ok()?;
+        self.with(guid, AppEntry::clone)
+    }
+
+    /// Runs `f` on the entry for `guid` (any case) without copying it; None when absent or
+    /// malformed. `f` runs under the registry's lock: keep it short and do not call back
+    /// into the registry.
+    pub fn with<R>(&self, guid: &str, f: impl FnOnce(&AppEntry) -> R) -> Option<R> {
+        // GUIDs the core stores are already normalised: look them up without allocating.
+        let owned;
+        let key = if is_normalized_guid(guid) {
+            guid
+        } else {
+            owned = normalize_guid(guid).ok()?;
+            owned.as_str()
+        };
         match &self.backend {
-            Backend::Memory(m) => m.lock().get(&guid).cloned(),
+            Backend::Memory(m) => m.lock().get(key).map(f),
             #[cfg(unix)]
-            Backend::File(f) => f.read(|apps| apps.get(&guid).cloned()),
+            Backend::File(file) => file.read(|apps| apps.get(key).map(f)),
         }
+    }
+
+    /// True when `guid` (any case) is registered.
+    pub fn contains(&self, guid: &str) -> bool {
+        self.with(guid, |_| ()).is_some()
     }
 
     /// Every registered application, sorted by GUID (same freshness rules as [`get`]).
@@ -796,6 +815,11 @@ mod file {
             }
         }
     }
+}
+
+/// True for a GUID already in the stored form: braced, uppercase hex.
+fn is_normalized_guid(g: &str) -> bool {
+    crate::types::is_guid(g) && !g.bytes().any(|b| b.is_ascii_lowercase())
 }
 
 #[cfg(test)]

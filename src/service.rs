@@ -237,6 +237,16 @@ fn canonical(name: &str) -> String {
     name.to_ascii_lowercase()
 }
 
+/// Finds a user by name without regard to ASCII case, without allocating when the name is
+/// already in canonical (lowercase) form, as most are.
+fn lookup_user<'a>(users: &'a HashMap<String, User>, name: &str) -> Option<&'a User> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        users.get(&canonical(name))
+    } else {
+        users.get(name)
+    }
+}
+
 impl EmbeddedService {
     /// Creates a service. E_FAIL when the registry file cannot be opened.
     pub fn new(options: ServiceOptions) -> Result<Self> {
@@ -444,7 +454,7 @@ impl Inner {
 
     fn endpoint(&self, name: &str) -> Option<Arc<dyn Endpoint>> {
         let users = self.users.lock();
-        let u = users.get(&canonical(name))?;
+        let u = lookup_user(&users, name)?;
         if !u.reachable {
             return None;
         }
@@ -480,7 +490,7 @@ impl Service for EmbeddedService {
 
     fn online(&self, name: &str) -> Option<Text> {
         let users = self.inner.users.lock();
-        let u = users.get(&canonical(name))?;
+        let u = lookup_user(&users, name)?;
         (u.endpoint.strong_count() > 0).then(|| u.name.clone())
     }
 

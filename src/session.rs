@@ -210,7 +210,7 @@ impl Session {
         if self.state() != SessionState::Ready {
             return Err(SR_SESSION_NOT_READY);
         }
-        if self.0.client.registry.get(&g).is_none() {
+        if !self.0.client.registry.contains(&g) {
             return Err(SR_APP_NOT_REGISTERED);
         }
         let mut d = self.lock();
@@ -223,10 +223,11 @@ impl Session {
 
     fn app_field(&self, pick: impl Fn(&crate::registry::AppEntry) -> &str) -> Result<Text> {
         let guid = self.lock().app_guid.clone().ok_or(SR_APP_NOT_SPECIFIED)?;
-        match self.0.client.registry.get(guid.as_str()) {
-            Some(e) => Text::new(pick(&e)),
-            None => Ok(Text::empty()),
-        }
+        self.0
+            .client
+            .registry
+            .with(guid.as_str(), |e| Text::new(pick(e)))
+            .unwrap_or_else(|| Ok(Text::empty()))
     }
 
     /// ApplicationName, from the registry (empty when the application is not there).
@@ -340,11 +341,11 @@ impl Session {
                 return Err(MSGR_E_NOT_LOGGED_ON);
             }
             let peer = client.service.online(user).ok_or(MSGR_E_NOT_LOGGED_ON)?;
-            let entry = client.registry.get(guid.as_str());
-            let (name, url) = match &entry {
-                Some(e) => (Text::new(&e.name)?, Text::new(&e.url)?),
-                None => (Text::empty(), Text::empty()),
-            };
+            let (name, url) = client
+                .registry
+                .with(guid.as_str(), |e| (Text::new(&e.name), Text::new(&e.url)))
+                .unwrap_or((Ok(Text::empty()), Ok(Text::empty())));
+            let (name, url) = (name?, url?);
             client.add_session(self)?;
             d.user = Some(peer);
             self.transition(&mut d, SessionState::Invitation, []);
@@ -384,7 +385,7 @@ impl Session {
             let mut d = self.lock();
             self.check_answer(&d)?;
             let guid = d.app_guid.clone().unwrap_or_else(Text::empty);
-            if self.0.client.registry.get(guid.as_str()).is_none() {
+            if !self.0.client.registry.contains(guid.as_str()) {
                 let name = d.app_name_hint.clone().unwrap_or_else(Text::empty);
                 let url = d.app_url_hint.clone().unwrap_or_else(Text::empty);
                 let previous = d.state;
@@ -671,13 +672,17 @@ impl Session {
             }
             (d.app_guid.clone().unwrap_or_else(Text::empty), self.0.id.clone())
         };
-        let entry = self.0.client.registry.get(guid.as_str());
-        let launched = match entry.filter(|e| enable && !e.path.is_empty()) {
+        let path = if enable {
+            self.0.client.registry.with(guid.as_str(), |e| e.path.clone())
+        } else {
+            None
+        };
+        let launched = match path.filter(|p| !p.is_empty()) {
             None => Ok(None),
-            Some(e) => {
+            Some(path) => {
                 let launcher = self.0.client.launcher();
                 let req = LaunchRequest {
-                    path: &e.path,
+                    path: &path,
                     session_id: id.as_str(),
                     app_guid: guid.as_str(),
                 };

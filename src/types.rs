@@ -168,17 +168,23 @@ pub fn app_data(data: Option<&str>) -> Result<Option<Text>> {
 /// Parses a GUID in the braced form `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}` (hex digits in
 /// either case) and returns it with uppercase digits; E_INVALIDARG otherwise.
 pub fn normalize_guid(s: &str) -> Result<String> {
+    if is_guid(s) {
+        Ok(s.to_ascii_uppercase())
+    } else {
+        Err(E_INVALIDARG)
+    }
+}
+
+/// True for a GUID in the braced form, hex digits in either case (no allocation).
+pub fn is_guid(s: &str) -> bool {
     let b = s.as_bytes();
     if b.len() != limits::GUID_CHARS || b[0] != b'{' || b[37] != b'}' {
-        return Err(E_INVALIDARG);
+        return false;
     }
-    for (i, &c) in b[1..37].iter().enumerate() {
+    b[1..37].iter().enumerate().all(|(i, &c)| {
         let dash = matches!(i, 8 | 13 | 18 | 23);
-        if dash != (c == b'-') || (!dash && !c.is_ascii_hexdigit()) {
-            return Err(E_INVALIDARG);
-        }
-    }
-    Ok(s.to_ascii_uppercase())
+        dash == (c == b'-') && (dash || c.is_ascii_hexdigit())
+    })
 }
 
 /// A fresh SessionID in the braced uppercase form.
