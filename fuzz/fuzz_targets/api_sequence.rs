@@ -2,24 +2,24 @@
 //! released, forged, wrong-kind and NULL handles, random strings (invalid UTF-8, oversize,
 //! empty), random dispatch, and callbacks that re-enter the API. Checked as it goes:
 //! every returned code is a documented one; no callback runs for a released session or
-//! manager; each session side sees at most one OnTermination and nothing after it; every
+//! manager (callbacks of manual-mode clients; for thread-mode ones AddressSanitizer checks
+//! that no callback runs after its destroy callback); each set of registrations made
+//! together on a session side sees at most one OnTermination and nothing after it; every
 //! registration's destroy callback runs exactly once by the end.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use msgrpriv::error::{lookup, Hr, E_HANDLE};
 use msgrpriv::ffi::*;
-use std::collections::HashMap;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::ptr::null_mut;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 const APP: &str = "{11111111-2222-3333-4444-555555555555}";
 const KEY_ID: &str = "fuzz-app";
 const KEY: &str = "fuzz-key";
 
-/// Per-session-side event bookkeeping, keyed by (session id, handle) of the side.
-static TERMINATED: Mutex<Option<HashMap<(String, usize), u32>>> = Mutex::new(None);
 static LIVE_REGS: Mutex<i64> = Mutex::new(0);
 static RELEASED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
@@ -69,14 +69,31 @@ fn cstr(v: Vec<u8>) -> CString {
     CString::new(v.into_iter().filter(|b| *b != 0).collect::<Vec<_>>()).unwrap()
 }
 
+/// What the registrations made together on one session side share (each holds one `Arc`,
+/// as its user data): the OnTermination count. Several managers of one client each get
+/// OnInvitation for the same session, so one side may be watched more than once: counts
+/// are per watch, not per side.
+#[derive(Default)]
+struct Side {
+    terminations: AtomicU32,
+}
+
 unsafe extern "C" fn destroy(ud: *mut c_void) {
     *LIVE_REGS.lock().unwrap() -= 1;
-    drop(Box::from_raw(ud as *mut u8));
+    drop(Arc::from_raw(ud as *const Side));
+}
+
+fn ud_of(side: &Arc<Side>) -> *mut c_void {
+    *LIVE_REGS.lock().unwrap() += 1;
+    Arc::into_raw(side.clone()) as *mut c_void
 }
 
 fn new_ud() -> *mut c_void {
-    *LIVE_REGS.lock().unwrap() += 1;
-    Box::into_raw(Box::new(0u8)) as *mut c_void
+    ud_of(&Arc::new(Side::default()))
+}
+
+unsafe fn side<'a>(ud: *mut c_void) -> &'a Side {
+    &*(ud as *const Side)
 }
 
 thread_local! {
@@ -121,6 +138,8 @@ unsafe fn touch(ud: *mut c_void) {
 
 unsafe extern "C" fn on_termination(ud: *mut c_void, s: *mut msgr_session, hr: i32, _d: *const c_char) {
     touch(ud);
+    let n = side(ud).terminations.fetch_add(1, Ordering::SeqCst) + 1;
+    assert_eq!(n, 1, "two OnTermination for one registration");
     ok(hr);
     assert_not_released(s as usize);
     let mut buf = [0 as c_char; 64];
@@ -128,19 +147,16 @@ unsafe extern "C" fn on_termination(ud: *mut c_void, s: *mut msgr_session, hr: i
     if !lent_ok(msgr_session_get_session_id(s, buf.as_mut_ptr(), 64, &mut n), s as usize) {
         return;
     }
-    let id = CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned();
+    assert!(CStr::from_ptr(buf.as_ptr()).to_bytes().len() == 38, "a SessionID");
     let mut st = 0u32;
     if !lent_ok(msgr_session_get_flags(s, &mut st), s as usize) {
         return;
     }
-    let mut t = TERMINATED.lock().unwrap();
-    let c = t.get_or_insert_with(HashMap::new).entry((id, st as usize)).or_insert(0);
-    *c += 1;
-    assert_eq!(*c, 1, "two OnTermination on one side");
 }
 
 unsafe extern "C" fn on_state(ud: *mut c_void, s: *mut msgr_session, _prev: SESSION_STATE) {
     touch(ud);
+    assert_eq!(side(ud).terminations.load(Ordering::SeqCst), 0, "OnStateChanged after OnTermination");
     assert_not_released(s as usize);
     // Re-enter: a getter and sometimes a cancel from inside the callback.
     let mut st = SESSION_STATE::SS_UNKNOWN;
@@ -152,6 +168,7 @@ unsafe extern "C" fn on_state(ud: *mut c_void, s: *mut msgr_session, _prev: SESS
 
 unsafe extern "C" fn on_context(ud: *mut c_void, s: *mut msgr_session, _d: *const c_char) {
     touch(ud);
+    assert_eq!(side(ud).terminations.load(Ordering::SeqCst), 0, "OnContextData after OnTermination");
     assert_not_released(s as usize);
 }
 
@@ -166,8 +183,9 @@ unsafe extern "C" fn on_invitation(
     assert_not_released(m as usize);
     *handled = true;
     let mut cookie = 0;
-    ok(msgr_session_on_termination(s, Some(on_termination), new_ud(), Some(destroy), &mut cookie));
-    ok(msgr_session_on_state_changed(s, Some(on_state), new_ud(), Some(destroy), &mut cookie));
+    let watch = Arc::new(Side::default());
+    ok(msgr_session_on_termination(s, Some(on_termination), ud_of(&watch), Some(destroy), &mut cookie));
+    ok(msgr_session_on_state_changed(s, Some(on_state), ud_of(&watch), Some(destroy), &mut cookie));
     // Decide from the app data: accept, decline, or keep it for later.
     let first = if data.is_null() { 0 } else { *data as u8 };
     match first % 3 {
@@ -197,7 +215,6 @@ unsafe extern "C" fn on_challenge(ud: *mut c_void, m: *mut msgr_session_manager,
 
 fuzz_target!(|data: &[u8]| unsafe {
     FUZZ_THREAD.with(|t| t.set(true));
-    *TERMINATED.lock().unwrap() = Some(HashMap::new());
     RELEASED.lock().unwrap().clear();
     KEPT.lock().unwrap().clear();
     let mut inp = Input { data };
@@ -261,9 +278,10 @@ fuzz_target!(|data: &[u8]| unsafe {
                     let mut s = null_mut();
                     if ok(msgr_session_manager_create_session(m, &mut s)) == 0 {
                         let mut cookie = 0;
-                        ok(msgr_session_on_termination(s, Some(on_termination), new_ud(), Some(destroy), &mut cookie));
-                        ok(msgr_session_on_state_changed(s, Some(on_state), new_ud(), Some(destroy), &mut cookie));
-                        ok(msgr_session_on_context_data(s, Some(on_context), new_ud(), Some(destroy), &mut cookie));
+                        let watch = Arc::new(Side::default());
+                        ok(msgr_session_on_termination(s, Some(on_termination), ud_of(&watch), Some(destroy), &mut cookie));
+                        ok(msgr_session_on_state_changed(s, Some(on_state), ud_of(&watch), Some(destroy), &mut cookie));
+                        ok(msgr_session_on_context_data(s, Some(on_context), ud_of(&watch), Some(destroy), &mut cookie));
                         sessions.push(s);
                     }
                 }
