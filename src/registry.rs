@@ -283,7 +283,11 @@ impl AppRegistry {
     /// [`unregister`]: AppRegistry::unregister
     pub fn subscribe(&self, listener: Weak<dyn RegistryListener>) {
         let mut l = self.listeners.lock();
-        l.retain(|w| w.strong_count() > 0);
+        // Prune dead listeners when the list reaches a power of two: amortised O(1) per
+        // subscription instead of a walk over every client each time.
+        if l.len().is_power_of_two() {
+            l.retain(|w| w.strong_count() > 0);
+        }
         l.push(listener);
     }
 
