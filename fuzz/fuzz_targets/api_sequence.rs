@@ -196,13 +196,25 @@ unsafe extern "C" fn on_invitation(
             ok(msgr_session_decline(s, c"no".as_ptr()));
         }
         _ => {
-            ok(msgr_session_add_ref(s));
-            KEPT.lock().unwrap().push(s as usize);
+            if ok(msgr_session_add_ref(s)) == 0 {
+                KEPT.lock().unwrap().push(s as usize);
+            }
         }
     }
 }
 
+/// Invitee sessions kept by OnInvitation, one entry per reference taken: every manager of a
+/// client gets OnInvitation for the same session, so one handle may be kept more than once.
 static KEPT: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// Drops one reference KEPT held on `k` (its entry already removed); the handle counts as
+/// released when that was the last one.
+unsafe fn release_kept(k: usize) {
+    if !KEPT.lock().unwrap().contains(&k) {
+        RELEASED.lock().unwrap().push(k);
+    }
+    ok(msgr_session_release(k as *mut _));
+}
 
 unsafe extern "C" fn on_challenge(ud: *mut c_void, m: *mut msgr_session_manager, cookie: i32, ch: *const c_char) {
     touch(ud);
@@ -307,15 +319,15 @@ fuzz_target!(|data: &[u8]| unsafe {
                 ok(msgr_session_invite(s as *mut _, who.as_ptr(), data.as_ptr()));
             }
             6 => {
-                if let Some(k) = KEPT.lock().unwrap().pop() {
+                let popped = KEPT.lock().unwrap().pop();
+                if let Some(k) = popped {
                     let d = cstr(inp.string());
                     match inp.byte() % 3 {
                         0 => ok(msgr_session_accept(k as *mut _, d.as_ptr())),
                         1 => ok(msgr_session_decline(k as *mut _, d.as_ptr())),
                         _ => ok(msgr_session_cancel(k as *mut _, -1, d.as_ptr())),
                     };
-                    RELEASED.lock().unwrap().push(k);
-                    ok(msgr_session_release(k as *mut _));
+                    release_kept(k);
                 }
             }
             7 => {
