@@ -598,7 +598,16 @@ fn soak_random_operations_with_exact_accounting() {
         // SAFETY: valid handles and out pointers.
         unsafe {
             assert_eq!(msgr_client_create(svc, name.as_ptr(), if manual { 0 } else { 1 }, &mut c), 0);
+            // A thread-mode client's thread may deliver a new manager's first lock events before
+            // its callbacks are registered (documented at msgr_session_manager_create): register
+            // while signed out, then sign in, so that every OnLockEnable is counted.
+            if !manual {
+                assert_eq!(msgr_client_sign_out(c), 0);
+            }
             let (m, counts) = new_manager(c, &inbox, true).unwrap();
+            if !manual {
+                assert_eq!(msgr_client_sign_in(c), 0);
+            }
             clients.push(ClientRec {
                 h: c,
                 manual,
