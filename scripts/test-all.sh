@@ -3,7 +3,8 @@
 # tools first (scripts/install-tools.sh), then:
 #
 #   1. header staleness: include/msgrpriv.h must equal what the sources generate
-#   2. cargo test: the Rust unit, integration and doc tests
+#   2. cargo test: the Rust unit, integration and doc tests; the same under AddressSanitizer
+#      (scripts/rust-asan.sh, its own target directory target/asan)
 #   3. the C tests through CMake, three ways: plain, under valgrind, with ASan + UBSan
 #   4. the Python package's pytest suite (python/run-tests.sh)
 #   5. a bounded fuzzing run of each cargo-fuzz target (scripts/fuzz.sh)
@@ -16,6 +17,7 @@
 #   MSGRPRIV_TEST_BUILD_TYPE   CMake build type for the C tests (default Debug: cargo's dev
 #                              profile, which `cargo test` has already built the dependencies of)
 #   MSGRPRIV_SKIP_VALGRIND=1   skip the valgrind pass (not allowed when CI is set)
+#   MSGRPRIV_SKIP_RUST_ASAN=1  skip the Rust tests under AddressSanitizer (not allowed in CI)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -113,6 +115,11 @@ header_unchanged() {
 step "Header is up to date (MSGRPRIV_CHECK_HEADER=1 cargo build)" \
     env MSGRPRIV_CHECK_HEADER=1 cargo build --locked --lib
 step "cargo test" cargo test --locked
+if [ "${MSGRPRIV_SKIP_RUST_ASAN:-0}" = 0 ] || [ -n "${CI:-}" ]; then
+    # About 3 minutes from nothing on two cores (2 of them building), 1.5 when target/asan
+    # is warm. docs/HARDENING.md says what it covers.
+    step "Rust tests with AddressSanitizer (scripts/rust-asan.sh)" bash scripts/rust-asan.sh
+fi
 step "C tests" c_tests build/test-all/plain -DMSGRPRIV_SANITIZE= -DMSGRPRIV_VALGRIND=OFF
 if [ "$skip_valgrind" = 0 ]; then
     # Same build as the plain one; only the test commands change.
