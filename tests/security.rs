@@ -93,6 +93,17 @@ mod trace {
         }
     }
 
+    /// One window: from the return of the first raise to the second raise. Out of line, and
+    /// the body called through `dyn`, so that every window runs the same copy of this code
+    /// (an optimised loop around it may be unrolled or peeled into several).
+    #[inline(never)]
+    fn window(body: &dyn Fn(usize), i: usize) {
+        // SAFETY: raise has no memory effects.
+        unsafe { libc::raise(libc::SIGSTOP) };
+        body(std::hint::black_box(i));
+        unsafe { libc::raise(libc::SIGSTOP) };
+    }
+
     /// Forks; the child runs `prepare(i); body(i)` for every i once untraced (warm-up: lazy
     /// binding, allocator caches), then for every i `prepare(i)` untraced and `body(i)`
     /// between two SIGSTOP markers while the parent traces it. Returns one window per i, or
@@ -113,12 +124,9 @@ mod trace {
                     prepare(i);
                     body(i);
                 }
-                // A window: from the return of the first raise to the second raise.
                 for i in 0..n {
                     prepare(i);
-                    libc::raise(libc::SIGSTOP);
-                    body(i);
-                    libc::raise(libc::SIGSTOP);
+                    window(&body, i);
                 }
                 0
             }))
@@ -318,8 +326,16 @@ fn verify_response_path_does_not_depend_on_the_key() {
     }
     let keys = ["key-0000", "key-0001", "\u{1}\u{2}\u{3}\u{4}abcd"];
     let resp = "00000000000000000000000000000000";
-    let Some(t) = trace::steps(keys.len(), |_| {}, |i| {
-        black_box(verify_response(black_box(CHALLENGE), black_box(keys[i]), black_box(resp)));
+    // The key comes from one buffer too: indexing `keys` in the traced code would itself take
+    // a path per index in an optimised build.
+    let buf = std::cell::RefCell::new(String::with_capacity(64));
+    let prepare = |i: usize| {
+        let mut b = buf.borrow_mut();
+        b.clear();
+        b.push_str(keys[i]);
+    };
+    let Some(t) = trace::steps(keys.len(), prepare, |_| {
+        black_box(verify_response(black_box(CHALLENGE), black_box(buf.borrow().as_str()), black_box(resp)));
     }) else {
         return;
     };
@@ -352,8 +368,14 @@ fn the_trace_sees_an_early_return() {
     }
     let right = compute_response(CHALLENGE, APP_KEY);
     let inputs = [flip(&right, 0), flip(&right, 31), flip(&right, 0)];
-    let Some(t) = trace::steps(inputs.len(), |_| {}, |i| {
-        black_box(naive(black_box(right.as_bytes()), black_box(inputs[i].as_bytes())));
+    let buf = std::cell::RefCell::new(String::with_capacity(64));
+    let prepare = |i: usize| {
+        let mut b = buf.borrow_mut();
+        b.clear();
+        b.push_str(&inputs[i]);
+    };
+    let Some(t) = trace::steps(inputs.len(), prepare, |_| {
+        black_box(naive(black_box(right.as_bytes()), black_box(buf.borrow().as_bytes())));
     }) else {
         return;
     };
