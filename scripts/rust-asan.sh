@@ -7,10 +7,10 @@
 #   bash scripts/rust-asan.sh --test soak     # arguments go to cargo test
 #
 # Stable toolchain with RUSTC_BOOTSTRAP=1 for -Zsanitizer. Its own target directory
-# (target/asan, or MSGRPRIV_ASAN_TARGET_DIR), so the normal builds stay as they are. A first
-# run compiles everything once (about 2 minutes on 2 cores); the tests then take about as
-# long as plain `cargo test`, ASan slowing the library 2 to 3 times. Leaks fail the run,
-# except those listed in scripts/lsan.supp (each with its reason).
+# (target/asan, or MSGRPRIV_ASAN_TARGET_DIR), so the normal builds stay as they are. From
+# nothing it takes about 70 s on 2 cores, compiling included (40 s warm); ASan slows the
+# library 2 to 3 times. Leaks fail the run, except those listed in scripts/lsan.supp (each
+# with its reason).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
