@@ -6,9 +6,7 @@
 //! unanswered invitations. The session logic talks only to the trait, so a network-backed
 //! service (an XMPP server) can replace the embedded one without touching it.
 
-use crate::error::{
-    Result, E_ILLEGAL_METHOD_CALL, E_INVALIDARG, MSGR_E_ALREADY_LOGGED_ON,
-};
+use crate::error::{Result, E_ILLEGAL_METHOD_CALL, E_INVALIDARG, MSGR_E_ALREADY_LOGGED_ON};
 use crate::lock;
 use crate::registry::AppRegistry;
 use crate::types::{check_chars, limits, Text};
@@ -179,6 +177,11 @@ struct Timers {
     by_session: HashMap<Text, (u64, u64)>,
     seq: u64,
     shutdown: bool,
+    /// The clock time (ms) the timer thread sleeps until: 0 while it is awake or not started
+    /// (it looks at the timers before it sleeps again). A new timer due
+    /// earlier must wake it; any other need not (the thread re-reads the timers when it
+    /// wakes, so a removed timer only costs it a spurious wake-up).
+    sleep_until: u64,
 }
 
 struct Clock {
@@ -284,7 +287,10 @@ impl EmbeddedService {
             }
             check_chars(s, limits::LOCK_FIELD_CHARS, E_INVALIDARG)?;
         }
-        self.inner.keys.lock().insert(app_id.to_owned(), key.to_owned());
+        self.inner
+            .keys
+            .lock()
+            .insert(app_id.to_owned(), key.to_owned());
         Ok(())
     }
 
@@ -295,9 +301,11 @@ impl EmbeddedService {
         if !clock.manual {
             return Err(E_ILLEGAL_METHOD_CALL);
         }
-        let _ = clock.manual_ms.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
-            Some(v.saturating_add(ms))
-        });
+        let _ = clock
+            .manual_ms
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(v.saturating_add(ms))
+            });
         self.inner.fire_due();
         Ok(())
     }
@@ -322,7 +330,7 @@ impl EmbeddedService {
     fn start_timer(&self, session_id: &Text, inviter: &Text, invitee: &Text) {
         let wheel = &self.inner.wheel;
         let deadline = wheel.clock.now_ms().saturating_add(self.inner.timeout_ms);
-        let earliest = {
+        let earlier_than_sleep = {
             let mut t = wheel.timers.lock();
             if let Some(old) = t.by_session.remove(session_id) {
                 t.by_deadline.remove(&old);
@@ -339,13 +347,14 @@ impl EmbeddedService {
                 },
             );
             t.by_session.insert(session_id.clone(), key);
-            t.by_deadline.keys().next() == Some(&key)
+            deadline < t.sleep_until
         };
         if wheel.clock.manual {
             return;
         }
-        // The timer thread sleeps until the earliest deadline: wake it only when that moved.
-        if earliest {
+        // Wake the timer thread only when it would otherwise sleep past the new deadline:
+        // an invitation does not cost a futex wake-up and a context switch.
+        if earlier_than_sleep {
             wheel.cv.notify_all();
         }
         let mut thread = self.inner.timer_thread.lock();
@@ -390,6 +399,13 @@ impl EmbeddedService {
 
 fn timer_thread(wheel: Arc<TimerWheel>, service: Weak<Inner>) {
     let mut t = wheel.timers.lock();
+    // Sleeps for `ms` unless woken; `sleep_until` tells `start_timer` whether to wake it.
+    let sleep = |t: &mut parking_lot::MutexGuard<'_, Timers>, now: u64, ms: u64| {
+        t.sleep_until = now.saturating_add(ms);
+        wheel.cv.wait_for(t, Duration::from_millis(ms));
+        t.sleep_until = 0;
+    };
+    t.sleep_until = 0;
     loop {
         if t.shutdown {
             return;
@@ -397,9 +413,13 @@ fn timer_thread(wheel: Arc<TimerWheel>, service: Weak<Inner>) {
         let now = wheel.clock.now_ms();
         match t.by_deadline.keys().next().copied() {
             Some((deadline, _)) if deadline <= now => {
-                if t.by_deadline.values().next().is_some_and(|timer| !timer.armed) {
+                if t.by_deadline
+                    .values()
+                    .next()
+                    .is_some_and(|timer| !timer.armed)
+                {
                     // Its invitation is being delivered right now; arming fires it.
-                    wheel.cv.wait_for(&mut t, Duration::from_millis(1));
+                    sleep(&mut t, now, 1);
                     continue;
                 }
                 drop(t);
@@ -409,13 +429,8 @@ fn timer_thread(wheel: Arc<TimerWheel>, service: Weak<Inner>) {
                 }
                 t = wheel.timers.lock();
             }
-            Some((deadline, _)) => {
-                let wait = Duration::from_millis(deadline - now);
-                wheel.cv.wait_for(&mut t, wait);
-            }
-            None => {
-                wheel.cv.wait_for(&mut t, Duration::from_secs(60));
-            }
+            Some((deadline, _)) => sleep(&mut t, now, deadline - now),
+            None => sleep(&mut t, now, 60_000),
         }
     }
 }
@@ -439,7 +454,10 @@ impl Inner {
             fire
         };
         for timer in due {
-            for (to, from) in [(&timer.inviter, &timer.invitee), (&timer.invitee, &timer.inviter)] {
+            for (to, from) in [
+                (&timer.inviter, &timer.invitee),
+                (&timer.invitee, &timer.inviter),
+            ] {
                 if let Some(ep) = self.endpoint(to.as_str()) {
                     ep.deliver(
                         from,

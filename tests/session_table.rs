@@ -151,7 +151,11 @@ fn cancel_once_connected_by_either_side() {
         let w = World::new();
         w.register_app("");
         let (a, b) = w.connected();
-        let (me, other, canceller) = if invitee_cancels { ("B", "A", &b) } else { ("A", "B", &a) };
+        let (me, other, canceller) = if invitee_cancels {
+            ("B", "A", &b)
+        } else {
+            ("A", "B", &a)
+        };
         canceller.cancel(E_FAIL, None).unwrap();
         w.pump();
         assert_eq!(
@@ -246,6 +250,63 @@ fn real_clock_timeout() {
     }
     w.pump();
     assert_eq!(a.state(), SessionState::Terminated);
+    assert!(w
+        .take()
+        .contains(&"A:Termination(SR_SESSION_TIMEOUT,NULL)@Terminated".to_string()));
+}
+
+/// Waits on the real clock (dispatching A) until `s` has ended; returns how long it took.
+fn wait_terminated(w: &World, s: &Session) -> Duration {
+    let start = std::time::Instant::now();
+    while s.state() != SessionState::Terminated && start.elapsed() < Duration::from_secs(10) {
+        w.a.dispatch(Some(Duration::from_millis(5))).unwrap();
+    }
+    let took = start.elapsed();
+    w.pump();
+    assert_eq!(s.state(), SessionState::Terminated);
+    took
+}
+
+/// The timer thread is woken only when a new timer is due before it would wake anyway: a
+/// timer started while it sleeps until an earlier (since removed) deadline, or after it went
+/// idle, still fires on time, and not early.
+#[test]
+fn real_clock_timeouts_after_a_cancel_and_after_idle() {
+    const TIMEOUT: Duration = Duration::from_millis(300);
+    let svc = EmbeddedService::new(ServiceOptions {
+        invitation_timeout: TIMEOUT,
+        manual_clock: false,
+        registry_path: None,
+    })
+    .unwrap();
+    let w = World::with_service(svc);
+    w.register_app("");
+    // The thread sleeps until the first invitation's deadline; it is cancelled, and the second
+    // invitation's deadline comes after it: no wake-up, the thread finds it when it wakes.
+    let (first, _) = w.invited();
+    first.cancel(S_OK, None).unwrap();
+    w.pump();
+    w.take();
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = std::time::Instant::now();
+    let (second, _) = w.invited();
+    let took = wait_terminated(&w, &second);
+    let since_invite = t0.elapsed();
+    assert!(
+        since_invite >= TIMEOUT - Duration::from_millis(10),
+        "fired early: {since_invite:?}"
+    );
+    assert!(took < Duration::from_secs(5), "fired late: {took:?}");
+    assert!(w
+        .take()
+        .contains(&"A:Termination(SR_SESSION_TIMEOUT,NULL)@Terminated".to_string()));
+    // No timer left: the thread sleeps for a long while; a new invitation wakes it.
+    std::thread::sleep(Duration::from_millis(50));
+    let t1 = std::time::Instant::now();
+    let (third, _) = w.invited();
+    let took = wait_terminated(&w, &third);
+    assert!(t1.elapsed() >= TIMEOUT - Duration::from_millis(10));
+    assert!(took < Duration::from_secs(5), "fired late: {took:?}");
     assert!(w
         .take()
         .contains(&"A:Termination(SR_SESSION_TIMEOUT,NULL)@Terminated".to_string()));
@@ -346,12 +407,18 @@ fn context_data_both_ways_and_limits() {
     for i in 0..3 {
         a.send_context_data(&format!("{i}")).unwrap();
     }
-    assert_eq!(a.send_context_data("sixth"), Err(SR_CONTEXT_DATA_OVER_LIMIT));
+    assert_eq!(
+        a.send_context_data("sixth"),
+        Err(SR_CONTEXT_DATA_OVER_LIMIT)
+    );
     // the other side still has its own five
     for _ in 0..4 {
         b.send_context_data("ok").unwrap();
     }
-    assert_eq!(b.send_context_data("sixth"), Err(SR_CONTEXT_DATA_OVER_LIMIT));
+    assert_eq!(
+        b.send_context_data("sixth"),
+        Err(SR_CONTEXT_DATA_OVER_LIMIT)
+    );
 }
 
 #[test]
