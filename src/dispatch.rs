@@ -121,6 +121,9 @@ pub(crate) struct EventQueue {
     taken_len: AtomicUsize,
     /// `state.closed`, readable without the lock before every event.
     closed_fast: AtomicBool,
+    /// True while `state.jobs` is not empty (written under the lock), so that the delivery
+    /// thread can wait for work by spinning on it without taking the lock.
+    has_jobs: AtomicBool,
     cv: Condvar,
     notifier: OnceLock<Notifier>,
     mode: DispatchMode,
@@ -144,6 +147,7 @@ impl EventQueue {
             taken: UnsafeCell::new(VecDeque::new()),
             taken_len: AtomicUsize::new(0),
             closed_fast: AtomicBool::new(false),
+            has_jobs: AtomicBool::new(false),
             cv: Condvar::new(),
             notifier: OnceLock::new(),
             mode,
@@ -166,6 +170,7 @@ impl EventQueue {
         let was_empty = st.jobs.is_empty();
         st.jobs.push_back(job);
         if was_empty {
+            self.has_jobs.store(true, Ordering::Release);
             if let Some(n) = self.notifier.get() {
                 n.set();
             }
@@ -185,6 +190,7 @@ impl EventQueue {
         let was_empty = st.jobs.is_empty();
         st.jobs.extend(jobs);
         if was_empty && !st.jobs.is_empty() {
+            self.has_jobs.store(true, Ordering::Release);
             if let Some(n) = self.notifier.get() {
                 n.set();
             }
@@ -203,8 +209,7 @@ impl EventQueue {
     /// delivers everything pending, including events raised while delivering. Returns the
     /// number delivered.
     pub(crate) fn dispatch(&self, timeout: Option<Duration>) -> Result<u32> {
-        if self.mode == DispatchMode::Thread && self.thread_id.get() != Some(&current_thread())
-        {
+        if self.mode == DispatchMode::Thread && self.thread_id.get() != Some(&current_thread()) {
             return Err(E_ILLEGAL_METHOD_CALL);
         }
         self.dispatch_inner(timeout)
@@ -229,6 +234,7 @@ impl EventQueue {
                     let taken = &mut *self.taken.get();
                     if taken.is_empty() && !st.jobs.is_empty() {
                         std::mem::swap(taken, &mut st.jobs);
+                        self.has_jobs.store(false, Ordering::Relaxed);
                         self.taken_len.store(taken.len(), Ordering::Release);
                     }
                     !taken.is_empty()
@@ -321,6 +327,7 @@ impl EventQueue {
             if let Some(n) = self.notifier.get() {
                 n.clear();
             }
+            self.has_jobs.store(false, Ordering::Relaxed);
             std::mem::take(&mut st.jobs)
         };
         drop(dropped);
@@ -340,6 +347,7 @@ impl EventQueue {
                 .partition(|j| j.is_live() || j.has_follow_up());
             st.jobs = keep;
             if st.jobs.is_empty() {
+                self.has_jobs.store(false, Ordering::Relaxed);
                 if let Some(n) = self.notifier.get() {
                     n.clear();
                 }
@@ -347,10 +355,6 @@ impl EventQueue {
             removed.into()
         };
         drop(removed);
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.state.lock().closed
     }
 
     /// The descriptor that is readable while events are pending (manual mode only).
@@ -372,10 +376,56 @@ impl EventQueue {
     }
 
     /// Body of the client-owned delivery thread.
+    ///
+    /// After delivering, the thread watches the queue for a short while (`spin`, see
+    /// [`thread_spin`]) before it sleeps on the condition variable: an event that arrives in
+    /// that window is delivered without waking a sleeping thread (a futex wake-up, which on
+    /// a virtual machine can take tens of microseconds when the other CPU has gone idle), and
+    /// the raising thread has no waiter to notify. A client that has delivered nothing since
+    /// it last slept does not spin, so idle clients cost nothing.
     pub(crate) fn run_thread(&self) {
         let _ = self.thread_id.set(current_thread());
-        while !self.is_closed() {
+        let spin = thread_spin();
+        while !self.closed_fast.load(Ordering::Acquire) {
+            // Deliver what is there without waiting.
+            if matches!(self.dispatch_inner(Some(Duration::ZERO)), Ok(n) if n > 0) {
+                continue;
+            }
+            if !spin.is_zero() && self.spin_for_jobs(spin) {
+                continue;
+            }
             let _ = self.dispatch_inner(None);
+        }
+    }
+
+    /// Watches `has_jobs` (and `closed`) for up to `window` without taking the lock; true
+    /// when there is something to do. Spins with a pause hint first, then yields the CPU
+    /// between looks, so that on a busy machine the runnable threads (often the one raising
+    /// the next event) get it.
+    fn spin_for_jobs(&self, window: Duration) -> bool {
+        let ready =
+            || self.has_jobs.load(Ordering::Acquire) || self.closed_fast.load(Ordering::Acquire);
+        for _ in 0..256 {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        let start = Instant::now();
+        loop {
+            for _ in 0..32 {
+                if ready() {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            std::thread::yield_now();
+            if ready() {
+                return true;
+            }
+            if start.elapsed() >= window {
+                return false;
+            }
         }
     }
 
@@ -384,6 +434,23 @@ impl EventQueue {
         self.thread_id.get() == Some(&current_thread())
     }
 }
+
+/// How long a thread-mode client's delivery thread keeps looking for the next event before
+/// it sleeps: 20 microseconds, or `MSGRPRIV_THREAD_SPIN_US` (0 disables the spin; at most
+/// 10000), read once per process.
+pub(crate) fn thread_spin() -> Duration {
+    static SPIN: OnceLock<Duration> = OnceLock::new();
+    *SPIN.get_or_init(|| {
+        let us = std::env::var("MSGRPRIV_THREAD_SPIN_US")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(DEFAULT_THREAD_SPIN_US, |v| v.min(10_000));
+        Duration::from_micros(us)
+    })
+}
+
+/// The default of [`thread_spin`], in microseconds.
+pub(crate) const DEFAULT_THREAD_SPIN_US: u64 = 20;
 
 /// A level-triggered readiness descriptor: readable while the queue is not empty.
 struct Notifier {
@@ -396,7 +463,10 @@ impl Notifier {
     fn new() -> Option<Self> {
         // SAFETY: plain system call.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        (fd >= 0).then_some(Notifier { read: fd, write: fd })
+        (fd >= 0).then_some(Notifier {
+            read: fd,
+            write: fd,
+        })
     }
 
     #[cfg(not(target_os = "linux"))]
