@@ -53,12 +53,21 @@ SECTIONS = [
          "the sending thread's cost of `send_context_data`."),
         ("thread.ctx.latency_p50_us", "OnContextData one-way latency p50",
          "one event at a time: clock read just before `send_context_data`, clock read first thing in the callback on "
-         "the client's thread; the sender then waits (spinning) for it. Includes the send, the wake-up of the sleeping "
-         "delivery thread (futex) and the delivery."),
+         "the client's thread; the sender then waits (spinning) for it, and sends the next. Includes the send and the "
+         "delivery; the delivery thread watches the queue for 20 us after each delivery before it sleeps, so the next "
+         "event finds it awake (see the no-spin rows below for the cost of waking a sleeping thread)."),
         ("thread.ctx.latency_p99_us", "OnContextData one-way latency p99", "as above."),
         ("thread.app.latency_p50_us", "OnAppRegistered one-way latency p50",
          "as above with `register_application` on a client with one manager."),
         ("thread.app.latency_p99_us", "OnAppRegistered one-way latency p99", "as above."),
+        ("nospin.thread.ctx.latency_p50_us", "OnContextData one-way latency p50, spin disabled",
+         "the same process run again with `MSGRPRIV_THREAD_SPIN_US=0`: the delivery thread sleeps as soon as the queue "
+         "is empty, so every event pays a futex wake-up of a sleeping thread (compare the condvar reference)."),
+        ("nospin.thread.ctx.latency_p99_us", "OnContextData one-way latency p99, spin disabled", "as above."),
+        ("nospin.thread.app.latency_p50_us", "OnAppRegistered one-way latency p50, spin disabled", "as above."),
+        ("nospin.invite.thread.latency_p50_us", "thread-mode invitation round trip p50, spin disabled",
+         "section 3's thread-mode round trip with `MSGRPRIV_THREAD_SPIN_US=0`."),
+        ("nospin.invite.thread.latency_p99_us", "thread-mode invitation round trip p99, spin disabled", "as above."),
     ]),
     ("2. References, same binary, same run, same callback body", [
         ("ref.direct_call.ctx_ns", "direct call through a function pointer (ctx args)",
@@ -155,10 +164,12 @@ def load(results):
     for path in sorted(glob.glob(os.path.join(results, "*.tsv"))):
         if path.endswith("meta.tsv"):
             continue
+        # nospin.tsv: the thread-mode groups again with MSGRPRIV_THREAD_SPIN_US=0
+        prefix = "nospin." if os.path.basename(path) == "nospin.tsv" else ""
         for line in open(path):
             p = line.rstrip("\n").split("\t")
             if p[0] == "R" and len(p) >= 7:
-                figs[p[1]] = dict(unit=p[2], med=float(p[3]), lo=float(p[4]), hi=float(p[5]), reps=int(p[6]))
+                figs[prefix + p[1]] = dict(unit=p[2], med=float(p[3]), lo=float(p[4]), hi=float(p[5]), reps=int(p[6]))
             elif p[0] == "I" and len(p) >= 3:
                 infos.setdefault(p[1], []).append(float(p[2]))
             elif p[0] == "S" and len(p) >= 4:
@@ -297,6 +308,7 @@ def main():
     w("cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DMSGRPRIV_BUILD_TESTS=OFF -DMSGRPRIV_BUILD_BENCHES=ON")
     w("cmake --build build/bench")
     w(f"build/bench/bench_msgrpriv --reps {meta.get('reps', '?')} all   # sections 1-4 and 6")
+    w(f"MSGRPRIV_THREAD_SPIN_US=0 build/bench/bench_msgrpriv --reps {meta.get('reps', '?')} thread invite-thread   # the no-spin rows")
     w("build/bench/bench_msgrpriv scale      # section 5, in a fresh process each run")
     w("build/bench/bench_msgrpriv clients    # section 5")
     if os.path.exists(os.path.join(a.results, "core.tsv")):
@@ -333,6 +345,7 @@ def main():
         ("manual.ctx.delivery_est_ns", "ref.mutex_queue_same_thread_ns", "OnContextData delivery / hand-rolled mutex queue"),
         ("thread.ctx.latency_p50_us", "ref.condvar_queue.latency_p50_us", "thread-mode latency p50 / condvar queue p50"),
         ("thread.ctx.latency_p99_us", "ref.condvar_queue.latency_p99_us", "thread-mode latency p99 / condvar queue p99"),
+        ("nospin.thread.ctx.latency_p50_us", "ref.condvar_queue.latency_p50_us", "thread-mode latency p50, spin disabled / condvar queue p50"),
         ("ref.condvar_queue.throughput_eps", "thread.lock.throughput_eps", "condvar queue events/s / thread-mode events/s (trivial)"),
     ]
     for k1, k2, label in ratios:

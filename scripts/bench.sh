@@ -83,6 +83,9 @@ mkdir -p "$results"
 
 say "C benchmarks: delivery, references, thread mode, invitations, getter, Lock and Key ($reps reps)"
 "${prio[@]}" "$bench" "${quick_flag[@]}" --reps "$reps" all >"$results/main.tsv"
+say "thread mode again with the delivery thread's spin disabled (MSGRPRIV_THREAD_SPIN_US=0)"
+MSGRPRIV_THREAD_SPIN_US=0 "${prio[@]}" "$bench" "${quick_flag[@]}" --reps "$reps" thread invite-thread \
+  >"$results/nospin.tsv"
 for i in $(seq 1 "$runs"); do
   say "scale run $i/$runs: live sessions"
   "${prio[@]}" "$bench" "${quick_flag[@]}" scale >"$results/scale.$i.tsv"
