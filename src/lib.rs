@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod launcher;
 pub mod lock;
+pub mod random;
 pub mod registry;
 pub mod service;
 pub mod session;

@@ -189,8 +189,14 @@ pub fn is_guid(s: &str) -> bool {
 
 /// A fresh SessionID in the braced uppercase form.
 pub fn new_session_id() -> Text {
-    let id = format!("{{{}}}", uuid::Uuid::new_v4().hyphenated()).to_ascii_uppercase();
-    Text::new(&id).expect("no NUL")
+    // A random (version 4) UUID; the bytes come from the operating system's random source
+    // through a per-thread block (random.rs), not one system call per SessionID.
+    let uuid = uuid::Builder::from_random_bytes(crate::random::bytes16()).into_uuid();
+    let mut buf = [0u8; 38];
+    buf[0] = b'{';
+    uuid.hyphenated().encode_upper(&mut buf[1..37]);
+    buf[37] = b'}';
+    Text::new(std::str::from_utf8(&buf).expect("ASCII")).expect("no NUL")
 }
 
 #[cfg(test)]
@@ -220,6 +226,12 @@ mod tests {
         let b = new_session_id();
         assert_ne!(a, b);
         assert_eq!(normalize_guid(a.as_str()).unwrap(), a.as_str());
+        // {XXXXXXXX-XXXX-4XXX-[89AB]XXX-XXXXXXXXXXXX}: a random (version 4, RFC 4122) UUID
+        for id in [a, b] {
+            let s = id.as_str().as_bytes();
+            assert_eq!(s[15], b'4', "{id}");
+            assert!(b"89AB".contains(&s[20]), "{id}");
+        }
     }
 
     #[test]
