@@ -19,6 +19,7 @@ use crate::types::{
     SessionState, Text,
 };
 use parking_lot::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 pub(crate) struct SessionData {
@@ -41,11 +42,63 @@ pub(crate) struct SessionData {
     sinks: Arc<Sinks<SessionEvent>>,
 }
 
+/// The session's data, locked. When released it publishes the state to the lock-free copy,
+/// as the last thing of the critical section: a reader that sees a new state also finds the
+/// events of the transition queued, as when it read the state under the lock.
+struct Locked<'a> {
+    data: MutexGuard<'a, SessionData>,
+    mirror: &'a AtomicU8,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.mirror.store(self.data.state as u8, Ordering::Release);
+    }
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = SessionData;
+    fn deref(&self) -> &SessionData {
+        &self.data
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut SessionData {
+        &mut self.data
+    }
+}
+
+impl SessionCore {
+    /// The state (see [`Session::state`]). While a critical section is under way it waits for
+    /// it, as a read under the lock would (so a callback of an event raised in that section
+    /// sees the state the section leaves, never the one before); otherwise it reads the copy
+    /// published at the end of the last section, writing nothing: readers of one session on
+    /// several threads share its cache line without contending for it.
+    pub(crate) fn state(&self) -> SessionState {
+        if self.data.is_locked() {
+            return self.data.lock().state;
+        }
+        // The unlock that made the mutex look free (a release) is ordered before this read,
+        // and the copy was stored before that unlock (see `Locked`).
+        std::sync::atomic::fence(Ordering::Acquire);
+        SessionState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+
+    /// SF_INVITER or SF_INVITEE.
+    pub(crate) fn flags(&self) -> u32 {
+        self.flags
+    }
+}
+
 pub(crate) struct SessionCore {
     client: Arc<ClientCore>,
     lock: Arc<LockCell>,
     id: Text,
     flags: u32,
+    /// `data.state` as of the end of the last critical section (see [`Locked`]), so that
+    /// [`Session::state`] reads it without the lock (readers write no shared cache line).
+    state: AtomicU8,
     data: Mutex<SessionData>,
 }
 
@@ -79,6 +132,7 @@ impl Session {
             lock: Arc::clone(lock),
             id: new_session_id(),
             flags: SF_INVITER,
+            state: AtomicU8::new(SessionState::Ready as u8),
             data: Mutex::new(SessionData::new(SessionState::Ready)),
         }))
     }
@@ -107,12 +161,16 @@ impl Session {
             lock,
             id,
             flags: SF_INVITEE,
+            state: AtomicU8::new(d.state as u8),
             data: Mutex::new(d),
         }))
     }
 
-    fn lock(&self) -> MutexGuard<'_, SessionData> {
-        self.0.data.lock()
+    fn lock(&self) -> Locked<'_> {
+        Locked {
+            data: self.0.data.lock(),
+            mirror: &self.0.state,
+        }
     }
 
     /// Queues events for this session, in order, while its lock is held.
@@ -187,9 +245,9 @@ impl Session {
         &self.0.id
     }
 
-    /// State.
+    /// State. Lock-free unless a transition is under way (see `SessionCore::state`).
     pub fn state(&self) -> SessionState {
-        self.lock().state
+        self.0.state()
     }
 
     /// Flags: SF_INVITER or SF_INVITEE.

@@ -27,6 +27,20 @@ pub enum SessionState {
 }
 
 impl SessionState {
+    /// The state whose value is `v` (SS_UNKNOWN for a value that is none).
+    pub fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Ready,
+            2 => Self::Invitation,
+            3 => Self::Accepted,
+            4 => Self::Connected,
+            5 => Self::Cancelled,
+            6 => Self::Declined,
+            7 => Self::Terminated,
+            _ => Self::Unknown,
+        }
+    }
+
     /// True for SS_CANCELLED, SS_DECLINED and SS_TERMINATED.
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Cancelled | Self::Declined | Self::Terminated)
@@ -232,6 +246,15 @@ mod tests {
             assert_eq!(s[15], b'4', "{id}");
             assert!(b"89AB".contains(&s[20]), "{id}");
         }
+    }
+
+    #[test]
+    fn session_state_round_trips_through_u8() {
+        for v in 0..=7u8 {
+            assert_eq!(SessionState::from_u8(v) as u8, v);
+        }
+        assert_eq!(SessionState::from_u8(8), SessionState::Unknown);
+        assert_eq!(SessionState::from_u8(255), SessionState::Unknown);
     }
 
     #[test]

@@ -345,8 +345,8 @@ impl HandleTable {
         debug_assert!(kind != 0, "occupied");
         // Kind 0: from now on every reader fails without touching the object...
         s.state.fetch_sub(kind, Ordering::AcqRel);
-        // ... and those already pinned on the old state finish their Arc clone first (a few
-        // instructions: readers never run anything else while pinned).
+        // ... and those already pinned on the old state finish their Arc clone or their plain
+        // getter first (a few instructions: readers never run anything else while pinned).
         let mut spins = 0u32;
         while s.state.load(Ordering::Acquire) & PIN_MASK != 0 {
             spins += 1;
@@ -407,6 +407,40 @@ impl HandleTable {
         };
         s.state.fetch_sub(PIN, Ordering::Release);
         r.and_then(downcast)
+    }
+
+    /// Runs `f` on the object named by `token` while its slot is pinned, without cloning the
+    /// `Arc` (no write to the object's reference count, which readers of the same handle on
+    /// other threads would share). Errors as [`Self::get`].
+    ///
+    /// `f` runs while a release of the handle waits for it (spinning), so it must be a few
+    /// instructions that neither block nor call the library: the getters of plain fields.
+    #[inline]
+    pub(crate) fn with<T: Any + Send + Sync, R>(
+        &self,
+        token: Token,
+        kind: Kind,
+        f: impl FnOnce(&T) -> R,
+    ) -> Result<R> {
+        let (slot, generation) = decode(token, kind)?;
+        let s = self.slot(slot).ok_or(E_HANDLE)?;
+        let want = ((generation as usize) << STATE_GEN_SHIFT) | kind as usize;
+        /// Unpins when dropped, also if `f` panics.
+        struct Pinned<'a>(&'a AtomicUsize);
+        impl Drop for Pinned<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(PIN, Ordering::Release);
+            }
+        }
+        let old = s.state.fetch_add(PIN, Ordering::Acquire);
+        let _pin = Pinned(&s.state);
+        if old & !PIN_MASK != want {
+            return Err(E_HANDLE);
+        }
+        // SAFETY: pinned on the state the token names: the slot is occupied and its object
+        // stays until this reader unpins (see `vacate`).
+        let o = unsafe { s.object() };
+        o.downcast_ref::<T>().map(f).ok_or(E_HANDLE)
     }
 
     /// Adds a reference to a live token and returns the new count. E_POINTER / E_HANDLE as
@@ -565,6 +599,13 @@ impl Opaque for super::msgr_session {
 
 // Typed front ends over HANDLES: the handle's C type fixes the kind.
 
+/// `f` on the object behind handle `h`, without taking a reference (see
+/// [`HandleTable::with`]: for plain getters only).
+#[inline]
+pub(crate) fn with<H: Opaque, T: Any + Send + Sync, R>(h: *const H, f: impl FnOnce(&T) -> R) -> Result<R> {
+    HANDLES.with(h as Token, H::KIND, f)
+}
+
 /// The object behind handle `h` (see [`HandleTable::get`]).
 #[inline]
 pub(crate) fn get<H: Opaque, T: Any + Send + Sync>(h: *const H) -> Result<Arc<T>> {
@@ -640,6 +681,27 @@ mod tests {
         assert_eq!(t.release::<Obj>(a, Kind::Session).err(), Some(E_HANDLE));
         assert_eq!(t.add_ref(a, Kind::Session).err(), Some(E_HANDLE));
         assert_eq!(t.live(), 0);
+    }
+
+    #[test]
+    fn with_reads_in_place_and_checks_like_get() {
+        let t = HandleTable::new();
+        let o = Arc::new(Obj(9));
+        let a = t.insert(Kind::Session, o.clone()).unwrap();
+        assert_eq!(t.with(a, Kind::Session, |x: &Obj| x.0), Ok(9));
+        assert_eq!(Arc::strong_count(&o), 2, "no reference taken");
+        assert_eq!(t.with(0, Kind::Session, |x: &Obj| x.0), Err(E_POINTER));
+        assert_eq!(t.with(a, Kind::Client, |x: &Obj| x.0), Err(E_HANDLE));
+        assert_eq!(t.with(a, Kind::Session, |_: &Other| ()), Err(E_HANDLE));
+        assert_eq!(t.with(a ^ (1 << 40), Kind::Session, |x: &Obj| x.0), Err(E_HANDLE), "forged");
+        // A panicking reader leaves the slot unpinned: the release below would spin for
+        // ever otherwise.
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            t.with(a, Kind::Session, |_: &Obj| panic!("reader"))
+        }));
+        assert!(r.is_err());
+        assert!(t.release::<Obj>(a, Kind::Session).unwrap().is_some());
+        assert_eq!(t.with(a, Kind::Session, |x: &Obj| x.0), Err(E_HANDLE), "released");
     }
 
     #[test]

@@ -70,8 +70,10 @@ pub unsafe extern "C" fn msgr_session_release(session: *mut msgr_session) -> MSG
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_get_state(session: *mut msgr_session, state: *mut SESSION_STATE) -> MSGR_HRESULT {
-    with_session(session, |s| {
-        out(state, s.state().into())?;
+    guard(|| {
+        // A plain getter: read while the handle is pinned, no reference taken.
+        let st = handles::with(session, SessionCore::state)?;
+        out(state, st.into())?;
         Ok(S_OK)
     })
 }
@@ -81,8 +83,9 @@ pub unsafe extern "C" fn msgr_session_get_state(session: *mut msgr_session, stat
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_get_flags(session: *mut msgr_session, flags: *mut u32) -> MSGR_HRESULT {
-    with_session(session, |s| {
-        out(flags, s.flags())?;
+    guard(|| {
+        let f = handles::with(session, SessionCore::flags)?;
+        out(flags, f)?;
         Ok(S_OK)
     })
 }
