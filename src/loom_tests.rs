@@ -87,7 +87,8 @@ impl Log {
     /// Logs the point, and publishes it to the threads that will read the flag.
     fn mark(&self, what: &'static str) {
         self.push(Ev::Mark(what));
-        self.marked.store(true, loom::sync::atomic::Ordering::Release);
+        self.marked
+            .store(true, loom::sync::atomic::Ordering::Release);
     }
     fn start(&self, id: u32) {
         let saw = self.marked.load(loom::sync::atomic::Ordering::Acquire);
@@ -188,7 +189,11 @@ fn check_window(events: &[Ev], affected: &[u32]) {
 /// A registration's captured state: dropped exactly once, never during or before a call of
 /// its callback.
 fn check_lifetimes(events: &[Ev], id: u32) {
-    assert_eq!(count(events, Ev::Dropped(id)), 1, "{id} dropped once: {events:?}");
+    assert_eq!(
+        count(events, Ev::Dropped(id)),
+        1,
+        "{id} dropped once: {events:?}"
+    );
     let d = position(events, |e| *e == Ev::Dropped(id)).unwrap();
     let mut inside = 0;
     for (i, e) in events.iter().enumerate() {
@@ -242,7 +247,10 @@ fn queue_two_producers_one_dispatcher() {
         assert_eq!(sorted, [10, 11, 20, 21], "each delivered once: {events:?}");
         let at = |id| s.iter().position(|x| *x == id).unwrap();
         assert!(at(10) < at(11) && at(20) < at(21), "push order: {events:?}");
-        assert!(!events.iter().any(|e| matches!(e, Ev::Dropped(_))), "{events:?}");
+        assert!(
+            !events.iter().any(|e| matches!(e, Ev::Dropped(_))),
+            "{events:?}"
+        );
     });
 }
 
@@ -272,7 +280,11 @@ fn queue_close_racing_dispatch() {
         for id in [1, 2] {
             let ran = starts(&events).iter().filter(|x| **x == id).count();
             let dropped = count(&events, Ev::Dropped(id));
-            assert_eq!(ran + dropped, 1, "{id} delivered or dropped once: {events:?}");
+            assert_eq!(
+                ran + dropped,
+                1,
+                "{id} delivered or dropped once: {events:?}"
+            );
         }
         assert_eq!(count(&events, Ev::Dropped(9)), 1, "{events:?}");
         let d9 = position(&events, |e| *e == Ev::Dropped(9)).unwrap();
@@ -346,7 +358,10 @@ fn queue_nested_dispatch_and_second_thread() {
         assert!((1..=2).contains(&total), "{total}");
         let events = log.events();
         assert_eq!(starts(&events), [1, 2, 3], "{events:?}");
-        assert!(!events.iter().any(|e| matches!(e, Ev::Dropped(_))), "{events:?}");
+        assert!(
+            !events.iter().any(|e| matches!(e, Ev::Dropped(_))),
+            "{events:?}"
+        );
         // Exclusivity: while a job runs, only its own thread starts another (nested).
         let mut running: Vec<ThreadId> = Vec::new();
         for e in &events {
@@ -394,7 +409,11 @@ impl Drop for Tracker {
 
 /// A callback that logs its start and end, with a scheduling point in between (so that a
 /// close or an unadvise can complete while it runs).
-fn callback(id: u32, log: &StdArc<Log>, step: &Arc<LoomAtomicUsize>) -> crate::events::Callback<TestEvent> {
+fn callback(
+    id: u32,
+    log: &StdArc<Log>,
+    step: &Arc<LoomAtomicUsize>,
+) -> crate::events::Callback<TestEvent> {
     let tracker = Tracker {
         id,
         log: log.clone(),
@@ -426,7 +445,10 @@ fn sinks_close_racing_deliver() {
         sinks.close();
         log.mark("closed");
         assert_eq!(sinks.advise(0, callback(3, &log, &step)), Err(E_HANDLE));
-        assert!(log.events().contains(&Ev::Dropped(3)), "refused, dropped at once");
+        assert!(
+            log.events().contains(&Ev::Dropped(3)),
+            "refused, dropped at once"
+        );
         t.join().unwrap();
         let events = log.events();
         check_window(&events, &[1, 2]);
@@ -462,7 +484,11 @@ fn sinks_unadvise_racing_deliver() {
         t.join().unwrap();
         let events = log.events();
         check_window(&events, &[2]);
-        assert_eq!(starts(&events).iter().filter(|id| **id == 1).count(), 2, "{events:?}");
+        assert_eq!(
+            starts(&events).iter().filter(|id| **id == 1).count(),
+            2,
+            "{events:?}"
+        );
         check_lifetimes(&events, 2);
         assert_eq!(count(&events, Ev::Dropped(1)), 0, "{events:?}");
         assert_eq!(sinks.len(), 1);
