@@ -15,4 +15,5 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export RUSTFLAGS="--cfg loom ${MSGRPRIV_LOOM_RUSTFLAGS:-}"
 export CARGO_TARGET_DIR=${MSGRPRIV_LOOM_TARGET_DIR:-$PWD/target/loom}
 filter=loom_tests::${1:-}
-cargo test --locked --release --lib -- "$filter" --nocapture --test-threads=1
+shift || true
+cargo test --locked --release --lib -- "$filter" --nocapture --test-threads=1 "$@"
