@@ -5,6 +5,8 @@
 #   1. header staleness: include/msgrpriv.h must equal what the sources generate
 #   2. cargo test: the Rust unit, integration and doc tests; the same under AddressSanitizer
 #      (scripts/rust-asan.sh, its own target directory target/asan)
+#      and the loom model checks of the event queue and the sink lists (scripts/loom.sh, its
+#      own target directory target/loom)
 #   3. the C tests through CMake, three ways: plain, under valgrind, with ASan + UBSan
 #   4. the Python package's pytest suite (python/run-tests.sh)
 #   5. a bounded fuzzing run of each cargo-fuzz target (scripts/fuzz.sh)
@@ -120,6 +122,9 @@ if [ "${MSGRPRIV_SKIP_RUST_ASAN:-0}" = 0 ] || [ -n "${CI:-}" ]; then
     # is warm. docs/HARDENING.md says what it covers.
     step "Rust tests with AddressSanitizer (scripts/rust-asan.sh)" bash scripts/rust-asan.sh
 fi
+# About 70 s from nothing (the compile in target/loom), 3 s warm. docs/HARDENING.md says what
+# the models prove.
+step "Loom model checks of the event queue and the sink lists (scripts/loom.sh)" bash scripts/loom.sh
 step "C tests" c_tests build/test-all/plain -DMSGRPRIV_SANITIZE= -DMSGRPRIV_VALGRIND=OFF
 if [ "$skip_valgrind" = 0 ]; then
     # Same build as the plain one; only the test commands change.

@@ -11,13 +11,20 @@
 //! and delivers them from its private buffer without locking per event; a nested `dispatch`
 //! continues from that buffer, so the order is unchanged. A close is seen before every event.
 
+//!
+//! Model checked with loom (`--cfg loom`, scripts/loom.sh, the models in `loom_tests`): the
+//! lock, the condition variable, the atomics and the `taken` cell come from `crate::sync`,
+//! which are parking_lot's and std's in a normal build and loom's under `cfg(loom)`. The
+//! differences under `cfg(loom)`, all outside the code paths of a normal build: the thread
+//! identity comes from loom's thread-local; `Notifier::new` returns `None` (no eventfd, so
+//! every set/clear of the descriptor is skipped and `event_fd` fails); timed waits never time
+//! out (loom has no time; see `crate::sync`); `Job` has a test-only `Probe` variant.
+
 use crate::error::{Result, E_FAIL, E_ILLEGAL_METHOD_CALL};
 use crate::events::{ManagerEvent, SessionEvent, Sinks};
 use crate::session::Session;
-use parking_lot::{Condvar, Mutex};
-use std::cell::UnsafeCell;
+use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, UnsafeCell};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -26,7 +33,10 @@ use std::time::{Duration, Instant};
 type ThreadId = usize;
 
 fn current_thread() -> ThreadId {
-    thread_local!(static MARK: u8 = const { 0 });
+    #[cfg(not(loom))]
+    crate::sync::thread_local!(static MARK: u8 = const { 0 });
+    #[cfg(loom)]
+    crate::sync::thread_local!(static MARK: u8 = 0);
     MARK.with(|m| m as *const u8 as usize)
 }
 
@@ -51,6 +61,9 @@ pub(crate) enum Job {
         sinks: Arc<Sinks<SessionEvent>>,
         event: SessionEvent,
     },
+    /// Model checking only: a job that records what happens to it.
+    #[cfg(all(test, loom))]
+    Probe(crate::loom_tests::Probe),
 }
 
 impl Job {
@@ -59,6 +72,8 @@ impl Job {
         match self {
             Job::Manager { sinks, .. } => sinks.is_alive(),
             Job::Session { sinks, .. } => sinks.is_alive(),
+            #[cfg(all(test, loom))]
+            Job::Probe(_) => true,
         }
     }
 
@@ -97,6 +112,8 @@ impl Job {
                     session.launch_decided(enable);
                 }
             }
+            #[cfg(all(test, loom))]
+            Job::Probe(p) => p.run(),
         }
         live
     }
@@ -230,18 +247,18 @@ impl EventQueue {
                 // SAFETY: this thread is (nested) or becomes (below, before the lock is
                 // released) the delivering thread; no reference into `taken` outlives this
                 // statement.
-                let have = unsafe {
-                    let taken = &mut *self.taken.get();
+                let have = self.taken.with_mut(|taken| unsafe {
+                    let taken = &mut *taken;
                     if taken.is_empty() && !st.jobs.is_empty() {
                         std::mem::swap(taken, &mut st.jobs);
                         self.has_jobs.store(false, Ordering::Relaxed);
                         self.taken_len.store(taken.len(), Ordering::Release);
                     }
                     !taken.is_empty()
-                };
+                });
                 if have {
                     let prev = st.busy.replace(me);
-                    let n = parking_lot::MutexGuard::unlocked(&mut st, || self.deliver_taken());
+                    let n = MutexGuard::unlocked(&mut st, || self.deliver_taken());
                     st.busy = prev;
                     if prev.is_none() && st.waiters > 0 {
                         self.cv.notify_all();
@@ -285,16 +302,16 @@ impl EventQueue {
         loop {
             if self.closed_fast.load(Ordering::Acquire) {
                 // SAFETY: delivering thread; the rest is dropped outside every lock.
-                let rest = unsafe { std::mem::take(&mut *self.taken.get()) };
+                let rest = self.taken.with_mut(|taken| unsafe { std::mem::take(&mut *taken) });
                 self.taken_len.store(0, Ordering::Release);
                 drop(rest);
                 return n;
             }
             // SAFETY: delivering thread; the borrow ends with the statement.
-            let (job, left) = unsafe {
-                let taken = &mut *self.taken.get();
+            let (job, left) = self.taken.with_mut(|taken| unsafe {
+                let taken = &mut *taken;
                 (taken.pop_front(), taken.len())
-            };
+            });
             let Some(job) = job else { return n };
             self.taken_len.store(left, Ordering::Release);
             if left == 0 {
@@ -459,7 +476,13 @@ struct Notifier {
 }
 
 impl Notifier {
-    #[cfg(target_os = "linux")]
+    /// Under loom: none (the descriptor is not modelled; see the module's documentation).
+    #[cfg(loom)]
+    fn new() -> Option<Self> {
+        None
+    }
+
+    #[cfg(all(target_os = "linux", not(loom)))]
     fn new() -> Option<Self> {
         // SAFETY: plain system call.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
@@ -469,7 +492,7 @@ impl Notifier {
         })
     }
 
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(all(not(target_os = "linux"), not(loom)))]
     fn new() -> Option<Self> {
         let mut fds = [0i32; 2];
         // SAFETY: fds has room for two descriptors.

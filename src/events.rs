@@ -7,15 +7,18 @@
 //! drop. Delivery reads a lock-free snapshot of the list, so a callback may end its own or
 //! any other registration; a registration ended during delivery is not called afterwards
 //! and is dropped only when the delivery that was using it finishes.
+//!
+//! Model checked with loom (`--cfg loom`, scripts/loom.sh, the models in `loom_tests`): the
+//! lock, the atomics, `Arc` and `ArcSwap` of the sink lists come from `crate::sync`. The one
+//! difference under `cfg(loom)`: `ArcSwap` is a mutex around an `Arc` there (loom cannot model
+//! arc-swap's internals), so a snapshot is an `Arc` clone taken under that lock instead of
+//! arc-swap's lock-free guard; the code of this file is the same in both builds.
 
 use crate::error::{Hr, Result, E_HANDLE, E_INVALIDARG};
 use crate::session::Session;
+use crate::sync::{Arc, ArcSwap, AtomicBool, AtomicU32, Mutex, Ordering};
 use crate::types::{LockStatus, SessionState, Text};
-use arc_swap::ArcSwap;
-use parking_lot::Mutex;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
 
 /// Events of a session manager (DMsgrSessionManagerEvents).
 #[derive(Debug)]

@@ -19,9 +19,13 @@ pub mod registry;
 pub mod service;
 pub mod session;
 pub mod session_manager;
+mod sync;
 pub mod types;
 
 pub mod ffi;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
 
 pub use error::{Hr, Result};
 pub use client::Client;

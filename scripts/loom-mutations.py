@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""The mutation checks of the loom models (docs/HARDENING.md): each deliberate bug below is
+patched into the source, every model is run (bash scripts/loom.sh NAME --exact, one process per
+model: a loom deadlock report aborts the test binary), the models that failed are printed, and
+the source is restored. Not part of CI; run by hand after changing a model or the code it
+checks: python3 scripts/loom-mutations.py [NAME-PREFIX...]. The patches match the code's text:
+when the code changes, a patch that no longer applies stops the script (update it)."""
+import os, re, subprocess, sys
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + '/'
+M = {
+ 'M1 push: no notify of waiters': ('src/dispatch.rs', """        st.jobs.push_back(job);
+        if was_empty {
+            if let Some(n) = self.notifier.get() {
+                n.set();
+            }
+        }
+        if st.waiters > 0 {
+            self.cv.notify_all();
+        }""", """        st.jobs.push_back(job);
+        if was_empty {
+            if let Some(n) = self.notifier.get() {
+                n.set();
+            }
+        }"""),
+ 'M2 deliver_taken: pop_back instead of pop_front': ('src/dispatch.rs', "(taken.pop_front(), taken.len())", "(taken.pop_back(), taken.len())"),
+ 'M3 deliver_taken: no closed_fast check': ('src/dispatch.rs', "            if self.closed_fast.load(Ordering::Acquire) {", "            if false && self.closed_fast.load(Ordering::Acquire) {"),
+ 'M4 close: no notify_all': ('src/dispatch.rs', """            self.closed_fast.store(true, Ordering::Release);
+            self.cv.notify_all();""", """            self.closed_fast.store(true, Ordering::Release);"""),
+ 'M5 dispatch: busy ignored': ('src/dispatch.rs', "if st.busy.is_none() || nested {", "if st.busy.is_none() || nested || true {"),
+ 'M6 dispatch: swap even when taken is not empty': ('src/dispatch.rs', "if taken.is_empty() && !st.jobs.is_empty() {", "if !st.jobs.is_empty() {"),
+ 'M7 close: closed_fast never set': ('src/dispatch.rs', """            st.closed = true;
+            self.closed_fast.store(true, Ordering::Release);""", """            st.closed = true;"""),
+ 'M8 close: closed_fast stored after the lock is released (benign)': ('src/dispatch.rs', """            self.closed_fast.store(true, Ordering::Release);
+            self.cv.notify_all();
+            if let Some(n) = self.notifier.get() {
+                n.clear();
+            }
+            std::mem::take(&mut st.jobs)
+        };""", """            self.cv.notify_all();
+            if let Some(n) = self.notifier.get() {
+                n.clear();
+            }
+            std::mem::take(&mut st.jobs)
+        };
+        self.closed_fast.store(true, Ordering::Release);"""),
+ 'S1 deliver: no per-registration is_alive check': ('src/events.rs', "if reg.kind == kind && reg.active.load(Ordering::Acquire) && self.is_alive() {", "if reg.kind == kind && reg.active.load(Ordering::Acquire) {"),
+ 'S2 close: registrations not marked inactive': ('src/events.rs', """            for r in old.iter() {
+                r.active.store(false, Ordering::Release);
+            }""", ""),
+ 'S3 deliver: neither check (S1 + S2)': None,
+ 'S4 unadvise: registration not marked inactive': ('src/events.rs', "            cur[pos].active.store(false, Ordering::Release);\n", ""),
+ 'S5 advise after close: callback leaked': ('src/events.rs', """                drop(next);
+                drop(callback);
+                return Err(E_HANDLE);""", """                drop(next);
+                std::mem::forget(callback);
+                return Err(E_HANDLE);"""),
+ 'S6 deliver: alive checked after the snapshot only at the top, active not checked': ('src/events.rs', "if reg.kind == kind && reg.active.load(Ordering::Acquire) && self.is_alive() {", "if reg.kind == kind {"),
+}
+only = sys.argv[1:]
+for name, m in M.items():
+    if only and not any(name.startswith(o) for o in only): continue
+    mods = [m] if m else [M['S1 deliver: no per-registration is_alive check'], M['S2 close: registrations not marked inactive']]
+    saved = {}
+    for f, a, b in mods:
+        s = saved.get(f) or open(root+f).read()
+        saved.setdefault(f, s)
+        cur = open(root+f).read()
+        assert a in cur, (name, a[:50])
+        open(root+f,'w').write(cur.replace(a, b, 1))
+    try:
+        models = ["queue_two_producers_one_dispatcher", "queue_close_racing_dispatch", "queue_close_wakes_waiters", "queue_nested_dispatch_and_second_thread", "sinks_close_racing_deliver", "sinks_unadvise_racing_deliver"]
+        failed, why, errs, out_all = [], {}, [], ""
+        for mdl in models:
+            r = subprocess.run(f"RUST_BACKTRACE=0 timeout 600 bash scripts/loom.sh {mdl} --exact 2>&1", shell=True, cwd=root, capture_output=True, text=True)
+            out = r.stdout; out_all += out
+            errs += re.findall(r"^error(?:\[\w+\])?: (?!test failed).*$", out, re.M)
+            if r.returncode != 0:
+                failed.append(mdl)
+                m = re.search(r"panicked at [^\n]*\n([^\n]*)", out)
+                why[mdl] = (m.group(1) if m else "?")[:160]
+        print(f"== {name}: caught by {failed} {errs[:2]}")
+        for t, msg in why.items(): print(f"     {t}: {msg}")
+        sys.stdout.flush()
+    finally:
+        for f, s in saved.items(): open(root+f,'w').write(s)

@@ -1,0 +1,498 @@
+//! Loom models of the event queue (`dispatch`) and of the sink lists (`events`): run with
+//! `bash scripts/loom.sh` (`RUSTFLAGS="--cfg loom" cargo test --release --lib loom_tests`).
+//!
+//! Each model runs a small scenario under every interleaving loom explores (bounded by
+//! `LOOM_MAX_PREEMPTIONS`, default [`PREEMPTIONS`]) and checks its invariants on a log of what
+//! happened. The log is test bookkeeping behind a std mutex: loom runs one thread at a time, so
+//! the log's order is the order of the execution being explored.
+//!
+//! "After `close` returned" is happens-before, not the log's order: loom explores weak memory,
+//! and with release/acquire atomics a thread may still read a value older than one stored
+//! "earlier" by another thread it has not synchronised with (what the C++ memory model allows;
+//! no promise of this library says more). So the thread that closes then sets a loom flag
+//! ([`Log::mark`], a release store), and every job or callback start and end reads it (an
+//! acquire load) and logs what it saw: a start that comes after its own thread saw the flag
+//! happens after the close returned, and is what the models forbid (`check_window`).
+//!
+//! docs/HARDENING.md lists the models, what they prove and the deliberate bugs each one was
+//! shown to catch.
+
+use crate::dispatch::{DispatchMode, EventQueue, Job};
+use crate::error::{E_HANDLE, E_INVALIDARG};
+use crate::events::{EventKind, Sinks};
+use crate::sync::Arc;
+use loom::sync::atomic::AtomicUsize as LoomAtomicUsize;
+use loom::thread;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc as StdArc, Mutex as StdMutex};
+use std::time::Duration;
+
+/// The default preemption bound: every interleaving with at most this many preemptions.
+const PREEMPTIONS: usize = 4;
+
+/// Runs `f` under loom and prints how many executions were explored.
+fn model<F: Fn() + Sync + Send + 'static>(name: &str, f: F) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(PREEMPTIONS);
+    }
+    let bound = b.preemption_bound;
+    let runs = StdArc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let started = std::time::Instant::now();
+    b.check(move || {
+        counted.fetch_add(1, Ordering::Relaxed);
+        f();
+    });
+    eprintln!(
+        "loom model {name}: {} executions, preemption bound {bound:?}, {:.1?}",
+        runs.load(Ordering::Relaxed),
+        started.elapsed()
+    );
+}
+
+type ThreadId = thread::ThreadId;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ev {
+    /// A job or a callback starts on a thread; whether that thread saw the mark (then).
+    Start(u32, ThreadId, bool),
+    /// It returns; whether its thread saw the mark.
+    End(u32, ThreadId, bool),
+    /// A job was dropped without running, or a registration's captured state was dropped.
+    Dropped(u32),
+    /// A point of the scenario (e.g. "close returned").
+    Mark(&'static str),
+}
+
+struct Log {
+    events: StdMutex<Vec<Ev>>,
+    /// Set by [`Log::mark`] (release), read at every start and end (acquire).
+    marked: loom::sync::atomic::AtomicBool,
+}
+
+impl Log {
+    fn new() -> StdArc<Self> {
+        StdArc::new(Log {
+            events: StdMutex::new(Vec::new()),
+            marked: loom::sync::atomic::AtomicBool::new(false),
+        })
+    }
+    fn push(&self, e: Ev) {
+        self.events.lock().unwrap().push(e);
+    }
+    fn events(&self) -> Vec<Ev> {
+        self.events.lock().unwrap().clone()
+    }
+    /// Logs the point, and publishes it to the threads that will read the flag.
+    fn mark(&self, what: &'static str) {
+        self.push(Ev::Mark(what));
+        self.marked
+            .store(true, loom::sync::atomic::Ordering::Release);
+    }
+    fn start(&self, id: u32) {
+        let saw = self.marked.load(loom::sync::atomic::Ordering::Acquire);
+        self.push(Ev::Start(id, thread::current().id(), saw));
+    }
+    fn end(&self, id: u32) {
+        let saw = self.marked.load(loom::sync::atomic::Ordering::Acquire);
+        self.push(Ev::End(id, thread::current().id(), saw));
+    }
+}
+
+/// A queued job that records its run (or its drop without running) in the log.
+pub(crate) struct Probe {
+    id: u32,
+    log: StdArc<Log>,
+    /// Run inside the job, as a callback would (a nested dispatch, a close).
+    action: Option<Box<dyn FnOnce() + Send>>,
+    ran: bool,
+}
+
+impl Probe {
+    pub(crate) fn run(mut self) {
+        self.ran = true;
+        self.log.start(self.id);
+        if let Some(action) = self.action.take() {
+            action();
+        }
+        self.log.end(self.id);
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        if !self.ran {
+            self.log.push(Ev::Dropped(self.id));
+        }
+    }
+}
+
+fn probe(id: u32, log: &StdArc<Log>) -> Job {
+    Job::Probe(Probe {
+        id,
+        log: log.clone(),
+        action: None,
+        ran: false,
+    })
+}
+
+fn probe_with(id: u32, log: &StdArc<Log>, action: impl FnOnce() + Send + 'static) -> Job {
+    Job::Probe(Probe {
+        id,
+        log: log.clone(),
+        action: Some(Box::new(action)),
+        ran: false,
+    })
+}
+
+fn starts(events: &[Ev]) -> Vec<u32> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Start(id, ..) => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+fn count(events: &[Ev], wanted: Ev) -> usize {
+    events.iter().filter(|e| **e == wanted).count()
+}
+
+fn position(events: &[Ev], pred: impl Fn(&Ev) -> bool) -> Option<usize> {
+    events.iter().position(pred)
+}
+
+/// The documented window of a close (or an unadvise), on one delivering thread: once a start
+/// or an end on that thread saw the mark (so the close returned before it, in happens-before
+/// order), no later start of one of `affected` on that thread. The first start that sees the
+/// mark is allowed: its check may have come before the close (a delivery already under way).
+fn check_window(events: &[Ev], affected: &[u32]) {
+    let mut saw_on: Vec<ThreadId> = Vec::new();
+    for e in events {
+        match *e {
+            Ev::Start(id, t, saw) => {
+                if affected.contains(&id) && saw_on.contains(&t) {
+                    panic!("{id} started after its thread saw the close return: {events:?}");
+                }
+                if saw {
+                    saw_on.push(t);
+                }
+            }
+            Ev::End(_, t, true) => saw_on.push(t),
+            _ => {}
+        }
+    }
+}
+
+/// A registration's captured state: dropped exactly once, never during or before a call of
+/// its callback.
+fn check_lifetimes(events: &[Ev], id: u32) {
+    assert_eq!(
+        count(events, Ev::Dropped(id)),
+        1,
+        "{id} dropped once: {events:?}"
+    );
+    let d = position(events, |e| *e == Ev::Dropped(id)).unwrap();
+    let mut inside = 0;
+    for (i, e) in events.iter().enumerate() {
+        match e {
+            Ev::Start(x, ..) if *x == id => {
+                assert!(i < d, "{id} called after its state was dropped: {events:?}");
+                inside += 1;
+            }
+            Ev::End(x, ..) if *x == id => inside -= 1,
+            Ev::Dropped(x) if *x == id => {
+                assert_eq!(inside, 0, "{id} dropped during its call: {events:?}")
+            }
+            _ => {}
+        }
+    }
+}
+
+// ---- The event queue ----
+
+/// (1) Two producers (`push` twice, `push_all` of two) and one dispatcher waiting with no
+/// timeout: every job delivered exactly once, in push order per producer, none dropped, none
+/// left, and the dispatcher never sleeps through a push (loom fails a deadlock).
+#[test]
+fn queue_two_producers_one_dispatcher() {
+    model("queue_two_producers_one_dispatcher", || {
+        let log = Log::new();
+        let q = Arc::new(EventQueue::new(DispatchMode::Manual));
+        let p1 = {
+            let (q, log) = (q.clone(), log.clone());
+            thread::spawn(move || {
+                q.push(probe(10, &log));
+                q.push(probe(11, &log));
+            })
+        };
+        let p2 = {
+            let (q, log) = (q.clone(), log.clone());
+            thread::spawn(move || q.push_all([probe(20, &log), probe(21, &log)]))
+        };
+        let mut delivered = 0;
+        while delivered < 4 {
+            delivered += q.dispatch(None).unwrap();
+        }
+        p1.join().unwrap();
+        p2.join().unwrap();
+        assert_eq!(delivered, 4);
+        assert_eq!(q.pending(), 0);
+        let events = log.events();
+        let s = starts(&events);
+        let mut sorted = s.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [10, 11, 20, 21], "each delivered once: {events:?}");
+        let at = |id| s.iter().position(|x| *x == id).unwrap();
+        assert!(at(10) < at(11) && at(20) < at(21), "push order: {events:?}");
+        assert!(
+            !events.iter().any(|e| matches!(e, Ev::Dropped(_))),
+            "{events:?}"
+        );
+    });
+}
+
+/// (2) `close` racing the client's delivery thread (`run_thread`) in the middle of two jobs,
+/// then a push after the close: the delivery thread wakes up and ends; after `close` returned
+/// no job starts except one already past the check (`check_window`); every job is delivered
+/// or dropped, exactly once; the job pushed after the close is dropped at once.
+#[test]
+fn queue_close_racing_dispatch() {
+    model("queue_close_racing_dispatch", || {
+        let log = Log::new();
+        let q = Arc::new(EventQueue::new(DispatchMode::Thread));
+        q.push(probe(1, &log));
+        q.push(probe(2, &log));
+        let t = {
+            let q = q.clone();
+            thread::spawn(move || q.run_thread())
+        };
+        q.close();
+        log.mark("closed");
+        q.push(probe(9, &log));
+        log.push(Ev::Mark("pushed after close"));
+        t.join().unwrap();
+        assert!(q.is_closed());
+        assert_eq!(q.pending(), 0);
+        let events = log.events();
+        for id in [1, 2] {
+            let ran = starts(&events).iter().filter(|x| **x == id).count();
+            let dropped = count(&events, Ev::Dropped(id));
+            assert_eq!(
+                ran + dropped,
+                1,
+                "{id} delivered or dropped once: {events:?}"
+            );
+        }
+        assert_eq!(count(&events, Ev::Dropped(9)), 1, "{events:?}");
+        let d9 = position(&events, |e| *e == Ev::Dropped(9)).unwrap();
+        let marked = position(&events, |e| *e == Ev::Mark("pushed after close")).unwrap();
+        assert!(d9 < marked, "dropped by push itself: {events:?}");
+        check_window(&events, &[1, 2]);
+        let s = starts(&events);
+        assert!(s.is_empty() || s == [1] || s == [1, 2], "order: {events:?}");
+    });
+}
+
+/// (2b) `close` waking waiters: two threads dispatching in a loop with no timeout (the
+/// loop of `run_thread`, in manual mode) and one job; whichever delivers it, the other waits
+/// for the job or for its turn; `close` wakes both (loom fails a thread left waiting) and the
+/// job is delivered or dropped exactly once, on one thread.
+#[test]
+fn queue_close_wakes_waiters() {
+    model("queue_close_wakes_waiters", || {
+        let log = Log::new();
+        let q = Arc::new(EventQueue::new(DispatchMode::Manual));
+        q.push(probe(1, &log));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let q = q.clone();
+                thread::spawn(move || {
+                    while !q.is_closed() {
+                        q.dispatch(None).unwrap();
+                    }
+                })
+            })
+            .collect();
+        q.close();
+        log.mark("closed");
+        for t in threads {
+            t.join().unwrap();
+        }
+        let events = log.events();
+        let ran = starts(&events).len();
+        assert_eq!(ran + count(&events, Ev::Dropped(1)), 1, "{events:?}");
+        check_window(&events, &[1]);
+        assert_eq!(q.pending(), 0);
+    });
+}
+
+/// (5) Nested dispatch and a second dispatching thread: jobs 1 and 2 queued, two threads call
+/// `dispatch(None)`, job 1 dispatches again from inside (nested, zero timeout), the main
+/// thread pushes job 3, which closes the queue. Never two threads inside jobs at once (a
+/// nested job runs on the thread of the job it is nested in); 1, 2, 3 each delivered once in
+/// order, 2 from the nested dispatch; both threads return.
+#[test]
+fn queue_nested_dispatch_and_second_thread() {
+    model("queue_nested_dispatch_and_second_thread", || {
+        let log = Log::new();
+        let q = Arc::new(EventQueue::new(DispatchMode::Manual));
+        let nested = q.clone();
+        q.push(probe_with(1, &log, move || {
+            nested.dispatch(Some(Duration::ZERO)).unwrap();
+        }));
+        q.push(probe(2, &log));
+        let dispatchers: Vec<_> = (0..2)
+            .map(|_| {
+                let q = q.clone();
+                thread::spawn(move || q.dispatch(None).unwrap())
+            })
+            .collect();
+        let closer = q.clone();
+        q.push(probe_with(3, &log, move || closer.close()));
+        let total: u32 = dispatchers.into_iter().map(|t| t.join().unwrap()).sum();
+        // Job 1 counts for its thread; 2 (and maybe 3) for the nested call inside it, whose
+        // count job 1 discards.
+        assert!((1..=2).contains(&total), "{total}");
+        let events = log.events();
+        assert_eq!(starts(&events), [1, 2, 3], "{events:?}");
+        assert!(
+            !events.iter().any(|e| matches!(e, Ev::Dropped(_))),
+            "{events:?}"
+        );
+        // Exclusivity: while a job runs, only its own thread starts another (nested).
+        let mut running: Vec<ThreadId> = Vec::new();
+        for e in &events {
+            match e {
+                Ev::Start(_, t, _) => {
+                    if let Some(owner) = running.last() {
+                        assert_eq!(owner, t, "two threads delivering at once: {events:?}");
+                    }
+                    running.push(*t);
+                }
+                Ev::End(..) => {
+                    running.pop();
+                }
+                _ => {}
+            }
+        }
+        let s2 = position(&events, |e| matches!(e, Ev::Start(2, ..))).unwrap();
+        let e1 = position(&events, |e| matches!(e, Ev::End(1, ..))).unwrap();
+        assert!(s2 < e1, "2 delivered by the nested dispatch: {events:?}");
+    });
+}
+
+// ---- The sink lists ----
+
+/// An event of kind `.0`.
+struct TestEvent(u8);
+
+impl EventKind for TestEvent {
+    fn kind_id(&self) -> u8 {
+        self.0
+    }
+}
+
+/// The captured state of a registration: logs its drop.
+struct Tracker {
+    id: u32,
+    log: StdArc<Log>,
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        self.log.push(Ev::Dropped(self.id));
+    }
+}
+
+/// A callback that logs its start and end, with a scheduling point in between (so that a
+/// close or an unadvise can complete while it runs).
+fn callback(
+    id: u32,
+    log: &StdArc<Log>,
+    step: &Arc<LoomAtomicUsize>,
+) -> crate::events::Callback<TestEvent> {
+    let tracker = Tracker {
+        id,
+        log: log.clone(),
+    };
+    let step = step.clone();
+    Box::new(move |_event: &mut TestEvent| {
+        tracker.log.start(tracker.id);
+        step.fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
+        tracker.log.end(tracker.id);
+    })
+}
+
+/// (3) `Sinks::close` (the object's destruction) racing a delivery to two registrations: no
+/// callback starts after `close` returned except one already past its check; each
+/// registration's state dropped exactly once, never during or before a call; both gone once
+/// the delivery ended; a registration attempted after the close fails and drops its state.
+#[test]
+fn sinks_close_racing_deliver() {
+    model("sinks_close_racing_deliver", || {
+        let log = Log::new();
+        let step = Arc::new(LoomAtomicUsize::new(0));
+        let sinks = Arc::new(Sinks::<TestEvent>::default());
+        sinks.advise(0, callback(1, &log, &step)).unwrap();
+        sinks.advise(0, callback(2, &log, &step)).unwrap();
+        let t = {
+            let sinks = sinks.clone();
+            thread::spawn(move || sinks.deliver(&mut TestEvent(0)))
+        };
+        sinks.close();
+        log.mark("closed");
+        assert_eq!(sinks.advise(0, callback(3, &log, &step)), Err(E_HANDLE));
+        assert!(
+            log.events().contains(&Ev::Dropped(3)),
+            "refused, dropped at once"
+        );
+        t.join().unwrap();
+        let events = log.events();
+        check_window(&events, &[1, 2]);
+        for id in [1, 2, 3] {
+            check_lifetimes(&events, id);
+        }
+        assert!(sinks.is_empty());
+    });
+}
+
+/// (4) `unadvise` from another thread racing two deliveries to two registrations (the one
+/// ended is second in the list): the other registration gets both events; the one ended is
+/// not called after `unadvise` returned except when already past its check, its state is
+/// dropped exactly once, never during or before a call; a second `unadvise` fails.
+#[test]
+fn sinks_unadvise_racing_deliver() {
+    model("sinks_unadvise_racing_deliver", || {
+        let log = Log::new();
+        let step = Arc::new(LoomAtomicUsize::new(0));
+        let sinks = Arc::new(Sinks::<TestEvent>::default());
+        sinks.advise(0, callback(1, &log, &step)).unwrap();
+        let cookie = sinks.advise(0, callback(2, &log, &step)).unwrap();
+        let t = {
+            let sinks = sinks.clone();
+            thread::spawn(move || {
+                sinks.deliver(&mut TestEvent(0));
+                sinks.deliver(&mut TestEvent(0));
+            })
+        };
+        sinks.unadvise(cookie).unwrap();
+        log.mark("unadvised");
+        assert_eq!(sinks.unadvise(cookie), Err(E_INVALIDARG));
+        t.join().unwrap();
+        let events = log.events();
+        check_window(&events, &[2]);
+        assert_eq!(
+            starts(&events).iter().filter(|id| **id == 1).count(),
+            2,
+            "{events:?}"
+        );
+        check_lifetimes(&events, 2);
+        assert_eq!(count(&events, Ev::Dropped(1)), 0, "{events:?}");
+        assert_eq!(sinks.len(), 1);
+        sinks.close();
+        check_lifetimes(&log.events(), 1);
+    });
+}
