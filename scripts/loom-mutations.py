@@ -10,6 +10,7 @@ root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + '/'
 M = {
  'M1 push: no notify of waiters': ('src/dispatch.rs', """        st.jobs.push_back(job);
         if was_empty {
+            self.has_jobs.store(true, Ordering::Release);
             if let Some(n) = self.notifier.get() {
                 n.set();
             }
@@ -18,6 +19,7 @@ M = {
             self.cv.notify_all();
         }""", """        st.jobs.push_back(job);
         if was_empty {
+            self.has_jobs.store(true, Ordering::Release);
             if let Some(n) = self.notifier.get() {
                 n.set();
             }
@@ -35,14 +37,22 @@ M = {
             if let Some(n) = self.notifier.get() {
                 n.clear();
             }
+            self.has_jobs.store(false, Ordering::Relaxed);
             std::mem::take(&mut st.jobs)
         };""", """            self.cv.notify_all();
             if let Some(n) = self.notifier.get() {
                 n.clear();
             }
+            self.has_jobs.store(false, Ordering::Relaxed);
             std::mem::take(&mut st.jobs)
         };
         self.closed_fast.store(true, Ordering::Release);"""),
+ 'M9 push: has_jobs never set, the spinning delivery thread misses work (benign: it then sleeps on the condition variable and is woken)': ('src/dispatch.rs', """        st.jobs.push_back(job);
+        if was_empty {
+            self.has_jobs.store(true, Ordering::Release);""", """        st.jobs.push_back(job);
+        if was_empty {"""),
+ 'M10 dispatch: has_jobs not cleared when the jobs are taken (the delivery thread spins for ever)': ('src/dispatch.rs', """                        self.has_jobs.store(false, Ordering::Relaxed);
+                        self.taken_len""", """                        self.taken_len"""),
  'S1 deliver: no per-registration is_alive check': ('src/events.rs', "if reg.kind == kind && reg.active.load(Ordering::Acquire) && self.is_alive() {", "if reg.kind == kind && reg.active.load(Ordering::Acquire) {"),
  'S2 close: registrations not marked inactive': ('src/events.rs', """            for r in old.iter() {
                 r.active.store(false, Ordering::Release);

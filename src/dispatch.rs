@@ -374,6 +374,12 @@ impl EventQueue {
         drop(removed);
     }
 
+    /// True once [`close`](Self::close) ran (for the loom models).
+    #[cfg(all(test, loom))]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
     /// The descriptor that is readable while events are pending (manual mode only).
     pub(crate) fn event_fd(&self) -> Result<i32> {
         if self.mode != DispatchMode::Manual {
@@ -419,6 +425,7 @@ impl EventQueue {
     /// when there is something to do. Spins with a pause hint first, then yields the CPU
     /// between looks, so that on a busy machine the runnable threads (often the one raising
     /// the next event) get it.
+    #[cfg(not(loom))]
     fn spin_for_jobs(&self, window: Duration) -> bool {
         let ready =
             || self.has_jobs.load(Ordering::Acquire) || self.closed_fast.load(Ordering::Acquire);
@@ -446,6 +453,20 @@ impl EventQueue {
         }
     }
 
+    /// Under loom (no time, and unbounded spinning cannot be model checked): two looks with
+    /// a yield between them, which keeps both outcomes of the spin (work found, or give up
+    /// and sleep) in the models.
+    #[cfg(loom)]
+    fn spin_for_jobs(&self, _window: Duration) -> bool {
+        let ready =
+            || self.has_jobs.load(Ordering::Acquire) || self.closed_fast.load(Ordering::Acquire);
+        if ready() {
+            return true;
+        }
+        loom::thread::yield_now();
+        ready()
+    }
+
     /// True on the client-owned delivery thread.
     pub(crate) fn on_own_thread(&self) -> bool {
         self.thread_id.get() == Some(&current_thread())
@@ -456,14 +477,21 @@ impl EventQueue {
 /// it sleeps: 20 microseconds, or `MSGRPRIV_THREAD_SPIN_US` (0 disables the spin; at most
 /// 10000), read once per process.
 pub(crate) fn thread_spin() -> Duration {
-    static SPIN: OnceLock<Duration> = OnceLock::new();
-    *SPIN.get_or_init(|| {
-        let us = std::env::var("MSGRPRIV_THREAD_SPIN_US")
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(DEFAULT_THREAD_SPIN_US, |v| v.min(10_000));
-        Duration::from_micros(us)
-    })
+    #[cfg(loom)]
+    {
+        Duration::from_micros(DEFAULT_THREAD_SPIN_US)
+    }
+    #[cfg(not(loom))]
+    {
+        static SPIN: OnceLock<Duration> = OnceLock::new();
+        *SPIN.get_or_init(|| {
+            let us = std::env::var("MSGRPRIV_THREAD_SPIN_US")
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(DEFAULT_THREAD_SPIN_US, |v| v.min(10_000));
+            Duration::from_micros(us)
+        })
+    }
 }
 
 /// The default of [`thread_spin`], in microseconds.
