@@ -125,7 +125,7 @@ SECTIONS = [
         ("core.lock.batch_dispatch_ns", "trivial event: dispatch + callback (batch)",
          "as `manual.lock.batch_dispatch_ns`: the difference is the C trampoline and the handle check of `msgr_client_dispatch`."),
         ("core.session_state_ns", "Session::state()", "the session's mutex; compare `getter.one_thread_ns` (adds the handle check, the Arc clone and the panic guard)."),
-        ("core.create_session_ns", "SessionManager::create_session", "most of it is the SessionID: a v4 UUID from the operating system's random source (a getrandom system call per session)."),
+        ("core.create_session_ns", "SessionManager::create_session", "the session object and its SessionID (a v4 UUID from the operating system's random source, drawn 512 bytes per system call per thread: src/random.rs)."),
     ]),
     ("6. Lock and Key", [
         ("lock.exchanges_per_s", "unlock exchanges/s, full cycle",
