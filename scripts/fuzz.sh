@@ -15,6 +15,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds=${1:-30}
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+# The targets' temporary files (the registry_file target's directory per process, which
+# libFuzzer's exit leaves behind) go to a directory of this run, removed at the end.
+fuzz_tmp=$(mktemp -d)
+trap 'rm -rf "$fuzz_tmp"' EXIT
 for target in api_sequence registry_file; do
     printf '\n==== fuzz %s for %ss ====\n\n' "$target" "$seconds"
     mkdir -p "fuzz/corpus/$target"
@@ -25,7 +29,7 @@ for target in api_sequence registry_file; do
         scratch=$(mktemp -d)
         corpora=("$scratch" "fuzz/corpus/$target")
     fi
-    cargo fuzz run -O "$target" "${corpora[@]}" -- \
+    TMPDIR="$fuzz_tmp" cargo fuzz run -O "$target" "${corpora[@]}" -- \
         -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 >"$log" 2>&1 || status=$?
     grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$log" || true
     if [ "$status" != 0 ]; then
