@@ -54,16 +54,20 @@ M = {
  'M10 dispatch: has_jobs not cleared when the jobs are taken (the delivery thread spins for ever)': ('src/dispatch.rs', """                        self.has_jobs.store(false, Ordering::Relaxed);
                         self.taken_len""", """                        self.taken_len"""),
  'S1 deliver: no per-registration is_alive check': ('src/events.rs', "if reg.kind == kind && reg.active.load(Ordering::Acquire) && self.is_alive() {", "if reg.kind == kind && reg.active.load(Ordering::Acquire) {"),
- 'S2 close: registrations not marked inactive': ('src/events.rs', """            for r in old.iter() {
-                r.active.store(false, Ordering::Release);
-            }""", ""),
+ 'S2 close: registrations not marked inactive': ('src/events.rs', """        for r in self.current().iter() {
+            r.active.store(false, Ordering::Release);
+        }""", ""),
  'S3 deliver: neither check (S1 + S2)': None,
- 'S4 unadvise: registration not marked inactive': ('src/events.rs', "            cur[pos].active.store(false, Ordering::Release);\n", ""),
- 'S5 advise after close: callback leaked': ('src/events.rs', """                drop(next);
-                drop(callback);
-                return Err(E_HANDLE);""", """                drop(next);
-                std::mem::forget(callback);
-                return Err(E_HANDLE);"""),
+ 'S4 unadvise: registration not marked inactive': ('src/events.rs', "        cur[pos].active.store(false, Ordering::Release);\n", ""),
+ 'S5 advise after close: callback leaked': ('src/events.rs', """            drop(next);
+            drop(callback);
+            return Err(E_HANDLE);""", """            drop(next);
+            std::mem::forget(callback);
+            return Err(E_HANDLE);"""),
+ 'R1 reclaimer: a replaced list is freed at once even while a delivery is under way': ('src/events.rs', """        if before < DELIVERY {""", """        if true || before < DELIVERY {"""),
+ 'R2 reclaimer: the last delivery to leave does not free what was retired (leak)': ('src/events.rs', """        if self.state.fetch_sub(DELIVERY, Ordering::AcqRel) == DELIVERY | RETIRED {
+            self.collect();
+        }""", """        self.state.fetch_sub(DELIVERY, Ordering::AcqRel);"""),
  'S6 deliver: alive checked after the snapshot only at the top, active not checked': ('src/events.rs', "if reg.kind == kind && reg.active.load(Ordering::Acquire) && self.is_alive() {", "if reg.kind == kind {"),
 }
 only = sys.argv[1:]

@@ -21,8 +21,9 @@
 //! out (loom has no time; see `crate::sync`); `Job` has a test-only `Probe` variant.
 
 use crate::error::{Result, E_FAIL, E_ILLEGAL_METHOD_CALL};
-use crate::events::{ManagerEvent, SessionEvent, Sinks};
+use crate::events::{EventKind, ManagerEvent, Reclaimer, SessionEvent, Sinks};
 use crate::session::Session;
+use crate::sync::Arc as SyncArc;
 use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, UnsafeCell};
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
@@ -89,12 +90,13 @@ impl Job {
         )
     }
 
-    /// Delivers the event; returns whether it reached a live object.
-    fn run(self) -> bool {
+    /// Delivers the event; returns whether it reached a live object. `entered`: the
+    /// reclaimer the delivering thread has entered (the queue's).
+    fn run(self, entered: &SyncArc<Reclaimer>) -> bool {
         let live = self.is_live();
         match self {
             Job::Manager { sinks, mut event } => {
-                sinks.deliver(&mut event);
+                deliver(&sinks, &mut event, entered);
                 if let ManagerEvent::Invitation {
                     session, handled, ..
                 } = &event
@@ -107,7 +109,7 @@ impl Job {
                 sinks,
                 mut event,
             } => {
-                sinks.deliver(&mut event);
+                deliver(&sinks, &mut event, entered);
                 if let SessionEvent::BeforeAppLaunch { enable } = event {
                     session.launch_decided(enable);
                 }
@@ -116,6 +118,19 @@ impl Job {
             Job::Probe(p) => p.run(),
         }
         live
+    }
+}
+
+/// Delivers `event` to `sinks` without entering their reclaimer again when it is the one the
+/// delivering thread entered (always, for lists of the client's own objects).
+#[inline]
+fn deliver<E: EventKind + 'static>(sinks: &Sinks<E>, event: &mut E, entered: &SyncArc<Reclaimer>) {
+    if SyncArc::ptr_eq(sinks.reclaimer(), entered) {
+        // SAFETY: the delivering thread entered this reclaimer for the whole of
+        // `deliver_taken`, which runs this job.
+        unsafe { sinks.deliver_entered(event) }
+    } else {
+        sinks.deliver(event)
     }
 }
 
@@ -145,6 +160,8 @@ pub(crate) struct EventQueue {
     notifier: OnceLock<Notifier>,
     mode: DispatchMode,
     thread_id: OnceLock<ThreadId>,
+    /// Shared with the sink lists of the client's objects: entered around each delivery.
+    reclaimer: SyncArc<Reclaimer>,
 }
 
 // SAFETY: `taken` is only accessed by the thread that set `state.busy` to itself under the
@@ -169,7 +186,13 @@ impl EventQueue {
             notifier: OnceLock::new(),
             mode,
             thread_id: OnceLock::new(),
+            reclaimer: SyncArc::new(Reclaimer::default()),
         }
+    }
+
+    /// The reclaimer of the sink lists this queue delivers to (see [`Reclaimer`]).
+    pub(crate) fn reclaimer(&self) -> &SyncArc<Reclaimer> {
+        &self.reclaimer
     }
 
     pub(crate) fn mode(&self) -> DispatchMode {
@@ -258,7 +281,14 @@ impl EventQueue {
                 });
                 if have {
                     let prev = st.busy.replace(me);
-                    let n = MutexGuard::unlocked(&mut st, || self.deliver_taken());
+                    let n = MutexGuard::unlocked(&mut st, || {
+                        // Sink lists replaced meanwhile stay allocated until `exit` (which
+                        // frees them, outside every lock).
+                        self.reclaimer.enter();
+                        let n = self.deliver_taken();
+                        self.reclaimer.exit();
+                        n
+                    });
                     st.busy = prev;
                     if prev.is_none() && st.waiters > 0 {
                         self.cv.notify_all();
@@ -326,7 +356,7 @@ impl EventQueue {
             }
             // Events of objects released meanwhile (purge_dead cannot reach the taken ones)
             // are dropped uncounted, as purged ones are.
-            if job.run() {
+            if job.run(&self.reclaimer) {
                 n = n.saturating_add(1);
             }
         }

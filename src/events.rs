@@ -4,19 +4,19 @@
 //! A registration holds a callback for one event kind. The callback's captured state is
 //! dropped exactly once, when the registration ends for any reason (unadvise, release of
 //! the object, or a failed registration): the C layer puts the destroy notification in that
-//! drop. Delivery reads a lock-free snapshot of the list, so a callback may end its own or
-//! any other registration; a registration ended during delivery is not called afterwards
-//! and is dropped only when the delivery that was using it finishes.
+//! drop. Delivery reads the list with a plain load of a pointer, so a callback may end its
+//! own or any other registration; a registration ended during delivery is not called
+//! afterwards, and the list it was in (with it) is freed only when the deliveries under way on
+//! its client have ended (see [`Reclaimer`]): the event queue enters its client's reclaimer
+//! once per dispatch, so delivering an event costs no atomic read-modify-write here.
 //!
 //! Model checked with loom (`--cfg loom`, scripts/loom.sh, the models in `loom_tests`): the
-//! lock, the atomics, `Arc` and `ArcSwap` of the sink lists come from `crate::sync`. The one
-//! difference under `cfg(loom)`: `ArcSwap` is a mutex around an `Arc` there (loom cannot model
-//! arc-swap's internals), so a snapshot is an `Arc` clone taken under that lock instead of
-//! arc-swap's lock-free guard; the code of this file is the same in both builds.
+//! lock and the atomics come from `crate::sync`; the code of this file is the same in both
+//! builds.
 
 use crate::error::{Hr, Result, E_HANDLE, E_INVALIDARG};
 use crate::session::Session;
-use crate::sync::{Arc, ArcSwap, AtomicBool, AtomicU32, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Mutex, Ordering};
 use crate::types::{LockStatus, SessionState, Text};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -235,14 +235,88 @@ struct Registration<E> {
     callback: Callback<E>,
 }
 
+/// Where the sink lists replaced by advise, unadvise and close wait while a delivery may be
+/// reading them. One per client (its event queue holds it and so does every sink list of the
+/// client's objects); a standalone [`Sinks`] has its own.
+///
+/// A delivery `enter`s once per `dispatch` call, not per event: inside, an event's sink list is
+/// read with a plain load of a pointer. A writer that replaces a list while a delivery is
+/// under way hands the old one here; it is freed (which drops the registrations it held, and
+/// runs their destroy notifications) by the last delivery to `exit`, or by the writer itself
+/// when that delivery has already left.
+pub struct Reclaimer {
+    /// Deliveries under way times 2 (nested and standalone ones each count), plus
+    /// [`RETIRED`] while `retired` is not empty. One word, changed only by read-modify-writes:
+    /// a delivery that enters after a writer retired something synchronises with that writer
+    /// (so it reads the new list), and one that entered before keeps the writer from freeing.
+    state: AtomicUsize,
+    retired: Mutex<Vec<Box<dyn Send>>>,
+}
+
+/// The flag bit of [`Reclaimer::state`].
+const RETIRED: usize = 1;
+/// One delivery in [`Reclaimer::state`].
+const DELIVERY: usize = 2;
+
+impl Default for Reclaimer {
+    fn default() -> Self {
+        Reclaimer {
+            state: AtomicUsize::new(0),
+            retired: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Reclaimer {
+    /// A delivery starts: the lists it reads stay allocated until it [`exit`](Self::exit)s.
+    pub fn enter(&self) {
+        self.state.fetch_add(DELIVERY, Ordering::AcqRel);
+    }
+
+    /// A delivery ends; the last one frees what was retired meanwhile (outside every lock).
+    pub fn exit(&self) {
+        if self.state.fetch_sub(DELIVERY, Ordering::AcqRel) == DELIVERY | RETIRED {
+            self.collect();
+        }
+    }
+
+    /// `garbage` (a list already unlinked by a read-modify-write) is freed now when no
+    /// delivery is under way, or else by the last one to leave.
+    fn retire(&self, garbage: Box<dyn Send>) {
+        let mut r = self.retired.lock();
+        r.push(garbage);
+        let before = self.state.fetch_or(RETIRED, Ordering::AcqRel);
+        if before < DELIVERY {
+            let garbage = std::mem::take(&mut *r);
+            self.state.fetch_and(!RETIRED, Ordering::AcqRel);
+            drop(r);
+            drop(garbage);
+        }
+    }
+
+    fn collect(&self) {
+        let garbage = {
+            let mut r = self.retired.lock();
+            self.state.fetch_and(!RETIRED, Ordering::AcqRel);
+            std::mem::take(&mut *r)
+        };
+        drop(garbage);
+    }
+}
+
+type List<E> = Vec<Arc<Registration<E>>>;
+
 /// The registrations of one object for one event type.
 pub struct Sinks<E> {
-    list: ArcSwap<Vec<Arc<Registration<E>>>>,
+    /// The current list (a leaked `Box`): replaced whole by writers, under `writer`; read by
+    /// deliveries, which [`Reclaimer::enter`]ed `reclaimer` first.
+    list: AtomicPtr<List<E>>,
     /// Bit `k` set when a registration of kind `k` is in `list` (written with `list`), so that
-    /// an event nobody listens to is skipped without taking a snapshot.
+    /// an event nobody listens to is skipped without reading the list.
     kinds: AtomicU32,
     writer: Mutex<u32>,
     alive: AtomicBool,
+    reclaimer: Arc<Reclaimer>,
 }
 
 /// The `kinds` bit of a kind (kinds >= 32 share the top bit, which then means "maybe").
@@ -254,79 +328,98 @@ fn kinds_of<E>(list: &[Arc<Registration<E>>]) -> u32 {
     list.iter().fold(0, |m, r| m | kind_bit(r.kind))
 }
 
-impl<E: EventKind> Default for Sinks<E> {
+impl<E: EventKind + 'static> Default for Sinks<E> {
+    /// A standalone list, with a reclaimer of its own.
     fn default() -> Self {
-        Sinks {
-            list: ArcSwap::from_pointee(Vec::new()),
-            kinds: AtomicU32::new(0),
-            writer: Mutex::new(0),
-            alive: AtomicBool::new(true),
-        }
+        Self::new(Arc::new(Reclaimer::default()))
     }
 }
 
-impl<E: EventKind> Sinks<E> {
+impl<E> Drop for Sinks<E> {
+    fn drop(&mut self) {
+        // SAFETY: the list was leaked from a Box by `new` or a writer; nobody else holds this
+        // object any more, so no delivery reads it.
+        drop(unsafe { Box::from_raw(self.list.load(Ordering::Acquire)) });
+    }
+}
+
+impl<E: EventKind + 'static> Sinks<E> {
+    /// An empty list whose replaced versions go to `reclaimer` (the client's, for the lists
+    /// its event queue delivers to).
+    pub fn new(reclaimer: Arc<Reclaimer>) -> Self {
+        Sinks {
+            list: AtomicPtr::new(Box::into_raw(Box::new(Vec::new()))),
+            kinds: AtomicU32::new(0),
+            writer: Mutex::new(0),
+            alive: AtomicBool::new(true),
+            reclaimer,
+        }
+    }
+
+    /// The reclaimer a delivery to this list must have entered.
+    pub fn reclaimer(&self) -> &Arc<Reclaimer> {
+        &self.reclaimer
+    }
+
+    /// The current list; the caller holds `writer`.
+    fn current(&self) -> &List<E> {
+        // SAFETY: only writers replace the list, under `writer`, which the caller holds.
+        unsafe { &*self.list.load(Ordering::Acquire) }
+    }
+
+    /// Publishes `v` (the caller holds `writer`) and retires the list it replaces.
+    fn replace(&self, v: List<E>) {
+        self.kinds.store(kinds_of(&v), Ordering::Release);
+        let old = self.list.swap(Box::into_raw(Box::new(v)), Ordering::AcqRel);
+        // SAFETY: `old` was leaked from a Box and is now unreachable from `list`.
+        self.reclaimer.retire(unsafe { Box::from_raw(old) });
+    }
+
     /// Adds a registration and returns its cookie (never 0). E_HANDLE once the object is
     /// gone; the callback is then dropped, which runs its destroy notification.
     pub fn advise(&self, kind: u8, callback: Callback<E>) -> Result<u32> {
-        let old;
-        let cookie;
-        {
-            let mut next = self.writer.lock();
-            if !self.alive.load(Ordering::Acquire) {
-                drop(next);
-                drop(callback);
-                return Err(E_HANDLE);
-            }
-            *next = next.wrapping_add(1).max(1);
-            cookie = *next;
-            let reg = Arc::new(Registration {
-                kind,
-                cookie,
-                active: AtomicBool::new(true),
-                callback,
-            });
-            let mut v: Vec<_> = (**self.list.load()).clone();
-            v.push(reg);
-            self.kinds.store(kinds_of(&v), Ordering::Release);
-            old = self.list.swap(Arc::new(v));
+        let mut next = self.writer.lock();
+        if !self.alive.load(Ordering::Acquire) {
+            drop(next);
+            drop(callback);
+            return Err(E_HANDLE);
         }
-        drop(old);
+        *next = next.wrapping_add(1).max(1);
+        let cookie = *next;
+        let reg = Arc::new(Registration {
+            kind,
+            cookie,
+            active: AtomicBool::new(true),
+            callback,
+        });
+        let mut v = self.current().clone();
+        v.push(reg);
+        self.replace(v);
         Ok(cookie)
     }
 
     /// Ends a registration. E_INVALIDARG for a cookie that is not registered here.
     pub fn unadvise(&self, cookie: u32) -> Result<()> {
-        let old;
-        {
-            let _w = self.writer.lock();
-            let cur = self.list.load_full();
-            let Some(pos) = cur.iter().position(|r| r.cookie == cookie) else {
-                return Err(E_INVALIDARG);
-            };
-            cur[pos].active.store(false, Ordering::Release);
-            let mut v: Vec<_> = (*cur).clone();
-            v.remove(pos);
-            self.kinds.store(kinds_of(&v), Ordering::Release);
-            old = (cur, self.list.swap(Arc::new(v)));
-        }
-        drop(old);
+        let _w = self.writer.lock();
+        let cur = self.current();
+        let Some(pos) = cur.iter().position(|r| r.cookie == cookie) else {
+            return Err(E_INVALIDARG);
+        };
+        cur[pos].active.store(false, Ordering::Release);
+        let mut v = cur.clone();
+        v.remove(pos);
+        self.replace(v);
         Ok(())
     }
 
     /// Ends every registration and refuses new ones: the object is gone.
     pub fn close(&self) {
-        let old;
-        {
-            let _w = self.writer.lock();
-            self.alive.store(false, Ordering::Release);
-            self.kinds.store(0, Ordering::Release);
-            old = self.list.swap(Arc::new(Vec::new()));
-            for r in old.iter() {
-                r.active.store(false, Ordering::Release);
-            }
+        let _w = self.writer.lock();
+        self.alive.store(false, Ordering::Release);
+        for r in self.current().iter() {
+            r.active.store(false, Ordering::Release);
         }
-        drop(old);
+        self.replace(Vec::new());
     }
 
     /// True until [`close`](Self::close).
@@ -336,7 +429,8 @@ impl<E: EventKind> Sinks<E> {
 
     /// Number of live registrations.
     pub fn len(&self) -> usize {
-        self.list.load().len()
+        let _w = self.writer.lock();
+        self.current().len()
     }
 
     /// True when nothing is registered.
@@ -347,24 +441,35 @@ impl<E: EventKind> Sinks<E> {
     /// Runs every active registration for this event's kind, in registration order. A
     /// panicking callback is contained and the next one still runs.
     pub fn deliver(&self, event: &mut E) {
+        self.reclaimer.enter();
+        // SAFETY: entered just above.
+        unsafe { self.deliver_entered(event) };
+        self.reclaimer.exit();
+    }
+
+    /// [`deliver`](Self::deliver) inside a delivery that has entered this list's reclaimer
+    /// (the event queue enters its client's once per dispatch).
+    ///
+    /// # Safety
+    /// `self.reclaimer()` must be entered, and not exited before this returns.
+    pub unsafe fn deliver_entered(&self, event: &mut E) {
         if !self.is_alive() {
             return;
         }
         let kind = event.kind_id();
         // Nobody registered for this kind (a registration added concurrently with this
-        // delivery may or may not see it, as with the snapshot below).
+        // delivery may or may not see it, as with the list below).
         if self.kinds.load(Ordering::Acquire) & kind_bit(kind) == 0 {
             return;
         }
-        // A guard, not a clone: no reference count traffic. It stays valid while callbacks
-        // change the list (a writer that replaces it pays this reader's debt first), and it
-        // keeps the registrations of the snapshot alive until the delivery ends.
-        let snapshot = self.list.load();
-        for reg in snapshot.iter() {
+        // A plain load: a writer that replaces the list while this delivery runs (a callback
+        // may) retires the old one to the reclaimer, so it and its registrations stay
+        // allocated until the delivery exits.
+        let list = unsafe { &*self.list.load(Ordering::Acquire) };
+        for reg in list.iter() {
             if reg.kind == kind && reg.active.load(Ordering::Acquire) && self.is_alive() {
                 let _ = catch_unwind(AssertUnwindSafe(|| (reg.callback)(event)));
             }
         }
-        drop(snapshot);
     }
 }

@@ -133,7 +133,7 @@ impl Session {
             id: new_session_id(),
             flags: SF_INVITER,
             state: AtomicU8::new(SessionState::Ready as u8),
-            data: Mutex::new(SessionData::new(SessionState::Ready)),
+            data: Mutex::new(SessionData::new(SessionState::Ready, client)),
         }))
     }
 
@@ -149,7 +149,7 @@ impl Session {
         app_data: Option<Text>,
         inviter_address: Text,
     ) -> Session {
-        let mut d = SessionData::new(SessionState::Invitation);
+        let mut d = SessionData::new(SessionState::Invitation, client);
         d.app_guid = Some(app_guid);
         d.app_name_hint = Some(app_name);
         d.app_url_hint = Some(app_url);
@@ -368,7 +368,10 @@ impl Session {
     pub fn detach(&self) {
         let old = {
             let mut d = self.lock();
-            std::mem::replace(&mut d.sinks, Arc::new(Sinks::default()))
+            std::mem::replace(
+                &mut d.sinks,
+                Arc::new(Sinks::new(self.0.client.queue.reclaimer().clone())),
+            )
         };
         old.close();
         self.0.client.queue.purge_dead();
@@ -789,7 +792,7 @@ impl Session {
 }
 
 impl SessionData {
-    fn new(state: SessionState) -> Self {
+    fn new(state: SessionState, client: &ClientCore) -> Self {
         SessionData {
             state,
             app_guid: None,
@@ -803,7 +806,7 @@ impl SessionData {
             invitation_handled: false,
             pending_termination: None,
             terminated: false,
-            sinks: Arc::new(Sinks::default()),
+            sinks: Arc::new(Sinks::new(client.queue.reclaimer().clone())),
         }
     }
 }

@@ -134,7 +134,7 @@ impl SessionManager {
         let core = Arc::new(ManagerCore {
             client: Arc::clone(&client.0),
             lock: LockCell::new(),
-            sinks: Arc::new(Sinks::default()),
+            sinks: Arc::new(Sinks::new(client.0.queue.reclaimer().clone())),
             closed: AtomicBool::new(false),
         });
         client.0.add_manager(&core)?;

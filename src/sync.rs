@@ -2,7 +2,7 @@
 //! (`events`), from one place so that `--cfg loom` can swap them for loom's model-checked ones
 //! (scripts/loom.sh, the models in `loom_tests`).
 //!
-//! Normal build: plain re-exports of `parking_lot`, `std` and `arc_swap`, and an
+//! Normal build: plain re-exports of `parking_lot` and `std`, and an
 //! `UnsafeCell` whose `with_mut` is an `#[inline(always)]` call of the closure on the raw
 //! pointer: the code generated is the same as before the shim.
 //!
@@ -11,17 +11,14 @@
 //!   the closure and locks again (what parking_lot does, without its fairness details);
 //! - `Condvar::wait_until` does not model time: it waits for a notification and never reports
 //!   a timeout (loom's own `wait_timeout` does the same). Zero timeouts never reach it;
-//! - `ArcSwap` is a `Mutex<Arc<T>>`: `load` clones the `Arc` under the lock (a linearisable
-//!   snapshot, as arc-swap's), `swap` replaces it under the lock;
 //! - `Arc`, atomics and `UnsafeCell` are loom's (loom checks the accesses to `UnsafeCell`
 //!   against the happens-before order it builds from the mutex and the atomics);
 //! - `thread_local!` is loom's (loom threads share one OS thread).
 
 #[cfg(not(loom))]
 mod imp {
-    pub(crate) use arc_swap::ArcSwap;
     pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
     pub(crate) use std::thread_local;
 
@@ -45,7 +42,7 @@ mod imp {
 #[cfg(loom)]
 mod imp {
     pub(crate) use loom::cell::UnsafeCell;
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
     pub(crate) use loom::sync::Arc;
     pub(crate) use loom::thread_local;
     use std::ops::{Deref, DerefMut};
@@ -130,37 +127,6 @@ mod imp {
 
         pub(crate) fn notify_all(&self) {
             self.0.notify_all();
-        }
-    }
-
-    /// arc-swap's `ArcSwap` as a mutex around an `Arc` (the subset `events` uses).
-    pub(crate) struct ArcSwap<T>(Mutex<Arc<T>>);
-
-    /// What [`ArcSwap::load`] returns: like arc-swap's guard, it derefs to the `Arc`.
-    pub(crate) struct Guard<T>(Arc<T>);
-
-    impl<T> Deref for Guard<T> {
-        type Target = Arc<T>;
-        fn deref(&self) -> &Arc<T> {
-            &self.0
-        }
-    }
-
-    impl<T> ArcSwap<T> {
-        pub(crate) fn from_pointee(value: T) -> Self {
-            ArcSwap(Mutex::new(Arc::new(value)))
-        }
-
-        pub(crate) fn load(&self) -> Guard<T> {
-            Guard(self.load_full())
-        }
-
-        pub(crate) fn load_full(&self) -> Arc<T> {
-            self.0.lock().clone()
-        }
-
-        pub(crate) fn swap(&self, new: Arc<T>) -> Arc<T> {
-            std::mem::replace(&mut *self.0.lock(), new)
         }
     }
 }
