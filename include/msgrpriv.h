@@ -935,8 +935,10 @@ MSGR_HRESULT msgr_session_send_context_data(msgr_session *session,
                                             const char *data);
 
 /**
- * Ends a registration made with one of the session registration functions; its destroy
- * callback runs (after the callback, if it is running now).
+ * Ends a registration made with one of the session registration functions: its callback is
+ * not called any more. Its destroy callback runs before this returns, or, while the client
+ * is delivering an event (this call made from a callback, or from another thread meanwhile),
+ * once that event's delivery has finished.
  *
  * @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an unknown cookie.
  */
@@ -1200,9 +1202,11 @@ MSGR_HRESULT msgr_session_manager_send_response(msgr_session_manager *manager,
                                                 int32_t cookie);
 
 /**
- * Ends a registration made with one of the `msgr_session_manager_on_*` functions; its
- * destroy callback runs (after the callback, if it is running now). May be called from a
- * callback, including the registration's own.
+ * Ends a registration made with one of the `msgr_session_manager_on_*` functions: its
+ * callback is not called any more. Its destroy callback runs before this returns, or, while
+ * the client is delivering an event (this call made from a callback, or from another thread
+ * meanwhile), once that event's delivery has finished. May be called from a callback,
+ * including the registration's own.
  *
  * @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an unknown cookie.
  */

@@ -359,6 +359,9 @@ impl EventQueue {
             if job.run(&self.reclaimer) {
                 n = n.saturating_add(1);
             }
+            // Registrations ended during that event's delivery are dropped now (their destroy
+            // notifications run), when this is the outermost delivery.
+            self.reclaimer.between_events();
         }
     }
 

@@ -6,9 +6,10 @@
 //! the object, or a failed registration): the C layer puts the destroy notification in that
 //! drop. Delivery reads the list with a plain load of a pointer, so a callback may end its
 //! own or any other registration; a registration ended during delivery is not called
-//! afterwards, and the list it was in (with it) is freed only when the deliveries under way on
-//! its client have ended (see [`Reclaimer`]): the event queue enters its client's reclaimer
-//! once per dispatch, so delivering an event costs no atomic read-modify-write here.
+//! afterwards, and the list it was in (with it) is freed once the delivery of the event under
+//! way on its client has finished (see [`Reclaimer`]; at once when none is): the event queue
+//! enters its client's reclaimer once per dispatch, so delivering an event costs no atomic
+//! read-modify-write here.
 //!
 //! Model checked with loom (`--cfg loom`, scripts/loom.sh, the models in `loom_tests`): the
 //! lock and the atomics come from `crate::sync`; the code of this file is the same in both
@@ -242,8 +243,9 @@ struct Registration<E> {
 /// A delivery `enter`s once per `dispatch` call, not per event: inside, an event's sink list is
 /// read with a plain load of a pointer. A writer that replaces a list while a delivery is
 /// under way hands the old one here; it is freed (which drops the registrations it held, and
-/// runs their destroy notifications) by the last delivery to `exit`, or by the writer itself
-/// when that delivery has already left.
+/// runs their destroy notifications) by the delivery between two events
+/// ([`between_events`](Self::between_events)) or when it exits, or by the writer itself when
+/// that delivery has already left.
 pub struct Reclaimer {
     /// Deliveries under way times 2 (nested and standalone ones each count), plus
     /// [`RETIRED`] while `retired` is not empty. One word, changed only by read-modify-writes:
@@ -276,6 +278,17 @@ impl Reclaimer {
     /// A delivery ends; the last one frees what was retired meanwhile (outside every lock).
     pub fn exit(&self) {
         if self.state.fetch_sub(DELIVERY, Ordering::AcqRel) == DELIVERY | RETIRED {
+            self.collect();
+        }
+    }
+
+    /// Called by a delivery between two events, holding no list: when it is the only one
+    /// under way (not nested), frees what was retired meanwhile. So a registration ended
+    /// during the delivery of an event is dropped once that event's delivery has finished,
+    /// not at the end of the whole dispatch. One load when there is nothing to do.
+    #[inline]
+    pub fn between_events(&self) {
+        if self.state.load(Ordering::Acquire) == DELIVERY | RETIRED {
             self.collect();
         }
     }

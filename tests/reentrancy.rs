@@ -287,3 +287,64 @@ fn dispatch_waits_for_the_first_event() {
     t.join().unwrap();
     assert_eq!(n, 1);
 }
+
+/// When a destroy notification runs: at once when no delivery is under way on the client;
+/// for a registration ended during the delivery of an event (here by another object's
+/// callback), once that event's delivery has finished, before the next event's callbacks.
+#[test]
+fn an_ended_registration_is_dropped_after_the_event_under_way() {
+    let w = World::new();
+    w.pump();
+    let (m1, m2, m3) = (
+        w.a.create_session_manager().unwrap(),
+        w.a.create_session_manager().unwrap(),
+        w.a.create_session_manager().unwrap(),
+    );
+    w.pump();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    // No delivery under way: dropped before unadvise returns.
+    let g = DropCount(drops.clone());
+    let c0 = m2
+        .advise(ManagerEventKind::LockStatusChanged, move |_| {
+            let _ = &g;
+        })
+        .unwrap();
+    m2.unadvise(c0).unwrap();
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+
+    // m2's registration R, ended by m1's callback during the first event of a sign-out.
+    let (g, k) = (DropCount(drops.clone()), calls.clone());
+    let r = m2
+        .advise(ManagerEventKind::LockStatusChanged, move |_| {
+            let _ = &g;
+            k.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    let seen_inside = Arc::new(AtomicUsize::new(usize::MAX));
+    let seen_next = Arc::new(AtomicUsize::new(usize::MAX));
+    {
+        let (m2, d, s) = (m2.clone(), drops.clone(), seen_inside.clone());
+        m1.advise(ManagerEventKind::LockStatusChanged, move |_| {
+            m2.unadvise(r).unwrap();
+            s.store(d.load(Ordering::SeqCst), Ordering::SeqCst);
+        })
+        .unwrap();
+    }
+    {
+        let (d, s) = (drops.clone(), seen_next.clone());
+        m3.advise(ManagerEventKind::LockStatusChanged, move |_| {
+            s.store(d.load(Ordering::SeqCst), Ordering::SeqCst);
+        })
+        .unwrap();
+    }
+    w.a.sign_out().unwrap();
+    // One OnLockStatusChanged per manager: the world's own, then m1, m2, m3.
+    assert_eq!(w.a.dispatch(Some(Duration::ZERO)).unwrap(), 4);
+    // Inside m1's callback the list holding R may still be read: R is not dropped yet...
+    assert_eq!(seen_inside.load(Ordering::SeqCst), 1);
+    // ... but it is before m3's event (the next one) is delivered, and R never ran.
+    assert_eq!(seen_next.load(Ordering::SeqCst), 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(drops.load(Ordering::SeqCst), 2);
+}

@@ -263,8 +263,10 @@ pub unsafe extern "C" fn msgr_session_send_context_data(session: *mut msgr_sessi
     })
 }
 
-/// Ends a registration made with one of the session registration functions; its destroy
-/// callback runs (after the callback, if it is running now).
+/// Ends a registration made with one of the session registration functions: its callback is
+/// not called any more. Its destroy callback runs before this returns, or, while the client
+/// is delivering an event (this call made from a callback, or from another thread meanwhile),
+/// once that event's delivery has finished.
 ///
 /// @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an unknown cookie.
 #[no_mangle]

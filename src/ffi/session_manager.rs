@@ -230,9 +230,11 @@ pub unsafe extern "C" fn msgr_session_manager_send_response(
     })
 }
 
-/// Ends a registration made with one of the `msgr_session_manager_on_*` functions; its
-/// destroy callback runs (after the callback, if it is running now). May be called from a
-/// callback, including the registration's own.
+/// Ends a registration made with one of the `msgr_session_manager_on_*` functions: its
+/// callback is not called any more. Its destroy callback runs before this returns, or, while
+/// the client is delivering an event (this call made from a callback, or from another thread
+/// meanwhile), once that event's delivery has finished. May be called from a callback,
+/// including the registration's own.
 ///
 /// @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an unknown cookie.
 #[no_mangle]
