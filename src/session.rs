@@ -252,7 +252,7 @@ impl Session {
 
     /// Flags: SF_INVITER or SF_INVITEE.
     pub fn flags(&self) -> u32 {
-        self.0.flags
+        self.0.flags()
     }
 
     /// Application: the GUID. SR_APP_NOT_SPECIFIED when none is set.

@@ -388,25 +388,9 @@ impl HandleTable {
     /// different handles share no cache line.
     #[inline]
     pub(crate) fn get<T: Any + Send + Sync>(&self, token: Token, kind: Kind) -> Result<Arc<T>> {
-        let (slot, generation) = decode(token, kind)?;
-        let s = self.slot(slot).ok_or(E_HANDLE)?;
-        let want = ((generation as usize) << STATE_GEN_SHIFT) | kind as usize;
-        let old = s.state.fetch_add(PIN, Ordering::Acquire);
-        let r = if old & !PIN_MASK == want {
-            // SAFETY: pinned on the state the token names: the slot is occupied and its
-            // object stays until this reader unpins (see `vacate`).
-            let o = unsafe { s.object() };
-            // `is` first, so that a mismatch clones nothing.
-            if o.is::<T>() {
-                Ok(o.clone())
-            } else {
-                Err(E_HANDLE)
-            }
-        } else {
-            Err(E_HANDLE)
-        };
-        s.state.fetch_sub(PIN, Ordering::Release);
-        r.and_then(downcast)
+        // `is` first, so that a mismatch clones nothing.
+        self.pinned(token, kind, |o| if o.is::<T>() { Ok(o.clone()) } else { Err(E_HANDLE) })
+            .and_then(downcast)
     }
 
     /// Runs `f` on the object named by `token` while its slot is pinned, without cloning the
@@ -422,25 +406,31 @@ impl HandleTable {
         kind: Kind,
         f: impl FnOnce(&T) -> R,
     ) -> Result<R> {
+        self.pinned(token, kind, |o| o.downcast_ref::<T>().map(f).ok_or(E_HANDLE))
+    }
+
+    /// The reader side of [`Self::get`] and [`Self::with`]: pins the slot of `token`, runs
+    /// `f` on its object when the token is current (E_HANDLE otherwise), and unpins, also if
+    /// `f` panics.
+    #[inline]
+    fn pinned<R>(&self, token: Token, kind: Kind, f: impl FnOnce(&Object) -> Result<R>) -> Result<R> {
         let (slot, generation) = decode(token, kind)?;
         let s = self.slot(slot).ok_or(E_HANDLE)?;
         let want = ((generation as usize) << STATE_GEN_SHIFT) | kind as usize;
-        /// Unpins when dropped, also if `f` panics.
-        struct Pinned<'a>(&'a AtomicUsize);
-        impl Drop for Pinned<'_> {
+        struct Unpin<'a>(&'a AtomicUsize);
+        impl Drop for Unpin<'_> {
             fn drop(&mut self) {
                 self.0.fetch_sub(PIN, Ordering::Release);
             }
         }
         let old = s.state.fetch_add(PIN, Ordering::Acquire);
-        let _pin = Pinned(&s.state);
+        let _pin = Unpin(&s.state);
         if old & !PIN_MASK != want {
             return Err(E_HANDLE);
         }
         // SAFETY: pinned on the state the token names: the slot is occupied and its object
         // stays until this reader unpins (see `vacate`).
-        let o = unsafe { s.object() };
-        o.downcast_ref::<T>().map(f).ok_or(E_HANDLE)
+        f(unsafe { s.object() })
     }
 
     /// Adds a reference to a live token and returns the new count. E_POINTER / E_HANDLE as
