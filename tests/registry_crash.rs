@@ -7,6 +7,8 @@
 //! delay between the child being ready and the kill (default 30000).
 #![cfg(unix)]
 
+mod common;
+use common::Rng;
 use msgrpriv::registry::AppRegistry;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -48,25 +50,6 @@ fn crash_child_role() {
         // One write per line: the parent ignores a final line without its newline.
         out.write_all(format!("REG {g}\n").as_bytes()).unwrap();
         out.flush().unwrap();
-    }
-}
-
-/// xorshift64*: enough randomness for kill delays, no extra dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
     }
 }
 

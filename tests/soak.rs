@@ -25,6 +25,8 @@
 //! `MSGRPRIV_SOAK_SECONDS` (default 3) bounds the run; `MSGRPRIV_SOAK_SEED` replays a seed.
 //! The long run: `MSGRPRIV_SOAK_SECONDS=600 cargo test --release --test soak -- --nocapture`.
 
+mod common;
+use common::Rng;
 use msgrpriv::error::{lookup, Hr};
 use msgrpriv::ffi::*;
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -66,25 +68,12 @@ fn ok(hr: i32, what: &str) -> i32 {
 
 // ---- a small random generator, one per thread -----------------------------------------------
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 thread_local! {
     static RNG: std::cell::RefCell<Rng> = const { std::cell::RefCell::new(Rng(0x9E37_79B9_7F4A_7C15)) };
 }
 
 fn rand_below(n: usize) -> usize {
-    RNG.with(|r| r.borrow_mut().below(n))
+    RNG.with(|r| r.borrow_mut().below(n as u64) as usize)
 }
 
 // ---- session sides --------------------------------------------------------------------------
