@@ -90,16 +90,17 @@ impl Job {
         )
     }
 
-    /// Delivers the event; returns whether it reached a live object. `entered`: the
-    /// reclaimer the delivering thread has entered (the queue's).
-    fn run(self, entered: &SyncArc<Reclaimer>) -> bool {
+    /// Delivers the event in place (the job is dropped by the caller); returns whether it
+    /// reached a live object. `entered`: the reclaimer the delivering thread has entered (the
+    /// queue's).
+    fn run(&mut self, entered: &SyncArc<Reclaimer>) -> bool {
         let live = self.is_live();
         match self {
-            Job::Manager { sinks, mut event } => {
-                deliver(&sinks, &mut event, entered);
+            Job::Manager { sinks, event } => {
+                deliver(sinks, event, entered);
                 if let ManagerEvent::Invitation {
                     session, handled, ..
-                } = &event
+                } = event
                 {
                     session.note_invitation_handled(*handled);
                 }
@@ -107,10 +108,10 @@ impl Job {
             Job::Session {
                 session,
                 sinks,
-                mut event,
+                event,
             } => {
-                deliver(&sinks, &mut event, entered);
-                if let SessionEvent::BeforeAppLaunch { enable } = event {
+                deliver(sinks, event, entered);
+                if let SessionEvent::BeforeAppLaunch { enable } = *event {
                     session.launch_decided(enable);
                 }
             }
@@ -342,7 +343,7 @@ impl EventQueue {
                 let taken = &mut *taken;
                 (taken.pop_front(), taken.len())
             });
-            let Some(job) = job else { return n };
+            let Some(mut job) = job else { return n };
             self.taken_len.store(left, Ordering::Release);
             if left == 0 {
                 // The last taken job: the descriptor stays readable only if more were queued
@@ -359,6 +360,7 @@ impl EventQueue {
             if job.run(&self.reclaimer) {
                 n = n.saturating_add(1);
             }
+            drop(job);
             // Registrations ended during that event's delivery are dropped now (their destroy
             // notifications run), when this is the outermost delivery.
             self.reclaimer.between_events();

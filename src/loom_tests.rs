@@ -110,7 +110,7 @@ pub(crate) struct Probe {
 }
 
 impl Probe {
-    pub(crate) fn run(mut self) {
+    pub(crate) fn run(&mut self) {
         self.ran = true;
         self.log.start(self.id);
         if let Some(action) = self.action.take() {
