@@ -150,5 +150,27 @@ fn main() {
         let _ = SessionEvent::ReadyToLaunch;
         c.destroy();
     }
+    // Managers: creating one costs the same with 1 thousand or 20 thousand live on the client.
+    for live in [1_000usize, 20_000] {
+        let live = if quick { live / 100 } else { live };
+        let svc = service();
+        let c = Client::new(svc, "erin@example.com", DispatchMode::Manual).unwrap();
+        let mut v: Vec<f64> = (0..reps)
+            .map(|_| {
+                let keep: Vec<SessionManager> =
+                    (0..live).map(|_| c.create_session_manager().unwrap()).collect();
+                let n = 1_000;
+                let t = Instant::now();
+                let more: Vec<SessionManager> =
+                    (0..n).map(|_| c.create_session_manager().unwrap()).collect();
+                let el = t.elapsed().as_nanos() as f64 / n as f64;
+                drop((keep, more));
+                drain(&c);
+                el
+            })
+            .collect();
+        report(&format!("core.create_manager_ns.live_{live}"), "ns/manager", &mut v);
+        c.destroy();
+    }
     eprintln!("(core events counted: {})", count.load(Ordering::Relaxed));
 }

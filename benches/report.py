@@ -120,12 +120,15 @@ SECTIONS = [
     ]),
     ("The Rust core without the C ABI (`cargo bench --bench core`, same workloads, Rust closures as callbacks)", [
         ("core.sinks_deliver_ns", "Sinks::deliver, one registration, trivial event",
-         "no queue: the sink-list snapshot (arc-swap guard), the kind and liveness checks, the boxed closure call."),
+         "no queue: enter and leave the reclaimer, one load of the sink list, the kind and liveness checks, the boxed closure call."),
         ("core.lock.raise_queue_ns", "trivial event: raise + queue", "as `manual.lock.raise_queue_ns`, through the Rust API."),
         ("core.lock.batch_dispatch_ns", "trivial event: dispatch + callback (batch)",
          "as `manual.lock.batch_dispatch_ns`: the difference is the C trampoline and the handle check of `msgr_client_dispatch`."),
-        ("core.session_state_ns", "Session::state()", "the session's mutex; compare `getter.one_thread_ns` (adds the handle check, the Arc clone and the panic guard)."),
+        ("core.session_state_ns", "Session::state()", "one load of the state the session publishes after each critical section; compare `getter.one_thread_ns` (adds the handle check and the panic guard)."),
         ("core.create_session_ns", "SessionManager::create_session", "the session object and its SessionID (a v4 UUID from the operating system's random source, drawn 512 bytes per system call per thread: src/random.rs)."),
+        ("core.create_manager_ns.live_1000", "create a manager, 1 thousand live on the client",
+         "1000 more managers on a client that already has 1 thousand (or 20 thousand, next row); both should cost the same."),
+        ("core.create_manager_ns.live_20000", "create a manager, 20 thousand live on the client", ""),
     ]),
     ("6. Lock and Key", [
         ("lock.exchanges_per_s", "unlock exchanges/s, full cycle",

@@ -25,6 +25,9 @@ pub(crate) struct ClientState {
     pub(crate) shut_down: bool,
     pub(crate) destroyed: bool,
     managers: Vec<Weak<ManagerCore>>,
+    /// `managers` is pruned of ended managers when a new one would make it this long (then
+    /// twice the number left), so that adding N managers costs O(N) in all, not O(N^2).
+    prune_managers_at: usize,
     /// Live (invited, not yet ended) sessions by SessionID.
     sessions: HashMap<Text, Session>,
     /// Launched process id -> the session whose acceptance launched it.
@@ -181,9 +184,7 @@ impl ClientCore {
     }
 
     fn live_managers(&self) -> Vec<Arc<ManagerCore>> {
-        let mut st = self.state.lock();
-        st.managers.retain(|w| w.strong_count() > 0);
-        st.managers.iter().filter_map(Weak::upgrade).collect()
+        self.live_managers_locked(&mut self.state.lock())
     }
 
     pub(crate) fn add_manager(&self, m: &Arc<ManagerCore>) -> Result<()> {
@@ -192,7 +193,10 @@ impl ClientCore {
             if st.shut_down || st.destroyed {
                 return Err(MSGR_E_SERVER_SHUTDOWN);
             }
-            st.managers.retain(|w| w.strong_count() > 0);
+            if st.managers.len() >= st.prune_managers_at {
+                st.managers.retain(|w| w.strong_count() > 0);
+                st.prune_managers_at = (2 * st.managers.len()).max(16);
+            }
             st.managers.push(Arc::downgrade(m));
             st.signed_in
         };
@@ -200,12 +204,6 @@ impl ClientCore {
             m.signed_in(self.service.lock_enforced());
         }
         Ok(())
-    }
-
-    pub(crate) fn remove_manager(&self, m: &Arc<ManagerCore>) {
-        let mut st = self.state.lock();
-        st.managers
-            .retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), Arc::as_ptr(m)));
     }
 
     fn sign_in(&self) -> Result<()> {
@@ -278,9 +276,17 @@ impl ClientCore {
         Ok(())
     }
 
+    /// The managers neither released nor closed, in creation order. A closed manager leaves
+    /// the list once released (not at `close`, which would cost a search per close); one
+    /// dropped here, under the lock, runs no application code: `close` already ended its
+    /// registrations.
     fn live_managers_locked(&self, st: &mut ClientState) -> Vec<Arc<ManagerCore>> {
         st.managers.retain(|w| w.strong_count() > 0);
-        st.managers.iter().filter_map(Weak::upgrade).collect()
+        st.managers
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|m| !m.is_closed())
+            .collect()
     }
 
     fn destroy(&self) {

@@ -151,7 +151,6 @@ impl SessionManager {
     pub fn close(&self) {
         if !self.0.closed.swap(true, Ordering::AcqRel) {
             self.0.sinks.close();
-            self.0.client.remove_manager(&self.0);
             self.0.client.queue.purge_dead();
         }
     }
