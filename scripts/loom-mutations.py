@@ -24,7 +24,7 @@ M = {
                 n.set();
             }
         }"""),
- 'M2 deliver_taken: pop_back instead of pop_front': ('src/dispatch.rs', "(taken.pop_front(), taken.len())", "(taken.pop_back(), taken.len())"),
+ 'M2 deliver_taken: pop_back instead of pop_front': ('src/dispatch.rs', "(*taken).pop_front()", "(*taken).pop_back()"),
  'M3 deliver_taken: no closed_fast check': ('src/dispatch.rs', "            if self.closed_fast.load(Ordering::Acquire) {", "            if false && self.closed_fast.load(Ordering::Acquire) {"),
  'M4 close: no notify_all': ('src/dispatch.rs', """            self.closed_fast.store(true, Ordering::Release);
             self.cv.notify_all();""", """            self.closed_fast.store(true, Ordering::Release);"""),

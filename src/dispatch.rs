@@ -51,6 +51,33 @@ pub enum DispatchMode {
     Thread = 1,
 }
 
+/// A job's pointer to the sink list of the object its event was raised for, without a
+/// reference count (taking and dropping one per event cost about 5 ns of a 48 ns delivery).
+///
+/// The list outlives every job that points at it: its owner (a manager, or a session whose
+/// application released it) does not drop its `Arc<Sinks>` but hands it to
+/// [`EventQueue::release_sinks`], which frees it behind the jobs already queued and after the
+/// deliveries under way. A session's current list is also kept alive by the session the job
+/// holds.
+pub(crate) struct SinksPtr<E>(std::ptr::NonNull<Sinks<E>>);
+
+impl<E> SinksPtr<E> {
+    pub(crate) fn new(sinks: &Arc<Sinks<E>>) -> Self {
+        SinksPtr(std::ptr::NonNull::from(&**sinks))
+    }
+}
+
+impl<E> std::ops::Deref for SinksPtr<E> {
+    type Target = Sinks<E>;
+    fn deref(&self) -> &Sinks<E> {
+        // SAFETY: see the type's documentation: the list outlives the job.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+// SAFETY: a shared reference to a `Sinks` (which is Sync) that outlives the pointer.
+unsafe impl<E> Send for SinksPtr<E> where Sinks<E>: Sync {}
+
 /// One queued event with the sink list it was raised for.
 ///
 /// A word-sized tag: the payload starts on a word boundary, so the copies of a job (pushed,
@@ -60,14 +87,18 @@ pub enum DispatchMode {
 #[repr(u64)]
 pub(crate) enum Job {
     Manager {
-        sinks: Arc<Sinks<ManagerEvent>>,
+        sinks: SinksPtr<ManagerEvent>,
         event: ManagerEvent,
     },
     Session {
         session: Session,
-        sinks: Arc<Sinks<SessionEvent>>,
+        sinks: SinksPtr<SessionEvent>,
         event: SessionEvent,
     },
+    /// Not an event: a released object's sink list, freed (through the reclaimer, after the
+    /// deliveries under way) once the jobs queued before it are done. Not counted by
+    /// `pending` and does not make the descriptor readable.
+    Release(#[allow(dead_code)] Released),
     /// Model checking only: a job that records what happens to it.
     #[cfg(all(test, loom))]
     Probe(crate::loom_tests::Probe),
@@ -83,9 +114,14 @@ impl Job {
         match self {
             Job::Manager { sinks, .. } => sinks.is_alive(),
             Job::Session { sinks, .. } => sinks.is_alive(),
+            Job::Release(_) => false,
             #[cfg(all(test, loom))]
             Job::Probe(_) => true,
         }
+    }
+
+    fn is_event(&self) -> bool {
+        !matches!(self, Job::Release(_))
     }
 
     /// True for jobs that carry protocol work besides delivery (BeforeAppLaunch decides the
@@ -96,7 +132,7 @@ impl Job {
             Job::Session {
                 event: SessionEvent::BeforeAppLaunch { .. },
                 ..
-            }
+            } | Job::Release(_)
         )
     }
 
@@ -125,10 +161,27 @@ impl Job {
                     session.launch_decided(enable);
                 }
             }
+            // Freed by its drop, after the delivery.
+            Job::Release(_) => {}
             #[cfg(all(test, loom))]
             Job::Probe(p) => p.run(),
         }
         live
+    }
+}
+
+/// A released sink list on its way out (see [`Job::Release`]): its drop hands it to the
+/// reclaimer, which frees it when no delivery is under way.
+pub(crate) struct Released {
+    garbage: Option<Box<dyn Send>>,
+    reclaimer: SyncArc<Reclaimer>,
+}
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        if let Some(g) = self.garbage.take() {
+            self.reclaimer.retire_at_exit(g);
+        }
     }
 }
 
@@ -147,10 +200,19 @@ fn deliver<E: EventKind + 'static>(sinks: &Sinks<E>, event: &mut E, entered: &Sy
 
 struct QueueState {
     jobs: VecDeque<Job>,
+    /// How many of `jobs` are [`Job::Release`]s.
+    releases: usize,
     /// The thread delivering now, if any.
     busy: Option<ThreadId>,
     closed: bool,
     waiters: u32,
+}
+
+impl QueueState {
+    /// Number of events in `jobs`.
+    fn events(&self) -> usize {
+        self.jobs.len() - self.releases
+    }
 }
 
 /// A client's event queue.
@@ -160,7 +222,8 @@ pub(crate) struct EventQueue {
     /// thread recorded in `state.busy` touches it (nested dispatch runs on that same thread,
     /// never while a reference into it is held); it is empty whenever `busy` is `None`.
     taken: UnsafeCell<VecDeque<Job>>,
-    /// `taken.len()`, written only by the delivering thread, for [`Self::pending`].
+    /// The number of events (not releases) in `taken`, written only by the delivering thread,
+    /// for [`Self::pending`].
     taken_len: AtomicUsize,
     /// `state.closed`, readable without the lock before every event.
     closed_fast: AtomicBool,
@@ -185,6 +248,7 @@ impl EventQueue {
         EventQueue {
             state: Mutex::new(QueueState {
                 jobs: VecDeque::new(),
+                releases: 0,
                 busy: None,
                 closed: false,
                 waiters: 0,
@@ -218,7 +282,7 @@ impl EventQueue {
             drop(job);
             return;
         }
-        let was_empty = st.jobs.is_empty();
+        let was_empty = st.events() == 0;
         st.jobs.push_back(job);
         if was_empty {
             self.has_jobs.store(true, Ordering::Release);
@@ -238,9 +302,9 @@ impl EventQueue {
             drop(st);
             return;
         }
-        let was_empty = st.jobs.is_empty();
+        let was_empty = st.events() == 0;
         st.jobs.extend(jobs);
-        if was_empty && !st.jobs.is_empty() {
+        if was_empty && st.events() > 0 {
             self.has_jobs.store(true, Ordering::Release);
             if let Some(n) = self.notifier.get() {
                 n.set();
@@ -253,7 +317,7 @@ impl EventQueue {
 
     /// Number of queued events (including those taken for delivery and not yet run).
     pub(crate) fn pending(&self) -> usize {
-        self.state.lock().jobs.len() + self.taken_len.load(Ordering::Acquire)
+        self.state.lock().events() + self.taken_len.load(Ordering::Acquire)
     }
 
     /// Delivers events: waits up to `timeout` for the first (None waits for ever), then
@@ -286,16 +350,19 @@ impl EventQueue {
                     if taken.is_empty() && !st.jobs.is_empty() {
                         std::mem::swap(taken, &mut st.jobs);
                         self.has_jobs.store(false, Ordering::Relaxed);
-                        self.taken_len.store(taken.len(), Ordering::Release);
+                        self.taken_len.store(taken.len() - st.releases, Ordering::Release);
+                        st.releases = 0;
                     }
                     !taken.is_empty()
                 });
                 if have {
                     let prev = st.busy.replace(me);
+                    // Entered under the lock: a sink list released after the jobs were taken
+                    // (so with no job of its own left in `jobs`) waits for this delivery's
+                    // exit. Sink lists replaced meanwhile stay allocated until `exit` (which
+                    // frees them, outside every lock).
+                    self.reclaimer.enter();
                     let n = MutexGuard::unlocked(&mut st, || {
-                        // Sink lists replaced meanwhile stay allocated until `exit` (which
-                        // frees them, outside every lock).
-                        self.reclaimer.enter();
                         let n = self.deliver_taken();
                         self.reclaimer.exit();
                         n
@@ -352,18 +419,21 @@ impl EventQueue {
             // a job showed up in the profile as store-forwarding stalls).
             {
                 // SAFETY: delivering thread; the borrow ends with the statement.
-                let (mut job, left) = self.taken.with_mut(|taken| unsafe {
-                    let taken = &mut *taken;
-                    (taken.pop_front(), taken.len())
-                });
+                let mut job = self.taken.with_mut(|taken| unsafe { (*taken).pop_front() });
                 let Some(job) = job.as_mut() else { return n };
-                self.taken_len.store(left, Ordering::Release);
+                let left = if job.is_event() {
+                    let left = self.taken_len.load(Ordering::Relaxed) - 1;
+                    self.taken_len.store(left, Ordering::Release);
+                    left
+                } else {
+                    usize::MAX
+                };
                 if left == 0 {
                     // The last taken job: the descriptor stays readable only if more were
                     // queued meanwhile.
                     if let Some(notifier) = self.notifier.get() {
                         let st = self.state.lock();
-                        if st.jobs.is_empty() {
+                        if st.events() == 0 {
                             notifier.clear();
                         }
                     }
@@ -393,6 +463,7 @@ impl EventQueue {
                 n.clear();
             }
             self.has_jobs.store(false, Ordering::Relaxed);
+            st.releases = 0;
             std::mem::take(&mut st.jobs)
         };
         drop(dropped);
@@ -411,7 +482,7 @@ impl EventQueue {
                 .into_iter()
                 .partition(|j| j.is_live() || j.has_follow_up());
             st.jobs = keep;
-            if st.jobs.is_empty() {
+            if st.events() == 0 {
                 self.has_jobs.store(false, Ordering::Relaxed);
                 if let Some(n) = self.notifier.get() {
                     n.clear();
@@ -420,6 +491,30 @@ impl EventQueue {
             removed.into()
         };
         drop(removed);
+    }
+
+    /// Frees `sinks`, a released object's sink list that jobs may point at (see
+    /// [`SinksPtr`]), once those jobs are done: behind the jobs queued now, and after the
+    /// deliveries under way (which may hold jobs taken before). Its owner is gone or has
+    /// replaced it, so no job is queued for it any more.
+    pub(crate) fn release_sinks<E: EventKind + Send + 'static>(&self, sinks: Arc<Sinks<E>>)
+    where
+        Sinks<E>: Send + Sync,
+    {
+        let released = Released {
+            garbage: Some(Box::new(sinks)),
+            reclaimer: SyncArc::clone(&self.reclaimer),
+        };
+        let mut st = self.state.lock();
+        if !st.jobs.is_empty() {
+            st.jobs.push_back(Job::Release(released));
+            st.releases += 1;
+            return;
+        }
+        drop(st);
+        // No job queued: only a delivery under way can hold one (it entered the reclaimer
+        // under the lock, before taking them).
+        drop(released);
     }
 
     /// True once [`close`](Self::close) ran (for the loom models).
@@ -440,7 +535,7 @@ impl EventQueue {
         let st = self.state.lock();
         let fresh = self.notifier.set(n).is_ok();
         let n = self.notifier.get().expect("set above");
-        if fresh && (!st.jobs.is_empty() || self.taken_len.load(Ordering::Acquire) > 0) {
+        if fresh && (st.events() > 0 || self.taken_len.load(Ordering::Acquire) > 0) {
             n.set();
         }
         Ok(n.read_fd())

@@ -237,34 +237,48 @@ struct Registration<E> {
 }
 
 /// Where the sink lists replaced by advise, unadvise and close wait while a delivery may be
-/// reading them. One per client (its event queue holds it and so does every sink list of the
-/// client's objects); a standalone [`Sinks`] has its own.
+/// reading them, and where the event queue puts what must outlive every delivery under way.
+/// One per client (its event queue holds it and so does every sink list of the client's
+/// objects); a standalone [`Sinks`] has its own.
 ///
 /// A delivery `enter`s once per `dispatch` call, not per event: inside, an event's sink list is
 /// read with a plain load of a pointer. A writer that replaces a list while a delivery is
-/// under way hands the old one here; it is freed (which drops the registrations it held, and
-/// runs their destroy notifications) by the delivery between two events
-/// ([`between_events`](Self::between_events)) or when it exits, or by the writer itself when
-/// that delivery has already left.
+/// under way hands the old one here ([`retire`](Self::retire)); it is freed (which drops the
+/// registrations it held, and runs their destroy notifications) by the delivery between two
+/// events ([`between_events`](Self::between_events)) or when it exits, or by the writer itself
+/// when that delivery has already left. What is handed over with
+/// [`retire_at_exit`](Self::retire_at_exit) (a released object's [`Sinks`], which queued jobs
+/// point at) is freed only when no delivery is under way: by the last one to exit, or at once.
 pub struct Reclaimer {
-    /// Deliveries under way times 2 (nested and standalone ones each count), plus
-    /// [`RETIRED`] while `retired` is not empty. One word, changed only by read-modify-writes:
-    /// a delivery that enters after a writer retired something synchronises with that writer
-    /// (so it reads the new list), and one that entered before keeps the writer from freeing.
+    /// Deliveries under way times [`DELIVERY`] (nested and standalone ones each count), plus
+    /// [`RETIRED`] while `garbage.lists` is not empty and [`AT_EXIT`] while `garbage.at_exit`
+    /// is not. One word, changed only by read-modify-writes: a delivery that enters after a
+    /// writer retired something synchronises with that writer (so it reads the new list), and
+    /// one that entered before keeps the writer from freeing.
     state: AtomicUsize,
-    retired: Mutex<Vec<Box<dyn Send>>>,
+    garbage: Mutex<Garbage>,
 }
 
-/// The flag bit of [`Reclaimer::state`].
+#[derive(Default)]
+struct Garbage {
+    /// Freed between events or at exit.
+    lists: Vec<Box<dyn Send>>,
+    /// Freed when no delivery is under way.
+    at_exit: Vec<Box<dyn Send>>,
+}
+
+/// A flag bit of [`Reclaimer::state`]: replaced lists wait.
 const RETIRED: usize = 1;
+/// A flag bit of [`Reclaimer::state`]: something waits for the last delivery to exit.
+const AT_EXIT: usize = 2;
 /// One delivery in [`Reclaimer::state`].
-const DELIVERY: usize = 2;
+const DELIVERY: usize = 4;
 
 impl Default for Reclaimer {
     fn default() -> Self {
         Reclaimer {
             state: AtomicUsize::new(0),
-            retired: Mutex::new(Vec::new()),
+            garbage: Mutex::new(Garbage::default()),
         }
     }
 }
@@ -277,43 +291,66 @@ impl Reclaimer {
 
     /// A delivery ends; the last one frees what was retired meanwhile (outside every lock).
     pub fn exit(&self) {
-        if self.state.fetch_sub(DELIVERY, Ordering::AcqRel) == DELIVERY | RETIRED {
-            self.collect();
+        let before = self.state.fetch_sub(DELIVERY, Ordering::AcqRel);
+        if before > DELIVERY && before < 2 * DELIVERY {
+            self.collect(RETIRED | AT_EXIT);
         }
     }
 
     /// Called by a delivery between two events, holding no list: when it is the only one
-    /// under way (not nested), frees what was retired meanwhile. So a registration ended
+    /// under way (not nested), frees the lists retired meanwhile. So a registration ended
     /// during the delivery of an event is dropped once that event's delivery has finished,
     /// not at the end of the whole dispatch. One load when there is nothing to do.
     #[inline]
     pub fn between_events(&self) {
-        if self.state.load(Ordering::Acquire) == DELIVERY | RETIRED {
-            self.collect();
+        if self.state.load(Ordering::Acquire) & !AT_EXIT == DELIVERY | RETIRED {
+            self.collect(RETIRED);
         }
     }
 
     /// `garbage` (a list already unlinked by a read-modify-write) is freed now when no
-    /// delivery is under way, or else by the last one to leave.
+    /// delivery is under way, or else by the delivery between two events or when it exits.
     fn retire(&self, garbage: Box<dyn Send>) {
-        let mut r = self.retired.lock();
-        r.push(garbage);
-        let before = self.state.fetch_or(RETIRED, Ordering::AcqRel);
+        self.put(garbage, RETIRED);
+    }
+
+    /// `garbage` is freed now when no delivery is under way, or else by the last delivery to
+    /// exit (never between two events: a delivery may still hold jobs that point into it).
+    pub(crate) fn retire_at_exit(&self, garbage: Box<dyn Send>) {
+        self.put(garbage, AT_EXIT);
+    }
+
+    fn put(&self, garbage: Box<dyn Send>, flag: usize) {
+        let mut g = self.garbage.lock();
+        if flag == RETIRED {
+            g.lists.push(garbage);
+        } else {
+            g.at_exit.push(garbage);
+        }
+        let before = self.state.fetch_or(flag, Ordering::AcqRel);
         if before < DELIVERY {
-            let garbage = std::mem::take(&mut *r);
-            self.state.fetch_and(!RETIRED, Ordering::AcqRel);
-            drop(r);
-            drop(garbage);
+            let freed = std::mem::take(&mut *g);
+            self.state.fetch_and(!(RETIRED | AT_EXIT), Ordering::AcqRel);
+            drop(g);
+            drop(freed);
         }
     }
 
-    fn collect(&self) {
-        let garbage = {
-            let mut r = self.retired.lock();
-            self.state.fetch_and(!RETIRED, Ordering::AcqRel);
-            std::mem::take(&mut *r)
+    /// Frees what waits under the flags `which` (outside the lock).
+    fn collect(&self, which: usize) {
+        let freed = {
+            let mut g = self.garbage.lock();
+            self.state.fetch_and(!which, Ordering::AcqRel);
+            Garbage {
+                lists: std::mem::take(&mut g.lists),
+                at_exit: if which & AT_EXIT != 0 {
+                    std::mem::take(&mut g.at_exit)
+                } else {
+                    Vec::new()
+                },
+            }
         };
-        drop(garbage);
+        drop(freed);
     }
 }
 

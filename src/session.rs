@@ -7,7 +7,7 @@
 //! transition; OnTermination is the last event of a session on each side, exactly once.
 
 use crate::client::{check_sign_in_name, ClientCore};
-use crate::dispatch::Job;
+use crate::dispatch::{Job, SinksPtr};
 use crate::error::*;
 use crate::events::{Callback, SessionEvent, SessionEventKind, Sinks};
 use crate::launcher::LaunchRequest;
@@ -177,7 +177,7 @@ impl Session {
     fn raise(&self, d: &SessionData, events: impl IntoIterator<Item = SessionEvent>) {
         self.0.client.queue.push_all(events.into_iter().map(|event| Job::Session {
             session: self.clone(),
-            sinks: Arc::clone(&d.sinks),
+            sinks: SinksPtr::new(&d.sinks),
             event,
         }));
     }
@@ -375,6 +375,8 @@ impl Session {
         };
         old.close();
         self.0.client.queue.purge_dead();
+        // Jobs taken or queued before the replacement still point at the old list.
+        self.0.client.queue.release_sinks(old);
     }
 
     // ---- methods ----

@@ -2,7 +2,7 @@
 //! applications, and carries its own Lock and Key status.
 
 use crate::client::{Client, ClientCore};
-use crate::dispatch::Job;
+use crate::dispatch::{Job, SinksPtr};
 use crate::error::{
     Result, E_INVALIDARG, MSGR_E_API_ALREADY_UNLOCKED, MSGR_E_API_DISABLED, MSGR_E_API_LOCKED,
     MSGR_E_API_NOTINITIALIZED, MSGR_E_API_PENDING_UNLOCK, MSGR_E_API_UNLOCK_FAILED, E_FAIL,
@@ -14,6 +14,7 @@ use crate::session::Session;
 use crate::types::{check_chars, limits, LockStatus, Text};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 struct LockData {
@@ -57,14 +58,23 @@ impl LockCell {
 pub(crate) struct ManagerCore {
     pub(crate) client: Arc<ClientCore>,
     pub(crate) lock: Arc<LockCell>,
-    pub(crate) sinks: Arc<Sinks<ManagerEvent>>,
+    /// Handed to the event queue when the manager is dropped (see [`SinksPtr`]).
+    pub(crate) sinks: ManuallyDrop<Arc<Sinks<ManagerEvent>>>,
     closed: AtomicBool,
+}
+
+impl Drop for ManagerCore {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here; the field is not used afterwards.
+        let sinks = unsafe { ManuallyDrop::take(&mut self.sinks) };
+        self.client.queue.release_sinks(sinks);
+    }
 }
 
 impl ManagerCore {
     fn job(&self, event: ManagerEvent) -> Job {
         Job::Manager {
-            sinks: Arc::clone(&self.sinks),
+            sinks: SinksPtr::new(&self.sinks),
             event,
         }
     }
@@ -134,7 +144,7 @@ impl SessionManager {
         let core = Arc::new(ManagerCore {
             client: Arc::clone(&client.0),
             lock: LockCell::new(),
-            sinks: Arc::new(Sinks::new(client.0.queue.reclaimer().clone())),
+            sinks: ManuallyDrop::new(Arc::new(Sinks::new(client.0.queue.reclaimer().clone()))),
             closed: AtomicBool::new(false),
         });
         client.0.add_manager(&core)?;
