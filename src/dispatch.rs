@@ -501,8 +501,14 @@ impl EventQueue {
     where
         Sinks<E>: Send + Sync,
     {
+        self.release_later(Box::new(sinks));
+    }
+
+    /// Frees `garbage` once the jobs queued now and the deliveries under way are done (see
+    /// [`release_sinks`](Self::release_sinks)).
+    pub(crate) fn release_later(&self, garbage: Box<dyn Send>) {
         let released = Released {
-            garbage: Some(Box::new(sinks)),
+            garbage: Some(garbage),
             reclaimer: SyncArc::clone(&self.reclaimer),
         };
         let mut st = self.state.lock();

@@ -496,3 +496,118 @@ fn sinks_unadvise_racing_deliver() {
         check_lifetimes(&log.events(), 1);
     });
 }
+
+/// What a job points at without owning it (as a job's [`crate::dispatch::SinksPtr`]): its
+/// drop writes the cell, a job reads it, so loom reports a free that is not ordered after
+/// every read (a use after free); `freed` turns one that is ordered before a read into a
+/// plain assertion failure before the read.
+struct Pointee {
+    cell: loom::cell::UnsafeCell<u32>,
+    freed: StdArc<loom::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Pointee {
+    fn drop(&mut self) {
+        self.cell.with_mut(|p| unsafe { *p = 0 });
+        self.freed.store(true, loom::sync::atomic::Ordering::Release);
+    }
+}
+
+struct PointeePtr(*const Pointee);
+// SAFETY: test bookkeeping; the models check that the pointee outlives its readers.
+unsafe impl Send for PointeePtr {}
+
+impl PointeePtr {
+    fn read(&self, freed: &loom::sync::atomic::AtomicBool) {
+        assert!(
+            !freed.load(loom::sync::atomic::Ordering::Acquire),
+            "freed before a job that points at it ran"
+        );
+        // SAFETY: what the model checks.
+        let v = unsafe { (*self.0).cell.with(|p| *p) };
+        assert_eq!(v, 7);
+    }
+}
+
+/// A pointee, a pointer to it for jobs, and whether it was freed; the pointee is handed back
+/// as garbage for `release_later`.
+fn pointee() -> (PointeePtr, Box<dyn Send>, StdArc<loom::sync::atomic::AtomicBool>) {
+    let freed = StdArc::new(loom::sync::atomic::AtomicBool::new(false));
+    let boxed = Box::new(Pointee {
+        cell: loom::cell::UnsafeCell::new(7),
+        freed: freed.clone(),
+    });
+    (PointeePtr(&*boxed), boxed, freed)
+}
+
+/// (5) `release_later` (a released object's sink list): the owner queues a job that points at
+/// the pointee, then releases it, while another thread dispatches. Whether the release finds
+/// the job still queued (a Release job goes behind it) or already taken (the pointee waits for
+/// the delivery's exit), it is freed only after the job ran, and always freed in the end. Two
+/// jobs and two pointees: the second pointee may be released between the two events of one
+/// batch (it must not be freed there); the second job dispatches again from inside (nested).
+#[test]
+fn queue_release_waits_for_queued_and_taken_jobs() {
+    model("queue_release_waits_for_queued_and_taken_jobs", || {
+        let log = Log::new();
+        let q = Arc::new(EventQueue::new(DispatchMode::Manual));
+        let (p1, garbage, freed) = pointee();
+        let (p2, garbage2, freed2) = pointee();
+        let f1 = freed.clone();
+        let job = probe_with(1, &log, move || p1.read(&f1));
+        // Job 2 dispatches again from inside (nested) after its read.
+        let f2 = freed2.clone();
+        let qn = q.clone();
+        let job2 = probe_with(2, &log, move || {
+            p2.read(&f2);
+            let _ = qn.dispatch(Some(Duration::ZERO));
+        });
+        let owner = {
+            let q = q.clone();
+            thread::spawn(move || {
+                q.push(job);
+                q.push(job2);
+                q.release_later(garbage);
+                q.release_later(garbage2);
+            })
+        };
+        let _ = q.dispatch(Some(Duration::ZERO));
+        owner.join().unwrap();
+        let _ = q.dispatch(Some(Duration::ZERO));
+        assert_eq!(q.pending(), 0);
+        let events = log.events();
+        assert_eq!(starts(&events), [1, 2], "{events:?}");
+        for f in [&freed, &freed2] {
+            assert!(f.load(loom::sync::atomic::Ordering::Acquire), "freed in the end");
+        }
+    });
+}
+
+/// (6) `release_later` racing `close` and the delivery thread: the job runs or is dropped,
+/// the pointee is freed after the job in every case (a close drops the queued Release job,
+/// which still waits for the delivery under way).
+#[test]
+fn queue_release_racing_close() {
+    model("queue_release_racing_close", || {
+        let log = Log::new();
+        let q = Arc::new(EventQueue::new(DispatchMode::Thread));
+        let (p1, garbage, freed) = pointee();
+        let f1 = freed.clone();
+        q.push(probe_with(1, &log, move || p1.read(&f1)));
+        let t = {
+            let q = q.clone();
+            thread::spawn(move || q.run_thread())
+        };
+        let closer = {
+            let q = q.clone();
+            thread::spawn(move || q.close())
+        };
+        q.release_later(garbage);
+        closer.join().unwrap();
+        t.join().unwrap();
+        let events = log.events();
+        let ran = starts(&events).len();
+        assert_eq!(ran + count(&events, Ev::Dropped(1)), 1, "{events:?}");
+        assert!(freed.load(loom::sync::atomic::Ordering::Acquire), "freed in the end");
+    });
+}
