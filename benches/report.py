@@ -16,10 +16,11 @@ SECTIONS = [
         ("manual.lock.raise_queue_ns", "trivial event: raise + queue",
          "`msgr_client_sign_out` + `msgr_client_sign_in` on a client with 1000 managers (each registered for "
          "OnLockStatusChanged and OnLockEnable) raise 3000 events; time of those two calls / 3000. "
-         "Builds the events and pushes them on the client's queue; sign-in/out's own work is amortised over 1000 managers."),
+         "Per manager: the lock-state change under its mutex, the events' construction and push on the client's "
+         "queue, and the walk of the client's manager list (sign-in/out's fixed work is amortised over 1000 managers)."),
         ("manual.lock.batch_dispatch_ns", "trivial event: dispatch + callback (batch)",
          "one `msgr_client_dispatch(client, 0, &n)` delivering the 1000 or 2000 queued events / n: pop, "
-         "sink-list snapshot, trampoline, C callback (counts, reads the argument), drop of the event."),
+         "one load of the sink list, trampoline, C callback (counts, reads the argument), drop of the event."),
         ("manual.lock.delivery_ns", "trivial event: delivery (raise + queue + dispatch + callback)",
          "the sum of the two lines above, per rep: the cost of one event from the library raising it to the "
          "callback having run. **This is the figure the 50 ns target is about.**"),
@@ -359,7 +360,8 @@ def main():
         w("`manual.ctx.delivery_est_ns` (OnContextData delivery) = OnContextData dispatch + callback + the trivial "
           "event's raise + queue: the send path of `send_context_data` does far more than queueing (argument checks, "
           "routing through the service to the other client), so its queueing cost is taken from the trivial event, "
-          "whose raise + queue is pure job construction and push amortised over 1000 managers.\n")
+          "whose raise + queue is sign-in/out's work per manager: the lock-state change, the job's construction and "
+          "push, and the walk of the client's manager list (an upper bound of the queueing alone).\n")
 
     for title, rows in SECTIONS:
         present = [r for r in rows if r[0] in figs]

@@ -65,6 +65,10 @@ impl<E> SinksPtr<E> {
     pub(crate) fn new(sinks: &Arc<Sinks<E>>) -> Self {
         SinksPtr(std::ptr::NonNull::from(&**sinks))
     }
+
+    fn addr(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
 }
 
 impl<E> std::ops::Deref for SinksPtr<E> {
@@ -122,6 +126,17 @@ impl Job {
 
     fn is_event(&self) -> bool {
         !matches!(self, Job::Release(_))
+    }
+
+    /// True when the job points at the object at `addr` (see [`SinksPtr`]).
+    fn points_at(&self, addr: usize) -> bool {
+        match self {
+            Job::Manager { sinks, .. } => sinks.addr() == addr,
+            Job::Session { sinks, .. } => sinks.addr() == addr,
+            Job::Release(_) => false,
+            #[cfg(all(test, loom))]
+            Job::Probe(p) => p.points_at == addr,
+        }
     }
 
     /// True for jobs that carry protocol work besides delivery (BeforeAppLaunch decides the
@@ -501,25 +516,29 @@ impl EventQueue {
     where
         Sinks<E>: Send + Sync,
     {
-        self.release_later(Box::new(sinks));
+        let addr = Arc::as_ptr(&sinks) as usize;
+        self.release_later(Box::new(sinks), addr);
     }
 
-    /// Frees `garbage` once the jobs queued now and the deliveries under way are done (see
-    /// [`release_sinks`](Self::release_sinks)).
-    pub(crate) fn release_later(&self, garbage: Box<dyn Send>) {
+    /// Frees `garbage`, which jobs may point at as `addr`, once the jobs queued now and the
+    /// deliveries under way are done (see [`release_sinks`](Self::release_sinks)).
+    pub(crate) fn release_later(&self, garbage: Box<dyn Send>, addr: usize) {
         let released = Released {
             garbage: Some(garbage),
             reclaimer: SyncArc::clone(&self.reclaimer),
         };
         let mut st = self.state.lock();
-        if !st.jobs.is_empty() {
+        // Usually none: the owner closed the list and purged its events first. A Release
+        // job only when one is left (a launch decision, or a manager dropped without being
+        // closed), so objects released while nobody dispatches do not pile up.
+        if st.jobs.iter().any(|j| j.points_at(addr)) {
             st.jobs.push_back(Job::Release(released));
             st.releases += 1;
             return;
         }
         drop(st);
-        // No job queued: only a delivery under way can hold one (it entered the reclaimer
-        // under the lock, before taking them).
+        // No job queued for it: only a delivery under way can hold one (it entered the
+        // reclaimer under the lock, before taking them).
         drop(released);
     }
 

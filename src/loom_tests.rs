@@ -107,6 +107,8 @@ pub(crate) struct Probe {
     /// Run inside the job, as a callback would (a nested dispatch, a close).
     action: Option<Box<dyn FnOnce() + Send>>,
     ran: bool,
+    /// The address of what the job points at without owning it (0: nothing).
+    pub(crate) points_at: usize,
 }
 
 impl Probe {
@@ -134,6 +136,7 @@ fn probe(id: u32, log: &StdArc<Log>) -> Job {
         log: log.clone(),
         action: None,
         ran: false,
+        points_at: 0,
     })
 }
 
@@ -143,7 +146,16 @@ fn probe_with(id: u32, log: &StdArc<Log>, action: impl FnOnce() + Send + 'static
         log: log.clone(),
         action: Some(Box::new(action)),
         ran: false,
+        points_at: 0,
     })
+}
+
+/// `job` (a probe) marked as pointing at `addr`, as an event points at its sink list.
+fn pointing_at(mut job: Job, addr: usize) -> Job {
+    if let Job::Probe(p) = &mut job {
+        p.points_at = addr;
+    }
+    job
 }
 
 fn starts(events: &[Ev]) -> Vec<u32> {
@@ -518,6 +530,10 @@ struct PointeePtr(*const Pointee);
 unsafe impl Send for PointeePtr {}
 
 impl PointeePtr {
+    fn addr(&self) -> usize {
+        self.0 as usize
+    }
+
     fn read(&self, freed: &loom::sync::atomic::AtomicBool) {
         assert!(
             !freed.load(loom::sync::atomic::Ordering::Acquire),
@@ -553,22 +569,26 @@ fn queue_release_waits_for_queued_and_taken_jobs() {
         let q = Arc::new(EventQueue::new(DispatchMode::Manual));
         let (p1, garbage, freed) = pointee();
         let (p2, garbage2, freed2) = pointee();
+        let (a1, a2) = (p1.addr(), p2.addr());
         let f1 = freed.clone();
-        let job = probe_with(1, &log, move || p1.read(&f1));
+        let job = pointing_at(probe_with(1, &log, move || p1.read(&f1)), a1);
         // Job 2 dispatches again from inside (nested) after its read.
         let f2 = freed2.clone();
         let qn = q.clone();
-        let job2 = probe_with(2, &log, move || {
-            p2.read(&f2);
-            let _ = qn.dispatch(Some(Duration::ZERO));
-        });
+        let job2 = pointing_at(
+            probe_with(2, &log, move || {
+                p2.read(&f2);
+                let _ = qn.dispatch(Some(Duration::ZERO));
+            }),
+            a2,
+        );
         let owner = {
             let q = q.clone();
             thread::spawn(move || {
                 q.push(job);
                 q.push(job2);
-                q.release_later(garbage);
-                q.release_later(garbage2);
+                q.release_later(garbage, a1);
+                q.release_later(garbage2, a2);
             })
         };
         let _ = q.dispatch(Some(Duration::ZERO));
@@ -592,8 +612,9 @@ fn queue_release_racing_close() {
         let log = Log::new();
         let q = Arc::new(EventQueue::new(DispatchMode::Thread));
         let (p1, garbage, freed) = pointee();
+        let a1 = p1.addr();
         let f1 = freed.clone();
-        q.push(probe_with(1, &log, move || p1.read(&f1)));
+        q.push(pointing_at(probe_with(1, &log, move || p1.read(&f1)), a1));
         let t = {
             let q = q.clone();
             thread::spawn(move || q.run_thread())
@@ -602,7 +623,7 @@ fn queue_release_racing_close() {
             let q = q.clone();
             thread::spawn(move || q.close())
         };
-        q.release_later(garbage);
+        q.release_later(garbage, a1);
         closer.join().unwrap();
         t.join().unwrap();
         let events = log.events();

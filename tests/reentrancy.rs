@@ -422,10 +422,11 @@ fn the_last_reference_to_a_manager_dropped_inside_its_callback() {
     }
 }
 
-/// A release left alone in the queue (the events before it were purged) is not an event: it
-/// is not pending, the descriptor is not readable, dispatch delivers nothing.
+/// Managers closed and released while nobody dispatches: their events leave the queue, the
+/// others' stay pending and keep the descriptor readable, and nothing is left once those are
+/// purged too.
 #[test]
-fn a_release_alone_in_the_queue_is_not_an_event() {
+fn managers_released_while_nobody_dispatches() {
     let w = World::new();
     w.pump();
     let m1 = w.a.create_session_manager().unwrap();
@@ -443,13 +444,13 @@ fn a_release_alone_in_the_queue_is_not_an_event() {
         let mut p = libc_pollfd(fd);
         unsafe { poll(&mut p, 1, 0) == 1 && (p.revents & 1) != 0 }
     };
+    assert_eq!(w.a.pending_events(), 4);
     m2.close();
     assert_eq!(drops.load(Ordering::SeqCst), 1);
-    // m1's two creation events are queued: m2's list is released behind them.
     drop(m2);
+    // m1's two creation events are left.
     assert_eq!(w.a.pending_events(), 2);
     assert!(readable(fd));
-    // Closing m1 purges its events: the release is alone.
     m1.close();
     assert_eq!(w.a.pending_events(), 0);
     assert!(!readable(fd));
