@@ -38,12 +38,14 @@ M = {
                 n.clear();
             }
             self.has_jobs.store(false, Ordering::Relaxed);
+            st.releases = 0;
             std::mem::take(&mut st.jobs)
         };""", """            self.cv.notify_all();
             if let Some(n) = self.notifier.get() {
                 n.clear();
             }
             self.has_jobs.store(false, Ordering::Relaxed);
+            st.releases = 0;
             std::mem::take(&mut st.jobs)
         };
         self.closed_fast.store(true, Ordering::Release);"""),
