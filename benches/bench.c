@@ -769,6 +769,17 @@ static void bench_refs(void) {
     }
     report("ref.direct_call.status_ns", "ns/call", v, g_reps);
 
+    /* one uncontended atomic read-modify-write (lock xadd on x86), the unit the library's
+       locks and reference counts are paid in */
+    static _Atomic uint64_t rmw_word;
+    for (int r = 0; r < g_reps; r++) {
+        uint64_t t0 = now_ns();
+        for (long i = 0; i < n; i++) atomic_fetch_add_explicit(&rmw_word, 1, memory_order_acq_rel);
+        v[r] = (double)(now_ns() - t0) / (double)n;
+    }
+    REQUIRE(atomic_load(&rmw_word) == (uint64_t)n * (uint64_t)g_reps);
+    report("ref.atomic_rmw_ns", "ns/op", v, g_reps);
+
     /* GLib g_signal_emit, one handler */
     GObject *obj = g_object_new(bench_emitter_get_type(), NULL);
     g_signal_connect(obj, "context-data", G_CALLBACK(g_on_ctx), &sink);

@@ -74,6 +74,9 @@ SECTIONS = [
         ("ref.direct_call.ctx_ns", "direct call through a function pointer (ctx args)",
          "`void (*volatile fp)(void *, msgr_session *, const char *)` called with the same arguments."),
         ("ref.direct_call.status_ns", "direct call (status args)", "the same for the OnLockStatusChanged signature."),
+        ("ref.atomic_rmw_ns", "one uncontended atomic read-modify-write",
+         "`atomic_fetch_add` (acq_rel) on one word in a loop: the unit the library's locks (two per lock and "
+         "unlock) and reference counts are paid in."),
         ("ref.g_signal_emit.ctx_ns", "GLib `g_signal_emit`, (POINTER, STRING), one handler",
          "signal created with `g_signal_new(..., NULL marshaller, G_TYPE_NONE, 2, G_TYPE_POINTER, G_TYPE_STRING)`, "
          "emitted by id; synchronous (no queue)."),
