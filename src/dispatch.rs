@@ -139,8 +139,9 @@ impl Job {
         }
     }
 
-    /// True for jobs that carry protocol work besides delivery (BeforeAppLaunch decides the
-    /// launch): they run even when their object is gone.
+    /// True for jobs that carry work besides delivery, kept by `purge_dead` even when their
+    /// object is gone: BeforeAppLaunch decides the launch, and a Release stays behind the jobs
+    /// that point at its list.
     fn has_follow_up(&self) -> bool {
         matches!(
             self,
@@ -511,7 +512,7 @@ impl EventQueue {
     /// Frees `sinks`, a released object's sink list that jobs may point at (see
     /// [`SinksPtr`]), once those jobs are done: behind the jobs queued now, and after the
     /// deliveries under way (which may hold jobs taken before). Its owner is gone or has
-    /// replaced it, so no job is queued for it any more.
+    /// replaced it, so no new job will point at it.
     pub(crate) fn release_sinks<E: EventKind + Send + 'static>(&self, sinks: Arc<Sinks<E>>)
     where
         Sinks<E>: Send + Sync,
