@@ -163,8 +163,19 @@ TARGETS = [
 ]
 
 
+def derive(figs):
+    """Adds the derived figures to `figs` (one run's figures)."""
+    # OnContextData delivery estimate = dispatch+callback + the trivial raise+queue
+    if "manual.ctx.batch_dispatch_ns" in figs and "manual.lock.raise_queue_ns" in figs:
+        a, b = figs["manual.ctx.batch_dispatch_ns"], figs["manual.lock.raise_queue_ns"]
+        figs["manual.ctx.delivery_est_ns"] = dict(unit="ns/event", med=a["med"] + b["med"], lo=a["lo"] + b["lo"],
+                                                  hi=a["hi"] + b["hi"], reps=a["reps"])
+
+
 def load(results):
-    figs, infos, series, meta = {}, {}, {}, {}
+    """The figures of the main run, infos, series, meta, and the figures of each `again.N.tsv`
+    (the delivery, reference and invitation groups again, in fresh processes spread over the run)."""
+    figs, infos, series, meta, again = {}, {}, {}, {}, []
     for line in open(os.path.join(results, "meta.tsv")):
         k, _, v = line.rstrip("\n").partition("\t")
         meta[k] = v
@@ -173,10 +184,16 @@ def load(results):
             continue
         # nospin.tsv: the thread-mode groups again with MSGRPRIV_THREAD_SPIN_US=0
         prefix = "nospin." if os.path.basename(path) == "nospin.tsv" else ""
+        into = figs
+        if os.path.basename(path).startswith("again."):
+            into = {}
+            again.append(into)
         for line in open(path):
             p = line.rstrip("\n").split("\t")
             if p[0] == "R" and len(p) >= 7:
-                figs[prefix + p[1]] = dict(unit=p[2], med=float(p[3]), lo=float(p[4]), hi=float(p[5]), reps=int(p[6]))
+                into[prefix + p[1]] = dict(unit=p[2], med=float(p[3]), lo=float(p[4]), hi=float(p[5]), reps=int(p[6]))
+            elif into is not figs:
+                continue
             elif p[0] == "I" and len(p) >= 3:
                 infos.setdefault(p[1], []).append(float(p[2]))
             elif p[0] == "S" and len(p) >= 4:
@@ -185,12 +202,10 @@ def load(results):
     for k, vs in infos.items():
         if k.startswith(("scale.", "clients.")):
             figs[k] = dict(unit="", med=statistics.median(vs), lo=min(vs), hi=max(vs), reps=len(vs))
-    # derived: OnContextData delivery estimate = dispatch+callback + the trivial raise+queue
-    if "manual.ctx.batch_dispatch_ns" in figs and "manual.lock.raise_queue_ns" in figs:
-        a, b = figs["manual.ctx.batch_dispatch_ns"], figs["manual.lock.raise_queue_ns"]
-        figs["manual.ctx.delivery_est_ns"] = dict(unit="ns/event", med=a["med"] + b["med"], lo=a["lo"] + b["lo"],
-                                                  hi=a["hi"] + b["hi"], reps=a["reps"])
-    return figs, infos, series, meta
+    derive(figs)
+    for f in again:
+        derive(f)
+    return figs, infos, series, meta, again
 
 
 def fmt(v):
@@ -287,7 +302,7 @@ def main():
     ap.add_argument("--plots")
     ap.add_argument("--command", default="bash scripts/bench.sh")
     a = ap.parse_args()
-    figs, infos, series, meta = load(a.results)
+    figs, infos, series, meta, again = load(a.results)
     timer = infos.get("timer.ns_per_read", [0])[0]
     md = []
     w = md.append
@@ -318,6 +333,8 @@ def main():
     w(f"MSGRPRIV_THREAD_SPIN_US=0 build/bench/bench_msgrpriv --reps {meta.get('reps', '?')} thread invite-thread   # the no-spin rows")
     w("build/bench/bench_msgrpriv scale      # section 5, in a fresh process each run")
     w("build/bench/bench_msgrpriv clients    # section 5")
+    w(f"build/bench/bench_msgrpriv --reps {meta.get('reps', '?')} delivery refs invite-manual invite-thread getter   "
+      "# after each scale run: the targets' \"other runs\"")
     if os.path.exists(os.path.join(a.results, "core.tsv")):
         w("cargo bench --bench core              # the Rust core without the C ABI")
     w("python3 benches/report.py ...         # this file and docs/plots/")
@@ -326,17 +343,26 @@ def main():
         w("**Quick run (tiny iteration counts): these numbers only show that the suite runs.**\n")
 
     w("## Targets (issue 5)\n")
-    w("| target | figure | measured (median) | spread | met |")
-    w("|---|---|---|---|---|")
+    w("\"met\" judges the median of the main run. The host's speed changes in phases of minutes (the "
+      "references move with it), so the delivery, reference, invitation and getter groups run again in "
+      f"{len(again)} fresh process{'es' if len(again) != 1 else ''} spread over the run (after each scale run): "
+      "their medians, and in how many of all the runs the target is met, are in the last two columns.\n")
+    w("| target | figure | measured (median) | spread | met | other runs | met in |")
+    w("|---|---|---|---|---|---|---|")
     for label, key, cmp, thr, unit, note in TARGETS:
         f = value(figs, key)
         if not f:
-            w(f"| {label} | `{key}` | not measured | | |")
+            w(f"| {label} | `{key}` | not measured | | | | |")
             continue
-        ok = f["med"] < thr if cmp == "<" else f["med"] >= thr
+        meets = (lambda v: v < thr) if cmp == "<" else (lambda v: v >= thr)
+        ok = meets(f["med"])
+        others = [value(g, key) for g in again]
+        others = [o["med"] for o in others if o]
         fig_name = note or f"`{key}`"
         med, spread = cell(f)
-        w(f"| {label} | {fig_name} | {med} {unit} | {spread} | {'yes' if ok else '**no**'} |")
+        other_cell = ", ".join(fmt(o) for o in others) if others else "-"
+        met_in = f"{sum(map(meets, [f['med']] + others))} of {1 + len(others)}" if others else "-"
+        w(f"| {label} | {fig_name} | {med} {unit} | {spread} | {'yes' if ok else '**no**'} | {other_cell} | {met_in} |")
     w("")
 
     w("## Ratios (msgrpriv / reference, medians)\n")

@@ -91,6 +91,10 @@ for i in $(seq 1 "$runs"); do
   "${prio[@]}" "$bench" "${quick_flag[@]}" scale >"$results/scale.$i.tsv"
   say "scale run $i/$runs: signed-in clients"
   "${prio[@]}" "$bench" "${quick_flag[@]}" clients >"$results/clients.$i.tsv"
+  # The host's speed changes in phases: the target figures again, later, in a fresh process.
+  say "run $i/$runs: delivery, references, invitations and getter again"
+  "${prio[@]}" "$bench" "${quick_flag[@]}" --reps "$reps" delivery refs invite-manual invite-thread getter \
+    >"$results/again.$i.tsv"
 done
 
 if [ "${MSGRPRIV_BENCH_CORE:-1}" = 1 ]; then
