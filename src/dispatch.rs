@@ -437,20 +437,17 @@ impl EventQueue {
                 // SAFETY: delivering thread; the borrow ends with the statement.
                 let mut job = self.taken.with_mut(|taken| unsafe { (*taken).pop_front() });
                 let Some(job) = job.as_mut() else { return n };
-                let left = if job.is_event() {
+                if job.is_event() {
                     let left = self.taken_len.load(Ordering::Relaxed) - 1;
                     self.taken_len.store(left, Ordering::Release);
-                    left
-                } else {
-                    usize::MAX
-                };
-                if left == 0 {
-                    // The last taken job: the descriptor stays readable only if more were
+                    // The last taken event: the descriptor stays readable only if more were
                     // queued meanwhile.
-                    if let Some(notifier) = self.notifier.get() {
-                        let st = self.state.lock();
-                        if st.events() == 0 {
-                            notifier.clear();
+                    if left == 0 {
+                        if let Some(notifier) = self.notifier.get() {
+                            let st = self.state.lock();
+                            if st.events() == 0 {
+                                notifier.clear();
+                            }
                         }
                     }
                 }
@@ -489,30 +486,33 @@ impl EventQueue {
     /// they are neither counted nor keep the event descriptor readable. The dropped jobs are
     /// freed outside the lock.
     pub(crate) fn purge_dead(&self) {
-        let removed: Vec<Job> = {
-            let mut st = self.state.lock();
-            if st.jobs.iter().all(|j| j.is_live() || j.has_follow_up()) {
-                return;
-            }
-            let (keep, removed): (VecDeque<Job>, VecDeque<Job>) = std::mem::take(&mut st.jobs)
-                .into_iter()
-                .partition(|j| j.is_live() || j.has_follow_up());
-            st.jobs = keep;
-            if st.events() == 0 {
-                self.has_jobs.store(false, Ordering::Relaxed);
-                if let Some(n) = self.notifier.get() {
-                    n.clear();
-                }
-            }
-            removed.into()
-        };
+        let removed = self.purge_locked(&mut self.state.lock());
         drop(removed);
+    }
+
+    /// [`purge_dead`](Self::purge_dead) under the lock; returns the jobs to drop after it.
+    fn purge_locked(&self, st: &mut QueueState) -> VecDeque<Job> {
+        if st.jobs.iter().all(|j| j.is_live() || j.has_follow_up()) {
+            return VecDeque::new();
+        }
+        let (keep, removed): (VecDeque<Job>, VecDeque<Job>) = std::mem::take(&mut st.jobs)
+            .into_iter()
+            .partition(|j| j.is_live() || j.has_follow_up());
+        st.jobs = keep;
+        if st.events() == 0 {
+            self.has_jobs.store(false, Ordering::Relaxed);
+            if let Some(n) = self.notifier.get() {
+                n.clear();
+            }
+        }
+        removed
     }
 
     /// Frees `sinks`, a released object's sink list that jobs may point at (see
     /// [`SinksPtr`]), once those jobs are done: behind the jobs queued now, and after the
     /// deliveries under way (which may hold jobs taken before). Its owner is gone or has
-    /// replaced it, so no new job will point at it.
+    /// replaced it, so no new job will point at it. Purges the events of released objects
+    /// first (see [`purge_dead`](Self::purge_dead)), in the same lock.
     pub(crate) fn release_sinks<E: EventKind + Send + 'static>(&self, sinks: Arc<Sinks<E>>)
     where
         Sinks<E>: Send + Sync,
@@ -529,15 +529,19 @@ impl EventQueue {
             reclaimer: SyncArc::clone(&self.reclaimer),
         };
         let mut st = self.state.lock();
-        // Usually none: the owner closed the list and purged its events first. A Release
+        let removed = self.purge_locked(&mut st);
+        // Usually none: the owner closed the list, so its events were just purged. A Release
         // job only when one is left (a launch decision, or a manager dropped without being
         // closed), so objects released while nobody dispatches do not pile up.
         if st.jobs.iter().any(|j| j.points_at(addr)) {
             st.jobs.push_back(Job::Release(released));
             st.releases += 1;
+            drop(st);
+            drop(removed);
             return;
         }
         drop(st);
+        drop(removed);
         // No job queued for it: only a delivery under way can hold one (it entered the
         // reclaimer under the lock, before taking them).
         drop(released);

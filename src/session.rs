@@ -374,8 +374,8 @@ impl Session {
             )
         };
         old.close();
-        self.0.client.queue.purge_dead();
-        // Jobs taken or queued before the replacement still point at the old list.
+        // Drops the events queued for it; jobs taken before the replacement (and launch
+        // decisions) still point at the old list, which waits for them.
         self.0.client.queue.release_sinks(old);
     }
 
