@@ -7,10 +7,6 @@ use common::*;
 use msgrpriv::*;
 use std::sync::Arc;
 
-fn pump(c: &Client) {
-    while c.dispatch(Some(std::time::Duration::ZERO)).unwrap() > 0 {}
-}
-
 #[test]
 fn a_closed_manager_still_held_gets_no_sign_in_events() {
     let c = Client::new(Arc::new(service(true)), "carol@example.com", DispatchMode::Manual).unwrap();
@@ -22,7 +18,7 @@ fn a_closed_manager_still_held_gets_no_sign_in_events() {
             m
         })
         .collect();
-    pump(&c);
+    drain(&c);
     log.lock().clear();
     ms[1].close();
     c.sign_out().unwrap();
@@ -31,7 +27,7 @@ fn a_closed_manager_still_held_gets_no_sign_in_events() {
     assert_eq!(ms[1].lock_status(), LockStatus::Disabled);
     assert_eq!(ms[2].lock_status(), LockStatus::NotInitialized);
     c.sign_in().unwrap();
-    pump(&c);
+    drain(&c);
     assert_eq!(
         *log.lock(),
         lines(&[
@@ -73,10 +69,10 @@ fn churn_leaves_exactly_the_open_managers_listening() {
             }
         }
         if i % 500 == 0 {
-            pump(&c);
+            drain(&c);
         }
     }
-    pump(&c);
+    drain(&c);
     log.lock().clear();
     c.sign_out().unwrap();
     let n = c.dispatch(Some(std::time::Duration::ZERO)).unwrap();

@@ -231,6 +231,11 @@ impl Drop for World {
     }
 }
 
+/// Dispatches one client until nothing is left.
+pub fn drain(c: &Client) {
+    while c.dispatch(Some(Duration::ZERO)).unwrap() > 0 {}
+}
+
 pub fn lines(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
