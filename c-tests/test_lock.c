@@ -3,7 +3,8 @@
  * wrong key, a wrong cookie, an unknown application ID, a second request, the status codes
  * of RequestChallenge and SendResponse, re-locking after sign-out and sign-in, each manager
  * locked on its own, msgr_lock_compute_response, and MSGR_E_API_LOCKED from every gated call
- * of a locked manager and of the sessions that follow its lock.
+ * of a locked manager and of the sessions that follow its lock, also once the manager was
+ * released and the client signed out and in again.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
@@ -495,6 +496,85 @@ static void test_every_gated_call_refuses_while_locked(void) {
     tu_world_cleanup(&w);
 }
 
+/* Every gated session call refused with `hr`, and the session unchanged. */
+static void check_session_gated(msgr_session *s, MSGR_HRESULT hr, SESSION_STATE state) {
+    CHECK_HR(hr, msgr_session_set_application(s, TU_APP));
+    CHECK_HR(hr, msgr_session_set_local_address(s, "addr"));
+    CHECK_HR(hr, msgr_session_invite(s, TU_BOB, "hi"));
+    CHECK_HR(hr, msgr_session_accept(s, NULL));
+    CHECK_HR(hr, msgr_session_decline(s, NULL));
+    CHECK_HR(hr, msgr_session_send_context_data(s, "x"));
+    CHECK_HR(hr, msgr_session_cancel(s, E_FAIL, NULL));
+    CHECK_STATE(s, state);
+    CHECK_SSTR(msgr_session_get_local_address, s, "");
+}
+
+/* A session whose manager was released keeps that manager's status for the connection it
+ * was made in; once the client signs out and in again it is locked (the exchange cannot be
+ * repeated without the manager), while a new manager is locked until its own exchange. */
+static void test_released_manager_sessions_locked_after_sign_out_and_in(void) {
+    tu_world w;
+    msgr_session_manager *m2 = NULL, *m3 = NULL;
+    msgr_session *ready = NULL, *s = NULL;
+    tu_manager_watch watch2, watch3;
+    size_t received;
+    tu_world_init(&w, TU_LOCK_AND_KEY);
+    REQUIRE_OK(msgr_session_manager_create(w.a, &m2));
+    watch2 = tu_watch_manager(&w.log, m2, "M2");
+    tu_pump(&w);
+    tu_unlock(&w.log, w.a, m2, &watch2, "M2", 3003, false);
+    REQUIRE_OK(msgr_session_manager_create_session(m2, &ready));
+    tu_world_own(&w, ready);
+    CHECK_OK(msgr_session_manager_release(m2));
+    /* The connection the exchange was made in: the session works. */
+    CHECK_OK(msgr_session_set_local_address(ready, ""));
+    CHECK_OK(msgr_client_sign_out(w.a));
+    check_session_gated(ready, MSGR_E_NOT_LOGGED_ON, SS_READY);
+    CHECK_OK(msgr_client_sign_in(w.a));
+    tu_pump(&w);
+    tu_log_clear(&w.log);
+    received = w.nreceived;
+    check_session_gated(ready, MSGR_E_API_LOCKED, SS_READY);
+    tu_pump(&w);
+    CHECK(w.nreceived == received);
+    EXPECT_EMPTY(&w.log);
+    /* A new manager is locked until its own exchange, which opens only its sessions. */
+    REQUIRE_OK(msgr_session_manager_create(w.a, &m3));
+    watch3 = tu_watch_manager(&w.log, m3, "M3");
+    tu_pump(&w);
+    CHECK_HR(MSGR_E_API_LOCKED, msgr_session_manager_create_session(m3, &s));
+    tu_unlock(&w.log, w.a, m3, &watch3, "M3", 4004, false);
+    check_session_gated(ready, MSGR_E_API_LOCKED, SS_READY);
+    CHECK_OK(msgr_session_manager_create_session(m3, &s));
+    CHECK_OK(msgr_session_set_application(s, TU_APP));
+    CHECK_OK(msgr_session_release(s));
+    CHECK_OK(msgr_session_manager_release(m3));
+    tu_world_cleanup(&w);
+}
+
+/* Lock and Key off when the manager was released, a key added before the next sign-in: the
+ * session is locked like a new manager would be. */
+static void test_released_disabled_manager_locked_by_a_new_key(void) {
+    tu_world w;
+    msgr_session_manager *m2 = NULL;
+    msgr_session *ready = NULL;
+    tu_world_init(&w, 0);
+    REQUIRE_OK(msgr_session_manager_create(w.a, &m2));
+    tu_pump(&w);
+    CHECK_LOCK(m2, LOCK_DISABLED);
+    REQUIRE_OK(msgr_session_manager_create_session(m2, &ready));
+    tu_world_own(&w, ready);
+    CHECK_OK(msgr_session_manager_release(m2));
+    CHECK_OK(msgr_session_set_local_address(ready, ""));
+    CHECK_OK(msgr_client_sign_out(w.a));
+    CHECK_OK(msgr_service_add_app_key(w.svc, TU_APP_ID, TU_APP_KEY));
+    CHECK_OK(msgr_client_sign_in(w.a));
+    check_session_gated(ready, MSGR_E_API_LOCKED, SS_READY);
+    tu_pump(&w);
+    CHECK(w.nreceived == 0);
+    tu_world_cleanup(&w);
+}
+
 int main(void) {
     RUN(test_compute_response);
     RUN(test_unlock_succeeds);
@@ -512,5 +592,7 @@ int main(void) {
     RUN(test_each_manager_locked_on_its_own);
     RUN(test_every_gated_call_refuses_while_locked);
     RUN(test_gated_calls_while_signed_out);
+    RUN(test_released_manager_sessions_locked_after_sign_out_and_in);
+    RUN(test_released_disabled_manager_locked_by_a_new_key);
     return tu_finish();
 }

@@ -15,6 +15,7 @@ use crate::session_manager::{LockCell, ManagerCore, SessionManager};
 use crate::types::{check_chars, limits, Text};
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -41,6 +42,9 @@ pub(crate) struct ClientCore {
     pub(crate) name: Mutex<Text>,
     pub(crate) queue: EventQueue,
     pub(crate) state: Mutex<ClientState>,
+    /// The current [`Connection`], packed (see [`Connection::pack`]): changed under `state`'s
+    /// lock each time `signed_in` flips.
+    connection: AtomicU64,
     launcher: Mutex<Arc<dyn Launcher>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     weak_self: Weak<ClientCore>,
@@ -70,6 +74,33 @@ pub fn check_sign_in_name(name: &str) -> Result<()> {
     check_chars(name, limits::SIGN_IN_NAME_CHARS, E_INVALIDARG)
 }
 
+/// One connection of a client to its service: from a sign-in to the next sign-out, or a
+/// signed-out stretch. Epochs count the changes, so an odd epoch is signed in. Lock and Key
+/// statuses carry the epoch they were set in (see `LockCell::gate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Connection {
+    pub(crate) epoch: u64,
+    /// Whether the service enforced Lock and Key when this connection signed in.
+    pub(crate) enforced: bool,
+}
+
+impl Connection {
+    pub(crate) fn signed_in(self) -> bool {
+        self.epoch % 2 == 1
+    }
+
+    fn pack(self) -> u64 {
+        self.epoch << 1 | self.enforced as u64
+    }
+
+    fn unpack(v: u64) -> Connection {
+        Connection {
+            epoch: v >> 1,
+            enforced: v & 1 == 1,
+        }
+    }
+}
+
 impl Client {
     /// Creates a client and signs `sign_in_name` in on `service`.
     /// E_INVALIDARG for an empty or over-long name; MSGR_E_ALREADY_LOGGED_ON when that name
@@ -83,6 +114,7 @@ impl Client {
             name: Mutex::new(Text::new(sign_in_name).unwrap_or_else(|_| Text::empty())),
             queue: EventQueue::new(mode),
             state: Mutex::new(ClientState::default()),
+            connection: AtomicU64::new(0),
             launcher: Mutex::new(Arc::new(ProcessLauncher)),
             thread: Mutex::new(None),
             weak_self: weak.clone(),
@@ -187,8 +219,26 @@ impl ClientCore {
         self.live_managers_locked(&mut self.state.lock())
     }
 
+    /// The current connection: its epoch and whether it enforces Lock and Key.
+    pub(crate) fn connection(&self) -> Connection {
+        Connection::unpack(self.connection.load(Ordering::Acquire))
+    }
+
+    /// Flips `signed_in` (the caller holds the state lock) and starts the next connection
+    /// epoch; `enforced` is whether the new connection enforces Lock and Key.
+    fn set_signed_in(&self, st: &mut ClientState, signed_in: bool, enforced: bool) -> u64 {
+        debug_assert_ne!(st.signed_in, signed_in);
+        st.signed_in = signed_in;
+        let next = Connection {
+            epoch: self.connection().epoch + 1,
+            enforced: enforced && signed_in,
+        };
+        self.connection.store(next.pack(), Ordering::Release);
+        next.epoch
+    }
+
     pub(crate) fn add_manager(&self, m: &Arc<ManagerCore>) -> Result<()> {
-        let signed_in = {
+        let (signed_in, epoch) = {
             let mut st = self.state.lock();
             if st.shut_down || st.destroyed {
                 return Err(MSGR_E_SERVER_SHUTDOWN);
@@ -198,10 +248,10 @@ impl ClientCore {
                 st.prune_managers_at = (2 * st.managers.len()).max(16);
             }
             st.managers.push(Arc::downgrade(m));
-            st.signed_in
+            (st.signed_in, self.connection().epoch)
         };
         if signed_in {
-            m.signed_in(self.service.lock_enforced());
+            m.signed_in(self.service.lock_enforced(), epoch);
         }
         Ok(())
     }
@@ -220,22 +270,29 @@ impl ClientCore {
         let name = self.name.lock().clone();
         let spelled = self.service.sign_in(name.as_str(), endpoint)?;
         *self.name.lock() = spelled;
-        self.state.lock().signed_in = true;
         let enforced = self.service.lock_enforced();
+        let epoch = {
+            let mut st = self.state.lock();
+            if st.signed_in {
+                return Err(MSGR_E_ALREADY_LOGGED_ON);
+            }
+            self.set_signed_in(&mut st, true, enforced)
+        };
         for m in self.live_managers() {
-            m.signed_in(enforced);
+            m.signed_in(enforced, epoch);
         }
         Ok(())
     }
 
     fn sign_out(&self) -> Result<()> {
-        let sessions: Vec<Session> = {
+        let (sessions, epoch) = {
             let mut st = self.state.lock();
             if !st.signed_in {
                 return Err(MSGR_E_NOT_LOGGED_ON);
             }
-            st.signed_in = false;
-            st.sessions.drain().map(|(_, s)| s).collect()
+            let epoch = self.set_signed_in(&mut st, false, false);
+            let sessions: Vec<Session> = st.sessions.drain().map(|(_, s)| s).collect();
+            (sessions, epoch)
         };
         let me = self.name.lock().clone();
         for s in &sessions {
@@ -252,7 +309,7 @@ impl ClientCore {
         drop(sessions);
         self.service.sign_out(&me);
         for m in self.live_managers() {
-            m.signed_out();
+            m.signed_out(epoch);
         }
         Ok(())
     }

@@ -234,6 +234,11 @@ impl Session {
         }
     }
 
+    /// The manager's Lock and Key status lets gated calls through (see [`LockCell::gate`]).
+    fn gate(&self) -> Result<()> {
+        self.0.lock.gate(self.0.client.connection())
+    }
+
     fn is_inviter(&self) -> bool {
         self.0.flags & SF_INVITER != 0
     }
@@ -263,7 +268,7 @@ impl Session {
     /// Sets Application; only in SS_READY (SR_SESSION_NOT_READY), only a GUID registered
     /// with the client's registry (SR_APP_NOT_REGISTERED), E_INVALIDARG for a malformed GUID.
     pub fn set_application(&self, guid: &str) -> Result<()> {
-        self.0.lock.gate()?;
+        self.gate()?;
         let g = normalize_guid(guid)?;
         if self.state() != SessionState::Ready {
             return Err(SR_SESSION_NOT_READY);
@@ -312,7 +317,7 @@ impl Session {
 
     /// Sets LocalAddress: at most 30 characters (E_INVALIDARG).
     pub fn set_local_address(&self, address: &str) -> Result<()> {
-        self.0.lock.gate()?;
+        self.gate()?;
         check_chars(address, limits::LOCAL_ADDRESS_CHARS, E_INVALIDARG)?;
         let t = Text::new(address)?;
         self.lock().local_address = t;
@@ -386,7 +391,7 @@ impl Session {
     /// MSGR_E_NOT_LOGGED_ON when either side is not signed in, E_INVALIDARG for a bad name
     /// or app data over 512 bytes. Moves to SS_INVITATION.
     pub fn invite(&self, user: &str, app_data: Option<&str>) -> Result<()> {
-        self.0.lock.gate()?;
+        self.gate()?;
         check_sign_in_name(user)?;
         let app_data = check_app_data(app_data)?;
         let client = &self.0.client;
@@ -442,7 +447,7 @@ impl Session {
     /// (SR_SESSION_STATE_INVALID). When the application is not registered here the session
     /// ends declined with SR_APP_NOT_REGISTERED (OnAppNotPresent first).
     pub fn accept(&self, app_data: Option<&str>) -> Result<()> {
-        self.0.lock.gate()?;
+        self.gate()?;
         let app_data = check_app_data(app_data)?;
         let (out, ended) = {
             let mut d = self.lock();
@@ -504,7 +509,7 @@ impl Session {
     /// Decline(app data): same rules as Accept. Both sides end in SS_DECLINED with
     /// OnTermination(SR_INVITATION_DECLINED, data).
     pub fn decline(&self, app_data: Option<&str>) -> Result<()> {
-        self.0.lock.gate()?;
+        self.gate()?;
         let app_data = check_app_data(app_data)?;
         let out = {
             let mut d = self.lock();
@@ -534,7 +539,7 @@ impl Session {
     /// side. In SS_READY it ends with SR_CANCEL_BEFORE_CONNECT and nothing is sent.
     /// SR_SESSION_STATE_INVALID once the session has ended.
     pub fn cancel(&self, hr: Hr, app_data: Option<&str>) -> Result<()> {
-        self.0.lock.gate()?;
+        self.gate()?;
         let app_data = check_app_data(app_data)?;
         let out = {
             let mut d = self.lock();
@@ -578,7 +583,7 @@ impl Session {
     /// (SR_CONTEXT_DATA_OVER_LIMIT); SR_NOT_VALID_FOR_APP_INVITE before the invitation was
     /// accepted; SR_SESSION_STATE_INVALID once ended.
     pub fn send_context_data(&self, data: &str) -> Result<()> {
-        self.0.lock.gate()?;
+        self.gate()?;
         check_chars(data, limits::CONTEXT_DATA_CHARS, SR_CONTEXT_DATA_OVER_LIMIT)?;
         let data = Text::new(data)?;
         let out = {

@@ -1,7 +1,7 @@
 //! The session manager (IMsgrSessionManager + IMsgrLock): creates sessions, registers
 //! applications, and carries its own Lock and Key status.
 
-use crate::client::{Client, ClientCore};
+use crate::client::{Client, ClientCore, Connection};
 use crate::dispatch::{Job, SinksPtr};
 use crate::error::{
     Result, E_INVALIDARG, MSGR_E_API_ALREADY_UNLOCKED, MSGR_E_API_DISABLED, MSGR_E_API_LOCKED,
@@ -19,11 +19,17 @@ use std::sync::Arc;
 
 struct LockData {
     status: LockStatus,
+    /// The client's connection epoch (see [`Connection`]) this status belongs to. A
+    /// status from an earlier epoch opens nothing: the manager that followed the client's
+    /// sign-ins is gone, so the exchange was not repeated after the last sign-in.
+    epoch: u64,
     cookie: i32,
     challenge: Option<Text>,
 }
 
-/// One manager's Lock and Key status; sessions created or received by the manager share it.
+/// One manager's Lock and Key status; sessions created or received by the manager share it,
+/// and outlive it: a session whose manager was released keeps the status the manager had
+/// in that connection epoch, and is locked in every later one.
 pub(crate) struct LockCell {
     data: Mutex<LockData>,
 }
@@ -33,6 +39,7 @@ impl LockCell {
         Arc::new(LockCell {
             data: Mutex::new(LockData {
                 status: LockStatus::NotInitialized,
+                epoch: 0,
                 cookie: 0,
                 challenge: None,
             }),
@@ -43,11 +50,25 @@ impl LockCell {
         self.data.lock().status
     }
 
-    /// Lets gated calls through when unlocked or when Lock and Key is off; otherwise
-    /// MSGR_E_NOT_LOGGED_ON while the client is signed out (LOCK_NOTINITIALIZED) and
-    /// MSGR_E_API_LOCKED while locked.
-    pub(crate) fn gate(&self) -> Result<()> {
-        match self.status() {
+    /// Lets gated calls through when unlocked or when Lock and Key is off, in the client's
+    /// current connection; otherwise MSGR_E_NOT_LOGGED_ON while the client is signed out
+    /// and MSGR_E_API_LOCKED while locked. A status set in an earlier connection belongs to
+    /// a manager that was released before the client signed out and in again: the gate is
+    /// then what that manager's would be with the exchange not repeated, locked when the
+    /// connection enforces Lock and Key and open when it does not.
+    pub(crate) fn gate(&self, connection: Connection) -> Result<()> {
+        if !connection.signed_in() {
+            return Err(MSGR_E_NOT_LOGGED_ON);
+        }
+        let d = self.data.lock();
+        if d.epoch != connection.epoch {
+            return if connection.enforced {
+                Err(MSGR_E_API_LOCKED)
+            } else {
+                Ok(())
+            };
+        }
+        match d.status {
             LockStatus::Unlocked | LockStatus::Disabled => Ok(()),
             LockStatus::NotInitialized => Err(MSGR_E_NOT_LOGGED_ON),
             _ => Err(MSGR_E_API_LOCKED),
@@ -86,9 +107,14 @@ impl ManagerCore {
         }
     }
 
-    /// The client signed in: the manager is locked (or Lock and Key is off).
-    pub(crate) fn signed_in(&self, enforced: bool) {
+    /// The client signed in, starting connection `epoch`: the manager is locked (or Lock and
+    /// Key is off). Ignored when the lock already follows a later epoch.
+    pub(crate) fn signed_in(&self, enforced: bool, epoch: u64) {
         let mut d = self.lock.data.lock();
+        if d.epoch > epoch {
+            return;
+        }
+        d.epoch = epoch;
         d.status = if enforced {
             LockStatus::Initialized
         } else {
@@ -102,9 +128,13 @@ impl ManagerCore {
         ]);
     }
 
-    /// The client signed out: back to LOCK_NOTINITIALIZED.
-    pub(crate) fn signed_out(&self) {
+    /// The client signed out, starting connection `epoch`: back to LOCK_NOTINITIALIZED.
+    pub(crate) fn signed_out(&self, epoch: u64) {
         let mut d = self.lock.data.lock();
+        if d.epoch > epoch {
+            return;
+        }
+        d.epoch = epoch;
         if d.status != LockStatus::NotInitialized {
             d.status = LockStatus::NotInitialized;
             d.challenge = None;
@@ -184,16 +214,20 @@ impl SessionManager {
         self.0.sinks.unadvise(cookie)
     }
 
+    fn gate(&self) -> Result<()> {
+        self.0.lock.gate(self.0.client.connection())
+    }
+
     /// CreateSession: a new session in SS_READY with SF_INVITER and a fresh SessionID.
     pub fn create_session(&self) -> Result<Session> {
-        self.0.lock.gate()?;
+        self.gate()?;
         Ok(Session::new_inviter(&self.0.client, &self.0.lock))
     }
 
     /// GetLaunchingSession: the session whose acceptance launched process `pid`.
     /// E_INVALIDARG for pid 0; E_FAIL when no session launched it.
     pub fn launching_session(&self, pid: u32) -> Result<Session> {
-        self.0.lock.gate()?;
+        self.gate()?;
         if pid == 0 {
             return Err(E_INVALIDARG);
         }
@@ -209,7 +243,7 @@ impl SessionManager {
         path: &str,
         flags: u32,
     ) -> Result<()> {
-        self.0.lock.gate()?;
+        self.gate()?;
         // Control characters would make the Applications listing ambiguous.
         if [name, url, path].iter().any(|s| s.chars().any(char::is_control)) {
             return Err(E_INVALIDARG);
@@ -219,13 +253,13 @@ impl SessionManager {
 
     /// UnRegisterApplication. Every manager sharing the registry gets OnAppUnRegistered.
     pub fn unregister_application(&self, guid: &str) -> Result<()> {
-        self.0.lock.gate()?;
+        self.gate()?;
         self.0.client.registry.unregister(guid)
     }
 
     /// Applications [ours]: the registered applications, sorted by GUID.
     pub fn applications(&self) -> Result<Vec<AppEntry>> {
-        self.0.lock.gate()?;
+        self.gate()?;
         Ok(self.0.client.registry.list())
     }
 

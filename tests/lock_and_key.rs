@@ -235,3 +235,176 @@ fn each_manager_is_locked_on_its_own() {
     assert_eq!(m2.lock_status(), LockStatus::Initialized);
     assert_eq!(m2.create_session().unwrap_err(), MSGR_E_API_LOCKED);
 }
+
+/// Completes the Lock and Key exchange for `m` (on client `c`).
+fn unlock(c: &Client, m: &SessionManager) {
+    let got: Arc<parking_lot::Mutex<Option<String>>> = Arc::default();
+    let g = got.clone();
+    let cookie = m
+        .advise(ManagerEventKind::LockChallenge, move |e| {
+            if let ManagerEvent::LockChallenge { challenge, .. } = e {
+                *g.lock() = Some(challenge.as_str().to_string());
+            }
+        })
+        .unwrap();
+    m.request_challenge(9).unwrap();
+    drain(c);
+    let ch = got.lock().take().expect("OnLockChallenge delivered");
+    m.send_response(APP_ID, &compute_response(&ch, APP_KEY), 9)
+        .unwrap();
+    drain(c);
+    m.unadvise(cookie).unwrap();
+    assert_eq!(m.lock_status(), LockStatus::Unlocked);
+}
+
+/// Every gated session call, by name, with its result. None of them may change a session
+/// that the gate refuses.
+fn gated_session_calls(s: &Session) -> Vec<(&'static str, Result<()>)> {
+    vec![
+        ("set_application", s.set_application(APP)),
+        ("set_local_address", s.set_local_address("10.0.0.1:80")),
+        ("invite", s.invite("bob@example.com", Some("hi"))),
+        ("accept", s.accept(Some("yes"))),
+        ("decline", s.decline(Some("no"))),
+        ("send_context_data", s.send_context_data("ctx")),
+        ("cancel", s.cancel(SR_SESSION_CANCELLED_REMOTE, None)),
+    ]
+}
+
+fn assert_all_refused(s: &Session, hr: Hr, what: &str) {
+    let state = s.state();
+    for (name, r) in gated_session_calls(s) {
+        assert_eq!(r, Err(hr), "{what}: {name}");
+    }
+    assert_eq!(s.state(), state, "{what}: a refused call changed the state");
+    assert_eq!(s.local_address().as_str(), "", "{what}: the address changed");
+}
+
+/// Two users on a service that enforces Lock and Key, both managers unlocked, an
+/// application registered by A.
+fn unlocked_pair() -> (EmbeddedService, Client, Client, SessionManager, SessionManager) {
+    let svc = service(true);
+    svc.add_app_key(APP_ID, APP_KEY).unwrap();
+    let dynsvc: Arc<dyn Service> = Arc::new(svc.clone());
+    let a = Client::new(dynsvc.clone(), "alice@example.com", DispatchMode::Manual).unwrap();
+    let b = Client::new(dynsvc, "bob@example.com", DispatchMode::Manual).unwrap();
+    let ma = a.create_session_manager().unwrap();
+    let mb = b.create_session_manager().unwrap();
+    unlock(&a, &ma);
+    unlock(&b, &mb);
+    ma.register_application(APP, "Test App", "http://example.com/app", "", 0)
+        .unwrap();
+    drain(&a);
+    drain(&b);
+    (svc, a, b, ma, mb)
+}
+
+#[test]
+fn sessions_of_a_released_manager_are_locked_after_sign_out_and_in() {
+    let (_svc, a, b, ma, mb) = unlocked_pair();
+    let ready = ma.create_session().unwrap();
+    // Received by B's manager, which is then released too.
+    let received: Arc<parking_lot::Mutex<Vec<Session>>> = Arc::default();
+    let r2 = received.clone();
+    mb.advise(ManagerEventKind::Invitation, move |e| {
+        if let ManagerEvent::Invitation { session, handled, .. } = e {
+            *handled = true;
+            r2.lock().push(session.clone());
+        }
+    })
+    .unwrap();
+    let inviter = ma.create_session().unwrap();
+    inviter.set_application(APP).unwrap();
+    inviter.invite("bob@example.com", None).unwrap();
+    drain(&b);
+    let invitee = received.lock().pop().expect("invitation delivered");
+
+    // Released in the connection the exchange was made in: the sessions keep that status.
+    ma.close();
+    drop(ma);
+    mb.close();
+    drop(mb);
+    ready.set_local_address("").unwrap();
+
+    a.sign_out().unwrap();
+    b.sign_out().unwrap();
+    assert_all_refused(&ready, MSGR_E_NOT_LOGGED_ON, "A signed out, READY session");
+    assert_all_refused(&invitee, MSGR_E_NOT_LOGGED_ON, "B signed out, invitee session");
+    a.sign_in().unwrap();
+    b.sign_in().unwrap();
+    assert_all_refused(&ready, MSGR_E_API_LOCKED, "A signed in again, READY session");
+    assert_all_refused(&inviter, MSGR_E_API_LOCKED, "A signed in again, ended session");
+    assert_all_refused(&invitee, MSGR_E_API_LOCKED, "B signed in again, invitee session");
+    assert_eq!(ready.state(), SessionState::Ready);
+    assert_eq!(b.live_sessions(), 0, "no invitation reached B");
+    // A new manager is locked too, until its own exchange.
+    let m2 = a.create_session_manager().unwrap();
+    drain(&a);
+    assert_eq!(m2.create_session().unwrap_err(), MSGR_E_API_LOCKED);
+    unlock(&a, &m2);
+    // Unlocking another manager opens only that manager's sessions.
+    assert_all_refused(&ready, MSGR_E_API_LOCKED, "after another manager's exchange");
+    let fresh = m2.create_session().unwrap();
+    assert_eq!(fresh.set_application(APP), Ok(()));
+    a.destroy();
+    b.destroy();
+}
+
+#[test]
+fn sessions_of_a_live_manager_follow_its_exchange_across_sign_ins() {
+    let (_svc, a, b, ma, _mb) = unlocked_pair();
+    let s = ma.create_session().unwrap();
+    a.sign_out().unwrap();
+    a.sign_in().unwrap();
+    drain(&a);
+    assert_eq!(ma.lock_status(), LockStatus::Initialized);
+    assert_all_refused(&s, MSGR_E_API_LOCKED, "live manager, locked again");
+    unlock(&a, &ma);
+    s.set_application(APP).unwrap();
+    s.invite("bob@example.com", None).unwrap();
+    assert_eq!(s.state(), SessionState::Invitation);
+    a.destroy();
+    b.destroy();
+}
+
+#[test]
+fn a_key_added_while_signed_out_locks_sessions_of_a_released_disabled_manager() {
+    let svc = service(true);
+    let dynsvc: Arc<dyn Service> = Arc::new(svc.clone());
+    let a = Client::new(dynsvc.clone(), "alice@example.com", DispatchMode::Manual).unwrap();
+    let b = Client::new(dynsvc, "bob@example.com", DispatchMode::Manual).unwrap();
+    let m = a.create_session_manager().unwrap();
+    drain(&a);
+    assert_eq!(m.lock_status(), LockStatus::Disabled);
+    m.register_application(APP, "Test App", "http://example.com/app", "", 0)
+        .unwrap();
+    let s = m.create_session().unwrap();
+    m.close();
+    drop(m);
+    // Disabled in this connection: the session keeps working.
+    s.set_local_address("").unwrap();
+    a.sign_out().unwrap();
+    svc.add_app_key(APP_ID, APP_KEY).unwrap();
+    a.sign_in().unwrap();
+    assert_all_refused(&s, MSGR_E_API_LOCKED, "key added, signed in again");
+    assert_eq!(b.live_sessions(), 0);
+    a.destroy();
+    b.destroy();
+}
+
+#[test]
+fn without_keys_sessions_of_a_released_manager_work_after_sign_out_and_in() {
+    let w = World::new();
+    let m = w.a.create_session_manager().unwrap();
+    let s = m.create_session().unwrap();
+    m.close();
+    drop(m);
+    w.a.sign_out().unwrap();
+    assert_all_refused(&s, MSGR_E_NOT_LOGGED_ON, "signed out");
+    w.a.sign_in().unwrap();
+    // Lock and Key is off in the new connection too: nothing to unlock, the gate is open.
+    w.register_app("");
+    s.set_application(APP).unwrap();
+    s.invite("bob@example.com", None).unwrap();
+    assert_eq!(s.state(), SessionState::Invitation);
+}

@@ -74,6 +74,12 @@ pub struct msgr_session_manager {
 }
 
 /// A session (IMsgrSession): one invitation between two users (opaque, reference counted).
+///
+/// Its gated calls (invite, accept, decline, cancel, send_context_data and the two setters)
+/// follow the Lock and Key status of the manager that created or received it. A session
+/// whose manager was released keeps that manager's status until the client signs out; from
+/// the next sign-in on, nobody can repeat the exchange for it, so it answers
+/// MSGR_E_API_LOCKED when the service enforces Lock and Key (and is open when it does not).
 pub struct msgr_session {
     _opaque: [u8; 0],
 }
