@@ -335,10 +335,69 @@ static void test_app_shutdown_is_last(void) {
     tu_world_cleanup(&w);
 }
 
+static void named_context_data(void *ud, msgr_session *s, const char *data) {
+    tu_ud *u = (tu_ud *)ud;
+    (void)s;
+    tu_called(u);
+    tu_log_add(u->log, "%s:%s", u->tag, data);
+}
+
+/* Alice's and bob's managers (and sessions) hold the same number of registrations, so a
+ * per-object counter would give them the same cookies: a cookie one object issued must
+ * mean nothing to the other, and unadvising with it changes nothing. */
+static void test_foreign_cookie_changes_nothing(void) {
+    tu_world w;
+    tu_ud *ua, *ub, *sa, *sb;
+    uint32_t ca = 0, cb = 0, csa = 0, csb = 0;
+    msgr_session *a, *b;
+    tu_world_init(&w, TU_NO_APP);
+    ua = tu_ud_new(&w.log, "ua");
+    ub = tu_ud_new(&w.log, "ub");
+    CHECK_OK(msgr_session_manager_on_app_registered(w.ma, named_app_registered, ua, tu_destroy, &ca));
+    CHECK_OK(msgr_session_manager_on_app_registered(w.mb, named_app_registered, ub, tu_destroy, &cb));
+    CHECK(ca != cb);
+    CHECK_HR(E_INVALIDARG, msgr_session_manager_unadvise(w.mb, ca));
+    CHECK_HR(E_INVALIDARG, msgr_session_manager_unadvise(w.ma, cb));
+    CHECK_INT(tu_destroyed(ua), 0);
+    CHECK_INT(tu_destroyed(ub), 0);
+    CHECK_OK(msgr_session_manager_register_application(w.ma, TU_APP, "n", "u", "", 0));
+    tu_pump(&w);
+    EXPECT_LOG(&w.log, "MA:AppRegistered(" TU_APP ")", "ua:" TU_APP,
+               "MB:AppRegistered(" TU_APP ")", "ub:" TU_APP);
+
+    /* The same for two sessions, one on each side. */
+    tu_connected(&w, &a, &b);
+    sa = tu_ud_new(&w.log, "sa");
+    sb = tu_ud_new(&w.log, "sb");
+    CHECK_OK(msgr_session_on_context_data(a, named_context_data, sa, tu_destroy, &csa));
+    CHECK_OK(msgr_session_on_context_data(b, named_context_data, sb, tu_destroy, &csb));
+    CHECK(csa != csb);
+    CHECK_HR(E_INVALIDARG, msgr_session_unadvise(b, csa));
+    CHECK_HR(E_INVALIDARG, msgr_session_unadvise(a, csb));
+    /* Nor does a session's cookie reach a manager, or the other way round. */
+    CHECK_HR(E_INVALIDARG, msgr_session_manager_unadvise(w.ma, csa));
+    CHECK_HR(E_INVALIDARG, msgr_session_unadvise(a, ca));
+    CHECK_OK(msgr_session_send_context_data(a, "to b"));
+    CHECK_OK(msgr_session_send_context_data(b, "to a"));
+    tu_pump(&w);
+    CHECK_INT(tu_log_count(&w.log, "sb", "sb:to b"), 1);
+    CHECK_INT(tu_log_count(&w.log, "sa", "sa:to a"), 1);
+    CHECK_OK(msgr_session_unadvise(a, csa));
+    CHECK_OK(msgr_session_unadvise(b, csb));
+    CHECK_OK(msgr_session_manager_unadvise(w.ma, ca));
+    CHECK_OK(msgr_session_manager_unadvise(w.mb, cb));
+    CHECK_INT(tu_destroyed(ua), 1);
+    CHECK_INT(tu_destroyed(ub), 1);
+    CHECK_INT(tu_destroyed(sa), 1);
+    CHECK_INT(tu_destroyed(sb), 1);
+    tu_world_cleanup(&w);
+}
+
 int main(void) {
     RUN(test_creation_events);
     RUN(test_registry_events_reach_every_manager);
     RUN(test_registration_order_and_unadvise);
+    RUN(test_foreign_cookie_changes_nothing);
     RUN(test_invitation);
     RUN(test_invitation_skips_locked_managers);
     RUN(test_lock_events_in_order);

@@ -946,7 +946,9 @@ MSGR_HRESULT msgr_session_send_context_data(msgr_session *session,
  * is delivering an event (this call made from a callback, or from another thread meanwhile),
  * once that event's delivery has finished.
  *
- * @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an unknown cookie.
+ * @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for a cookie this object did not issue
+ * or that was unadvised already (cookies are unique in the process: another object's
+ * cookie is never this one's), changing nothing.
  */
 MSGR_API MSGR_HRESULT msgr_session_unadvise(msgr_session *session, uint32_t cookie);
 
@@ -1214,7 +1216,9 @@ MSGR_HRESULT msgr_session_manager_send_response(msgr_session_manager *manager,
  * meanwhile), once that event's delivery has finished. May be called from a callback,
  * including the registration's own.
  *
- * @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an unknown cookie.
+ * @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for a cookie this object did not issue
+ * or that was unadvised already (cookies are unique in the process: another object's
+ * cookie is never this one's), changing nothing.
  */
 MSGR_API MSGR_HRESULT msgr_session_manager_unadvise(msgr_session_manager *manager, uint32_t cookie);
 

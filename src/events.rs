@@ -364,7 +364,7 @@ pub struct Sinks<E> {
     /// Bit `k` set when a registration of kind `k` is in `list` (written with `list`), so that
     /// an event nobody listens to is skipped without reading the list.
     kinds: AtomicU32,
-    writer: Mutex<u32>,
+    writer: Mutex<()>,
     alive: AtomicBool,
     reclaimer: Arc<Reclaimer>,
 }
@@ -393,6 +393,19 @@ impl<E> Drop for Sinks<E> {
     }
 }
 
+/// The next registration cookie of the process, never 0. One sequence for every object, so
+/// that unadvising an object with a cookie another object issued finds nothing (E_INVALIDARG)
+/// instead of a registration that happens to share its number.
+fn next_cookie() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    loop {
+        let c = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if c != 0 {
+            return c;
+        }
+    }
+}
+
 impl<E: EventKind + 'static> Sinks<E> {
     /// An empty list whose replaced versions go to `reclaimer` (the client's, for the lists
     /// its event queue delivers to).
@@ -400,7 +413,7 @@ impl<E: EventKind + 'static> Sinks<E> {
         Sinks {
             list: AtomicPtr::new(Box::into_raw(Box::new(Vec::new()))),
             kinds: AtomicU32::new(0),
-            writer: Mutex::new(0),
+            writer: Mutex::new(()),
             alive: AtomicBool::new(true),
             reclaimer,
         }
@@ -425,17 +438,23 @@ impl<E: EventKind + 'static> Sinks<E> {
         self.reclaimer.retire(unsafe { Box::from_raw(old) });
     }
 
-    /// Adds a registration and returns its cookie (never 0). E_HANDLE once the object is
-    /// gone; the callback is then dropped, which runs its destroy notification.
+    /// Adds a registration and returns its cookie (never 0, and unique in the process until
+    /// the 32-bit cookie space wraps, so another object's cookie is unknown here). E_HANDLE
+    /// once the object is gone; the callback is then dropped, which runs its destroy
+    /// notification.
     pub fn advise(&self, kind: u8, callback: Callback<E>) -> Result<u32> {
-        let mut next = self.writer.lock();
+        let w = self.writer.lock();
         if !self.alive.load(Ordering::Acquire) {
-            drop(next);
+            drop(w);
             drop(callback);
             return Err(E_HANDLE);
         }
-        *next = next.wrapping_add(1).max(1);
-        let cookie = *next;
+        let cookie = loop {
+            let c = next_cookie();
+            if !self.current().iter().any(|r| r.cookie == c) {
+                break c;
+            }
+        };
         let reg = Arc::new(Registration {
             kind,
             cookie,

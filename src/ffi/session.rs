@@ -268,7 +268,9 @@ pub unsafe extern "C" fn msgr_session_send_context_data(session: *mut msgr_sessi
 /// is delivering an event (this call made from a callback, or from another thread meanwhile),
 /// once that event's delivery has finished.
 ///
-/// @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an unknown cookie.
+/// @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for a cookie this object did not issue
+/// or that was unadvised already (cookies are unique in the process: another object's
+/// cookie is never this one's), changing nothing.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_unadvise(session: *mut msgr_session, cookie: u32) -> MSGR_HRESULT {
     with_session(session, |s| s.unadvise(cookie).map(|_| S_OK))

@@ -236,7 +236,9 @@ pub unsafe extern "C" fn msgr_session_manager_send_response(
 /// meanwhile), once that event's delivery has finished. May be called from a callback,
 /// including the registration's own.
 ///
-/// @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an unknown cookie.
+/// @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for a cookie this object did not issue
+/// or that was unadvised already (cookies are unique in the process: another object's
+/// cookie is never this one's), changing nothing.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_unadvise(manager: *mut msgr_session_manager, cookie: u32) -> MSGR_HRESULT {
     with_manager(manager, |m| m.unadvise(cookie).map(|_| S_OK))
