@@ -285,6 +285,13 @@ impl ClientCore {
     }
 
     fn sign_out(&self) -> Result<()> {
+        self.signed_out(true)
+    }
+
+    /// Signs out: ends every live session (SR_CONNECTION_FAILURE) and sends the managers back
+    /// to LOCK_NOTINITIALIZED. `notify`: tell the peers and the service (false when the
+    /// connection to the service is gone already).
+    fn signed_out(&self, notify: bool) -> Result<()> {
         let (sessions, epoch) = {
             let mut st = self.state.lock();
             if !st.signed_in {
@@ -297,17 +304,18 @@ impl ClientCore {
         let me = self.name.lock().clone();
         for s in &sessions {
             if let Some(peer) = s.disconnect() {
-                let _ = self.service.send(
-                    &me,
-                    &peer,
-                    Message::PeerGone {
+                if notify {
+                    let msg = Message::PeerGone {
                         session_id: s.id().clone(),
-                    },
-                );
+                    };
+                    self.service.send(&me, &peer, msg, Box::new(|_| {}));
+                }
             }
         }
         drop(sessions);
-        self.service.sign_out(&me);
+        if notify {
+            self.service.sign_out(&me);
+        }
         for m in self.live_managers() {
             m.signed_out(epoch);
         }
@@ -422,6 +430,7 @@ impl ClientCore {
             app_url,
             app_data,
             address,
+            timeout_ms,
         } = msg
         else {
             return;
@@ -446,6 +455,7 @@ impl ClientCore {
         if self.add_session(&session).is_err() {
             return;
         }
+        session.await_inviter(Duration::from_millis(timeout_ms));
         for m in open {
             m.raise(ManagerEvent::Invitation {
                 session: session.clone(),
@@ -467,6 +477,10 @@ impl Endpoint for ClientCore {
         if let Some(s) = self.session(msg.session_id()) {
             s.receive(from, msg);
         }
+    }
+
+    fn connection_lost(&self, _hr: crate::Hr) {
+        let _ = self.signed_out(false);
     }
 }
 

@@ -20,6 +20,7 @@ pub mod service;
 pub mod session;
 pub mod session_manager;
 mod sync;
+pub mod timer;
 pub mod types;
 
 pub mod ffi;

@@ -2,20 +2,21 @@
 //! implementation ([`EmbeddedService`]).
 //!
 //! A service signs users in, routes [`Message`]s between their clients, holds the Lock and
-//! Key application ID/key pairs, issues challenges and checks responses, and times out
-//! unanswered invitations. The session logic talks only to the trait, so a network-backed
-//! service (an XMPP server) can replace the embedded one without touching it.
+//! Key application ID/key pairs, issues challenges and checks responses, and keeps the clock
+//! the sessions' deadlines run on (the sessions decide their timeouts themselves). The
+//! session logic talks only to the trait, so a network-backed service (an XMPP server) can
+//! replace the embedded one without touching it.
 
-use crate::error::{Result, E_ILLEGAL_METHOD_CALL, E_INVALIDARG, MSGR_E_ALREADY_LOGGED_ON};
+use crate::error::{Result, E_INVALIDARG, MSGR_E_ALREADY_LOGGED_ON, SR_CONNECTION_FAILURE};
 use crate::lock;
 use crate::registry::AppRegistry;
+use crate::timer::Timers;
 use crate::types::{check_chars, limits, Text};
 use crate::Hr;
-use parking_lot::{Condvar, Mutex};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What one client sends another about a session, through the service.
 #[derive(Clone, Debug)]
@@ -34,6 +35,9 @@ pub enum Message {
         app_data: Option<Text>,
         /// The inviter's LocalAddress.
         address: Text,
+        /// How long the inviter waits for an answer, in milliseconds; the invitee that hears
+        /// nothing ends the invitation by itself a short grace after it.
+        timeout_ms: u64,
     },
     /// The invitee accepted.
     Accept {
@@ -79,7 +83,7 @@ pub enum Message {
         /// SessionID
         session_id: Text,
     },
-    /// From the service: the invitation was not answered in time.
+    /// From the inviter: the invitation was not answered in time.
     Timeout {
         /// SessionID
         session_id: Text,
@@ -106,31 +110,54 @@ impl Message {
 pub trait Endpoint: Send + Sync {
     /// A message from `from` (the sender's sign-in name). Called with no service lock held.
     fn deliver(&self, from: &Text, msg: Message);
+    /// The connection to the service was lost (`hr` says why): the client is signed out
+    /// and its live sessions end with SR_CONNECTION_FAILURE. Called with no service lock
+    /// held.
+    fn connection_lost(&self, hr: Hr);
 }
 
 /// The message could not be delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Undeliverable;
 
+/// The completion of [`Service::send`]: whether the message reached the other side.
+pub type SendDone = Box<dyn FnOnce(std::result::Result<(), Undeliverable>) + Send>;
+/// The completion of [`Service::issue_challenge`]: the challenge, or why there is none.
+pub type ChallengeDone = Box<dyn FnOnce(Result<Text>) + Send>;
+/// The completion of [`Service::check_response`]: whether the response was right.
+pub type CheckDone = Box<dyn FnOnce(bool) + Send>;
+
 /// The seam between the session logic and whatever carries it.
+///
+/// Requests that a remote service answers later take a completion, which the service calls
+/// exactly once, from any thread, with no lock of the caller's held: the embedded service
+/// calls it before the request returns, a network service when the answer arrives (or when
+/// the request fails). The session logic holds no lock while it waits, and bounds every
+/// wait by the invitation timeout.
 pub trait Service: Send + Sync {
     /// Signs `name` in and returns the name as the service spells it.
-    /// MSGR_E_ALREADY_LOGGED_ON when it is signed in already.
+    /// MSGR_E_ALREADY_LOGGED_ON when it is signed in already. A service that needs
+    /// credentials gets them from its own credential source.
     fn sign_in(&self, name: &str, endpoint: Weak<dyn Endpoint>) -> Result<Text>;
     /// Signs `name` out (no effect when it is not signed in).
     fn sign_out(&self, name: &Text);
-    /// The signed-in spelling of `name`, when that user is signed in.
+    /// The signed-in spelling of `name`, when that user is signed in: a lookup in what the
+    /// service knows locally (its presence information), never a round trip.
     fn online(&self, name: &str) -> Option<Text>;
     /// True when two names denote the same user.
     fn same_user(&self, a: &str, b: &str) -> bool;
     /// True when Lock and Key is in force.
     fn lock_enforced(&self) -> bool;
-    /// A fresh challenge.
-    fn issue_challenge(&self) -> Text;
-    /// Checks a Lock and Key response, in constant time.
-    fn check_response(&self, challenge: &str, app_id: &str, response: &str) -> bool;
-    /// Routes `msg` from `from` to `to`.
-    fn send(&self, from: &Text, to: &Text, msg: Message) -> std::result::Result<(), Undeliverable>;
+    /// Issues a fresh challenge; `done` receives it.
+    fn issue_challenge(&self, done: ChallengeDone);
+    /// Checks a Lock and Key response, in constant time; `done` receives the verdict.
+    fn check_response(&self, challenge: &str, app_id: &str, response: &str, done: CheckDone);
+    /// Routes `msg` from `from` to `to`; `done` learns whether it was delivered.
+    fn send(&self, from: &Text, to: &Text, msg: Message, done: SendDone);
+    /// The deadlines of the sessions of this service's clients, on the service's clock.
+    fn timers(&self) -> &Timers;
+    /// How long an invitation may go unanswered.
+    fn invitation_timeout(&self) -> Duration;
     /// The application registry of this machine.
     fn registry(&self) -> Arc<AppRegistry>;
 }
@@ -162,72 +189,12 @@ struct User {
     reachable: bool,
 }
 
-struct Timer {
-    session_id: Text,
-    inviter: Text,
-    invitee: Text,
-    /// False until the invitation was handed to the invitee: a timeout cannot overtake the
-    /// invitation it is about.
-    armed: bool,
-}
-
-#[derive(Default)]
-struct Timers {
-    by_deadline: BTreeMap<(u64, u64), Timer>,
-    by_session: HashMap<Text, (u64, u64)>,
-    seq: u64,
-    shutdown: bool,
-    /// The clock time (ms) the timer thread sleeps until: 0 while it is awake or not started
-    /// (it looks at the timers before it sleeps again). A new timer due
-    /// earlier must wake it; any other need not (the thread re-reads the timers when it
-    /// wakes, so a removed timer only costs it a spurious wake-up).
-    sleep_until: u64,
-}
-
-struct Clock {
-    manual: bool,
-    start: Instant,
-    manual_ms: AtomicU64,
-}
-
-impl Clock {
-    fn now_ms(&self) -> u64 {
-        if self.manual {
-            self.manual_ms.load(Ordering::Acquire)
-        } else {
-            self.start.elapsed().as_millis() as u64
-        }
-    }
-}
-
-struct TimerWheel {
-    timers: Mutex<Timers>,
-    cv: Condvar,
-    clock: Clock,
-}
-
 struct Inner {
     users: Mutex<HashMap<String, User>>,
     keys: Mutex<HashMap<String, String>>,
     registry: Arc<AppRegistry>,
-    timeout_ms: u64,
-    wheel: Arc<TimerWheel>,
-    timer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-thread_local!(static ON_TIMER_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.wheel.timers.lock().shutdown = true;
-        self.wheel.cv.notify_all();
-        // Wait for the timer thread, unless this is it (it dropped the last reference).
-        if let Some(h) = self.timer_thread.get_mut().take() {
-            if !ON_TIMER_THREAD.with(|t| t.get()) {
-                let _ = h.join();
-            }
-        }
-    }
+    timeout: Duration,
+    timers: Timers,
 }
 
 /// The embedded in-process Messenger service.
@@ -257,23 +224,13 @@ impl EmbeddedService {
             Some(p) => AppRegistry::open(p)?,
             None => AppRegistry::in_memory(),
         };
-        let ms = options.invitation_timeout.as_millis().min(u64::MAX as u128) as u64;
         Ok(EmbeddedService {
             inner: Arc::new(Inner {
                 users: Mutex::new(HashMap::new()),
                 keys: Mutex::new(HashMap::new()),
                 registry,
-                timeout_ms: ms,
-                wheel: Arc::new(TimerWheel {
-                    timers: Mutex::new(Timers::default()),
-                    cv: Condvar::new(),
-                    clock: Clock {
-                        manual: options.manual_clock,
-                        start: Instant::now(),
-                        manual_ms: AtomicU64::new(0),
-                    },
-                }),
-                timer_thread: Mutex::new(None),
+                timeout: options.invitation_timeout,
+                timers: Timers::new(options.manual_clock),
             }),
         })
     }
@@ -294,20 +251,10 @@ impl EmbeddedService {
         Ok(())
     }
 
-    /// Moves the manual clock forward and fires the invitations that timed out, in the
-    /// calling thread. E_ILLEGAL_METHOD_CALL on a real clock.
+    /// Moves the manual clock forward and fires the deadlines that are due (unanswered
+    /// invitations), in the calling thread. E_ILLEGAL_METHOD_CALL on a real clock.
     pub fn advance_clock(&self, ms: u64) -> Result<()> {
-        let clock = &self.inner.wheel.clock;
-        if !clock.manual {
-            return Err(E_ILLEGAL_METHOD_CALL);
-        }
-        let _ = clock
-            .manual_ms
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
-                Some(v.saturating_add(ms))
-            });
-        self.inner.fire_due();
-        Ok(())
+        self.inner.timers.advance(ms)
     }
 
     /// Makes messages to `name` fail delivery (as if its network were cut) or succeed
@@ -322,154 +269,28 @@ impl EmbeddedService {
         }
     }
 
-    /// Number of pending invitation timers.
+    /// Number of pending session deadlines: invitations not answered yet (on each side) and
+    /// answers not acknowledged yet.
     pub fn pending_invitations(&self) -> usize {
-        self.inner.wheel.timers.lock().by_session.len()
+        self.inner.timers.pending()
     }
 
-    fn start_timer(&self, session_id: &Text, inviter: &Text, invitee: &Text) {
-        let wheel = &self.inner.wheel;
-        let deadline = wheel.clock.now_ms().saturating_add(self.inner.timeout_ms);
-        let earlier_than_sleep = {
-            let mut t = wheel.timers.lock();
-            if let Some(old) = t.by_session.remove(session_id) {
-                t.by_deadline.remove(&old);
+    /// Cuts `name`'s connection, as a network failure would: its client is told
+    /// (`Endpoint::connection_lost`), which ends its live sessions with
+    /// SR_CONNECTION_FAILURE and signs it out. Returns false when `name` is not signed in.
+    pub fn drop_connection(&self, name: &str) -> bool {
+        let removed = self.inner.users.lock().remove(&canonical(name));
+        match removed.and_then(|u| u.endpoint.upgrade()) {
+            Some(ep) => {
+                ep.connection_lost(SR_CONNECTION_FAILURE);
+                true
             }
-            t.seq += 1;
-            let key = (deadline, t.seq);
-            t.by_deadline.insert(
-                key,
-                Timer {
-                    session_id: session_id.clone(),
-                    inviter: inviter.clone(),
-                    invitee: invitee.clone(),
-                    armed: false,
-                },
-            );
-            t.by_session.insert(session_id.clone(), key);
-            deadline < t.sleep_until
-        };
-        if wheel.clock.manual {
-            return;
-        }
-        // Wake the timer thread only when it would otherwise sleep past the new deadline:
-        // an invitation does not cost a futex wake-up and a context switch.
-        if earlier_than_sleep {
-            wheel.cv.notify_all();
-        }
-        let mut thread = self.inner.timer_thread.lock();
-        if thread.is_none() {
-            let wheel = Arc::clone(&self.inner.wheel);
-            let weak = Arc::downgrade(&self.inner);
-            *thread = std::thread::Builder::new()
-                .name("msgrpriv-timers".into())
-                .spawn(move || {
-                    ON_TIMER_THREAD.with(|t| t.set(true));
-                    timer_thread(wheel, weak)
-                })
-                .ok();
-        }
-    }
-
-    /// The invitation was delivered (or could not be): its timer may fire now, at once when
-    /// it is already due.
-    fn arm_timer(&self, session_id: &Text) {
-        let due = {
-            let mut t = self.inner.wheel.timers.lock();
-            let Some(key) = t.by_session.get(session_id).copied() else {
-                return;
-            };
-            if let Some(timer) = t.by_deadline.get_mut(&key) {
-                timer.armed = true;
-            }
-            key.0 <= self.inner.wheel.clock.now_ms()
-        };
-        if due {
-            self.inner.fire_due();
-        }
-    }
-
-    fn stop_timer(&self, session_id: &Text) {
-        let mut t = self.inner.wheel.timers.lock();
-        if let Some(key) = t.by_session.remove(session_id) {
-            t.by_deadline.remove(&key);
-        }
-    }
-}
-
-fn timer_thread(wheel: Arc<TimerWheel>, service: Weak<Inner>) {
-    let mut t = wheel.timers.lock();
-    // Sleeps for `ms` unless woken; `sleep_until` tells `start_timer` whether to wake it.
-    let sleep = |t: &mut parking_lot::MutexGuard<'_, Timers>, now: u64, ms: u64| {
-        t.sleep_until = now.saturating_add(ms);
-        wheel.cv.wait_for(t, Duration::from_millis(ms));
-        t.sleep_until = 0;
-    };
-    t.sleep_until = 0;
-    loop {
-        if t.shutdown {
-            return;
-        }
-        let now = wheel.clock.now_ms();
-        match t.by_deadline.keys().next().copied() {
-            Some((deadline, _)) if deadline <= now => {
-                if t.by_deadline
-                    .values()
-                    .next()
-                    .is_some_and(|timer| !timer.armed)
-                {
-                    // Its invitation is being delivered right now; arming fires it.
-                    sleep(&mut t, now, 1);
-                    continue;
-                }
-                drop(t);
-                match service.upgrade() {
-                    Some(inner) => inner.fire_due(),
-                    None => return,
-                }
-                t = wheel.timers.lock();
-            }
-            Some((deadline, _)) => sleep(&mut t, now, deadline - now),
-            None => sleep(&mut t, now, 60_000),
+            None => false,
         }
     }
 }
 
 impl Inner {
-    fn fire_due(&self) {
-        let now = self.wheel.clock.now_ms();
-        let due: Vec<Timer> = {
-            let mut t = self.wheel.timers.lock();
-            let later = t.by_deadline.split_off(&(now.saturating_add(1), 0));
-            let due = std::mem::replace(&mut t.by_deadline, later);
-            let mut fire = Vec::new();
-            for (key, timer) in due {
-                if timer.armed {
-                    t.by_session.remove(&timer.session_id);
-                    fire.push(timer);
-                } else {
-                    t.by_deadline.insert(key, timer);
-                }
-            }
-            fire
-        };
-        for timer in due {
-            for (to, from) in [
-                (&timer.inviter, &timer.invitee),
-                (&timer.invitee, &timer.inviter),
-            ] {
-                if let Some(ep) = self.endpoint(to.as_str()) {
-                    ep.deliver(
-                        from,
-                        Message::Timeout {
-                            session_id: timer.session_id.clone(),
-                        },
-                    );
-                }
-            }
-        }
-    }
-
     fn endpoint(&self, name: &str) -> Option<Arc<dyn Endpoint>> {
         let users = self.users.lock();
         let u = lookup_user(&users, name)?;
@@ -520,30 +341,18 @@ impl Service for EmbeddedService {
         !self.inner.keys.lock().is_empty()
     }
 
-    fn issue_challenge(&self) -> Text {
-        Text::new(&lock::new_challenge()).expect("hex has no NUL")
+    fn issue_challenge(&self, done: ChallengeDone) {
+        done(Ok(Text::new(&lock::new_challenge()).expect("hex has no NUL")));
     }
 
-    fn check_response(&self, challenge: &str, app_id: &str, response: &str) -> bool {
+    fn check_response(&self, challenge: &str, app_id: &str, response: &str, done: CheckDone) {
         let key = self.inner.keys.lock().get(app_id).cloned();
         // An unknown ID costs the same work as a known one, then fails.
         let ok = lock::verify_response(challenge, key.as_deref().unwrap_or(""), response);
-        ok & key.is_some()
+        done(ok & key.is_some());
     }
 
-    fn send(&self, from: &Text, to: &Text, msg: Message) -> std::result::Result<(), Undeliverable> {
-        match &msg {
-            Message::Invite { session_id, .. } => self.start_timer(session_id, from, to),
-            Message::Accept { session_id, .. }
-            | Message::Decline { session_id, .. }
-            | Message::Cancel { session_id, .. }
-            | Message::PeerGone { session_id } => self.stop_timer(session_id),
-            _ => {}
-        }
-        let invite = match &msg {
-            Message::Invite { session_id, .. } => Some(session_id.clone()),
-            _ => None,
-        };
+    fn send(&self, from: &Text, to: &Text, msg: Message, done: SendDone) {
         let result = match self.inner.endpoint(to.as_str()) {
             Some(ep) => {
                 ep.deliver(from, msg);
@@ -551,10 +360,15 @@ impl Service for EmbeddedService {
             }
             None => Err(Undeliverable),
         };
-        if let Some(id) = invite {
-            self.arm_timer(&id);
-        }
-        result
+        done(result);
+    }
+
+    fn timers(&self) -> &Timers {
+        &self.inner.timers
+    }
+
+    fn invitation_timeout(&self) -> Duration {
+        self.inner.timeout
     }
 
     fn registry(&self) -> Arc<AppRegistry> {

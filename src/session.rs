@@ -11,8 +11,9 @@ use crate::dispatch::{Job, SinksPtr};
 use crate::error::*;
 use crate::events::{Callback, SessionEvent, SessionEventKind, Sinks};
 use crate::launcher::LaunchRequest;
-use crate::service::Message;
+use crate::service::{Message, Undeliverable};
 use crate::session_manager::LockCell;
+use crate::timer::{Expiry, TimerId};
 use crate::types::{
     app_data as check_app_data, check_chars, limits, new_session_id, normalize_guid,
     session_flags::{SF_INVITEE, SF_INVITER},
@@ -21,6 +22,11 @@ use crate::types::{
 use parking_lot::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long after the inviter's deadline an invitee that heard nothing (no answer
+/// acknowledged, no timeout) ends the invitation by itself.
+pub const INVITEE_GRACE: Duration = Duration::from_secs(5);
 
 pub(crate) struct SessionData {
     state: SessionState,
@@ -39,6 +45,8 @@ pub(crate) struct SessionData {
     pending_termination: Option<SessionEvent>,
     /// True once OnTermination was queued: nothing is raised after it.
     terminated: bool,
+    /// The session's deadline, when one runs (see [`Session::deadline`]).
+    timer: Option<TimerId>,
     sinks: Arc<Sinks<SessionEvent>>,
 }
 
@@ -119,10 +127,34 @@ impl PartialEq for Session {
 }
 impl Eq for Session {}
 
-/// What a locked transition leaves to do once the lock is released.
+/// What a locked transition leaves to do once the lock is released: a message to the other
+/// side, the step's OnSendError code (none for steps that have none: the timeout, a launch
+/// failure's notice) and what the delivery report starts or stops.
 struct Outgoing {
     msg: Message,
-    failure: Hr,
+    failure: Option<Hr>,
+    then: Then,
+}
+
+/// What a step's delivery report does besides OnSendError.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Then {
+    Nothing,
+    /// The invitation went out (or could not): the inviter's deadline starts.
+    AwaitAnswer,
+    /// The invitee's Accept: delivered, the invitee's deadline ends; not delivered, it
+    /// stays, and the invitee ends with the invitation (SR_SESSION_TIMEOUT).
+    Acknowledge,
+}
+
+impl Outgoing {
+    fn new(msg: Message, failure: Hr) -> Self {
+        Outgoing {
+            msg,
+            failure: Some(failure),
+            then: Then::Nothing,
+        }
+    }
 }
 
 impl Session {
@@ -193,7 +225,8 @@ impl Session {
     }
 
     /// Ends the session (terminal `to`) with the given events; OnTermination is kept
-    /// pending until [`after_end`](Self::after_end), once the step's message was sent.
+    /// pending until [`after_end`](Self::after_end), once the step's message was sent. The
+    /// session's deadline ends with it.
     fn end(
         &self,
         d: &mut SessionData,
@@ -203,6 +236,7 @@ impl Session {
         app_data: Option<Text>,
     ) {
         debug_assert!(to.is_terminal());
+        self.cancel_deadline(d);
         self.transition(d, to, before);
         d.pending_termination = Some(SessionEvent::Termination { hr, app_data });
     }
@@ -211,6 +245,7 @@ impl Session {
     fn after_end(&self) {
         {
             let mut d = self.lock();
+            self.cancel_deadline(&mut d);
             if let Some(t) = d.pending_termination.take() {
                 d.terminated = true;
                 self.raise(&d, [t]);
@@ -219,19 +254,125 @@ impl Session {
         self.0.client.forget_session(&self.0.id);
     }
 
-    fn send(&self, out: Option<Outgoing>) {
-        let Some(out) = out else { return };
+    /// Runs the session's deadline `delay` from now (replacing any other).
+    fn start_deadline(&self, d: &mut SessionData, delay: Duration) {
+        self.cancel_deadline(d);
+        let target = Arc::downgrade(&self.0) as std::sync::Weak<dyn Expiry>;
+        d.timer = Some(self.0.client.service.timers().schedule(delay, target));
+    }
+
+    fn cancel_deadline(&self, d: &mut SessionData) {
+        if let Some(id) = d.timer.take() {
+            self.0.client.service.timers().cancel(id);
+        }
+    }
+
+    /// What a locked transition left to do: sends its message, if any, and finishes the
+    /// session when it ended. OnTermination waits for the message's delivery report, so
+    /// that the step's OnSendError comes before it; when the report does not come back
+    /// before the send returns (a network service), the wait is bounded by the invitation
+    /// timeout.
+    fn finish(&self, out: Option<Outgoing>, ended: bool) {
+        let Some(out) = out else {
+            if ended {
+                self.after_end();
+            }
+            return;
+        };
         let (me, peer) = {
             let d = self.lock();
             (self.0.client.name.lock().clone(), d.user.clone())
         };
-        let Some(peer) = peer else { return };
-        if self.0.client.service.send(&me, &peer, out.msg).is_err() {
-            let d = self.lock();
-            if !d.terminated {
-                self.raise(&d, [SessionEvent::SendError { hr: out.failure }]);
+        let Some(peer) = peer else {
+            self.sent(out.failure, out.then, ended, Ok(()));
+            return;
+        };
+        let (failure, then) = (out.failure, out.then);
+        let s = self.clone();
+        self.0.client.service.send(
+            &me,
+            &peer,
+            out.msg,
+            Box::new(move |r| s.sent(failure, then, ended, r)),
+        );
+        if ended {
+            let mut d = self.lock();
+            if d.pending_termination.is_some() && d.timer.is_none() {
+                let bound = self.0.client.service.invitation_timeout();
+                self.start_deadline(&mut d, bound);
             }
         }
+    }
+
+    /// A step's delivery report: OnSendError when it was not delivered, then what the step
+    /// starts or stops, then the end of the session when the step ended it.
+    fn sent(
+        &self,
+        failure: Option<Hr>,
+        then: Then,
+        ended: bool,
+        r: std::result::Result<(), Undeliverable>,
+    ) {
+        {
+            let mut d = self.lock();
+            if let (Err(Undeliverable), Some(hr)) = (r, failure) {
+                if !d.terminated {
+                    self.raise(&d, [SessionEvent::SendError { hr }]);
+                }
+            }
+            match then {
+                Then::Nothing => {}
+                Then::AwaitAnswer => {
+                    if d.state == SessionState::Invitation && d.timer.is_none() {
+                        let timeout = self.0.client.service.invitation_timeout();
+                        self.start_deadline(&mut d, timeout);
+                    }
+                }
+                Then::Acknowledge => {
+                    if r.is_ok() && !d.state.is_terminal() {
+                        self.cancel_deadline(&mut d);
+                    }
+                }
+            }
+        }
+        if ended {
+            self.after_end();
+        }
+    }
+
+    /// The session's deadline `id` is due. An inviter still waiting for an answer ends
+    /// with SR_SESSION_TIMEOUT and tells the invitee; an invitee that heard neither that
+    /// nor an acknowledgement of its Accept ends the same way on its own; a session whose
+    /// last step's delivery report never came finishes.
+    fn deadline(&self, id: TimerId) {
+        let (out, ended) = {
+            let mut d = self.lock();
+            if d.timer != Some(id) {
+                return;
+            }
+            d.timer = None;
+            match d.state {
+                s if s.is_terminal() => (None, d.pending_termination.is_some()),
+                SessionState::Invitation if self.is_inviter() => {
+                    self.end(&mut d, SessionState::Terminated, [], SR_SESSION_TIMEOUT, None);
+                    let msg = Message::Timeout {
+                        session_id: self.0.id.clone(),
+                    };
+                    let out = Outgoing {
+                        msg,
+                        failure: None,
+                        then: Then::Nothing,
+                    };
+                    (Some(out), true)
+                }
+                SessionState::Invitation | SessionState::Accepted | SessionState::Connected => {
+                    self.end(&mut d, SessionState::Terminated, [], SR_SESSION_TIMEOUT, None);
+                    (None, true)
+                }
+                _ => return,
+            }
+        };
+        self.finish(out, ended);
     }
 
     /// The manager's Lock and Key status lets gated calls through (see [`LockCell::gate`]).
@@ -395,25 +536,34 @@ impl Session {
         check_sign_in_name(user)?;
         let app_data = check_app_data(app_data)?;
         let client = &self.0.client;
-        let out = {
-            let mut d = self.lock();
+        let guid = {
+            let d = self.lock();
             let guid = d.app_guid.clone().ok_or(SR_APP_NOT_SPECIFIED)?;
             if d.state != SessionState::Ready {
                 return Err(SR_SESSION_NOT_READY);
             }
-            let me = client.name.lock().clone();
-            if client.service.same_user(me.as_str(), user) {
-                return Err(SR_INVITED_SELF);
+            guid
+        };
+        // Lookups outside the session's lock: the registry may wait for another process,
+        // and a network service's presence is its own business.
+        let me = client.name.lock().clone();
+        if client.service.same_user(me.as_str(), user) {
+            return Err(SR_INVITED_SELF);
+        }
+        if !client.is_signed_in() {
+            return Err(MSGR_E_NOT_LOGGED_ON);
+        }
+        let peer = client.service.online(user).ok_or(MSGR_E_NOT_LOGGED_ON)?;
+        let (name, url) = client
+            .registry
+            .with(guid.as_str(), |e| (Text::new(&e.name), Text::new(&e.url)))
+            .unwrap_or((Ok(Text::empty()), Ok(Text::empty())));
+        let (name, url) = (name?, url?);
+        let out = {
+            let mut d = self.lock();
+            if d.state != SessionState::Ready || d.app_guid.as_ref() != Some(&guid) {
+                return Err(SR_SESSION_NOT_READY);
             }
-            if !client.is_signed_in() {
-                return Err(MSGR_E_NOT_LOGGED_ON);
-            }
-            let peer = client.service.online(user).ok_or(MSGR_E_NOT_LOGGED_ON)?;
-            let (name, url) = client
-                .registry
-                .with(guid.as_str(), |e| (Text::new(&e.name), Text::new(&e.url)))
-                .unwrap_or((Ok(Text::empty()), Ok(Text::empty())));
-            let (name, url) = (name?, url?);
             client.add_session(self)?;
             d.user = Some(peer);
             self.transition(&mut d, SessionState::Invitation, []);
@@ -425,11 +575,13 @@ impl Session {
                     app_url: url,
                     app_data,
                     address: d.local_address.clone(),
+                    timeout_ms: client.service.invitation_timeout().as_millis().min(u64::MAX as u128) as u64,
                 },
-                failure: SR_INVITATION_SEND_FAILURE,
+                failure: Some(SR_INVITATION_SEND_FAILURE),
+                then: Then::AwaitAnswer,
             }
         };
-        self.send(Some(out));
+        self.finish(Some(out), false);
         Ok(())
     }
 
@@ -449,11 +601,14 @@ impl Session {
     pub fn accept(&self, app_data: Option<&str>) -> Result<()> {
         self.gate()?;
         let app_data = check_app_data(app_data)?;
+        // An invitee's application never changes; look it up outside the session's lock.
+        let guid = self.lock().app_guid.clone().unwrap_or_else(Text::empty);
+        let present = self.0.client.registry.contains(guid.as_str());
         let (out, ended) = {
             let mut d = self.lock();
             self.check_answer(&d)?;
-            let guid = d.app_guid.clone().unwrap_or_else(Text::empty);
-            if !self.0.client.registry.contains(guid.as_str()) {
+            if !present {
+                self.cancel_deadline(&mut d);
                 let name = d.app_name_hint.clone().unwrap_or_else(Text::empty);
                 let url = d.app_url_hint.clone().unwrap_or_else(Text::empty);
                 let previous = d.state;
@@ -470,14 +625,14 @@ impl Session {
                     app_data: None,
                 });
                 (
-                    Outgoing {
-                        msg: Message::Decline {
+                    Outgoing::new(
+                        Message::Decline {
                             session_id: self.0.id.clone(),
                             app_data: None,
                             not_present: true,
                         },
-                        failure: SR_DECLINE_SEND_FAILURE,
-                    },
+                        SR_DECLINE_SEND_FAILURE,
+                    ),
                     true,
                 )
             } else {
@@ -493,16 +648,14 @@ impl Session {
                             app_data,
                             address: d.local_address.clone(),
                         },
-                        failure: SR_ACCEPT_SEND_FAILURE,
+                        failure: Some(SR_ACCEPT_SEND_FAILURE),
+                        then: Then::Acknowledge,
                     },
                     false,
                 )
             }
         };
-        self.send(Some(out));
-        if ended {
-            self.after_end();
-        }
+        self.finish(Some(out), ended);
         Ok(())
     }
 
@@ -521,17 +674,16 @@ impl Session {
                 SR_INVITATION_DECLINED,
                 app_data.clone(),
             );
-            Outgoing {
-                msg: Message::Decline {
+            Outgoing::new(
+                Message::Decline {
                     session_id: self.0.id.clone(),
                     app_data,
                     not_present: false,
                 },
-                failure: SR_DECLINE_SEND_FAILURE,
-            }
+                SR_DECLINE_SEND_FAILURE,
+            )
         };
-        self.send(Some(out));
-        self.after_end();
+        self.finish(Some(out), true);
         Ok(())
     }
 
@@ -563,19 +715,18 @@ impl Session {
                         SR_SESSION_CANCELLED_LOCAL,
                         app_data.clone(),
                     );
-                    Some(Outgoing {
-                        msg: Message::Cancel {
+                    Some(Outgoing::new(
+                        Message::Cancel {
                             session_id: self.0.id.clone(),
                             hr,
                             app_data,
                         },
-                        failure: SR_CANCEL_SEND_FAILURE,
-                    })
+                        SR_CANCEL_SEND_FAILURE,
+                    ))
                 }
             }
         };
-        self.send(out);
-        self.after_end();
+        self.finish(out, true);
         Ok(())
     }
 
@@ -597,15 +748,15 @@ impl Session {
                 return Err(SR_CONTEXT_DATA_OVER_LIMIT);
             }
             d.sends += 1;
-            Outgoing {
-                msg: Message::ContextData {
+            Outgoing::new(
+                Message::ContextData {
                     session_id: self.0.id.clone(),
                     data,
                 },
-                failure: SR_CONTEXT_DATA_SEND_FAILURE,
-            }
+                SR_CONTEXT_DATA_SEND_FAILURE,
+            )
         };
-        self.send(Some(out));
+        self.finish(Some(out), false);
         Ok(())
     }
 
@@ -613,7 +764,6 @@ impl Session {
 
     /// A message about this session from the other side (or the service).
     pub(crate) fn receive(&self, _from: &Text, msg: Message) {
-        let mut reply = None;
         let ended = {
             let mut d = self.lock();
             if d.state.is_terminal() {
@@ -630,6 +780,7 @@ impl Session {
                         d.context_data = app_data.clone();
                     }
                     d.remote_address = Some(address);
+                    self.cancel_deadline(&mut d);
                     self.transition(
                         &mut d,
                         SessionState::Accepted,
@@ -703,16 +854,10 @@ impl Session {
                     self.end(&mut d, SessionState::Terminated, [], SR_SESSION_TIMEOUT, None);
                     true
                 }
-                Message::Invite { .. } => {
-                    reply = None;
-                    false
-                }
+                Message::Invite { .. } => false,
             }
         };
-        self.send(reply);
-        if ended {
-            self.after_end();
-        }
+        self.finish(None, ended);
     }
 
     /// Our client signs out: the session ends (SR_CONNECTION_FAILURE). Returns the peer to
@@ -777,17 +922,23 @@ impl Session {
                 }
                 Err(_) => {
                     self.end(&mut d, SessionState::Terminated, [], SR_APPLICATION_LAUNCH_FAILED, None);
-                    out = Some(Outgoing {
-                        msg: Message::LaunchFailed { session_id: id },
-                        failure: SR_SESSION_PROTOCOL_ERROR,
-                    });
+                    out = Some(Outgoing::new(
+                        Message::LaunchFailed { session_id: id },
+                        SR_SESSION_PROTOCOL_ERROR,
+                    ));
                     true
                 }
             }
         };
-        self.send(out);
-        if ended {
-            self.after_end();
+        self.finish(out, ended);
+    }
+
+    /// An invitation arrived for this (invitee) session: it waits for the inviter's
+    /// answer-or-timeout at most `timeout` plus [`INVITEE_GRACE`].
+    pub(crate) fn await_inviter(&self, timeout: Duration) {
+        let mut d = self.lock();
+        if d.state == SessionState::Invitation {
+            self.start_deadline(&mut d, timeout.saturating_add(INVITEE_GRACE));
         }
     }
 
@@ -795,6 +946,12 @@ impl Session {
         if handled {
             self.lock().invitation_handled = true;
         }
+    }
+}
+
+impl Expiry for SessionCore {
+    fn expired(self: Arc<Self>, id: TimerId) {
+        Session(self).deadline(id);
     }
 }
 
@@ -813,6 +970,7 @@ impl SessionData {
             invitation_handled: false,
             pending_termination: None,
             terminated: false,
+            timer: None,
             sinks: Arc::new(Sinks::new(client.queue.reclaimer().clone())),
         }
     }

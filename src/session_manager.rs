@@ -25,6 +25,9 @@ struct LockData {
     epoch: u64,
     cookie: i32,
     challenge: Option<Text>,
+    /// Counts the steps of the exchange (challenge requested, response sent), so that a
+    /// service's late answer to an earlier step changes nothing.
+    step: u64,
 }
 
 /// One manager's Lock and Key status; sessions created or received by the manager share it,
@@ -42,6 +45,7 @@ impl LockCell {
                 epoch: 0,
                 cookie: 0,
                 challenge: None,
+                step: 0,
             }),
         })
     }
@@ -269,73 +273,107 @@ impl SessionManager {
     }
 
     /// RequestChallenge(cookie): status becomes LOCK_PENDINGRESULT (OnLockStatusChanged),
-    /// then OnLockChallenge(cookie, challenge) is queued.
+    /// then, once the service issued the challenge, OnLockChallenge(cookie, challenge) is
+    /// queued. When the service cannot issue one, the status goes back to LOCK_INITIALIZED
+    /// (OnLockStatusChanged). No lock is held while the service works.
     pub fn request_challenge(&self, cookie: i32) -> Result<()> {
         let m = &self.0;
-        let mut d = m.lock.data.lock();
-        match d.status {
-            LockStatus::NotInitialized => return Err(MSGR_E_API_NOTINITIALIZED),
-            LockStatus::PendingResult => return Err(MSGR_E_API_PENDING_UNLOCK),
-            LockStatus::Unlocked => return Err(MSGR_E_API_ALREADY_UNLOCKED),
-            LockStatus::Disabled => return Err(MSGR_E_API_DISABLED),
-            LockStatus::UnlockFailed => return Err(MSGR_E_API_UNLOCK_FAILED),
-            LockStatus::Initialized => {}
-        }
-        let challenge = m.client.service.issue_challenge();
-        d.status = LockStatus::PendingResult;
-        d.cookie = cookie;
-        d.challenge = Some(challenge.clone());
-        if !m.is_closed() {
-            m.client.queue.push_all([
-                m.job(ManagerEvent::LockStatusChanged {
-                    status: LockStatus::PendingResult,
-                }),
-                m.job(ManagerEvent::LockChallenge { cookie, challenge }),
-            ]);
-        }
+        let step = {
+            let mut d = m.lock.data.lock();
+            match d.status {
+                LockStatus::NotInitialized => return Err(MSGR_E_API_NOTINITIALIZED),
+                LockStatus::PendingResult => return Err(MSGR_E_API_PENDING_UNLOCK),
+                LockStatus::Unlocked => return Err(MSGR_E_API_ALREADY_UNLOCKED),
+                LockStatus::Disabled => return Err(MSGR_E_API_DISABLED),
+                LockStatus::UnlockFailed => return Err(MSGR_E_API_UNLOCK_FAILED),
+                LockStatus::Initialized => {}
+            }
+            d.status = LockStatus::PendingResult;
+            d.cookie = cookie;
+            d.challenge = None;
+            d.step += 1;
+            m.raise(ManagerEvent::LockStatusChanged {
+                status: LockStatus::PendingResult,
+            });
+            (d.epoch, d.step)
+        };
+        let core = Arc::clone(m);
+        m.client.service.issue_challenge(Box::new(move |challenge| {
+            let mut d = core.lock.data.lock();
+            if (d.epoch, d.step) != step || d.status != LockStatus::PendingResult {
+                return; // signed out (or in again) meanwhile
+            }
+            match challenge {
+                Ok(challenge) => {
+                    d.challenge = Some(challenge.clone());
+                    let cookie = d.cookie;
+                    core.raise(ManagerEvent::LockChallenge { cookie, challenge });
+                }
+                Err(_) => {
+                    d.status = LockStatus::Initialized;
+                    core.raise(ManagerEvent::LockStatusChanged {
+                        status: LockStatus::Initialized,
+                    });
+                }
+            }
+        }));
         Ok(())
     }
 
     /// SendResponse(application ID, response, cookie): the service checks the response;
-    /// OnLockResult(cookie, succeeded) and OnLockStatusChanged follow. E_INVALIDARG for a
-    /// cookie other than the pending challenge's (nothing changes); MSGR_E_API_LOCKED when
-    /// no challenge is pending; the status errors of RequestChallenge otherwise.
+    /// once it answered, OnLockResult(cookie, succeeded) and OnLockStatusChanged follow.
+    /// E_INVALIDARG for a cookie other than the pending challenge's (nothing changes);
+    /// MSGR_E_API_LOCKED when no challenge is pending (none issued yet, or its response is
+    /// being checked); the status errors of RequestChallenge otherwise. No lock is held while
+    /// the service checks.
     pub fn send_response(&self, app_id: &str, response: &str, cookie: i32) -> Result<()> {
         check_chars(app_id, limits::LOCK_FIELD_CHARS, E_INVALIDARG)?;
         check_chars(response, limits::LOCK_FIELD_CHARS, E_INVALIDARG)?;
         let m = &self.0;
-        let mut d = m.lock.data.lock();
-        match d.status {
-            LockStatus::NotInitialized => return Err(MSGR_E_API_NOTINITIALIZED),
-            LockStatus::Initialized => return Err(MSGR_E_API_LOCKED),
-            LockStatus::Unlocked => return Err(MSGR_E_API_ALREADY_UNLOCKED),
-            LockStatus::Disabled => return Err(MSGR_E_API_DISABLED),
-            LockStatus::UnlockFailed => return Err(MSGR_E_API_UNLOCK_FAILED),
-            LockStatus::PendingResult => {}
-        }
-        if cookie != d.cookie {
-            return Err(E_INVALIDARG);
-        }
-        let challenge = d.challenge.take().unwrap_or_else(Text::empty);
-        let ok = m
-            .client
-            .service
-            .check_response(challenge.as_str(), app_id, response);
-        d.status = if ok {
-            LockStatus::Unlocked
-        } else {
-            LockStatus::UnlockFailed
+        let (challenge, step) = {
+            let mut d = m.lock.data.lock();
+            match d.status {
+                LockStatus::NotInitialized => return Err(MSGR_E_API_NOTINITIALIZED),
+                LockStatus::Initialized => return Err(MSGR_E_API_LOCKED),
+                LockStatus::Unlocked => return Err(MSGR_E_API_ALREADY_UNLOCKED),
+                LockStatus::Disabled => return Err(MSGR_E_API_DISABLED),
+                LockStatus::UnlockFailed => return Err(MSGR_E_API_UNLOCK_FAILED),
+                LockStatus::PendingResult => {}
+            }
+            if d.challenge.is_none() {
+                return Err(MSGR_E_API_LOCKED);
+            }
+            if cookie != d.cookie {
+                return Err(E_INVALIDARG);
+            }
+            d.step += 1;
+            (d.challenge.take().unwrap_or_else(Text::empty), (d.epoch, d.step))
         };
-        let status = d.status;
-        if !m.is_closed() {
-            m.client.queue.push_all([
-                m.job(ManagerEvent::LockResult {
-                    cookie,
-                    succeeded: ok,
-                }),
-                m.job(ManagerEvent::LockStatusChanged { status }),
-            ]);
-        }
+        let core = Arc::clone(m);
+        let done = Box::new(move |ok: bool| {
+            let mut d = core.lock.data.lock();
+            if (d.epoch, d.step) != step || d.status != LockStatus::PendingResult {
+                return; // signed out (or in again) meanwhile
+            }
+            d.status = if ok {
+                LockStatus::Unlocked
+            } else {
+                LockStatus::UnlockFailed
+            };
+            let status = d.status;
+            if !core.is_closed() {
+                core.client.queue.push_all([
+                    core.job(ManagerEvent::LockResult {
+                        cookie,
+                        succeeded: ok,
+                    }),
+                    core.job(ManagerEvent::LockStatusChanged { status }),
+                ]);
+            }
+        });
+        m.client
+            .service
+            .check_response(challenge.as_str(), app_id, response, done);
         Ok(())
     }
 }

@@ -448,3 +448,147 @@ fn a_timeout_never_overtakes_its_invitation() {
     }
     assert_eq!(w.b.live_sessions(), 0);
 }
+
+/// An Accept that cannot be delivered: the invitee hears OnSendError and goes on as far as
+/// it can; the inviter, who heard nothing, times out, and the invitee ends with it at the
+/// same deadline instead of staying connected to a peer that never heard of it.
+#[test]
+fn an_undelivered_accept_ends_both_sides_at_the_deadline() {
+    let w = World::new();
+    w.register_app("");
+    let (a, b) = w.invited();
+    w.svc.advance_clock(1_000).unwrap();
+    assert!(w.svc.set_reachable("alice@example.com", false));
+    b.accept(Some("yes")).unwrap();
+    w.pump();
+    assert_eq!(
+        w.take(),
+        lines(&[
+            "B:StateChanged(Invitation)@Accepted",
+            "B:BeforeAppLaunch(true)@Accepted",
+            "B:SendError(SR_ACCEPT_SEND_FAILURE)@Connected",
+            "B:ReadyToLaunch@Connected",
+            "B:StateChanged(Accepted)@Connected",
+        ])
+    );
+    assert_eq!(a.state(), SessionState::Invitation);
+    w.svc.advance_clock(118_999).unwrap();
+    w.pump();
+    assert!(w.take().is_empty());
+    w.svc.advance_clock(1).unwrap();
+    w.pump();
+    assert_eq!(
+        w.side("A"),
+        lines(&[
+            "A:StateChanged(Invitation)@Terminated",
+            "A:Termination(SR_SESSION_TIMEOUT,NULL)@Terminated",
+        ])
+    );
+    assert_eq!(
+        w.side("B"),
+        lines(&[
+            "B:StateChanged(Connected)@Terminated",
+            "B:Termination(SR_SESSION_TIMEOUT,NULL)@Terminated",
+        ])
+    );
+    assert_eq!(w.a.live_sessions() + w.b.live_sessions(), 0);
+    assert_eq!(w.svc.pending_invitations(), 0);
+}
+
+/// A Decline that cannot be delivered: the invitee's session ends declined (OnSendError
+/// first); the inviter still times out.
+#[test]
+fn an_undelivered_decline_leaves_the_inviter_to_time_out() {
+    let w = World::new();
+    w.register_app("");
+    let (a, b) = w.invited();
+    assert!(w.svc.set_reachable("alice@example.com", false));
+    b.decline(Some("no")).unwrap();
+    w.pump();
+    assert_eq!(
+        w.take(),
+        lines(&[
+            "B:StateChanged(Invitation)@Declined",
+            "B:SendError(SR_DECLINE_SEND_FAILURE)@Declined",
+            "B:Termination(SR_INVITATION_DECLINED,\"no\")@Declined",
+        ])
+    );
+    assert_eq!(a.state(), SessionState::Invitation);
+    w.svc.advance_clock(120_000).unwrap();
+    w.pump();
+    assert_eq!(
+        w.take(),
+        lines(&[
+            "A:StateChanged(Invitation)@Terminated",
+            "A:Termination(SR_SESSION_TIMEOUT,NULL)@Terminated",
+        ])
+    );
+    assert_eq!(w.svc.pending_invitations(), 0);
+}
+
+/// The inviter's timeout cannot reach the invitee: the invitee ends by itself, a grace
+/// after the deadline.
+#[test]
+fn an_invitee_that_hears_nothing_ends_a_grace_after_the_deadline() {
+    let w = World::new();
+    w.register_app("");
+    let (_a, b) = w.invited();
+    assert!(w.svc.set_reachable("bob@example.com", false));
+    w.svc.advance_clock(120_000).unwrap();
+    w.pump();
+    assert_eq!(
+        w.take(),
+        lines(&[
+            "A:StateChanged(Invitation)@Terminated",
+            "A:Termination(SR_SESSION_TIMEOUT,NULL)@Terminated",
+        ])
+    );
+    assert_eq!(b.state(), SessionState::Invitation);
+    let grace = msgrpriv::session::INVITEE_GRACE.as_millis() as u64;
+    w.svc.advance_clock(grace - 1).unwrap();
+    w.pump();
+    assert!(w.take().is_empty());
+    w.svc.advance_clock(1).unwrap();
+    w.pump();
+    assert_eq!(
+        w.take(),
+        lines(&[
+            "B:StateChanged(Invitation)@Terminated",
+            "B:Termination(SR_SESSION_TIMEOUT,NULL)@Terminated",
+        ])
+    );
+    assert_eq!(b.accept(None), Err(SR_SESSION_STATE_INVALID));
+    assert_eq!(w.b.live_sessions(), 0);
+    assert_eq!(w.svc.pending_invitations(), 0);
+}
+
+/// A lost connection (the service tells the client) ends the live sessions with
+/// SR_CONNECTION_FAILURE and signs the client out; it can sign in again.
+#[test]
+fn a_lost_connection_ends_live_sessions_and_signs_out() {
+    let w = World::new();
+    w.register_app("");
+    let (a, b) = w.connected();
+    assert!(w.svc.drop_connection("bob@example.com"));
+    assert!(!w.svc.drop_connection("bob@example.com"));
+    w.pump();
+    assert_eq!(
+        w.side("B"),
+        lines(&[
+            "B:StateChanged(Connected)@Terminated",
+            "B:Termination(SR_CONNECTION_FAILURE,NULL)@Terminated",
+        ])
+    );
+    assert!(!w.b.is_signed_in());
+    assert_eq!(w.mb.lock_status(), LockStatus::NotInitialized);
+    // The peer was not told (the connection is gone): it goes on until it learns otherwise.
+    assert_eq!(a.state(), SessionState::Connected);
+    assert_eq!(b.state(), SessionState::Terminated);
+    w.take();
+    w.b.sign_in().unwrap();
+    assert!(w.b.is_signed_in());
+    a.send_context_data("anyone?").unwrap();
+    w.pump();
+    // The session is unknown to B's new connection: nothing arrives there.
+    assert!(w.side("B").is_empty());
+}

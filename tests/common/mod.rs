@@ -131,6 +131,12 @@ impl World {
 
     pub fn with_service(svc: EmbeddedService) -> World {
         let dynsvc: Arc<dyn Service> = Arc::new(svc.clone());
+        Self::with_dyn(svc, dynsvc)
+    }
+
+    /// A world on `dynsvc`, a service built on the embedded `svc` (whose clock and test hooks
+    /// the tests use).
+    pub fn with_dyn(svc: EmbeddedService, dynsvc: Arc<dyn Service>) -> World {
         let a = Client::new(dynsvc.clone(), "alice@example.com", DispatchMode::Manual).unwrap();
         let b = Client::new(dynsvc, "bob@example.com", DispatchMode::Manual).unwrap();
         let ma = a.create_session_manager().unwrap();
