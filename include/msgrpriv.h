@@ -404,7 +404,9 @@ typedef struct {
     bool manual_clock;
     /**
      * UTF-8 path of the registry file (JSON, created 0600 if missing, shared safely between
-     * processes); NULL keeps the application registry in memory.
+     * processes); NULL keeps the application registry in memory. A lookup (invite, accept,
+     * application name and URL) waits at most 250 ms for another process that holds the
+     * file's lock, then reads the file without the lock (it is only ever replaced whole).
      */
     const char *registry_path;
 } msgr_service_options;

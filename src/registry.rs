@@ -21,20 +21,51 @@
 //! The file is never modified in place. Every change:
 //!
 //! 1. takes an exclusive `flock` on the side file `<path>.lock` (created mode 0600, never
-//!    deleted);
-//! 2. re-reads the data file, since another process may have changed it;
-//! 3. applies the change and writes the whole new document to a fresh temporary file in the
+//!    deleted by the library; its times are set to now each time a writer takes it), then
+//!    checks that the file it locked is still the one at `<path>.lock` (same device and
+//!    inode): when someone deleted or replaced it meanwhile, the lock is taken again on the
+//!    file now there;
+//! 2. takes an exclusive `flock` on the data file itself (the version now at the path, which
+//!    is never written), and checks in the same way that it is still the one at the path;
+//! 3. re-reads the data file, since another process may have changed it;
+//! 4. applies the change and writes the whole new document to a fresh temporary file in the
 //!    same directory (`.<file name>.tmp-<pid>-<n>-<nanos>`, created `O_CREAT|O_EXCL|O_NOFOLLOW`,
-//!    mode 0600), `fsync`s it, renames it over the data file and `fsync`s the directory;
-//! 4. releases the lock.
+//!    mode 0600) and `fsync`s it;
+//! 5. checks that the data file is still the version read in step 3 and still the locked one
+//!    (without a data file to lock: that the lock file is still the locked one, else takes
+//!    the lock on the new lock file and checks again); if not, discards the temporary file
+//!    and starts again from step 1, applying the change to what is then read;
+//! 6. renames the temporary file over the data file, `fsync`s the directory and releases the
+//!    locks.
+//!
+//! Each step is repeated at most 100 times; a change that still cannot get its locks or
+//! commit fails with REGDB_E_WRITEREGDB and changes nothing.
 //!
 //! A process killed at any instant therefore leaves either the old or the new document, and
-//! concurrent writers in several processes are serialised by the lock, so none loses
-//! another's change. Because a data file's inode is never written after it has been renamed
-//! into place, readers are safe even without the lock; they still take a shared `flock`
-//! while reloading when they can. Temporary files left by a killed writer are ignored and
-//! removed the next time a registry is opened on that path (only while holding the exclusive
-//! lock, when no writer can be active).
+//! concurrent writers in several processes are serialised by the locks, so none loses
+//! another's change. The lock file alone would not be enough: if it is deleted while a writer
+//! holds it (an age-based cleaner of temporary files, an administrator), a second writer
+//! locks a new lock file at the same time. The data file's lock keeps them apart, since only
+//! a writer holding it replaces the data file. What remains is the data file itself being
+//! deleted or replaced by someone else while writers run (its content is then lost anyway),
+//! and, while there is no data file, two writers creating it at once: step 5 makes one of
+//! them start again unless the other's whole change fits between the first's check and its
+//! rename.
+//!
+//! Because a data file's inode is never written after it has been renamed into place, readers
+//! are safe even without the lock. A reader that finds the file changed reloads it under a
+//! shared `flock` when it gets one within [`READ_LOCK_WAIT`] (250 ms); when a writer holds the
+//! lock longer (a stopped or very slow process), the reader reloads without the lock and gets
+//! the last version renamed into place, complete, though its writer may not have returned
+//! yet. When reloading fails (see [`AppRegistry::get`]) the reader keeps the last content it
+//! read. Reads therefore never wait for another process for longer than [`READ_LOCK_WAIT`],
+//! and a writer of this process waiting for the lock does not make readers of this process
+//! wait. Writers wait for the lock for as long as it is held.
+//!
+//! Temporary files left by a killed writer are ignored and removed the next time a registry
+//! is opened on that path (only while holding the exclusive lock, when no writer can be
+//! active; a writer whose temporary file is removed all the same, because the lock file was
+//! deleted, starts its change again).
 //!
 //! The data file is always opened with `O_NOFOLLOW`: a symbolic link planted at the path is
 //! refused, never followed (symbolic links in the *directories* leading to it are followed as
@@ -49,6 +80,10 @@ use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Weak};
+
+/// The longest a reader of a registry file waits for the shared lock when it has to reload
+/// the file; then it reloads without the lock (see the module documentation).
+pub const READ_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// One registered application.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -197,11 +232,11 @@ impl AppRegistry {
             url: url.to_owned(),
             path: path.to_owned(),
         };
-        self.modify(move |apps| {
+        self.modify(|apps| {
             if apps.contains_key(&entry.guid) {
                 return Err(SR_APP_ALREADY_REGISTERED);
             }
-            apps.insert(entry.guid.clone(), entry);
+            apps.insert(entry.guid.clone(), entry.clone());
             Ok(())
         })?;
         self.notify(Change::Registered, &guid);
@@ -226,9 +261,10 @@ impl AppRegistry {
     /// The application registered under `guid` (hex digits in either case); `None` when it is
     /// absent or `guid` is malformed.
     ///
-    /// A file registry first reloads the file if another process changed it; when the file
-    /// cannot be read (say a symbolic link was planted in its place) the last good content is
-    /// used.
+    /// A file registry first reloads the file if another process changed it, waiting at most
+    /// [`READ_LOCK_WAIT`] for a writer holding the lock (then reading without the lock, see
+    /// the module documentation); when the file cannot be read (say a symbolic link was
+    /// planted in its place) the last good content is used.
     pub fn get(&self, guid: &str) -> Option<AppEntry> {
         self.with(guid, AppEntry::clone)
     }
@@ -292,13 +328,16 @@ impl AppRegistry {
     }
 
     /// Applies `change` to the current content, then commits it (file: under the lock, with an
-    /// atomic replace). Nothing is changed when `change` or the commit fails.
+    /// atomic replace). Nothing is changed when `change` or the commit fails. A file registry
+    /// may call `change` again, on freshly read content, when a commit had to be started
+    /// again.
     fn modify(
         &self,
-        change: impl FnOnce(&mut BTreeMap<String, AppEntry>) -> Result<()>,
+        change: impl FnMut(&mut BTreeMap<String, AppEntry>) -> Result<()>,
     ) -> Result<()> {
         match &self.backend {
             Backend::Memory(m) => {
+                let mut change = change;
                 let mut map = m.lock();
                 change(&mut map)
             }
@@ -407,7 +446,7 @@ fn render_document(apps: &BTreeMap<String, AppEntry>) -> Vec<u8> {
 mod file {
     //! The file backend (Unix: `flock`, `O_NOFOLLOW`, directory `fsync`).
 
-    use super::{parse_document, render_document, AppEntry, Result};
+    use super::{parse_document, render_document, AppEntry, Result, READ_LOCK_WAIT};
     use super::{E_FAIL, REGDB_E_WRITEREGDB};
     use parking_lot::Mutex;
     use std::collections::BTreeMap;
@@ -418,9 +457,15 @@ mod file {
     use std::os::unix::io::AsRawFd;
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
 
     /// Refuse to load registry files bigger than this (a sane registry is a few KiB).
     const MAX_FILE_BYTES: u64 = 64 << 20;
+
+    /// How many times the lock is taken again after it turned out to be on a lock file that
+    /// is no longer the one at `<path>.lock`, and how many times a change is started again
+    /// after its commit check failed, before giving up.
+    const LOCK_ATTEMPTS: u32 = 100;
 
     /// Identity of one version of the data file. Since the cache also keeps that version's
     /// file open, its inode cannot be freed and its number reused, so an equal stamp means
@@ -436,14 +481,17 @@ mod file {
 
     impl Stamp {
         fn of(f: &File) -> io::Result<Stamp> {
-            let m = f.metadata()?;
-            Ok(Stamp {
+            Ok(Stamp::from(&f.metadata()?))
+        }
+
+        fn from(m: &std::fs::Metadata) -> Stamp {
+            Stamp {
                 dev: m.dev(),
                 ino: m.ino(),
                 size: m.size(),
                 mtime: m.mtime(),
                 mtime_nsec: m.mtime_nsec(),
-            })
+            }
         }
     }
 
@@ -465,7 +513,21 @@ mod file {
     }
 
     /// A held `flock`; released when dropped (closing the descriptor releases it).
-    struct FileLock(#[allow(dead_code)] File);
+    struct FileLock {
+        _file: File,
+        dev: u64,
+        ino: u64,
+    }
+
+    impl FileLock {
+        /// True while the locked file is still the one at `lock_path`. Since the lock keeps
+        /// its file open, its inode number cannot be reused by a new lock file.
+        fn is_current(&self, lock_path: &Path) -> bool {
+            std::fs::symlink_metadata(lock_path)
+                .map(|m| m.dev() == self.dev && m.ino() == self.ino)
+                .unwrap_or(false)
+        }
+    }
 
     #[derive(Clone, Copy)]
     enum LockKind {
@@ -483,19 +545,32 @@ mod file {
         New(BTreeMap<String, AppEntry>, Stamp, File),
     }
 
-    fn flock(f: &File, kind: LockKind) -> io::Result<()> {
+    /// Locks `f`, waiting for as long as it takes (`deadline` None) or until `deadline`
+    /// (then fails with `TimedOut`).
+    fn flock(f: &File, kind: LockKind, deadline: Option<Instant>) -> io::Result<()> {
         let op = match kind {
             LockKind::Shared => libc::LOCK_SH,
             LockKind::Exclusive => libc::LOCK_EX,
-        };
+        } | if deadline.is_some() { libc::LOCK_NB } else { 0 };
+        // flock has no timeout: with a deadline, poll, sleeping 1 ms, then 2, 4, 8 and 16.
+        let mut pause = Duration::from_millis(1);
         loop {
             // SAFETY: flock on a descriptor we own.
             if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
                 return Ok(());
             }
             let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+            match (e.kind(), deadline) {
+                (io::ErrorKind::Interrupted, _) => {}
+                (io::ErrorKind::WouldBlock, Some(deadline)) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(io::ErrorKind::TimedOut.into());
+                    }
+                    std::thread::sleep(pause.min(deadline - now));
+                    pause = (pause * 2).min(Duration::from_millis(16));
+                }
+                _ => return Err(e),
             }
         }
     }
@@ -566,40 +641,85 @@ mod file {
             };
 
             let mut cache = store.cache.lock();
-            match store.lock(LockKind::Exclusive) {
-                Ok(_guard) => {
-                    store.remove_stale_temps();
-                    match store.load(&cache).map_err(|_| E_FAIL)? {
+            for _ in 0..LOCK_ATTEMPTS {
+                let mut guard = match store.lock(LockKind::Exclusive, None) {
+                    Ok(guard) => guard,
+                    // No lock file can be made or opened (a read-only directory, a lock file
+                    // owned by someone else): still usable read-only if the file exists,
+                    // since the file's content is only ever replaced atomically.
+                    Err(_) if exists => match store.load(&cache).map_err(|_| E_FAIL)? {
                         Loaded::New(apps, stamp, file) => {
-                            store.install(&mut cache, apps, stamp, file)
+                            store.install(&mut cache, apps, stamp, file);
+                            drop(cache);
+                            return Ok(store);
                         }
-                        Loaded::Unchanged => {}
-                        Loaded::Missing => {
-                            let empty = BTreeMap::new();
-                            let (file, stamp) = store.write(&empty).map_err(|_| E_FAIL)?;
-                            store.install(&mut cache, empty, stamp, file);
+                        _ => return Err(E_FAIL),
+                    },
+                    Err(_) => return Err(E_FAIL),
+                };
+                store.remove_stale_temps();
+                match store.load(&cache).map_err(|_| E_FAIL)? {
+                    Loaded::New(apps, stamp, file) => store.install(&mut cache, apps, stamp, file),
+                    Loaded::Unchanged => {}
+                    Loaded::Missing => {
+                        let empty = BTreeMap::new();
+                        let may_commit = || store.may_commit(&mut guard, None);
+                        match store.write(&empty, may_commit) {
+                            Ok(Some((file, stamp))) => {
+                                store.install(&mut cache, empty, stamp, file)
+                            }
+                            Ok(None) => continue,
+                            Err(_) if !guard.is_current(&store.lock_path) => continue,
+                            Err(_) => return Err(E_FAIL),
                         }
                     }
                 }
-                // No lock file can be made or opened (a read-only directory, a lock file
-                // owned by someone else): still usable read-only if the file exists, since
-                // the file's content is only ever replaced atomically.
-                Err(_) if exists => match store.load(&cache).map_err(|_| E_FAIL)? {
-                    Loaded::New(apps, stamp, file) => store.install(&mut cache, apps, stamp, file),
-                    _ => return Err(E_FAIL),
-                },
-                Err(_) => return Err(E_FAIL),
+                drop(cache);
+                return Ok(store);
             }
-            drop(cache);
-            Ok(store)
+            Err(E_FAIL)
         }
 
         pub(super) fn path(&self) -> &Path {
             &self.path
         }
 
-        /// Opens (creating it if needed, mode 0600) the lock file and locks it.
-        fn lock(&self, kind: LockKind) -> io::Result<FileLock> {
+        /// Opens (creating it if needed, mode 0600) the lock file and locks it, waiting until
+        /// `deadline` at most (None: for as long as it takes).
+        ///
+        /// Someone may delete or replace the lock file while we wait for it; a lock on the
+        /// old file then excludes nobody who opens the path afterwards. So once locked, the
+        /// file must still be the one at the path (same device and inode), else the lock is
+        /// dropped and taken on the file now there, at most LOCK_ATTEMPTS times.
+        ///
+        /// An exclusive lock also sets the lock file's access and modification times to now
+        /// (best effort), so that cleaners of old temporary files see it in use.
+        fn lock(&self, kind: LockKind, deadline: Option<Instant>) -> io::Result<FileLock> {
+            for _ in 0..LOCK_ATTEMPTS {
+                let f = self.open_lock_file()?;
+                flock(&f, kind, deadline)?;
+                let m = f.metadata()?;
+                let lock = FileLock {
+                    _file: f,
+                    dev: m.dev(),
+                    ino: m.ino(),
+                };
+                if lock.is_current(&self.lock_path) {
+                    if let LockKind::Exclusive = kind {
+                        // SAFETY: futimens on a descriptor we own; NULL means "now" for both.
+                        unsafe { libc::futimens(lock._file.as_raw_fd(), std::ptr::null()) };
+                    }
+                    return Ok(lock);
+                }
+            }
+            Err(io::Error::other(
+                "the lock file kept being deleted or replaced while waiting for it",
+            ))
+        }
+
+        /// Opens (creating it if needed, mode 0600) the lock file, never through a symbolic
+        /// link.
+        fn open_lock_file(&self) -> io::Result<File> {
             let flags = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
             let f = OpenOptions::new()
                 .read(true)
@@ -621,8 +741,15 @@ mod file {
                     "lock file is not a regular file",
                 ));
             }
-            flock(&f, kind)?;
-            Ok(FileLock(f))
+            Ok(f)
+        }
+
+        /// The stamp of what is at the data file's path now (never following a symbolic
+        /// link); None when nothing is there or it cannot be examined.
+        fn on_disk(&self) -> Option<Stamp> {
+            std::fs::symlink_metadata(&self.path)
+                .ok()
+                .map(|m| Stamp::from(&m))
         }
 
         /// Reads the data file unless the cache already holds that version.
@@ -677,20 +804,21 @@ mod file {
             cache._held = Some(file);
         }
 
-        /// Brings the cache up to date if the file changed; on any failure the cache (last
-        /// good content) is kept.
-        fn refresh(&self, cache: &mut Cache) {
-            let cheap = match open_data(&self.path) {
+        /// True when the cache must be reloaded: the file changed, or was deleted. Not when
+        /// it cannot be opened (a symbolic link, a directory, unreadable): the last good
+        /// content is kept then.
+        fn is_stale(&self, cache: &Cache) -> bool {
+            let now = match open_data(&self.path) {
                 Ok(f) => Stamp::of(&f).ok(),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                Err(_) => return, // symbolic link, directory, unreadable: keep stale data
+                Err(_) => return false,
             };
-            if cheap.is_some() && cheap == cache.stamp {
-                return;
-            }
-            // Changed (or missing): reload under a shared lock if we can get one; readers
-            // are safe without it since versions are replaced atomically.
-            let _guard = self.lock(LockKind::Shared).ok();
+            now != cache.stamp
+        }
+
+        /// Brings the cache up to date; on any failure the cache (last good content) is
+        /// kept.
+        fn reload(&self, cache: &mut Cache) {
             match self.load(cache) {
                 Ok(Loaded::New(apps, stamp, file)) => self.install(cache, apps, stamp, file),
                 Ok(Loaded::Unchanged) => {}
@@ -704,34 +832,132 @@ mod file {
             }
         }
 
+        /// Runs `f` on the current content. When the file changed since it was last read,
+        /// it is reloaded under a shared lock if one can be had within [`READ_LOCK_WAIT`],
+        /// else without the lock (safe: versions are only ever replaced atomically).
+        ///
+        /// Lock order: the `flock` is never waited for while the cache mutex is held (here
+        /// and in [`modify`](Self::modify)), so a writer of this process waiting for another
+        /// process cannot stall readers of this process.
         pub(super) fn read<T>(&self, f: impl FnOnce(&BTreeMap<String, AppEntry>) -> T) -> T {
+            {
+                let cache = self.cache.lock();
+                if !self.is_stale(&cache) {
+                    return f(&cache.apps);
+                }
+            }
+            let deadline = Instant::now() + READ_LOCK_WAIT;
+            let guard = self.lock(LockKind::Shared, Some(deadline)).ok();
             let mut cache = self.cache.lock();
-            self.refresh(&mut cache);
+            self.reload(&mut cache);
+            drop(guard);
             f(&cache.apps)
         }
 
+        /// Applies `change` to the content read under the exclusive lock and commits it. When
+        /// the commit check fails (see [`may_commit`](Self::may_commit)), everything is started
+        /// again from the lock, at most LOCK_ATTEMPTS times, and `change` is applied again to
+        /// what is then read.
         pub(super) fn modify(
             &self,
-            change: impl FnOnce(&mut BTreeMap<String, AppEntry>) -> Result<()>,
+            mut change: impl FnMut(&mut BTreeMap<String, AppEntry>) -> Result<()>,
         ) -> Result<()> {
-            let mut cache = self.cache.lock();
-            let _guard = self
-                .lock(LockKind::Exclusive)
-                .map_err(|_| REGDB_E_WRITEREGDB)?;
-            // Re-read: another process may have changed the file since we last looked.
-            let mut next = match self.load(&cache).map_err(|_| REGDB_E_WRITEREGDB)? {
-                Loaded::Unchanged => cache.apps.clone(),
-                Loaded::Missing => BTreeMap::new(),
-                Loaded::New(apps, stamp, file) => {
-                    let copy = apps.clone();
-                    self.install(&mut cache, apps, stamp, file);
-                    copy
+            for _ in 0..LOCK_ATTEMPTS {
+                let mut guard = self
+                    .lock(LockKind::Exclusive, None)
+                    .map_err(|_| REGDB_E_WRITEREGDB)?;
+                let data_lock = self.lock_data();
+                // The cache mutex is not held while writing: `may_commit` may wait for the
+                // lock.
+                let (mut next, read) = {
+                    let mut cache = self.cache.lock();
+                    // Re-read: another process may have changed the file since we last looked.
+                    match self.load(&cache).map_err(|_| REGDB_E_WRITEREGDB)? {
+                        Loaded::Unchanged => (cache.apps.clone(), cache.stamp),
+                        Loaded::Missing => (BTreeMap::new(), None),
+                        Loaded::New(apps, stamp, file) => {
+                            let copy = apps.clone();
+                            self.install(&mut cache, apps, stamp, file);
+                            (copy, Some(stamp))
+                        }
+                    }
+                };
+                change(&mut next)?;
+                let locked = (guard.dev, guard.ino);
+                let may_commit = || match &data_lock {
+                    Some(d) => d.is_current(&self.path) && self.on_disk() == read,
+                    None => self.may_commit(&mut guard, read),
+                };
+                match self.write(&next, may_commit) {
+                    Ok(Some((file, stamp))) => {
+                        // Any version with its stamp is a valid cache entry: a reader that
+                        // installed a later one meanwhile reloads at its next read.
+                        self.install(&mut self.cache.lock(), next, stamp, file);
+                        return Ok(());
+                    }
+                    Ok(None) => {}
+                    // The lock file was deleted during this attempt, so a process that locked
+                    // a new one may have removed the temporary file as a killed writer's
+                    // leftover.
+                    Err(_)
+                        if (guard.dev, guard.ino) != locked
+                            || !guard.is_current(&self.lock_path) => {}
+                    Err(_) => return Err(REGDB_E_WRITEREGDB),
                 }
-            };
-            change(&mut next)?;
-            let (file, stamp) = self.write(&next).map_err(|_| REGDB_E_WRITEREGDB)?;
-            self.install(&mut cache, next, stamp, file);
-            Ok(())
+            }
+            Err(REGDB_E_WRITEREGDB)
+        }
+
+        /// Takes an exclusive `flock` on the data file itself, on the version now at the path
+        /// (it is never written, only replaced). Unlike the lock file, it cannot be deleted
+        /// without deleting the registry's content, so it keeps writers apart even when the
+        /// lock file was deleted under them. Called with the lock file's lock held (the only
+        /// order in which the two are taken); a writer holding this lock never waits for the
+        /// lock file's.
+        ///
+        /// None when there is no data file (a writer creating it relies on the lock file and
+        /// [`may_commit`](Self::may_commit) alone), or when it cannot be opened or locked.
+        fn lock_data(&self) -> Option<FileLock> {
+            for _ in 0..LOCK_ATTEMPTS {
+                let f = open_data(&self.path).ok()?;
+                flock(&f, LockKind::Exclusive, None).ok()?;
+                let m = f.metadata().ok()?;
+                let lock = FileLock {
+                    _file: f,
+                    dev: m.dev(),
+                    ino: m.ino(),
+                };
+                // A writer that held it renamed a new version into place meanwhile.
+                if lock.is_current(&self.path) {
+                    return Some(lock);
+                }
+            }
+            None
+        }
+
+        /// Whether a writer holding `guard` (the lock file's lock, but not the data file's),
+        /// who read the version `read` of the data file (None: there was none), may rename
+        /// its new version into place now: only while the data file is still `read` and the
+        /// locked file still the one at `<path>.lock`.
+        ///
+        /// When the lock file was deleted or replaced since it was locked, another writer may
+        /// hold a lock on the new one: the lock is then taken on the file now at the path
+        /// (waiting for that writer) and the checks made again. False when the data file
+        /// changed (the change must be started again) or no lock can be had.
+        fn may_commit(&self, guard: &mut FileLock, read: Option<Stamp>) -> bool {
+            for _ in 0..LOCK_ATTEMPTS {
+                if self.on_disk() != read {
+                    return false;
+                }
+                if guard.is_current(&self.lock_path) {
+                    return true;
+                }
+                match self.lock(LockKind::Exclusive, None) {
+                    Ok(g) => *guard = g,
+                    Err(_) => return false,
+                }
+            }
+            false
         }
 
         /// Creates a fresh temporary file next to the data file.
@@ -764,21 +990,34 @@ mod file {
 
         /// Writes `apps` as the new version of the file: temporary file, fsync, rename over
         /// the data file, fsync of the directory. Must be called with the exclusive lock held.
-        /// Returns the new version's file (kept open by the cache) and its stamp.
-        fn write(&self, apps: &BTreeMap<String, AppEntry>) -> io::Result<(File, Stamp)> {
+        /// `may_commit` is asked just before the rename; when it says no, the temporary file
+        /// is removed and nothing changes (`Ok(None)`). Returns the new version's file (kept
+        /// open by the cache) and its stamp.
+        fn write(
+            &self,
+            apps: &BTreeMap<String, AppEntry>,
+            may_commit: impl FnOnce() -> bool,
+        ) -> io::Result<Option<(File, Stamp)>> {
             let data = render_document(apps);
             let (tmp, mut f) = self.create_temp()?;
             let staged = (|| {
                 f.write_all(&data)?;
                 f.sync_all()?;
                 let stamp = Stamp::of(&f)?;
+                if !may_commit() {
+                    return Ok(None);
+                }
                 std::fs::rename(&tmp, &self.path)?;
-                Ok(stamp)
+                Ok(Some(stamp))
             })();
             match staged {
-                Ok(stamp) => {
+                Ok(Some(stamp)) => {
                     sync_dir(&self.dir);
-                    Ok((f, stamp))
+                    Ok(Some((f, stamp)))
+                }
+                Ok(None) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    Ok(None)
                 }
                 Err(e) => {
                     let _ = std::fs::remove_file(&tmp);

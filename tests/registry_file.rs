@@ -7,11 +7,13 @@ use msgrpriv::error::{
 };
 use msgrpriv::registry::*;
 use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Barrier};
+use std::time::{Duration, Instant};
 
 /// A fresh, empty directory under the system temporary directory, removed on drop.
 struct TempDir(PathBuf);
@@ -517,4 +519,229 @@ fn listeners_hear_changes_made_through_their_object_only() {
     assert_eq!(ca.registered.load(Ordering::SeqCst), 1);
     assert_eq!(ca.unregistered.load(Ordering::SeqCst), 1);
     assert_eq!(cb.registered.load(Ordering::SeqCst), 0);
+}
+
+const RACE_PATH: &str = "MSGRPRIV_REGFILE_RACE_PATH";
+const RACE_TAG: &str = "MSGRPRIV_REGFILE_RACE_TAG";
+/// How long each writer of the lock file race registers, in milliseconds.
+const RACE_MS: u64 = 1500;
+const RACE_WRITERS: u32 = 4;
+
+/// Child role for `deleted_lock_file_loses_no_registration`: opens the registry, prints
+/// `READY`, waits for `<path>.go` to exist, then registers guid(tag, 0), guid(tag, 1), ... for
+/// RACE_MS and prints `DONE <count>`. Any failed registration panics (a non-zero exit). Does
+/// nothing in a normal run.
+#[test]
+fn child_role_race_writer() {
+    let (Ok(path), Ok(tag)) = (std::env::var(RACE_PATH), std::env::var(RACE_TAG)) else {
+        return;
+    };
+    let tag: u32 = tag.parse().unwrap();
+    let reg = AppRegistry::open(Path::new(&path)).unwrap();
+    // Leading newline: the harness has already printed "test child_role_race_writer ... ".
+    println!("\nREADY");
+    let go = PathBuf::from(format!("{path}.go"));
+    let waiting = Instant::now();
+    while !go.exists() {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(30),
+            "no start signal"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let deadline = Instant::now() + Duration::from_millis(RACE_MS);
+    let mut n = 0;
+    while Instant::now() < deadline {
+        if let Err(e) = reg.register(&guid(tag, n), "race", "", "", 0) {
+            panic!("register {} failed: {e:?}", guid(tag, n));
+        }
+        n += 1;
+    }
+    println!("DONE {n}");
+}
+
+/// An age-based temporary file cleaner (or an administrator) deleting `<path>.lock` while
+/// four writer processes register: every acknowledged registration is in the file at the end.
+#[test]
+fn deleted_lock_file_loses_no_registration() {
+    let dir = TempDir::new("lockrace");
+    let path = dir.join("apps.json");
+    let lock_path = dir.join("apps.json.lock");
+    drop(AppRegistry::open(&path).unwrap());
+    let started = Instant::now();
+    let mut children: Vec<_> = (0..RACE_WRITERS)
+        .map(|tag| {
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "child_role_race_writer",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(RACE_PATH, &path)
+                .env(RACE_TAG, tag.to_string())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Start the writers together once all have opened the registry (opening removes temporary
+    // files, which are then another writer's while the lock file is being deleted).
+    let mut outputs: Vec<_> = children
+        .iter_mut()
+        .map(|c| BufReader::new(c.stdout.take().unwrap()))
+        .collect();
+    for out in &mut outputs {
+        let mut line = String::new();
+        while line.trim_end() != "READY" {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "writer ended early");
+        }
+    }
+    std::fs::write(dir.join("apps.json.go"), b"").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let deleter = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut deleted = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                if std::fs::remove_file(&lock_path).is_ok() {
+                    deleted += 1;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            deleted
+        })
+    };
+    let mut want = BTreeSet::new();
+    let mut failed = Vec::new();
+    for (tag, (mut c, mut out)) in children.into_iter().zip(outputs).enumerate() {
+        let mut stdout = String::new();
+        out.read_to_string(&mut stdout).unwrap();
+        let done = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("DONE "))
+            .and_then(|n| n.trim().parse::<u32>().ok());
+        match (c.wait().unwrap().success(), done) {
+            (true, Some(n)) => want.extend((0..n).map(|i| guid(tag as u32, i))),
+            _ => failed.push(tag),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let deleted = deleter.join().unwrap();
+    let on_disk = guids_on_disk(&path);
+    let lost: Vec<_> = want.difference(&on_disk).collect();
+    println!(
+        "lock file race: {} registrations by {RACE_WRITERS} processes, lock file deleted {deleted} \
+         times, {} lost, {:.2} s",
+        want.len(),
+        lost.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(failed.is_empty(), "writers {failed:?} failed");
+    assert!(deleted > 0, "the lock file was never deleted");
+    assert!(lost.is_empty(), "acknowledged registrations lost: {lost:?}");
+    assert!(on_disk.is_subset(&want), "unexpected entries");
+}
+
+/// Holds an exclusive `flock` on `lock_path` from another thread, as a stopped writer process
+/// would, until told to release it or `max` has passed. Returns once the lock is held.
+fn hold_lock(lock_path: &Path, max: Duration) -> (mpsc::Sender<()>, std::thread::JoinHandle<()>) {
+    use std::os::unix::io::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(lock_path)
+        .unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let (release, released) = mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _ = released.recv_timeout(max);
+        drop(f);
+    });
+    (release, holder)
+}
+
+/// Replaces the registry file the way a writer does (a new file renamed over it).
+fn replace_document(path: &Path, guids: &[String]) {
+    let apps: Vec<serde_json::Value> = guids
+        .iter()
+        .map(|g| serde_json::json!({"guid": g, "name": "n", "url": "", "path": ""}))
+        .collect();
+    let doc = serde_json::json!({"version": 1, "apps": apps});
+    let tmp = path.with_extension("replacement");
+    std::fs::write(&tmp, serde_json::to_vec(&doc).unwrap()).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A writer that committed a new version and then stopped while holding the lock (3 s here)
+/// delays a reader of the changed file by READ_LOCK_WAIT at most; the reader then gets that
+/// version, read without the lock.
+#[test]
+fn reader_waits_for_a_held_lock_at_most_read_lock_wait() {
+    let dir = TempDir::new("readwait");
+    let path = dir.join("apps.json");
+    let reg = AppRegistry::open(&path).unwrap();
+    reg.register(&guid(0x30, 0), "n", "", "", 0).unwrap();
+    let (release, holder) = hold_lock(&dir.join("apps.json.lock"), Duration::from_secs(3));
+    let want = [guid(0x30, 0), guid(0x30, 1)];
+    replace_document(&path, &want);
+
+    let t = Instant::now();
+    let got = reg.get(&guid(0x30, 1));
+    let waited = t.elapsed();
+    let t = Instant::now();
+    let listed = guids_in(&reg);
+    let again = t.elapsed();
+    let _ = release.send(());
+    holder.join().unwrap();
+    println!(
+        "reader behind a held lock: {:.0} ms (bound {} ms), then {:.3} ms",
+        waited.as_secs_f64() * 1e3,
+        READ_LOCK_WAIT.as_millis(),
+        again.as_secs_f64() * 1e3
+    );
+    assert!(got.is_some(), "the committed version is read");
+    assert!(waited >= READ_LOCK_WAIT, "waited {waited:?} for the lock");
+    assert!(waited < READ_LOCK_WAIT * 5, "waited {waited:?}");
+    assert_eq!(listed, want.into_iter().collect());
+    assert!(
+        again < READ_LOCK_WAIT,
+        "unchanged file read again in {again:?}"
+    );
+}
+
+/// A writer of this process waiting for a lock that another process holds does not make
+/// readers of this process wait.
+#[test]
+fn readers_do_not_wait_for_a_waiting_writer_of_their_process() {
+    let dir = TempDir::new("writerwait");
+    let path = dir.join("apps.json");
+    let reg = AppRegistry::open(&path).unwrap();
+    reg.register(&guid(0x31, 0), "n", "", "", 0).unwrap();
+    let (release, holder) = hold_lock(&dir.join("apps.json.lock"), Duration::from_secs(3));
+    let writer = {
+        let reg = reg.clone();
+        std::thread::spawn(move || reg.register(&guid(0x31, 1), "n", "", "", 0))
+    };
+    // Let the writer reach its wait for the lock.
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    let got = reg.get(&guid(0x31, 0));
+    let listed = guids_in(&reg);
+    let waited = t.elapsed();
+    let writer_done = writer.is_finished();
+    let _ = release.send(());
+    holder.join().unwrap();
+    assert_eq!(writer.join().unwrap(), Ok(()));
+    println!(
+        "reader beside a waiting writer: {:.3} ms",
+        waited.as_secs_f64() * 1e3
+    );
+    assert!(got.is_some());
+    assert_eq!(listed, [guid(0x31, 0)].into_iter().collect());
+    assert!(!writer_done, "the writer waited for the lock");
+    assert!(waited < READ_LOCK_WAIT * 5, "readers waited {waited:?}");
+    assert_eq!(guids_on_disk(&path).len(), 2);
 }

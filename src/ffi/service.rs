@@ -26,7 +26,9 @@ pub struct msgr_service_options {
     /// false: the real monotonic clock.
     pub manual_clock: bool,
     /// UTF-8 path of the registry file (JSON, created 0600 if missing, shared safely between
-    /// processes); NULL keeps the application registry in memory.
+    /// processes); NULL keeps the application registry in memory. A lookup (invite, accept,
+    /// application name and URL) waits at most 250 ms for another process that holds the
+    /// file's lock, then reads the file without the lock (it is only ever replaced whole).
     pub registry_path: *const c_char,
 }
 
