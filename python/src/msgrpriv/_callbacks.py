@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import traceback
 import weakref
 from ctypes import byref, c_uint32
 from dataclasses import dataclass
@@ -255,25 +256,81 @@ def report_exception(client: Optional["Client"], exc: BaseException) -> None:
     if client is not None:
         client._store_exception(exc)
     else:  # pragma: no cover - a callback with no client: nowhere to re-raise it
-        hook = getattr(sys, "unraisablehook", None)
-        if hook is not None:
-            hook(_Unraisable(exc))
+        unraisable(exc, "Exception in a msgrpriv callback")
+
+
+def _find_hook_args_type() -> Optional[type]:
+    """The interpreter's ``UnraisableHookArgs``: the only type ``sys.__unraisablehook__``
+    accepts. ``sys`` does not export it; it is a struct sequence, so a subclass of tuple.
+    ``None`` when it cannot be found or instantiated (another interpreter, a future one)."""
+    for t in tuple.__subclasses__():
+        if t.__name__ == "UnraisableHookArgs" and t.__module__ == "builtins":
+            try:
+                t((ValueError, ValueError(), None, "", None))
+            except Exception:
+                return None
+            return t
+    return None
+
+
+_HookArgs: Optional[type] = _find_hook_args_type()
 
 
 class _Unraisable:
-    """The argument of ``sys.unraisablehook`` for an exception that has nowhere to go."""
+    """An ``UnraisableHookArgs`` look-alike, for when the real type cannot be made: custom
+    hooks accept it; the interpreter's default hook does not (it is bypassed then)."""
 
-    def __init__(self, exc: BaseException, message: str = "Exception in a msgrpriv callback") -> None:
-        self.exc_type = type(exc)
-        self.exc_value = exc
-        self.exc_traceback = exc.__traceback__
-        self.err_msg = message
-        self.object = None
+    def __init__(self, exc_type: type, exc_value: BaseException, exc_traceback: Any,
+                 err_msg: str, obj: Any) -> None:
+        self.exc_type = exc_type
+        self.exc_value = exc_value
+        self.exc_traceback = exc_traceback
+        self.err_msg = err_msg
+        self.object = obj
 
 
-def unraisable(exc: BaseException, message: str) -> None:
-    """Reports an exception through ``sys.unraisablehook``."""
-    sys.unraisablehook(_Unraisable(exc, message))  # type: ignore[arg-type]
+def _hook_args(exc: BaseException, message: str, obj: Any) -> Any:
+    fields = (type(exc), exc, exc.__traceback__, message, obj)
+    if _HookArgs is not None:
+        try:
+            return _HookArgs(fields)
+        except Exception:  # pragma: no cover - found but refused
+            pass
+    return _Unraisable(*fields)
+
+
+def _write_unraisable(args: Any) -> None:
+    """Writes a report to stderr in the format of the interpreter's default hook."""
+    try:
+        stderr = sys.stderr
+        if stderr is None:
+            return
+        if args.object is not None:
+            stderr.write(f"{args.err_msg or 'Exception ignored in'}: {args.object!r}\n")
+        elif args.err_msg:
+            stderr.write(f"{args.err_msg}:\n")
+        traceback.print_exception(args.exc_type, args.exc_value, args.exc_traceback, file=stderr)
+        stderr.flush()
+    except Exception:  # pragma: no cover - nowhere left to report to
+        pass
+
+
+def unraisable(exc: BaseException, message: str, obj: Any = None) -> None:
+    """Reports an exception through ``sys.unraisablehook``, as the interpreter reports its own
+    unraisable exceptions: the hook gets a ``sys.UnraisableHookArgs`` (``object`` is
+    ``obj``). Never raises an ``Exception``: when the hook fails, the report and the hook's
+    own exception go to stderr."""
+    args = _hook_args(exc, message, obj)
+    real = _HookArgs is not None and isinstance(args, _HookArgs)
+    hook = getattr(sys, "unraisablehook", None)
+    if hook is None or (hook is sys.__unraisablehook__ and not real):
+        _write_unraisable(args)
+        return
+    try:
+        hook(args)
+    except Exception as hook_exc:
+        _write_unraisable(args)
+        _write_unraisable(_hook_args(hook_exc, "Exception ignored in sys.unraisablehook", hook))
 
 
 # ---- trampolines -----------------------------------------------------------------------------

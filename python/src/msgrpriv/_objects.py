@@ -374,7 +374,8 @@ class Client(Managed):
     def raise_pending(self) -> None:
         """Re-raises the oldest exception a callback raised, if any.
 
-        Later ones (when several callbacks raised) go to ``sys.unraisablehook``.
+        Later ones (when several callbacks raised) go to ``sys.unraisablehook``, with
+        ``err_msg`` "Further exception in a msgrpriv callback" and ``object`` this client.
         """
         if not self._pending:
             return
@@ -383,7 +384,7 @@ class Client(Managed):
         if not pending:
             return
         for extra in pending[1:]:
-            _callbacks.unraisable(extra, "Further exception in a msgrpriv callback")
+            _callbacks.unraisable(extra, "Further exception in a msgrpriv callback", self)
         raise pending[0]
 
     # sign-in state
