@@ -11,6 +11,10 @@ How a registration works (STYLE.md, "Callbacks through one module-level trampoli
 - The destroy notification (also one module-level trampoline) frees the slab index and drops
   the entry: exactly once per registration, when it ends for any reason (unadvise, release of
   the owner, failed registration).
+- The package's locks are :class:`Guarded`: while a thread holds one, a ``close()`` on that
+  thread (a finalizer run by the garbage collector inside the locked region) does not
+  release its handle there but queues it; the queue is emptied when the thread leaves its
+  last package lock, and by the next ``close()`` or ``dispatch()``.
 - An exception raised by a Python callback is caught in the trampoline and stored on the
   owner's :class:`~msgrpriv.Client`; ``Client.dispatch`` re-raises it (manual mode), or
   ``Client.raise_pending`` and the client's next method call do (thread mode).
@@ -18,6 +22,7 @@ How a registration works (STYLE.md, "Callbacks through one module-level trampoli
 
 from __future__ import annotations
 
+import collections
 import sys
 import threading
 import traceback
@@ -35,11 +40,83 @@ from .errors import MsgrError, error_for
 if TYPE_CHECKING:  # pragma: no cover
     from ._objects import Client, Session
 
-_lock = threading.RLock()
-"""Guards the slab and every owner's ``_entries``; never held during a C call."""
-
 finalizing = False
 """Set at interpreter exit (after every object was closed): trampolines and ``__del__`` stop."""
+
+# ---- locks and finalizers --------------------------------------------------------------------
+
+_held = threading.local()
+"""``depth``: how many of the package's locks the current thread holds."""
+
+_deferred: "collections.deque[Tuple[Any, int]]" = collections.deque()
+"""``(object, handle)`` pairs closed while their thread held a package lock, to release."""
+
+
+def holding_lock() -> bool:
+    """True while the current thread holds one of the package's locks."""
+    return bool(getattr(_held, "depth", 0))
+
+
+class Guarded:
+    """A package lock (a ``threading.Lock`` or ``RLock``) that counts its holders per thread.
+
+    The garbage collector can run wherever Python allocates, including inside a locked
+    region, and run finalizers there that close other objects. A close that needs this
+    lock, or that waits in C for another thread (a thread-mode client's ``destroy`` joins
+    its thread) which needs it, would deadlock. So while a thread holds a guarded lock its
+    closes are deferred (:func:`defer_release`), and leaving the outermost guarded region
+    releases them (:func:`release_deferred`).
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        _held.depth = getattr(_held, "depth", 0) + 1  # before acquiring: finalizers defer
+        try:
+            self._lock.acquire()
+        except BaseException:
+            _held.depth -= 1
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+        _held.depth -= 1
+        if _deferred and not _held.depth:
+            release_deferred()
+
+
+def defer_release(obj: Any, handle: int) -> None:
+    """Queues ``obj._release(handle)`` for the next safe point (a lock-free append)."""
+    _deferred.append((obj, handle))
+
+
+def release_deferred() -> None:
+    """Runs the queued releases, unless the current thread holds a package lock (then the
+    end of its outermost locked region does) or runs them already (a release that leaves a
+    locked region comes back here: the outer loop goes on). Their failures are ignored, as
+    in finalizers."""
+    if not _deferred or holding_lock() or getattr(_held, "draining", False):
+        return
+    _held.draining = True
+    try:
+        while _deferred:
+            try:
+                obj, handle = _deferred.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            try:
+                obj._release(handle)
+            except Exception:
+                pass
+    finally:
+        _held.draining = False
+
+
+_lock = Guarded(threading.RLock())
+"""Guards the slab and every owner's ``_entries``; never held during a C call."""
 
 
 class _Slab:
