@@ -5,8 +5,10 @@ log every event as a readable line, in the format of the Rust core tests
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 import msgrpriv
 from msgrpriv import Client, Service, Session, SessionManager
@@ -20,6 +22,16 @@ BOB = "bob@example.com"
 REPO = Path(__file__).resolve().parents[2]
 HEADER = Path(os.environ.get("MSGRPRIV_HEADER", REPO / "include" / "msgrpriv.h"))
 CARGO_TOML = REPO / "Cargo.toml"
+
+
+def run_python(args: Sequence[str], timeout: float) -> "subprocess.CompletedProcess[str]":
+    """Runs ``sys.executable *args`` with the installed package importable and the
+    interpreter's default hooks (no pytest in the child); raises subprocess.TimeoutExpired
+    (and kills the child) after ``timeout`` seconds."""
+    env = dict(os.environ, PYTHONPATH=str(Path(msgrpriv.__file__).resolve().parents[1]))
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def fmt(data: Optional[str]) -> str:

@@ -4,13 +4,14 @@ re-raised from the dispatch call that ran it, after the other events were delive
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, List
 
 import pytest
 
 import msgrpriv
 from msgrpriv import Flag, Session, SessionManager, SessionState
-from helpers import APP, BOB, World
+from helpers import APP, BOB, World, run_python
 
 
 class Boom(Exception):
@@ -140,3 +141,133 @@ def test_exceptions_without_dispatch_are_kept_for_raise_pending(app_world: World
         w.a.sign_out()  # the client's next method call raises it, before doing anything
     w.a.sign_out()  # now it runs
     w.a.raise_pending()  # nothing left
+
+
+TWO_RAISE = '''
+import sys
+from pathlib import Path
+import msgrpriv
+
+class Boom(Exception):
+    pass
+
+def first_callback(manager, guid):
+    raise Boom("first")
+
+def second_callback(manager, guid):
+    raise ValueError("second")
+
+{hook}
+svc = msgrpriv.Service(manual_clock=True)
+alice = svc.client("alice@example.com")
+m = alice.session_manager()
+alice.pump()
+m.on_app_registered(first_callback)
+m.on_app_registered(second_callback)
+m.register_application("{{44444444-2222-3333-4444-555555555555}}", "x", "y")
+print("dispatching", flush=True)
+alice.dispatch(0)
+print("not reached", flush=True)
+'''
+
+CHAINING_HOOK = '''
+def chaining_hook(args):
+    print("hook got", type(args).__name__, args.exc_type.__name__, file=sys.stderr)
+    sys.__unraisablehook__(args)
+
+sys.unraisablehook = chaining_hook
+'''
+
+
+def _two_raise(tmp_path: Path, hook: str) -> "tuple[str, str]":
+    """Runs TWO_RAISE in a child; returns (the hook's report, the uncaught traceback)."""
+    script = tmp_path / "two_raise.py"
+    script.write_text(TWO_RAISE.format(hook=hook))
+    proc = run_python([str(script)], timeout=60)
+    # dispatch() raised the first exception, uncaught: the interpreter exits with status 1
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout == "dispatching\n"
+    assert "TypeError" not in proc.stderr, proc.stderr
+    report, sep, uncaught = proc.stderr.rpartition("Traceback (most recent call last):\n")
+    assert sep, proc.stderr
+    return report, sep + uncaught
+
+
+def _assert_two_raise_output(report: str, uncaught: str, stderr_head: str) -> None:
+    # the second exception, through sys.unraisablehook, with its own traceback text
+    assert report.startswith(stderr_head + "Further exception in a msgrpriv callback: <Client "), report
+    assert "Traceback (most recent call last):\n" in report
+    assert ", in second_callback\n" in report and '    raise ValueError("second")\n' in report
+    assert report.endswith("ValueError: second\n"), report
+    assert "first" not in report
+    # the first one, raised by dispatch()
+    assert ", in first_callback\n" in uncaught and '    raise Boom("first")\n' in uncaught
+    assert uncaught.endswith("Boom: first\n"), uncaught
+    assert "second" not in uncaught
+
+
+def test_several_exceptions_with_the_default_unraisablehook(tmp_path: Path) -> None:
+    """The interpreter's own hook accepts what the package hands it: the first exception is
+    raised by dispatch(), the second is printed to stderr with its traceback."""
+    report, uncaught = _two_raise(tmp_path, hook="")
+    _assert_two_raise_output(report, uncaught, "")
+
+
+def test_several_exceptions_with_a_hook_that_chains_to_the_default(tmp_path: Path) -> None:
+    report, uncaught = _two_raise(tmp_path, hook=CHAINING_HOOK)
+    _assert_two_raise_output(report, uncaught, "hook got UnraisableHookArgs ValueError\n")
+
+
+def test_the_unraisablehook_gets_the_interpreters_own_argument_type(app_world: World, monkeypatch: Any) -> None:
+    w = app_world
+    got: List[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", got.append)
+    w.ma.on_app_registered(lambda m, g: (_ for _ in ()).throw(Boom("first")))
+    w.ma.on_app_registered(lambda m, g: (_ for _ in ()).throw(ValueError("second")))
+    w.ma.register_application("{44444444-2222-3333-4444-555555555555}", "x", "y")
+    with pytest.raises(Boom, match="first"):
+        w.a.dispatch(0)
+    (u,) = got
+    assert type(u).__name__ == "UnraisableHookArgs" and type(u).__module__ == "builtins"
+    assert u.exc_type is ValueError and str(u.exc_value) == "second"
+    assert u.exc_traceback is u.exc_value.__traceback__ and u.exc_traceback is not None
+    assert u.err_msg == "Further exception in a msgrpriv callback"
+    assert u.object is w.a
+
+
+def _two_raise_in_process(w: World) -> None:
+    def second_callback(m: SessionManager, g: str) -> None:
+        raise ValueError("second")
+
+    w.ma.on_app_registered(lambda m, g: (_ for _ in ()).throw(Boom("first")))
+    w.ma.on_app_registered(second_callback)
+    w.ma.register_application("{44444444-2222-3333-4444-555555555555}", "x", "y")
+    with pytest.raises(Boom, match="first"):
+        w.a.dispatch(0)
+
+
+def test_without_the_interpreters_type_the_default_hook_is_written_out(
+    app_world: World, monkeypatch: Any, capsys: Any
+) -> None:
+    """Where UnraisableHookArgs cannot be made, the default hook's report is written to stderr
+    in its format instead of handing it an object it rejects."""
+    monkeypatch.setattr(msgrpriv._callbacks, "_HookArgs", None)
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)
+    _two_raise_in_process(app_world)
+    err = capsys.readouterr().err
+    assert err.startswith("Further exception in a msgrpriv callback: <Client 'alice@example.com' manual>\n")
+    assert "Traceback (most recent call last):\n" in err and ", in second_callback\n" in err
+    assert err.endswith("ValueError: second\n") and "TypeError" not in err
+
+
+def test_a_failing_hook_loses_nothing(app_world: World, monkeypatch: Any, capsys: Any) -> None:
+    def broken_hook(args: Any) -> None:
+        raise RuntimeError("the hook broke")
+
+    monkeypatch.setattr(sys, "unraisablehook", broken_hook)
+    _two_raise_in_process(app_world)  # dispatch() still raises the first exception
+    err = capsys.readouterr().err
+    second, _, hook = err.partition("Exception ignored in sys.unraisablehook: ")
+    assert second.startswith("Further exception in a msgrpriv callback: <Client ")
+    assert second.endswith("ValueError: second\n")
+    assert hook.startswith("<function ") and hook.endswith("RuntimeError: the hook broke\n")

@@ -9,12 +9,15 @@ import subprocess
 import sys
 import textwrap
 import weakref
+from ctypes import byref, c_int
 from pathlib import Path
 from typing import Any, List
 
+import pytest
+
 import msgrpriv
 from msgrpriv import Session, SessionManager, SessionState
-from helpers import ALICE, APP, BOB, World
+from helpers import ALICE, APP, BOB, World, run_python
 
 
 def test_dropping_a_manager_with_registrations_runs_the_destroy_notifications(world: World) -> None:
@@ -203,3 +206,100 @@ def test_objects_are_freed_by_reference_counting_alone() -> None:
         assert lib.msgr_service_destroy(handles[0]) == msgrpriv.codes.E_HANDLE
     finally:
         gc.enable()
+
+
+COLLECTOR_STRESS = '''
+import collections, gc, sys, threading, time
+import msgrpriv
+
+gc.set_threshold(1)  # the cyclic collector runs at almost every allocation
+duration = float(sys.argv[1])
+svc = msgrpriv.Service(manual_clock=True)
+errors = []
+rounds = [0, 0]
+
+def cycle(c):
+    """A manager and a session in a reference cycle through their callbacks."""
+    m = c.session_manager()
+    m.on_lock_enable(lambda *a: m)
+    s = m.create_session()
+    s.on_termination(lambda *a: (s, m))
+    return m
+
+def worker(i):
+    try:
+        with svc.client("user%d@example.com" % i) as c:
+            c.pump()
+            kept = collections.deque(maxlen=16)
+            deadline = time.monotonic() + duration
+            while time.monotonic() < deadline:
+                # cycles kept for a while (the collector moves them to older generations),
+                # then left to the collector, which finalizes them wherever it runs
+                kept.append(cycle(c))
+                # close() while the collector (so other objects' finalizers) may run inside it
+                with c.session_manager() as m2:
+                    m2.on_app_registered(lambda *a: None)
+                    m2.create_session().close()
+                c.dispatch(0)
+                rounds[i] += 1
+            kept.clear()
+    except BaseException as e:
+        errors.append(repr(e))
+
+threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+gc.collect()
+svc.close()
+print(min(rounds), msgrpriv.live_registrations(), errors, flush=True)
+'''
+
+
+def test_close_while_the_collector_finalizes_other_objects(tmp_path: Path) -> None:
+    """Finalizers of objects in reference cycles run inside close() (gc threshold 1, two
+    threads): nothing deadlocks, every round completes and every registration ends."""
+    script = tmp_path / "collector_stress.py"
+    script.write_text(COLLECTOR_STRESS)
+    try:
+        proc = run_python([str(script), "3"], timeout=40)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"deadlock: the stress did not finish in {e.timeout} s")
+    assert proc.returncode == 0, proc.stderr
+    rounds, live, errors = proc.stdout.split(" ", 2)
+    assert errors.strip() == "[]"
+    assert int(rounds) > 0 and int(live) == 0, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_close_inside_a_package_lock_releases_when_the_lock_is_left(world: World) -> None:
+    """A close() that runs while its thread holds one of the package's locks (a finalizer the
+    collector runs there) closes the object at once; the handle is released, and its
+    registrations end, when the thread leaves the locked region."""
+    lib = msgrpriv._library.lib
+    status = c_int()
+
+    base = msgrpriv.live_registrations()
+
+    def cycle() -> "tuple[weakref.ref[SessionManager], int]":
+        m = world.a.session_manager()
+        m.on_lock_enable(lambda *a: m)
+        return weakref.ref(m), m.handle or 0
+
+    ref, h = cycle()
+    with msgrpriv._callbacks._lock:
+        gc.collect()  # finalizes the manager inside the locked region
+        assert ref() is None or ref().closed  # type: ignore[union-attr]
+        assert lib.msgr_session_manager_get_lock_status(h, byref(status)) == 0  # not released yet
+        assert msgrpriv.live_registrations() == base + 1
+    assert msgrpriv.live_registrations() == base
+    assert lib.msgr_session_manager_get_lock_status(h, byref(status)) == msgrpriv.codes.E_HANDLE
+    assert not msgrpriv._callbacks._deferred
+
+    m = world.a.session_manager()
+    h = m.handle or 0
+    with msgrpriv._callbacks._lock:
+        m.close()  # an explicit close there behaves the same
+        assert m.closed and lib.msgr_session_manager_get_lock_status(h, byref(status)) == 0
+    assert lib.msgr_session_manager_get_lock_status(h, byref(status)) == msgrpriv.codes.E_HANDLE

@@ -11,6 +11,10 @@ How a registration works (STYLE.md, "Callbacks through one module-level trampoli
 - The destroy notification (also one module-level trampoline) frees the slab index and drops
   the entry: exactly once per registration, when it ends for any reason (unadvise, release of
   the owner, failed registration).
+- The package's locks are :class:`Guarded`: while a thread holds one, a ``close()`` on that
+  thread (a finalizer run by the garbage collector inside the locked region) does not
+  release its handle there but queues it; the queue is emptied when the thread leaves its
+  last package lock, and by the next ``close()`` or ``dispatch()``.
 - An exception raised by a Python callback is caught in the trampoline and stored on the
   owner's :class:`~msgrpriv.Client`; ``Client.dispatch`` re-raises it (manual mode), or
   ``Client.raise_pending`` and the client's next method call do (thread mode).
@@ -18,8 +22,10 @@ How a registration works (STYLE.md, "Callbacks through one module-level trampoli
 
 from __future__ import annotations
 
+import collections
 import sys
 import threading
+import traceback
 import weakref
 from ctypes import byref, c_uint32
 from dataclasses import dataclass
@@ -34,11 +40,83 @@ from .errors import MsgrError, error_for
 if TYPE_CHECKING:  # pragma: no cover
     from ._objects import Client, Session
 
-_lock = threading.RLock()
-"""Guards the slab and every owner's ``_entries``; never held during a C call."""
-
 finalizing = False
 """Set at interpreter exit (after every object was closed): trampolines and ``__del__`` stop."""
+
+# ---- locks and finalizers --------------------------------------------------------------------
+
+_held = threading.local()
+"""``depth``: how many of the package's locks the current thread holds."""
+
+_deferred: "collections.deque[Tuple[Any, int]]" = collections.deque()
+"""``(object, handle)`` pairs closed while their thread held a package lock, to release."""
+
+
+def holding_lock() -> bool:
+    """True while the current thread holds one of the package's locks."""
+    return bool(getattr(_held, "depth", 0))
+
+
+class Guarded:
+    """A package lock (a ``threading.Lock`` or ``RLock``) that counts its holders per thread.
+
+    The garbage collector can run wherever Python allocates, including inside a locked
+    region, and run finalizers there that close other objects. A close that needs this
+    lock, or that waits in C for another thread (a thread-mode client's ``destroy`` joins
+    its thread) which needs it, would deadlock. So while a thread holds a guarded lock its
+    closes are deferred (:func:`defer_release`), and leaving the outermost guarded region
+    releases them (:func:`release_deferred`).
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        _held.depth = getattr(_held, "depth", 0) + 1  # before acquiring: finalizers defer
+        try:
+            self._lock.acquire()
+        except BaseException:
+            _held.depth -= 1
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+        _held.depth -= 1
+        if _deferred and not _held.depth:
+            release_deferred()
+
+
+def defer_release(obj: Any, handle: int) -> None:
+    """Queues ``obj._release(handle)`` for the next safe point (a lock-free append)."""
+    _deferred.append((obj, handle))
+
+
+def release_deferred() -> None:
+    """Runs the queued releases, unless the current thread holds a package lock (then the
+    end of its outermost locked region does) or runs them already (a release that leaves a
+    locked region comes back here: the outer loop goes on). Their failures are ignored, as
+    in finalizers."""
+    if not _deferred or holding_lock() or getattr(_held, "draining", False):
+        return
+    _held.draining = True
+    try:
+        while _deferred:
+            try:
+                obj, handle = _deferred.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            try:
+                obj._release(handle)
+            except Exception:
+                pass
+    finally:
+        _held.draining = False
+
+
+_lock = Guarded(threading.RLock())
+"""Guards the slab and every owner's ``_entries``; never held during a C call."""
 
 
 class _Slab:
@@ -255,25 +333,81 @@ def report_exception(client: Optional["Client"], exc: BaseException) -> None:
     if client is not None:
         client._store_exception(exc)
     else:  # pragma: no cover - a callback with no client: nowhere to re-raise it
-        hook = getattr(sys, "unraisablehook", None)
-        if hook is not None:
-            hook(_Unraisable(exc))
+        unraisable(exc, "Exception in a msgrpriv callback")
+
+
+def _find_hook_args_type() -> Optional[type]:
+    """The interpreter's ``UnraisableHookArgs``: the only type ``sys.__unraisablehook__``
+    accepts. ``sys`` does not export it; it is a struct sequence, so a subclass of tuple.
+    ``None`` when it cannot be found or instantiated (another interpreter, a future one)."""
+    for t in tuple.__subclasses__():
+        if t.__name__ == "UnraisableHookArgs" and t.__module__ == "builtins":
+            try:
+                t((ValueError, ValueError(), None, "", None))
+            except Exception:
+                return None
+            return t
+    return None
+
+
+_HookArgs: Optional[type] = _find_hook_args_type()
 
 
 class _Unraisable:
-    """The argument of ``sys.unraisablehook`` for an exception that has nowhere to go."""
+    """An ``UnraisableHookArgs`` look-alike, for when the real type cannot be made: custom
+    hooks accept it; the interpreter's default hook does not (it is bypassed then)."""
 
-    def __init__(self, exc: BaseException, message: str = "Exception in a msgrpriv callback") -> None:
-        self.exc_type = type(exc)
-        self.exc_value = exc
-        self.exc_traceback = exc.__traceback__
-        self.err_msg = message
-        self.object = None
+    def __init__(self, exc_type: type, exc_value: BaseException, exc_traceback: Any,
+                 err_msg: str, obj: Any) -> None:
+        self.exc_type = exc_type
+        self.exc_value = exc_value
+        self.exc_traceback = exc_traceback
+        self.err_msg = err_msg
+        self.object = obj
 
 
-def unraisable(exc: BaseException, message: str) -> None:
-    """Reports an exception through ``sys.unraisablehook``."""
-    sys.unraisablehook(_Unraisable(exc, message))  # type: ignore[arg-type]
+def _hook_args(exc: BaseException, message: str, obj: Any) -> Any:
+    fields = (type(exc), exc, exc.__traceback__, message, obj)
+    if _HookArgs is not None:
+        try:
+            return _HookArgs(fields)
+        except Exception:  # pragma: no cover - found but refused
+            pass
+    return _Unraisable(*fields)
+
+
+def _write_unraisable(args: Any) -> None:
+    """Writes a report to stderr in the format of the interpreter's default hook."""
+    try:
+        stderr = sys.stderr
+        if stderr is None:
+            return
+        if args.object is not None:
+            stderr.write(f"{args.err_msg or 'Exception ignored in'}: {args.object!r}\n")
+        elif args.err_msg:
+            stderr.write(f"{args.err_msg}:\n")
+        traceback.print_exception(args.exc_type, args.exc_value, args.exc_traceback, file=stderr)
+        stderr.flush()
+    except Exception:  # pragma: no cover - nowhere left to report to
+        pass
+
+
+def unraisable(exc: BaseException, message: str, obj: Any = None) -> None:
+    """Reports an exception through ``sys.unraisablehook``, as the interpreter reports its own
+    unraisable exceptions: the hook gets a ``sys.UnraisableHookArgs`` (``object`` is
+    ``obj``). Never raises an ``Exception``: when the hook fails, the report and the hook's
+    own exception go to stderr."""
+    args = _hook_args(exc, message, obj)
+    real = _HookArgs is not None and isinstance(args, _HookArgs)
+    hook = getattr(sys, "unraisablehook", None)
+    if hook is None or (hook is sys.__unraisablehook__ and not real):
+        _write_unraisable(args)
+        return
+    try:
+        hook(args)
+    except Exception as hook_exc:
+        _write_unraisable(args)
+        _write_unraisable(_hook_args(hook_exc, "Exception ignored in sys.unraisablehook", hook))
 
 
 # ---- trampolines -----------------------------------------------------------------------------

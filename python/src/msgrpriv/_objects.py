@@ -143,7 +143,6 @@ def _closed(obj: "Managed") -> GenericError:
 
 # ---- the managed base class ------------------------------------------------------------------
 
-_close_lock = threading.Lock()
 _live: "weakref.WeakSet[Managed]" = weakref.WeakSet()
 
 
@@ -181,16 +180,28 @@ class Managed:
     def _release(self, handle: int) -> int:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _take(self) -> Optional[int]:
+        """Takes the handle out of the object, atomically without a lock: of two threads (or
+        a finalizer interrupting a close on the same thread) exactly one gets it."""
+        return self.__dict__.pop("_handle", None)  # type: ignore[no-any-return]
+
     def close(self) -> None:
         """Releases the handle: registrations end (their destroy notifications run).
 
-        Idempotent: closing a closed object does nothing.
+        Idempotent: closing a closed object does nothing. Takes no lock, so the garbage
+        collector may run it anywhere (finalizers of objects in reference cycles). On a thread
+        that is inside one of the package's locked regions (a finalizer the collector runs
+        there) the object is closed at once and its handle released when the thread leaves
+        that region.
         """
-        with _close_lock:
-            h, self._handle = self._handle, None
+        h = self._take()
         if h is None or _callbacks.finalizing:
             return
+        if _callbacks.holding_lock():
+            _callbacks.defer_release(self, h)
+            return
         hr = self._release(h)
+        _callbacks.release_deferred()
         if hr < 0 and hr != E_HANDLE:
             raise error_for(hr)
 
@@ -228,6 +239,7 @@ def _at_exit() -> None:
                     obj.close()
                 except BaseException:
                     pass
+    _callbacks.release_deferred()
     _callbacks.finalizing = True
 
 
@@ -328,7 +340,7 @@ class Client(Managed):
         m = _in_int(mode, "mode", -0x8000_0000, 0x7FFF_FFFF)
         self._service = service
         self._pending: List[BaseException] = []
-        self._pending_lock = threading.Lock()
+        self._pending_lock = _callbacks.Guarded(threading.RLock())
         self._launcher_entry: Optional[Any] = None
         self._attachments: List[Any] = []
         out = ClientHandle()
@@ -374,7 +386,8 @@ class Client(Managed):
     def raise_pending(self) -> None:
         """Re-raises the oldest exception a callback raised, if any.
 
-        Later ones (when several callbacks raised) go to ``sys.unraisablehook``.
+        Later ones (when several callbacks raised) go to ``sys.unraisablehook``, with
+        ``err_msg`` "Further exception in a msgrpriv callback" and ``object`` this client.
         """
         if not self._pending:
             return
@@ -383,7 +396,7 @@ class Client(Managed):
         if not pending:
             return
         for extra in pending[1:]:
-            _callbacks.unraisable(extra, "Further exception in a msgrpriv callback")
+            _callbacks.unraisable(extra, "Further exception in a msgrpriv callback", self)
         raise pending[0]
 
     # sign-in state
@@ -418,6 +431,7 @@ class Client(Managed):
         events were delivered. GenericError(E_ILLEGAL_METHOD_CALL) for a thread-mode client.
         """
         h = self._h()
+        _callbacks.release_deferred()
         self.raise_pending()
         if timeout is None:
             deadline = None
@@ -733,7 +747,7 @@ class SessionManager(Managed):
 # ---- Session ---------------------------------------------------------------------------------
 
 _sessions: "weakref.WeakValueDictionary[int, Session]" = weakref.WeakValueDictionary()
-_sessions_lock = threading.RLock()
+_sessions_lock = _callbacks.Guarded(threading.RLock())
 
 
 class Session(Managed):
