@@ -142,7 +142,7 @@ fn version_macros(v: &Version) -> String {
 /// only when absent, so the header coexists with others that define them.
 fn result_code_macros() -> String {
     let mut s = String::from(
-        "/*\n * Result codes (MSGRPRIV.md section 2). Values never change. Generic COM names (S_OK,\n \
+        "/*\n * Result codes (docs/CONTRACT.md). Values never change. Generic COM names (S_OK,\n \
          * E_INVALIDARG, ...) are defined only when another header has not defined them.\n */\n",
     );
     let mut family = "";

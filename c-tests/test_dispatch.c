@@ -1,7 +1,7 @@
 /*
- * Event delivery (C-API.md "Delivery"): manual mode with msgr_client_dispatch (0 polls, a
- * timeout waits for the first event, MSGR_INFINITE waits for ever, the count of delivered
- * events, callbacks on the dispatching thread, the order events were raised in, one
+ * Event delivery (docs/CONTRACT.md, "Event delivery"): manual mode with msgr_client_dispatch
+ * (0 polls, a timeout waits for the first event, MSGR_INFINITE waits for ever, the count of
+ * delivered events, callbacks on the dispatching thread, the order events were raised in, one
  * deliverer at a time); msgr_client_event_fd with poll() (readable while events are pending,
  * level-triggered, not after dispatch); thread mode (events arrive without dispatch, on the
  * client's own thread, in order; dispatch and event_fd give E_ILLEGAL_METHOD_CALL).

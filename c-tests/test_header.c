@@ -1,7 +1,8 @@
-/* Every enum value and result code of msgrpriv.h equals its documented value (MSGRPRIV.md
- * sections 2 and 3, written out here by hand, not generated), the version macros agree with
- * Cargo.toml and msgr_version(), every code is known to the library's table, and the library
- * functions follow the conventions. Built against the shared and the static library. */
+/* Every enum value and result code of msgrpriv.h equals its documented value
+ * (docs/CONTRACT.md, "Result codes" and "Enumerations", written out here by hand, not
+ * generated), the version macros agree with Cargo.toml and msgr_version(), every code is known
+ * to the library's table, and the library functions follow the conventions. Built against the
+ * shared and the static library. */
 #include "check.h"
 
 /* name, documented value */

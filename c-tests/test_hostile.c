@@ -1,6 +1,6 @@
 /*
- * Hostile input (C-API.md "Conventions": no input, however wrong, may crash the process or
- * corrupt memory). Every exported function gets:
+ * Hostile input (docs/CONTRACT.md, "Conventions of the C interface": no input, however wrong,
+ * may crash the process or corrupt memory). Every exported function gets:
  *  - NULL for each pointer argument: E_POINTER (NULL handles included), or the documented
  *    behaviour of optional ones (release/destroy of NULL: S_OK; NULL app data, path,
  *    options, launcher, user data, destroy callback: allowed);

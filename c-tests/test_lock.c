@@ -1,5 +1,5 @@
 /*
- * Lock and Key (MSGRPRIV.md section 6) through the C API: the exchange and its events, a
+ * Lock and Key (docs/CONTRACT.md, "Lock and Key") through the C API: the exchange and its events, a
  * wrong key, a wrong cookie, an unknown application ID, a second request, the status codes
  * of RequestChallenge and SendResponse, re-locking after sign-out and sign-in, each manager
  * locked on its own, msgr_lock_compute_response, and MSGR_E_API_LOCKED from every gated call

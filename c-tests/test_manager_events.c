@@ -1,6 +1,6 @@
 /*
  * The eight session manager events (DMsgrSessionManagerEvents) through the C API
- * (MSGRPRIV.md section 4, C-API.md "Events" and "Delivery"):
+ * (docs/CONTRACT.md, "The session manager" and "Event delivery"):
  *  - OnLockEnable then OnLockStatusChanged when a manager is created on a signed-in client;
  *  - OnAppRegistered / OnAppUnRegistered reach every manager sharing the registry, the
  *    caller's own included, and only for changes that happened;

@@ -1,10 +1,10 @@
 /*
- * Callbacks that call back into the library (C-API.md "Delivery"): a callback ends its own
- * registration or a later one, releases the session it was given (also the one lent to
- * OnInvitation, and from OnTermination), releases the manager that fired it, destroys its
- * client (manual and thread mode), registers a new callback, and dispatches again (nested).
- * Nothing deadlocks, nothing is delivered to an object that is gone, queued events for it
- * are dropped, and every destroy callback runs exactly once (tu_finish() counts them),
+ * Callbacks that call back into the library (docs/CONTRACT.md, "Event delivery"): a callback
+ * ends its own registration or a later one, releases the session it was given (also the one
+ * lent to OnInvitation, and from OnTermination), releases the manager that fired it, destroys
+ * its client (manual and thread mode), registers a new callback, and dispatches again
+ * (nested). Nothing deadlocks, nothing is delivered to an object that is gone, queued events
+ * for it are dropped, and every destroy callback runs exactly once (tu_finish() counts them),
  * after the callback that ended its registration has returned.
  */
 #define _POSIX_C_SOURCE 200809L

@@ -1,10 +1,10 @@
 /*
- * The application registry through the C API (MSGRPRIV.md sections 4 and 7): register,
- * unregister and the listing with its caller-buffer protocol; every limit and code of
- * RegisterApplication and UnRegisterApplication (refusals change nothing and raise no
- * event); a registry file (msgr_service_options.registry_path) that persists across
- * services and is shared by two services open at once; REGDB_E_WRITEREGDB when the file
- * cannot be written; E_FAIL for unusable registry paths.
+ * The application registry through the C API (docs/CONTRACT.md, "The session manager" and
+ * "Limits"): register, unregister and the listing with its caller-buffer protocol; every limit
+ * and code of RegisterApplication and UnRegisterApplication (refusals change nothing and raise
+ * no event); a registry file (msgr_service_options.registry_path) that persists across
+ * services and is shared by two services open at once; REGDB_E_WRITEREGDB when the file cannot
+ * be written; E_FAIL for unusable registry paths.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"

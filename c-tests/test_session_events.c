@@ -1,6 +1,6 @@
 /*
  * The ten session events (DMsgrSessionEvents) on both sides, for every row of the table in
- * MSGRPRIV.md section 5, through the C API. Each line of the log is
+ * docs/CONTRACT.md ("Event order"), through the C API. Each line of the log is
  * "<side>:<event>(<arguments>)@<State seen by the callback>": the State property already
  * holds the new state when any event of a transition fires, OnStateChanged comes first,
  * OnTermination last and exactly once.
@@ -286,9 +286,9 @@ static void test_real_clock_timeout(void) {
 }
 
 /* A timeout that falls due while the invitation is on its way must still end both sides
- * (MSGRPRIV.md section 5: "no answer within the invitation timeout: SS_TERMINATED,
- * OnTermination(SR_SESSION_TIMEOUT) | same"). With a 1 ms timeout on the real clock the
- * timer races the delivery of the invitation; every round must end on both sides. */
+ * (docs/CONTRACT.md, "Event order": no answer within the invitation timeout ends both sides
+ * with SS_TERMINATED and OnTermination(SR_SESSION_TIMEOUT)). With a 1 ms timeout on the real
+ * clock the timer races the delivery of the invitation; every round must end on both sides. */
 static void test_timeout_racing_the_invitation(void) {
     tu_world w;
     msgr_service_options o;

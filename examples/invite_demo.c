@@ -12,9 +12,9 @@
  *      listens to its events and accepts.
  *   5. They exchange context data both ways, then alice cancels.
  *
- * Every event is printed as it fires. The program exits with 0 only if each side saw
- * exactly the documented sequence of events (MSGRPRIV.md sections 4 to 6), and releases
- * everything it created.
+ * Every event is printed as it fires. The program exits with 0 only if each side saw exactly
+ * the documented sequence of events (docs/CONTRACT.md, "Event order" and "Lock and Key"), and
+ * releases everything it created.
  *
  * Build: cc -std=c99 invite_demo.c -I include -L <dir of libmsgrpriv> -lmsgrpriv
  */
@@ -392,7 +392,7 @@ int main(void) {
     OK(msgr_session_manager_unregister_application(bob.manager, APP_GUID));
     pump(&alice, &bob);
 
-    /* The documented sequences (MSGRPRIV.md sections 4 to 6). */
+    /* The documented sequences (docs/CONTRACT.md, "Event order" and "Lock and Key"). */
     expected_alice =
         "OnLockEnable(true); OnLockStatusChanged(LOCK_INITIALIZED); "
         "OnLockStatusChanged(LOCK_PENDINGRESULT); OnLockChallenge; "

@@ -9,7 +9,7 @@
 /**
  * @file msgrpriv.h
  *
- * Conventions (C-API.md):
+ * Conventions (docs/CONTRACT.md, "Conventions of the C interface"):
  * - Every function returns an MSGR_HRESULT (negative = failure), except msgr_version() and
  *   msgr_result_text(). Outputs are written only on success.
  * - Handles (msgr_service, msgr_client, msgr_session_manager, msgr_session) are opaque and
@@ -78,7 +78,7 @@ typedef int32_t MSGR_HRESULT;
 #define MSGR_VERSION_STRING "0.1.0"
 
 /*
- * Result codes (MSGRPRIV.md section 2). Values never change. Generic COM names (S_OK,
+ * Result codes (docs/CONTRACT.md). Values never change. Generic COM names (S_OK,
  * E_INVALIDARG, ...) are defined only when another header has not defined them.
  */
 

@@ -1,6 +1,7 @@
 //! Result codes: the single table every name, value and text comes from.
 //!
-//! Values are the documented HRESULT-style codes of MSGRPRIV.md section 2 and never change.
+//! Values are the documented HRESULT-style codes (docs/CONTRACT.md, "Result codes") and never
+//! change.
 //! `msgr_result_text` and the Python wrapper's names are generated from [`CODES`].
 
 use std::fmt;

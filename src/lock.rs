@@ -1,7 +1,7 @@
 //! Lock and Key: the per-manager lock status machine and the challenge/response arithmetic.
 //!
 //! Response = the challenge string immediately followed by the key, hashed with MD5 and written
-//! as 32 lowercase hex digits (MSGRPRIV.md section 6). The service compares responses in
+//! as 32 lowercase hex digits (docs/CONTRACT.md, "Lock and Key"). The service compares responses in
 //! constant time.
 
 use md5::{Digest, Md5};

@@ -1,5 +1,6 @@
 //! The application registry: the list of applications that can be invited to a session
-//! (RegisterApplication / UnRegisterApplication, MSGRPRIV.md sections 4 and 7).
+//! (RegisterApplication / UnRegisterApplication; docs/CONTRACT.md, "The session manager"
+//! and "Limits").
 //!
 //! Two backends share one API:
 //!

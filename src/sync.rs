@@ -4,7 +4,7 @@
 //!
 //! Normal build: plain re-exports of `parking_lot` and `std`, and an
 //! `UnsafeCell` whose `with_mut` is an `#[inline(always)]` call of the closure on the raw
-//! pointer: the code generated is the same as before the shim.
+//! pointer: the code generated is the same as with the primitives used directly.
 //!
 //! Under `cfg(loom)`, with loom's API adapted to the parking_lot-like one used here:
 //! - `Mutex::lock` returns a guard, no poisoning; `MutexGuard::unlocked` drops the guard, runs

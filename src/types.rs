@@ -4,7 +4,7 @@ use crate::error::{Hr, Result, E_INVALIDARG};
 use std::fmt;
 use std::sync::Arc;
 
-/// SESSION_STATE: the state of a session (MSGRPRIV.md section 3).
+/// SESSION_STATE: the state of a session (docs/CONTRACT.md, "Enumerations").
 #[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SessionState {
@@ -84,7 +84,7 @@ impl LockStatus {
     }
 }
 
-/// The limits of MSGRPRIV.md section 7.
+/// The limits of docs/CONTRACT.md, "Limits".
 pub mod limits {
     /// A GUID in braced form: 38 characters (39 with the terminator).
     pub const GUID_CHARS: usize = 38;

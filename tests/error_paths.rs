@@ -1,4 +1,5 @@
-//! The documented error codes of MSGRPRIV.md sections 4, 5 and 7: each refused call
+//! The documented error codes (docs/CONTRACT.md, "The session manager", "The session" and
+//! "Limits"): each refused call
 //! returns its code and changes nothing.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Application launch on accept (MSGRPRIV.md section 5, last paragraph).
+//! Application launch on accept (docs/CONTRACT.md, "Application launch").
 
 mod common;
 use common::*;

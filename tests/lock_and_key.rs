@@ -1,4 +1,4 @@
-//! Lock and Key (MSGRPRIV.md section 6): success, wrong key, wrong cookie, unknown ID,
+//! Lock and Key (docs/CONTRACT.md, "Lock and Key"): success, wrong key, wrong cookie, unknown ID,
 //! second request, gated calls while locked, re-lock after sign-out and sign-in.
 
 mod common;

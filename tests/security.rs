@@ -1,4 +1,4 @@
-//! Security properties (issue 6, part 6), each checked by construction rather than by trust:
+//! Security properties, each checked by construction rather than by trust:
 //!
 //! * Lock and Key: `verify_response` executes the very same instruction sequence whether a
 //!   wrong response differs in its first byte, its last byte, every byte or none, and whether

@@ -1,4 +1,4 @@
-//! One test per row of the table in MSGRPRIV.md section 5, asserting the exact event
+//! One test per row of the table in docs/CONTRACT.md ("Event order"), asserting the exact event
 //! sequence on both sides (event, then the State property as seen by the callback).
 
 mod common;

@@ -1,4 +1,4 @@
-//! Concurrency soak through the C ABI (issue 6, part 5): worker threads doing random
+//! Concurrency soak through the C ABI: worker threads doing random
 //! operations for a bounded time on manual and thread-mode clients, with exact accounting of
 //! events, and the resident memory watched over the run.
 //!

@@ -1,5 +1,5 @@
 """The documented invitation flow end to end, and every row of the session table
-(MSGRPRIV.md section 5), asserting the exact event sequences on both sides."""
+(docs/CONTRACT.md, "Event order"), asserting the exact event sequences on both sides."""
 
 from __future__ import annotations
 

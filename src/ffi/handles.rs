@@ -618,7 +618,8 @@ pub(crate) fn add_ref<H: Opaque>(h: *const H) -> Result<u32> {
 }
 
 /// One reference less to `h`; the object when it was the last. Releasing NULL does nothing
-/// (`Ok(None)`), as C-API.md asks of release and destroy functions.
+/// (`Ok(None)`), as every release and destroy function promises (docs/CONTRACT.md, "Objects
+/// and their lifetimes").
 pub(crate) fn release<H: Opaque, T: Any + Send + Sync>(h: *const H) -> Result<Option<Arc<T>>> {
     if h.is_null() {
         return Ok(None);

@@ -1,6 +1,6 @@
-//! Argument and output conventions of C-API.md: UTF-8 NUL-terminated input strings, output
-//! pointers written only on success, and the caller-buffer convention for string outputs
-//! `(char *buf, size_t buf_len, size_t *needed)`.
+//! Argument and output conventions (docs/CONTRACT.md, "Conventions of the C interface"): UTF-8
+//! NUL-terminated input strings, output pointers written only on success, and the
+//! caller-buffer convention for string outputs `(char *buf, size_t buf_len, size_t *needed)`.
 
 // Helpers for the object-level functions; until all of them exist some have no caller.
 #![allow(dead_code)]
@@ -36,7 +36,7 @@ pub(crate) unsafe fn in_opt_str<'a>(p: *const c_char) -> Result<Option<&'a str>>
 }
 
 /// Borrows a required input string of at most `max_chars` characters (Unicode scalar values);
-/// a longer one gives `over` (E_INVALIDARG unless MSGRPRIV.md names another code).
+/// a longer one gives `over` (E_INVALIDARG unless the function documents another code).
 ///
 /// # Safety
 /// As [`in_str`].

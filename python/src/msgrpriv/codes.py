@@ -4,7 +4,7 @@ Every code of ``include/msgrpriv.h`` is a module constant here, an :class:`HResu
 ``int`` holding the signed 32-bit value, as C sees it). A test compares this table with the
 header's ``#define`` lines, so the two cannot drift apart.
 
-Families (MSGRPRIV.md section 2), each raised as its own exception class
+Families (docs/CONTRACT.md, "Result codes"), each raised as its own exception class
 (see :mod:`msgrpriv.errors`):
 
 - generic COM codes ``S_*``, ``E_*``, ``REGDB_E_*`` -> :class:`~msgrpriv.GenericError`;

@@ -1,4 +1,5 @@
-"""Exceptions raised for failure codes, one class per family of MSGRPRIV.md section 2.
+"""Exceptions raised for failure codes, one class per family of codes
+(docs/CONTRACT.md, "Result codes").
 
 Every failure code a library call returns is raised as a subclass of :class:`MsgrError`
 carrying ``code`` (an :class:`~msgrpriv.codes.HResult`), ``name`` (the documented name, e.g.
