@@ -394,7 +394,9 @@ typedef struct {
     uint32_t struct_size;
     /**
      * How long an invitation may go unanswered before both sides end with
-     * SR_SESSION_TIMEOUT, in milliseconds; 0 means the default, 120000 (two minutes).
+     * SR_SESSION_TIMEOUT, in milliseconds; 0 means the default, 120000 (two minutes). The
+     * inviter keeps the time and tells the invitee; an invitee that hears nothing ends by
+     * itself five seconds later.
      */
     uint32_t invitation_timeout_ms;
     /**
@@ -704,7 +706,8 @@ MSGR_HRESULT msgr_service_add_app_key(msgr_service *service,
 
 /**
  * Moves a manual clock forward by `ms` milliseconds and fires, in the calling thread, the
- * invitation timeouts that fell due (their events are queued to the clients).
+ * session deadlines that fell due (invitation timeouts; their events are queued to the
+ * clients).
  *
  * @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL when the service runs on the
  *         real clock.
@@ -713,7 +716,8 @@ MSGR_API MSGR_HRESULT msgr_service_advance_clock(msgr_service *service, uint64_t
 
 /**
  * Test hook: makes messages to `sign_in_name` fail delivery (as if its network were cut),
- * so senders get OnSendError, or succeed again.
+ * so senders get OnSendError, or succeed again. An undelivered invitation, Accept or
+ * Decline leaves the inviter to time out.
  *
  * @return S_OK; S_FALSE when that user is not signed in (nothing changes); E_POINTER;
  *         E_HANDLE; E_INVALIDARG for invalid UTF-8.

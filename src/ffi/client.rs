@@ -4,12 +4,12 @@ use super::callbacks::UserData;
 use super::guard;
 use super::handles;
 use super::strings::{in_str, out, out_ptr};
+use super::service::ServiceHandle;
 use super::{msgr_client, msgr_service, MSGR_HRESULT};
 use crate::client::Client;
 use crate::dispatch::DispatchMode;
 use crate::error::{Hr, E_INVALIDARG, S_OK};
 use crate::launcher::{LaunchRequest, Launcher, ProcessLauncher};
-use crate::service::{EmbeddedService, Service};
 use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,15 +61,14 @@ pub unsafe extern "C" fn msgr_client_create(
 ) -> MSGR_HRESULT {
     guard(|| {
         out_ptr(out_client)?;
-        let svc: Arc<EmbeddedService> = handles::get(service)?;
+        let svc: Arc<ServiceHandle> = handles::get(service)?;
         let name = in_str(sign_in_name)?;
         let mode = match dispatch_mode {
             0 => DispatchMode::Manual,
             1 => DispatchMode::Thread,
             _ => return Err(E_INVALIDARG),
         };
-        let dynsvc: Arc<dyn Service> = Arc::new((*svc).clone());
-        let client = Client::new(dynsvc, name, mode)?;
+        let client = Client::new(Arc::clone(&svc.service), name, mode)?;
         match handles::insert::<msgr_client, Client>(Arc::new(client.clone())) {
             Ok(h) => {
                 out(out_client, h)?;

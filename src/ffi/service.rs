@@ -4,8 +4,8 @@ use super::guard;
 use super::handles;
 use super::strings::{in_opt_str, in_str, out, out_ptr};
 use super::{msgr_service, MSGR_HRESULT};
-use crate::error::{E_INVALIDARG, S_FALSE, S_OK};
-use crate::service::{EmbeddedService, ServiceOptions};
+use crate::error::{Result, E_ILLEGAL_METHOD_CALL, E_INVALIDARG, S_FALSE, S_OK};
+use crate::service::{EmbeddedService, Service, ServiceOptions};
 use std::ffi::c_char;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,9 @@ pub struct msgr_service_options {
     /// versions) are not read and keep their defaults.
     pub struct_size: u32,
     /// How long an invitation may go unanswered before both sides end with
-    /// SR_SESSION_TIMEOUT, in milliseconds; 0 means the default, 120000 (two minutes).
+    /// SR_SESSION_TIMEOUT, in milliseconds; 0 means the default, 120000 (two minutes). The
+    /// inviter keeps the time and tells the invitee; an invitee that hears nothing ends by
+    /// itself five seconds later.
     pub invitation_timeout_ms: u32,
     /// true: time moves only through msgr_service_advance_clock() (for tests);
     /// false: the real monotonic clock.
@@ -77,7 +79,7 @@ pub unsafe extern "C" fn msgr_service_create(
             opts.registry_path = in_opt_str(o.registry_path)?.map(Into::into);
         }
         let svc = EmbeddedService::new(opts)?;
-        let h = handles::insert::<msgr_service, EmbeddedService>(Arc::new(svc))?;
+        let h = handles::insert::<msgr_service, ServiceHandle>(Arc::new(ServiceHandle::embedded(svc)))?;
         out(out_service, h)?;
         Ok(S_OK)
     })
@@ -95,28 +97,30 @@ pub unsafe extern "C" fn msgr_service_add_app_key(
     key: *const c_char,
 ) -> MSGR_HRESULT {
     guard(|| {
-        let svc: Arc<EmbeddedService> = handles::get(service)?;
+        let svc = embedded(service)?;
         svc.add_app_key(in_str(app_id)?, in_str(key)?)?;
         Ok(S_OK)
     })
 }
 
 /// Moves a manual clock forward by `ms` milliseconds and fires, in the calling thread, the
-/// invitation timeouts that fell due (their events are queued to the clients).
+/// session deadlines that fell due (invitation timeouts; their events are queued to the
+/// clients).
 ///
 /// @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL when the service runs on the
 ///         real clock.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_service_advance_clock(service: *mut msgr_service, ms: u64) -> MSGR_HRESULT {
     guard(|| {
-        let svc: Arc<EmbeddedService> = handles::get(service)?;
+        let svc = embedded(service)?;
         svc.advance_clock(ms)?;
         Ok(S_OK)
     })
 }
 
 /// Test hook: makes messages to `sign_in_name` fail delivery (as if its network were cut),
-/// so senders get OnSendError, or succeed again.
+/// so senders get OnSendError, or succeed again. An undelivered invitation, Accept or
+/// Decline leaves the inviter to time out.
 ///
 /// @return S_OK; S_FALSE when that user is not signed in (nothing changes); E_POINTER;
 ///         E_HANDLE; E_INVALIDARG for invalid UTF-8.
@@ -127,7 +131,7 @@ pub unsafe extern "C" fn msgr_service_set_reachable(
     reachable: bool,
 ) -> MSGR_HRESULT {
     guard(|| {
-        let svc: Arc<EmbeddedService> = handles::get(service)?;
+        let svc = embedded(service)?;
         let name = in_str(sign_in_name)?;
         Ok(if svc.set_reachable(name, reachable) { S_OK } else { S_FALSE })
     })
@@ -140,8 +144,31 @@ pub unsafe extern "C" fn msgr_service_set_reachable(
 #[no_mangle]
 pub unsafe extern "C" fn msgr_service_destroy(service: *mut msgr_service) -> MSGR_HRESULT {
     guard(|| {
-        let svc = handles::remove::<msgr_service, EmbeddedService>(service)?;
+        let svc = handles::remove::<msgr_service, ServiceHandle>(service)?;
         drop(svc);
         Ok(S_OK)
     })
+}
+
+/// What a `msgr_service` handle holds: the service behind the seam, and the embedded
+/// service's test hooks when it is that one (the hooks give E_ILLEGAL_METHOD_CALL on any
+/// other).
+pub(crate) struct ServiceHandle {
+    pub(crate) service: Arc<dyn Service>,
+    embedded: Option<EmbeddedService>,
+}
+
+impl ServiceHandle {
+    fn embedded(svc: EmbeddedService) -> Self {
+        ServiceHandle {
+            service: Arc::new(svc.clone()),
+            embedded: Some(svc),
+        }
+    }
+}
+
+/// The embedded service behind `service`, for its test hooks.
+unsafe fn embedded(service: *mut msgr_service) -> Result<EmbeddedService> {
+    let h: Arc<ServiceHandle> = handles::get(service)?;
+    h.embedded.clone().ok_or(E_ILLEGAL_METHOD_CALL)
 }
