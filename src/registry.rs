@@ -45,7 +45,7 @@ use crate::error::{
     SR_APP_NOT_REGISTERED,
 };
 use crate::types::{check_chars, limits, normalize_guid};
-use parking_lot::Mutex;
+use crate::locks::Mutex;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Weak};
@@ -409,7 +409,7 @@ mod file {
 
     use super::{parse_document, render_document, AppEntry, Result};
     use super::{E_FAIL, REGDB_E_WRITEREGDB};
-    use parking_lot::Mutex;
+    use crate::locks::Mutex;
     use std::collections::BTreeMap;
     use std::ffi::OsString;
     use std::fs::{File, OpenOptions};
@@ -464,8 +464,18 @@ mod file {
         cache: Mutex<Cache>,
     }
 
-    /// A held `flock`; released when dropped (closing the descriptor releases it).
-    struct FileLock(#[allow(dead_code)] File);
+    /// A held `flock`; released when dropped, explicitly: closing the descriptor would not
+    /// release it while a child forked meanwhile holds a copy of the descriptor (the lock
+    /// belongs to the open file, which the child shares), and that child, or any other
+    /// process, would then wait for it for as long as the child lives.
+    struct FileLock(File);
+
+    impl Drop for FileLock {
+        fn drop(&mut self) {
+            // SAFETY: flock on a descriptor we own.
+            unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+        }
+    }
 
     #[derive(Clone, Copy)]
     enum LockKind {

@@ -11,7 +11,7 @@ use crate::lock;
 use crate::registry::AppRegistry;
 use crate::types::{check_chars, limits, Text};
 use crate::Hr;
-use parking_lot::{Condvar, Mutex};
+use crate::locks::{Condvar, Mutex};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -400,7 +400,7 @@ impl EmbeddedService {
 fn timer_thread(wheel: Arc<TimerWheel>, service: Weak<Inner>) {
     let mut t = wheel.timers.lock();
     // Sleeps for `ms` unless woken; `sleep_until` tells `start_timer` whether to wake it.
-    let sleep = |t: &mut parking_lot::MutexGuard<'_, Timers>, now: u64, ms: u64| {
+    let sleep = |t: &mut crate::locks::MutexGuard<'_, Timers>, now: u64, ms: u64| {
         t.sleep_until = now.saturating_add(ms);
         wheel.cv.wait_for(t, Duration::from_millis(ms));
         t.sleep_until = 0;
