@@ -31,6 +31,16 @@
  *   callback returns. Strings passed to a callback are valid only during the callback.
  * - A Rust panic never crosses this interface: it is reported as E_UNEXPECTED and the library
  *   stays usable.
+ * - fork(): the child may use the library (also when other threads of the parent were inside
+ *   it at the fork), with objects it creates itself: services, clients in either dispatch
+ *   mode, event descriptors and registry files all work as in any process. Every handle
+ *   inherited from the parent (service, client, manager, session) gives
+ *   MSGR_E_SERVER_SHUTDOWN to every function, except that releasing or destroying it gives
+ *   S_OK: nothing is freed (the object's memory is leaked in the child, its destroy callbacks
+ *   never run there) and nothing of the parent's is touched (its threads, which do not exist
+ *   in the child, its locks, its descriptors); the handle keeps giving MSGR_E_SERVER_SHUTDOWN.
+ *   The parent is unaffected. Do not fork from a callback (the child's only thread would be
+ *   in the middle of the parent's event delivery); exec or _exit in such a child.
  */
 
 #ifndef __msgrpriv_h__

@@ -13,7 +13,7 @@ use crate::service::{Endpoint, Message, Service};
 use crate::session::Session;
 use crate::session_manager::{LockCell, ManagerCore, SessionManager};
 use crate::types::{check_chars, limits, Text};
-use parking_lot::Mutex;
+use crate::locks::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};

@@ -14,7 +14,7 @@
 //!
 //! Model checked with loom (`--cfg loom`, scripts/loom.sh, the models in `loom_tests`): the
 //! lock, the condition variable, the atomics and the `taken` cell come from `crate::sync`,
-//! which are parking_lot's and std's in a normal build and loom's under `cfg(loom)`. The
+//! which are `crate::locks`' and std's in a normal build and loom's under `cfg(loom)`. The
 //! differences under `cfg(loom)`, all outside the code paths of a normal build: the thread
 //! identity comes from loom's thread-local; `Notifier::new` returns `None` (no eventfd, so
 //! every set/clear of the descriptor is skipped and `event_fd` fails); timed waits never time
@@ -656,14 +656,19 @@ pub(crate) fn thread_spin() -> Duration {
     }
     #[cfg(not(loom))]
     {
-        static SPIN: OnceLock<Duration> = OnceLock::new();
-        *SPIN.get_or_init(|| {
-            let us = std::env::var("MSGRPRIV_THREAD_SPIN_US")
+        // The microseconds, or u64::MAX before the first read. Not a `OnceLock`: one that a
+        // parent thread was initialising at a fork would block the child for ever; two
+        // threads reading the variable at once store the same value.
+        static SPIN_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+        let mut us = SPIN_US.load(std::sync::atomic::Ordering::Relaxed);
+        if us == u64::MAX {
+            us = std::env::var("MSGRPRIV_THREAD_SPIN_US")
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map_or(DEFAULT_THREAD_SPIN_US, |v| v.min(10_000));
-            Duration::from_micros(us)
-        })
+            SPIN_US.store(us, std::sync::atomic::Ordering::Relaxed);
+        }
+        Duration::from_micros(us)
     }
 }
 

@@ -19,6 +19,7 @@ pub mod registry;
 pub mod service;
 pub mod session;
 pub mod session_manager;
+mod locks;
 mod sync;
 pub mod timer;
 pub mod types;

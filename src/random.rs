@@ -10,8 +10,7 @@
 //! each one.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Once;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 const BLOCK: usize = 512;
 
@@ -24,14 +23,16 @@ extern "C" fn after_fork_in_child() {
 }
 
 fn watch_forks() {
-    static REGISTER: Once = Once::new();
-    REGISTER.call_once(|| {
+    // A flag, not a `Once`: a `Once` that a parent thread was running at a fork stays
+    // "running" for ever in the child.
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    if !REGISTERED.load(Ordering::Relaxed) && !REGISTERED.swap(true, Ordering::AcqRel) {
         #[cfg(unix)]
         // SAFETY: registers a handler that only touches an atomic (async-signal-safe).
         unsafe {
             libc::pthread_atfork(None, None, Some(after_fork_in_child));
         }
-    });
+    }
 }
 
 struct Pool {

@@ -77,7 +77,7 @@ use crate::error::{
     SR_APP_NOT_REGISTERED,
 };
 use crate::types::{check_chars, limits, normalize_guid};
-use parking_lot::Mutex;
+use crate::locks::Mutex;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Weak};
@@ -449,7 +449,7 @@ mod file {
 
     use super::{parse_document, render_document, AppEntry, Result, READ_LOCK_WAIT};
     use super::{E_FAIL, REGDB_E_WRITEREGDB};
-    use parking_lot::Mutex;
+    use crate::locks::Mutex;
     use std::collections::BTreeMap;
     use std::ffi::OsString;
     use std::fs::{File, OpenOptions};
@@ -513,11 +513,21 @@ mod file {
         cache: Mutex<Cache>,
     }
 
-    /// A held `flock`; released when dropped (closing the descriptor releases it).
+    /// A held `flock`; released when dropped, explicitly: closing the descriptor would not
+    /// release it while a child forked meanwhile holds a copy of the descriptor (the lock
+    /// belongs to the open file, which the child shares), and that child, or any other
+    /// process, would then wait for it for as long as the child lives.
     struct FileLock {
-        _file: File,
+        file: File,
         dev: u64,
         ino: u64,
+    }
+
+    impl Drop for FileLock {
+        fn drop(&mut self) {
+            // SAFETY: flock on a descriptor we own.
+            unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+        }
     }
 
     impl FileLock {
@@ -701,14 +711,14 @@ mod file {
                 flock(&f, kind, deadline)?;
                 let m = f.metadata()?;
                 let lock = FileLock {
-                    _file: f,
+                    file: f,
                     dev: m.dev(),
                     ino: m.ino(),
                 };
                 if lock.is_current(&self.lock_path) {
                     if let LockKind::Exclusive = kind {
                         // SAFETY: futimens on a descriptor we own; NULL means "now" for both.
-                        unsafe { libc::futimens(lock._file.as_raw_fd(), std::ptr::null()) };
+                        unsafe { libc::futimens(lock.file.as_raw_fd(), std::ptr::null()) };
                     }
                     return Ok(lock);
                 }
@@ -924,7 +934,7 @@ mod file {
                 flock(&f, LockKind::Exclusive, None).ok()?;
                 let m = f.metadata().ok()?;
                 let lock = FileLock {
-                    _file: f,
+                    file: f,
                     dev: m.dev(),
                     ino: m.ino(),
                 };

@@ -13,7 +13,7 @@ use crate::registry::AppRegistry;
 use crate::timer::Timers;
 use crate::types::{check_chars, limits, Text};
 use crate::Hr;
-use parking_lot::Mutex;
+use crate::locks::Mutex;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;

@@ -19,7 +19,7 @@ use crate::types::{
     session_flags::{SF_INVITEE, SF_INVITER},
     SessionState, Text,
 };
-use parking_lot::{Mutex, MutexGuard};
+use crate::locks::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,8 +81,8 @@ impl SessionCore {
     /// The state (see [`Session::state`]). While a critical section is under way it waits for
     /// it, as a read under the lock would (so a callback of an event raised in that section
     /// sees the state the section leaves, never the one before); otherwise it reads the copy
-    /// published at the end of the last section, writing nothing: readers of one session on
-    /// several threads share its cache line without contending for it.
+    /// published at the end of the last section. (`is_locked` is a `try_lock`: it writes the
+    /// lock word when the lock is free.)
     pub(crate) fn state(&self) -> SessionState {
         if self.data.is_locked() {
             return self.data.lock().state;

@@ -12,7 +12,7 @@ use crate::events::{Callback, ManagerEvent, ManagerEventKind, Sinks};
 use crate::registry::AppEntry;
 use crate::session::Session;
 use crate::types::{check_chars, limits, LockStatus, Text};
-use parking_lot::Mutex;
+use crate::locks::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::mem::ManuallyDrop;
 use std::sync::Arc;

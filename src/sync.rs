@@ -2,7 +2,7 @@
 //! (`events`), from one place so that `--cfg loom` can swap them for loom's model-checked ones
 //! (scripts/loom.sh, the models in `loom_tests`).
 //!
-//! Normal build: plain re-exports of `parking_lot` and `std`, and an
+//! Normal build: plain re-exports of `crate::locks` and `std`, and an
 //! `UnsafeCell` whose `with_mut` is an `#[inline(always)]` call of the closure on the raw
 //! pointer: the code generated is the same as with the primitives used directly.
 //!
@@ -17,7 +17,7 @@
 
 #[cfg(not(loom))]
 mod imp {
-    pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
+    pub(crate) use crate::locks::{Condvar, Mutex, MutexGuard};
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
     pub(crate) use std::thread_local;

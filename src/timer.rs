@@ -8,7 +8,7 @@
 //! skipped. Targets are called with no lock of the wheel held.
 
 use crate::error::{Result, E_ILLEGAL_METHOD_CALL};
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use crate::locks::{Condvar, Mutex, MutexGuard};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};

@@ -1,7 +1,7 @@
 //! The panic boundary: every exported body runs inside [`guard`] (or [`guard_or`] for the few
 //! functions that do not return a result code), so no Rust panic ever unwinds into C.
 //!
-//! A caught panic becomes E_UNEXPECTED. The core uses parking_lot locks, which do not poison,
+//! A caught panic becomes E_UNEXPECTED. The core's locks (`crate::locks`) do not poison,
 //! so the library stays usable after a contained panic.
 
 use super::MSGR_HRESULT;

@@ -23,26 +23,44 @@
 //! [`HandleTable::remove`], which hand the `Arc` back to the caller: an object (and with it any
 //! user destroy callback) is never dropped while the table lock is held.
 //!
-//! Writers serialise on a `parking_lot::RwLock` around the bookkeeping (reference counts, free
+//! Writers serialise on an `RwLock` around the bookkeeping (reference counts, free
 //! list, reverse map). [`HandleTable::get`] takes no lock: slots live in chunks that never
 //! move, each with one state word (generation, kind and a count of pinned readers); a reader
 //! pins the slot with one atomic addition that also tells whether its token is current, clones
 //! the `Arc` and unpins. A writer emptying a slot first clears its kind (new readers fail) and
 //! waits for the pinned readers, which run nothing but that clone, before taking the object.
 //! Readers of different handles touch no shared cache line; nothing allocates.
+//!
+//! Each process has its own table ([`table`]). A child made by `fork()` must not take the
+//! parent's table lock (a parent thread may have held it at the fork, and then it stays held
+//! for ever in the child) nor touch the parent's objects, so a `pthread_atfork` child handler
+//! only marks the table as inherited (one atomic operation), and the child's first use of the
+//! library makes a new, empty table whose `parent` is the inherited one. The inherited tables
+//! are never written in the child and never freed (their objects are leaked there): they only
+//! tell an inherited token ([`E_INHERITED`]) from a stale or forged one (E_HANDLE), with the
+//! same lock-free check as a reader. The child's table starts each slot above every
+//! generation the slot had in the inherited tables, so its tokens and theirs never coincide.
 
 // The table is the foundation the object-level functions are built on; until all of them
 // exist, parts of its API have no caller outside the tests.
 #![allow(dead_code)]
 
-use crate::error::{Hr, Result, E_HANDLE, E_OUTOFMEMORY, E_POINTER, E_UNEXPECTED};
-use parking_lot::RwLock;
+use crate::error::{
+    Hr, Result, E_HANDLE, E_OUTOFMEMORY, E_POINTER, E_UNEXPECTED, MSGR_E_SERVER_SHUTDOWN,
+};
+use crate::locks::RwLock;
 use std::any::Any;
 use std::cell::UnsafeCell;
 use std::collections::{HashMap, VecDeque};
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+/// What a call gets for a handle that a forked child process inherited from its parent (the
+/// header's "Threads" section): the object belongs to the parent, whose threads, locks and
+/// descriptors the child must not touch. Release and destroy functions answer S_OK instead
+/// ([`release`], [`remove`]) and free nothing.
+pub(crate) const E_INHERITED: Hr = MSGR_E_SERVER_SHUTDOWN;
 
 /// The kind of object a handle names. The value is stored in the token's low bits.
 #[repr(u8)]
@@ -236,12 +254,14 @@ impl std::hash::Hasher for AddrHasher {
     }
 }
 
-/// A table of live handles. The library uses one, [`HANDLES`]; tests make their own.
+/// A table of live handles. The library uses one per process, [`table`]; tests make their own.
 pub(crate) struct HandleTable {
     /// Writers (insert, add_ref, release, remove, acquire) serialise on this lock; `get`
     /// never takes it.
     inner: RwLock<Table>,
     chunks: [AtomicPtr<Slot>; LEVELS],
+    /// In a forked child: the table inherited from the parent (frozen, never freed).
+    parent: Option<&'static HandleTable>,
 }
 
 // SAFETY: the slots' objects are `Send + Sync`; `Slot::object` is accessed under the rules
@@ -258,14 +278,61 @@ impl HandleTable {
     /// An empty table.
     pub(crate) const fn new() -> Self {
         HandleTable {
-            inner: parking_lot::const_rwlock(Table {
+            inner: RwLock::new(Table {
                 len: 0,
                 refs: Vec::new(),
                 free: VecDeque::new(),
                 by_object: None,
             }),
             chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; LEVELS],
+            parent: None,
         }
+    }
+
+    /// An empty table for a forked child whose inherited table is `parent`.
+    fn forked_from(parent: &'static HandleTable) -> Self {
+        let mut t = Self::new();
+        t.parent = Some(parent);
+        t
+    }
+
+    /// True when a table inherited across a fork held an object of `kind` at (`slot`,
+    /// `generation`) at the fork. Inherited tables are frozen in this process (no thread
+    /// here writes them), so the slot states read are those of the fork.
+    #[cold]
+    fn inherited(&self, slot: usize, generation: u32, kind: Kind) -> bool {
+        let mut t = self.parent;
+        while let Some(p) = t {
+            if p.slot(slot).is_some_and(|s| s.holds(generation, kind)) {
+                return true;
+            }
+            t = p.parent;
+        }
+        false
+    }
+
+    /// The error for a well-formed token that names nothing in this table: E_INHERITED for
+    /// an object inherited across a fork, E_HANDLE otherwise.
+    #[cold]
+    fn miss(&self, slot: usize, generation: u32, kind: Kind) -> Hr {
+        if self.inherited(slot, generation, kind) {
+            E_INHERITED
+        } else {
+            E_HANDLE
+        }
+    }
+
+    /// The highest generation slot `slot` has in the inherited tables (0: none).
+    fn inherited_generation(&self, slot: usize) -> u32 {
+        let mut g = 0;
+        let mut t = self.parent;
+        while let Some(p) = t {
+            if let Some(s) = p.slot(slot) {
+                g = g.max(s.generation());
+            }
+            t = p.parent;
+        }
+        g
     }
 
     /// The slot numbered `slot`, if its chunk exists (lock-free).
@@ -286,34 +353,47 @@ impl HandleTable {
         std::alloc::Layout::array::<Slot>(CHUNK_BASE << level).expect("chunk size")
     }
 
-    /// A slot never used before (under the lock), its chunk allocated if needed.
+    /// A slot never used before (under the lock), its chunk allocated if needed. In a forked
+    /// child it starts at the highest generation it had in the inherited tables (its first
+    /// token is one above), and a slot exhausted there is retired here too.
     fn new_slot(&self, t: &mut Table) -> Result<usize> {
-        let slot = t.len;
-        if slot >= MAX_SLOTS {
-            return Err(E_OUTOFMEMORY);
-        }
-        let (level, _) = locate(slot);
-        if self.chunks[level].load(Ordering::Acquire).is_null() {
-            let layout = Self::chunk_layout(level);
-            // SAFETY: non-zero size. All-zero bytes are a valid free slot (state 0; the object
-            // is uninitialised while free); zeroed memory is only touched when used.
-            let p = unsafe { std::alloc::alloc_zeroed(layout) } as *mut Slot;
-            if p.is_null() {
+        loop {
+            let slot = t.len;
+            if slot >= MAX_SLOTS {
                 return Err(E_OUTOFMEMORY);
             }
-            self.chunks[level].store(p, Ordering::Release);
+            let (level, _) = locate(slot);
+            if self.chunks[level].load(Ordering::Acquire).is_null() {
+                let layout = Self::chunk_layout(level);
+                // SAFETY: non-zero size. All-zero bytes are a valid free slot (state 0; the
+                // object is uninitialised while free); zeroed memory is only touched when used.
+                let p = unsafe { std::alloc::alloc_zeroed(layout) } as *mut Slot;
+                if p.is_null() {
+                    return Err(E_OUTOFMEMORY);
+                }
+                self.chunks[level].store(p, Ordering::Release);
+            }
+            t.len += 1;
+            t.refs.push(0);
+            let inherited = self.inherited_generation(slot);
+            if inherited == 0 {
+                return Ok(slot);
+            }
+            let s = self.slot(slot).expect("allocated");
+            // An addition, as in `occupy`: a reader with a forged token may be pinning it.
+            s.state.fetch_add((inherited.min(MAX_GEN) as usize) << STATE_GEN_SHIFT, Ordering::Release);
+            if inherited < MAX_GEN {
+                return Ok(slot);
+            }
         }
-        t.len += 1;
-        t.refs.push(0);
-        Ok(slot)
     }
 
-    /// The occupied slot named by a token (under the lock), or E_POINTER/E_HANDLE.
+    /// The occupied slot named by a token (under the lock), or E_POINTER/E_HANDLE/E_INHERITED.
     fn entry(&self, token: Token, kind: Kind) -> Result<(usize, &Slot)> {
         let (slot, generation) = decode(token, kind)?;
         match self.slot(slot) {
             Some(s) if s.holds(generation, kind) => Ok((slot, s)),
-            _ => Err(E_HANDLE),
+            _ => Err(self.miss(slot, generation, kind)),
         }
     }
 
@@ -381,7 +461,7 @@ impl HandleTable {
     }
 
     /// The object named by `token`. NULL gives E_POINTER; a stale, released, forged or
-    /// wrong-kind token gives E_HANDLE.
+    /// wrong-kind token gives E_HANDLE; a token inherited across a fork E_INHERITED.
     ///
     /// Lock-free: the reader pins the slot (one atomic addition on the slot's own state word,
     /// which also tells whether the token is current), clones the `Arc` and unpins. Readers of
@@ -415,7 +495,9 @@ impl HandleTable {
     #[inline]
     fn pinned<R>(&self, token: Token, kind: Kind, f: impl FnOnce(&Object) -> Result<R>) -> Result<R> {
         let (slot, generation) = decode(token, kind)?;
-        let s = self.slot(slot).ok_or(E_HANDLE)?;
+        let Some(s) = self.slot(slot) else {
+            return Err(self.miss(slot, generation, kind));
+        };
         let want = ((generation as usize) << STATE_GEN_SHIFT) | kind as usize;
         struct Unpin<'a>(&'a AtomicUsize);
         impl Drop for Unpin<'_> {
@@ -426,7 +508,7 @@ impl HandleTable {
         let old = s.state.fetch_add(PIN, Ordering::Acquire);
         let _pin = Unpin(&s.state);
         if old & !PIN_MASK != want {
-            return Err(E_HANDLE);
+            return Err(self.miss(slot, generation, kind));
         }
         // SAFETY: pinned on the state the token names: the slot is occupied and its object
         // stays until this reader unpins (see `vacate`).
@@ -513,7 +595,7 @@ impl HandleTable {
         let (slot, generation) = decode(token, kind)?;
         match self.slot(slot) {
             Some(s) if s.holds(generation, kind) => Ok(()),
-            _ => Err(E_HANDLE),
+            _ => Err(self.miss(slot, generation, kind)),
         }
     }
 
@@ -565,8 +647,71 @@ fn kind_from_bits(bits: usize) -> Kind {
     }
 }
 
-/// The library's handle table.
-pub(crate) static HANDLES: HandleTable = HandleTable::new();
+/// The handle table of the process that loaded the library.
+static ROOT: HandleTable = HandleTable::new();
+
+/// The address of this process's table when it is not [`ROOT`] (0: ROOT). Bit 0 is set by
+/// the fork handler in a child: the table is then the parent's, replaced on the next use.
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+
+fn table_at(word: usize) -> &'static HandleTable {
+    if word == 0 {
+        &ROOT
+    } else {
+        // SAFETY: a nonzero word (bit 0 clear) is the address of a leaked table (`forked`).
+        unsafe { &*(word as *const HandleTable) }
+    }
+}
+
+/// The handle table of this process.
+#[inline]
+pub(crate) fn table() -> &'static HandleTable {
+    let word = CURRENT.load(Ordering::Acquire);
+    if word & 1 == 0 {
+        table_at(word)
+    } else {
+        forked(word)
+    }
+}
+
+/// First use of the library in a forked child: a new table, inheriting the parent's. The
+/// tables are leaked: the child's for as long as the process lives, the parent's because
+/// freeing its objects would touch the parent's threads, locks and descriptors.
+#[cold]
+fn forked(word: usize) -> &'static HandleTable {
+    let parent = table_at(word & !1);
+    let fresh = Box::into_raw(Box::new(HandleTable::forked_from(parent))) as usize;
+    match CURRENT.compare_exchange(word, fresh, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => table_at(fresh),
+        Err(now) => {
+            // Another thread of this child made it first.
+            // SAFETY: ours, never published.
+            drop(unsafe { Box::from_raw(fresh as *mut HandleTable) });
+            table_at(now)
+        }
+    }
+}
+
+/// The `pthread_atfork` child handler: runs in the child's only thread, so it only sets a
+/// bit (async-signal-safe, no lock, no allocation).
+#[cfg(unix)]
+extern "C" fn after_fork_in_child() {
+    CURRENT.fetch_or(1, Ordering::Relaxed);
+}
+
+/// Registers the fork handler, once per process (inherited by children). Called before the
+/// first handle is made, so every process holding handles has it. A flag, not a `Once`: a
+/// `Once` that a parent thread was running at a fork stays "running" for ever in the child.
+fn watch_forks() {
+    static WATCHING: AtomicBool = AtomicBool::new(false);
+    if !WATCHING.load(Ordering::Relaxed) && !WATCHING.swap(true, Ordering::AcqRel) {
+        #[cfg(unix)]
+        // SAFETY: registers a handler that only touches an atomic.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        }
+    }
+}
 
 /// An opaque C handle type (`msgr_service`, ...) and the kind of its tokens.
 pub(crate) trait Opaque {
@@ -587,57 +732,66 @@ impl Opaque for super::msgr_session {
     const KIND: Kind = Kind::Session;
 }
 
-// Typed front ends over HANDLES: the handle's C type fixes the kind.
+// Typed front ends over the process's table: the handle's C type fixes the kind.
 
 /// `f` on the object behind handle `h`, without taking a reference (see
 /// [`HandleTable::with`]: for plain getters only).
 #[inline]
 pub(crate) fn with<H: Opaque, T: Any + Send + Sync, R>(h: *const H, f: impl FnOnce(&T) -> R) -> Result<R> {
-    HANDLES.with(h as Token, H::KIND, f)
+    table().with(h as Token, H::KIND, f)
 }
 
 /// The object behind handle `h` (see [`HandleTable::get`]).
 #[inline]
 pub(crate) fn get<H: Opaque, T: Any + Send + Sync>(h: *const H) -> Result<Arc<T>> {
-    HANDLES.get(h as Token, H::KIND)
+    table().get(h as Token, H::KIND)
 }
 
 /// A new handle with one reference for an object not yet in the table.
 pub(crate) fn insert<H: Opaque, T: Any + Send + Sync>(obj: Arc<T>) -> Result<*mut H> {
-    HANDLES.insert(H::KIND, obj).map(|t| t as *mut H)
+    watch_forks();
+    table().insert(H::KIND, obj).map(|t| t as *mut H)
 }
 
 /// The handle for `obj` with one more reference (see [`HandleTable::acquire`]).
 pub(crate) fn acquire<H: Opaque, T: Any + Send + Sync>(obj: &Arc<T>) -> Result<*mut H> {
-    HANDLES.acquire(H::KIND, obj).map(|t| t as *mut H)
+    table().acquire(H::KIND, obj).map(|t| t as *mut H)
 }
 
 /// One more reference to `h`; returns the new count.
 pub(crate) fn add_ref<H: Opaque>(h: *const H) -> Result<u32> {
-    HANDLES.add_ref(h as Token, H::KIND)
+    table().add_ref(h as Token, H::KIND)
 }
 
 /// One reference less to `h`; the object when it was the last. Releasing NULL does nothing
 /// (`Ok(None)`), as every release and destroy function promises (docs/CONTRACT.md, "Objects
-/// and their lifetimes").
+/// and their lifetimes"); so does releasing a handle inherited across a fork (nothing is
+/// freed, the handle keeps answering E_INHERITED).
 pub(crate) fn release<H: Opaque, T: Any + Send + Sync>(h: *const H) -> Result<Option<Arc<T>>> {
     if h.is_null() {
         return Ok(None);
     }
-    HANDLES.release(h as Token, H::KIND)
+    match table().release(h as Token, H::KIND) {
+        Err(E_INHERITED) => Ok(None),
+        r => r,
+    }
 }
 
-/// Invalidates `h` whatever its count and returns its object; NULL gives `Ok(None)`.
+/// Invalidates `h` whatever its count and returns its object; NULL gives `Ok(None)`, and so
+/// does a handle inherited across a fork (as [`release`]).
 pub(crate) fn remove<H: Opaque, T: Any + Send + Sync>(h: *const H) -> Result<Option<Arc<T>>> {
     if h.is_null() {
         return Ok(None);
     }
-    HANDLES.remove(h as Token, H::KIND).map(Some)
+    match table().remove(h as Token, H::KIND) {
+        Err(E_INHERITED) => Ok(None),
+        r => r.map(Some),
+    }
 }
 
 /// Checks a handle without keeping the object: `Ok` for a live handle of the right kind.
 pub(crate) fn check<H: Opaque>(h: *const H) -> std::result::Result<(), Hr> {
-    HANDLES.check(h as Token, H::KIND)
+    table().check(h as Token, H::KIND)
 }
 
 #[cfg(test)]
@@ -729,6 +883,55 @@ mod tests {
         assert!(remove::<_, Obj>(s).unwrap().is_some());
         assert_eq!(check(s), Err(E_HANDLE));
         assert_eq!(release::<_, Obj>(s).err(), Some(E_HANDLE));
+    }
+
+    /// A forked child's table: inherited tokens give E_INHERITED (release and remove too, at
+    /// this level), stale ones E_HANDLE, and the child's own tokens never coincide with the
+    /// inherited ones, also through a second fork and a slot exhausted in the parent.
+    #[test]
+    fn forked_child_tables() {
+        let parent: &'static HandleTable = Box::leak(Box::new(HandleTable::new()));
+        let live = parent.insert(Kind::Client, Arc::new(Obj(1))).unwrap();
+        let stale = parent.insert(Kind::Session, Arc::new(Obj(2))).unwrap();
+        parent.release::<Obj>(stale, Kind::Session).unwrap().unwrap();
+        let reused = parent.insert(Kind::Session, Arc::new(Obj(3))).unwrap();
+        let exhausted = parent.insert(Kind::Service, Arc::new(Obj(4))).unwrap();
+        parent.set_generation(decode(exhausted, Kind::Service).unwrap().0, MAX_GEN);
+        let exhausted = encode(decode(exhausted, Kind::Service).unwrap().0, MAX_GEN, Kind::Service);
+
+        let child: &'static HandleTable = Box::leak(Box::new(HandleTable::forked_from(parent)));
+        for (tok, kind) in [(live, Kind::Client), (reused, Kind::Session), (exhausted, Kind::Service)] {
+            assert_eq!(child.get::<Obj>(tok, kind).err(), Some(E_INHERITED));
+            assert_eq!(child.with(tok, kind, |o: &Obj| o.0).err(), Some(E_INHERITED));
+            assert_eq!(child.check(tok, kind).err(), Some(E_INHERITED));
+            assert_eq!(child.add_ref(tok, kind).err(), Some(E_INHERITED));
+            assert_eq!(child.release::<Obj>(tok, kind).err(), Some(E_INHERITED));
+            assert_eq!(child.remove::<Obj>(tok, kind).err(), Some(E_INHERITED));
+        }
+        assert_eq!(child.get::<Obj>(stale, Kind::Session).err(), Some(E_HANDLE));
+        assert_eq!(child.get::<Obj>(live, Kind::Session).err(), Some(E_HANDLE), "wrong kind");
+        assert_eq!(child.get::<Obj>(0, Kind::Session).err(), Some(E_POINTER));
+
+        // The child's slots start above the parent's generations; the exhausted one is skipped.
+        let mine: Vec<Token> =
+            (0..4).map(|i| child.insert(Kind::Session, Arc::new(Obj(10 + i))).unwrap()).collect();
+        for (i, &t) in mine.iter().enumerate() {
+            assert_eq!(child.get::<Obj>(t, Kind::Session).unwrap().0, 10 + i as u64);
+            let (slot, generation) = decode(t, Kind::Session).unwrap();
+            assert_ne!(slot, 2, "exhausted in the parent");
+            assert!(generation > parent.slot(slot).map_or(0, Slot::generation));
+            assert_eq!(parent.check(t, Kind::Session).err(), Some(E_HANDLE));
+        }
+        assert_eq!(child.live(), 4);
+        assert_eq!(parent.live(), 3, "the parent's table is not written");
+
+        // A grandchild inherits both.
+        let grandchild = HandleTable::forked_from(child);
+        assert_eq!(grandchild.get::<Obj>(mine[0], Kind::Session).err(), Some(E_INHERITED));
+        assert_eq!(grandchild.get::<Obj>(live, Kind::Client).err(), Some(E_INHERITED));
+        let t = grandchild.insert(Kind::Session, Arc::new(Obj(20))).unwrap();
+        assert!(!mine.contains(&t) && t != reused);
+        assert_eq!(grandchild.get::<Obj>(t, Kind::Session).unwrap().0, 20);
     }
 
     #[test]

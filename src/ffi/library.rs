@@ -6,7 +6,7 @@ use super::MSGR_HRESULT;
 use crate::error::{Hr, CODES, E_INVALIDARG, S_OK};
 use crate::types::limits::LOCK_FIELD_CHARS;
 use std::ffi::{c_char, CStr, CString};
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// "MAJOR.MINOR.PATCH" of this crate, NUL-terminated.
 static VERSION: &CStr = match CStr::from_bytes_with_nul(
@@ -24,10 +24,29 @@ static VERSION: &CStr = match CStr::from_bytes_with_nul(
     Err(_) => panic!("version has no interior NUL"),
 };
 
-/// The text of every code in `CODES`, NUL-terminated, in table order.
-static TEXTS: LazyLock<Vec<CString>> = LazyLock::new(|| {
-    CODES.iter().map(|c| CString::new(c.text).expect("code texts have no NUL")).collect()
-});
+/// The text of every code in `CODES`, NUL-terminated, in table order: made on first use
+/// and never freed. Not a `LazyLock`: one that a parent thread was initialising at a fork
+/// would block the child for ever; threads racing to make it keep the first one published.
+static TEXTS: AtomicPtr<Vec<CString>> = AtomicPtr::new(std::ptr::null_mut());
+
+fn texts() -> &'static [CString] {
+    let mut p = TEXTS.load(Ordering::Acquire);
+    if p.is_null() {
+        let made: Vec<CString> =
+            CODES.iter().map(|c| CString::new(c.text).expect("code texts have no NUL")).collect();
+        let made = Box::into_raw(Box::new(made));
+        p = match TEXTS.compare_exchange(std::ptr::null_mut(), made, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => made,
+            Err(first) => {
+                // SAFETY: ours, never published.
+                drop(unsafe { Box::from_raw(made) });
+                first
+            }
+        };
+    }
+    // SAFETY: published once, never freed.
+    unsafe { &*p }
+}
 
 const UNKNOWN: &CStr = c"Unknown result code.";
 
@@ -51,7 +70,7 @@ pub extern "C" fn msgr_version() -> *const c_char {
 #[no_mangle]
 pub extern "C" fn msgr_result_text(hr: MSGR_HRESULT) -> *const c_char {
     guard_or(UNKNOWN.as_ptr(), || match CODES.iter().position(|c| c.code == Hr(hr)) {
-        Some(i) => TEXTS[i].as_ptr(),
+        Some(i) => texts()[i].as_ptr(),
         None => UNKNOWN.as_ptr(),
     })
 }

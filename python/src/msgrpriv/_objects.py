@@ -750,6 +750,20 @@ _sessions: "weakref.WeakValueDictionary[int, Session]" = weakref.WeakValueDictio
 _sessions_lock = _callbacks.Guarded(threading.RLock())
 
 
+def _after_fork_in_child() -> None:
+    """A forked child has only the forking thread: a lock another thread held at the fork
+    stays held for ever there. The module's locks start afresh (the inherited objects raise
+    MSGR_E_SERVER_SHUTDOWN and close without error; docs/PYTHON.md)."""
+    global _close_lock, _sessions_lock
+    _close_lock = threading.Lock()
+    _sessions_lock = threading.RLock()
+    _callbacks._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Session(Managed):
     """A session (``msgr_session``, IMsgrSession): one invitation between two users.
 
