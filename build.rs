@@ -22,7 +22,13 @@ const HEADER: &str = "include/msgrpriv.h";
 
 fn main() {
     let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    for p in ["build.rs", "cbindgen.toml", "Cargo.toml", "src/ffi", "src/error.rs"] {
+    for p in [
+        "build.rs",
+        "cbindgen.toml",
+        "Cargo.toml",
+        "src/ffi",
+        "src/error.rs",
+    ] {
         println!("cargo:rerun-if-changed={p}");
     }
     println!("cargo:rerun-if-env-changed=MSGRPRIV_CHECK_HEADER");
@@ -63,14 +69,20 @@ struct Version {
 impl Version {
     fn from_env() -> Self {
         let part = |name: &str| -> u32 {
-            env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name}"))
+            env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name}"))
         };
         let v = Version {
             major: part("CARGO_PKG_VERSION_MAJOR"),
             minor: part("CARGO_PKG_VERSION_MINOR"),
             patch: part("CARGO_PKG_VERSION_PATCH"),
         };
-        assert!(v.minor < 100 && v.patch < 100, "MSGR_VERSION_NUMBER needs minor and patch < 100");
+        assert!(
+            v.minor < 100 && v.patch < 100,
+            "MSGR_VERSION_NUMBER needs minor and patch < 100"
+        );
         v
     }
 
@@ -95,7 +107,9 @@ fn set_soname(v: &Version) {
             println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libmsgrpriv.so.{abi}");
         }
         "macos" | "ios" => {
-            println!("cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libmsgrpriv.{abi}.dylib");
+            println!(
+                "cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/libmsgrpriv.{abi}.dylib"
+            );
         }
         _ => {}
     }
@@ -159,7 +173,10 @@ fn result_code_macros() -> String {
             };
             let _ = write!(s, "\n/* {title} */\n\n");
         }
-        let def = format!("#define {} ((MSGR_HRESULT)0x{:08X})", c.name, c.code.0 as u32);
+        let def = format!(
+            "#define {} ((MSGR_HRESULT)0x{:08X})",
+            c.name, c.code.0 as u32
+        );
         let _ = writeln!(s, "/** {} */", c.text);
         if c.family == "generic" {
             let _ = writeln!(s, "#if !defined({})\n{def}\n#endif", c.name);
@@ -174,10 +191,17 @@ fn first_difference(old: &[u8], new: &[u8]) -> String {
     let (old, new) = (String::from_utf8_lossy(old), String::from_utf8_lossy(new));
     for (n, (a, b)) in old.lines().zip(new.lines()).enumerate() {
         if a != b {
-            return format!(" (first at line {}:\n  committed: {a}\n  generated: {b})", n + 1);
+            return format!(
+                " (first at line {}:\n  committed: {a}\n  generated: {b})",
+                n + 1
+            );
         }
     }
-    format!(" ({} lines committed, {} generated)", old.lines().count(), new.lines().count())
+    format!(
+        " ({} lines committed, {} generated)",
+        old.lines().count(),
+        new.lines().count()
+    )
 }
 
 /// Replaces `path` by `data` through a rename, so that concurrent builds (several profiles at

@@ -17,9 +17,21 @@ use std::time::{Duration, Instant};
 fn report(key: &str, unit: &str, v: &mut [f64]) {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    let med = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
-    println!("R\t{key}\t{unit}\t{med:.4}\t{:.4}\t{:.4}\t{n}", v[0], v[n - 1]);
-    eprintln!("  {key:<44} {med:>12.4} {unit:<8} [{:.4} .. {:.4}] ({n} reps)", v[0], v[n - 1]);
+    let med = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    println!(
+        "R\t{key}\t{unit}\t{med:.4}\t{:.4}\t{:.4}\t{n}",
+        v[0],
+        v[n - 1]
+    );
+    eprintln!(
+        "  {key:<44} {med:>12.4} {unit:<8} [{:.4} .. {:.4}] ({n} reps)",
+        v[0],
+        v[n - 1]
+    );
 }
 
 fn service() -> Arc<dyn Service> {
@@ -47,18 +59,23 @@ fn main() {
         let sinks: Sinks<ManagerEvent> = Sinks::default();
         let c = count.clone();
         sinks
-            .advise(ManagerEventKind::LockStatusChanged as u8, Box::new(move |e| {
-                if let ManagerEvent::LockStatusChanged { status } = e {
-                    c.fetch_add(*status as u64 & 1, Ordering::Relaxed);
-                }
-            }))
+            .advise(
+                ManagerEventKind::LockStatusChanged as u8,
+                Box::new(move |e| {
+                    if let ManagerEvent::LockStatusChanged { status } = e {
+                        c.fetch_add(*status as u64 & 1, Ordering::Relaxed);
+                    }
+                }),
+            )
             .unwrap();
         let n = if quick { 10_000 } else { 10_000_000 };
         let mut v: Vec<f64> = (0..reps)
             .map(|_| {
                 let t = Instant::now();
                 for _ in 0..n {
-                    let mut e = ManagerEvent::LockStatusChanged { status: LockStatus::Unlocked };
+                    let mut e = ManagerEvent::LockStatusChanged {
+                        status: LockStatus::Unlocked,
+                    };
                     sinks.deliver(black_box(&mut e));
                 }
                 t.elapsed().as_nanos() as f64 / n as f64
@@ -157,19 +174,25 @@ fn main() {
         let c = Client::new(svc, "erin@example.com", DispatchMode::Manual).unwrap();
         let mut v: Vec<f64> = (0..reps)
             .map(|_| {
-                let keep: Vec<SessionManager> =
-                    (0..live).map(|_| c.create_session_manager().unwrap()).collect();
+                let keep: Vec<SessionManager> = (0..live)
+                    .map(|_| c.create_session_manager().unwrap())
+                    .collect();
                 let n = 1_000;
                 let t = Instant::now();
-                let more: Vec<SessionManager> =
-                    (0..n).map(|_| c.create_session_manager().unwrap()).collect();
+                let more: Vec<SessionManager> = (0..n)
+                    .map(|_| c.create_session_manager().unwrap())
+                    .collect();
                 let el = t.elapsed().as_nanos() as f64 / n as f64;
                 drop((keep, more));
                 drain(&c);
                 el
             })
             .collect();
-        report(&format!("core.create_manager_ns.live_{live}"), "ns/manager", &mut v);
+        report(
+            &format!("core.create_manager_ns.live_{live}"),
+            "ns/manager",
+            &mut v,
+        );
         c.destroy();
     }
     eprintln!("(core events counted: {})", count.load(Ordering::Relaxed));

@@ -2,7 +2,8 @@
 # Runs every test of the project, the way CI does (.ci/run calls this). Installs the missing
 # tools first (scripts/install-tools.sh), then:
 #
-#   1. header staleness: include/msgrpriv.h must equal what the sources generate
+#   1. header staleness: include/msgrpriv.h must equal what the sources generate; style:
+#      `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings`
 #   2. cargo test: the Rust unit, integration and doc tests; the same under AddressSanitizer
 #      (scripts/rust-asan.sh, its own target directory target/asan)
 #      and the loom model checks of the event queue and the sink lists (scripts/loom.sh, its
@@ -116,6 +117,8 @@ header_unchanged() {
 # First, before any other build regenerates the header.
 step "Header is up to date (MSGRPRIV_CHECK_HEADER=1 cargo build)" \
     env MSGRPRIV_CHECK_HEADER=1 cargo build --locked --lib
+step "Style (cargo fmt --check, cargo clippy --all-targets -D warnings)" \
+    bash -c 'cargo fmt --check && cargo clippy --locked --all-targets -- -D warnings'
 step "cargo test" cargo test --locked
 if [ "${MSGRPRIV_SKIP_RUST_ASAN:-0}" = 0 ] || [ -n "${CI:-}" ]; then
     # About 3 minutes from nothing on two cores (2 of them building), 1.5 when target/asan

@@ -366,7 +366,8 @@ impl EventQueue {
                     if taken.is_empty() && !st.jobs.is_empty() {
                         std::mem::swap(taken, &mut st.jobs);
                         self.has_jobs.store(false, Ordering::Relaxed);
-                        self.taken_len.store(taken.len() - st.releases, Ordering::Release);
+                        self.taken_len
+                            .store(taken.len() - st.releases, Ordering::Release);
                         st.releases = 0;
                     }
                     !taken.is_empty()
@@ -426,7 +427,9 @@ impl EventQueue {
         loop {
             if self.closed_fast.load(Ordering::Acquire) {
                 // SAFETY: delivering thread; the rest is dropped outside every lock.
-                let rest = self.taken.with_mut(|taken| unsafe { std::mem::take(&mut *taken) });
+                let rest = self
+                    .taken
+                    .with_mut(|taken| unsafe { std::mem::take(&mut *taken) });
                 self.taken_len.store(0, Ordering::Release);
                 drop(rest);
                 return n;

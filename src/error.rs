@@ -29,7 +29,9 @@ impl Hr {
     }
     /// The static English text for this code.
     pub fn text(self) -> &'static str {
-        lookup(self).map(|c| c.text).unwrap_or("Unknown result code.")
+        lookup(self)
+            .map(|c| c.text)
+            .unwrap_or("Unknown result code.")
     }
 }
 

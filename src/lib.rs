@@ -14,12 +14,12 @@ pub mod error;
 pub mod events;
 pub mod launcher;
 pub mod lock;
+mod locks;
 pub mod random;
 pub mod registry;
 pub mod service;
 pub mod session;
 pub mod session_manager;
-mod locks;
 mod sync;
 pub mod timer;
 pub mod types;
@@ -29,9 +29,9 @@ pub mod ffi;
 #[cfg(all(test, loom))]
 mod loom_tests;
 
-pub use error::{Hr, Result};
 pub use client::Client;
 pub use dispatch::DispatchMode;
+pub use error::{Hr, Result};
 pub use events::{ManagerEvent, ManagerEventKind, SessionEvent, SessionEventKind};
 pub use launcher::{LaunchRequest, Launcher, ProcessLauncher};
 pub use service::{EmbeddedService, Service, ServiceOptions};

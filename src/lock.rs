@@ -60,7 +60,10 @@ mod tests {
     #[test]
     fn known_md5_vectors() {
         // RFC 1321 test suite: MD5("abc") split as challenge "ab" + key "c".
-        assert_eq!(compute_response("ab", "c"), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            compute_response("ab", "c"),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
         assert_eq!(compute_response("", ""), "d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(
             compute_response("message ", "digest"),

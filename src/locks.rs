@@ -115,7 +115,10 @@ impl Condvar {
         timeout: Duration,
     ) -> WaitTimeoutResult {
         let g = guard.guard.take().expect("locked");
-        let (g, r) = self.0.wait_timeout(g, timeout).unwrap_or_else(PoisonError::into_inner);
+        let (g, r) = self
+            .0
+            .wait_timeout(g, timeout)
+            .unwrap_or_else(PoisonError::into_inner);
         guard.guard = Some(g);
         WaitTimeoutResult(r.timed_out())
     }
@@ -148,6 +151,7 @@ impl<T> RwLock<T> {
     }
 
     #[inline]
+    #[cfg(test)]
     pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, T> {
         self.0.read().unwrap_or_else(PoisonError::into_inner)
     }

@@ -521,7 +521,8 @@ struct Pointee {
 impl Drop for Pointee {
     fn drop(&mut self) {
         self.cell.with_mut(|p| unsafe { *p = 0 });
-        self.freed.store(true, loom::sync::atomic::Ordering::Release);
+        self.freed
+            .store(true, loom::sync::atomic::Ordering::Release);
     }
 }
 
@@ -547,7 +548,11 @@ impl PointeePtr {
 
 /// A pointee, a pointer to it for jobs, and whether it was freed; the pointee is handed back
 /// as garbage for `release_later`.
-fn pointee() -> (PointeePtr, Box<dyn Send>, StdArc<loom::sync::atomic::AtomicBool>) {
+fn pointee() -> (
+    PointeePtr,
+    Box<dyn Send>,
+    StdArc<loom::sync::atomic::AtomicBool>,
+) {
     let freed = StdArc::new(loom::sync::atomic::AtomicBool::new(false));
     let boxed = Box::new(Pointee {
         cell: loom::cell::UnsafeCell::new(7),
@@ -598,7 +603,10 @@ fn queue_release_waits_for_queued_and_taken_jobs() {
         let events = log.events();
         assert_eq!(starts(&events), [1, 2], "{events:?}");
         for f in [&freed, &freed2] {
-            assert!(f.load(loom::sync::atomic::Ordering::Acquire), "freed in the end");
+            assert!(
+                f.load(loom::sync::atomic::Ordering::Acquire),
+                "freed in the end"
+            );
         }
     });
 }
@@ -629,6 +637,9 @@ fn queue_release_racing_close() {
         let events = log.events();
         let ran = starts(&events).len();
         assert_eq!(ran + count(&events, Ev::Dropped(1)), 1, "{events:?}");
-        assert!(freed.load(loom::sync::atomic::Ordering::Acquire), "freed in the end");
+        assert!(
+            freed.load(loom::sync::atomic::Ordering::Acquire),
+            "freed in the end"
+        );
     });
 }

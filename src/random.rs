@@ -65,12 +65,13 @@ pub fn bytes16() -> [u8; 16] {
         p.used += 16;
         out
     };
-    POOL.try_with(|p| take(&mut p.borrow_mut())).unwrap_or_else(|_| {
-        // The thread is ending (its block is gone): straight from the source.
-        let mut out = [0u8; 16];
-        getrandom::fill(&mut out).expect("operating system random source");
-        out
-    })
+    POOL.try_with(|p| take(&mut p.borrow_mut()))
+        .unwrap_or_else(|_| {
+            // The thread is ending (its block is gone): straight from the source.
+            let mut out = [0u8; 16];
+            getrandom::fill(&mut out).expect("operating system random source");
+            out
+        })
 }
 
 #[cfg(test)]
@@ -101,7 +102,10 @@ mod tests {
         POOL.with(|p| {
             let p = p.borrow();
             assert_eq!(p.used, 16, "the block was refilled for the new generation");
-            assert!(p.bytes[..16].iter().all(|&x| x == 0), "taken bytes are erased");
+            assert!(
+                p.bytes[..16].iter().all(|&x| x == 0),
+                "taken bytes are erased"
+            );
         });
     }
 

@@ -76,8 +76,8 @@ use crate::error::{
     Result, E_FAIL, E_INVALIDARG, REGDB_E_WRITEREGDB, SR_APP_ALREADY_REGISTERED,
     SR_APP_NOT_REGISTERED,
 };
-use crate::types::{check_chars, limits, normalize_guid};
 use crate::locks::Mutex;
+use crate::types::{check_chars, limits, normalize_guid};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Weak};

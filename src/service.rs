@@ -9,11 +9,11 @@
 
 use crate::error::{Result, E_INVALIDARG, MSGR_E_ALREADY_LOGGED_ON, SR_CONNECTION_FAILURE};
 use crate::lock;
+use crate::locks::Mutex;
 use crate::registry::AppRegistry;
 use crate::timer::Timers;
 use crate::types::{check_chars, limits, Text};
 use crate::Hr;
-use crate::locks::Mutex;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -342,7 +342,9 @@ impl Service for EmbeddedService {
     }
 
     fn issue_challenge(&self, done: ChallengeDone) {
-        done(Ok(Text::new(&lock::new_challenge()).expect("hex has no NUL")));
+        done(Ok(
+            Text::new(&lock::new_challenge()).expect("hex has no NUL")
+        ));
     }
 
     fn check_response(&self, challenge: &str, app_id: &str, response: &str, done: CheckDone) {

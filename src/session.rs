@@ -11,6 +11,7 @@ use crate::dispatch::{Job, SinksPtr};
 use crate::error::*;
 use crate::events::{Callback, SessionEvent, SessionEventKind, Sinks};
 use crate::launcher::LaunchRequest;
+use crate::locks::{Mutex, MutexGuard};
 use crate::service::{Message, Undeliverable};
 use crate::session_manager::LockCell;
 use crate::timer::{Expiry, TimerId};
@@ -19,7 +20,6 @@ use crate::types::{
     session_flags::{SF_INVITEE, SF_INVITER},
     SessionState, Text,
 };
-use crate::locks::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -207,15 +207,23 @@ impl Session {
 
     /// Queues events for this session, in order, while its lock is held.
     fn raise(&self, d: &SessionData, events: impl IntoIterator<Item = SessionEvent>) {
-        self.0.client.queue.push_all(events.into_iter().map(|event| Job::Session {
-            session: self.clone(),
-            sinks: SinksPtr::new(&d.sinks),
-            event,
-        }));
+        self.0
+            .client
+            .queue
+            .push_all(events.into_iter().map(|event| Job::Session {
+                session: self.clone(),
+                sinks: SinksPtr::new(&d.sinks),
+                event,
+            }));
     }
 
     /// Moves to `to` and queues OnStateChanged(previous) followed by `then`.
-    fn transition(&self, d: &mut SessionData, to: SessionState, then: impl IntoIterator<Item = SessionEvent>) {
+    fn transition(
+        &self,
+        d: &mut SessionData,
+        to: SessionState,
+        then: impl IntoIterator<Item = SessionEvent>,
+    ) {
         let previous = d.state;
         d.state = to;
         self.raise(
@@ -354,7 +362,13 @@ impl Session {
             match d.state {
                 s if s.is_terminal() => (None, d.pending_termination.is_some()),
                 SessionState::Invitation if self.is_inviter() => {
-                    self.end(&mut d, SessionState::Terminated, [], SR_SESSION_TIMEOUT, None);
+                    self.end(
+                        &mut d,
+                        SessionState::Terminated,
+                        [],
+                        SR_SESSION_TIMEOUT,
+                        None,
+                    );
                     let msg = Message::Timeout {
                         session_id: self.0.id.clone(),
                     };
@@ -366,7 +380,13 @@ impl Session {
                     (Some(out), true)
                 }
                 SessionState::Invitation | SessionState::Accepted | SessionState::Connected => {
-                    self.end(&mut d, SessionState::Terminated, [], SR_SESSION_TIMEOUT, None);
+                    self.end(
+                        &mut d,
+                        SessionState::Terminated,
+                        [],
+                        SR_SESSION_TIMEOUT,
+                        None,
+                    );
                     (None, true)
                 }
                 _ => return,
@@ -498,7 +518,11 @@ impl Session {
     }
 
     /// [`advise`](Self::advise) with an already boxed callback (dropped on failure).
-    pub fn advise_boxed(&self, kind: SessionEventKind, callback: Callback<SessionEvent>) -> Result<u32> {
+    pub fn advise_boxed(
+        &self,
+        kind: SessionEventKind,
+        callback: Callback<SessionEvent>,
+    ) -> Result<u32> {
         let sinks = Arc::clone(&self.lock().sinks);
         sinks.advise(kind as u8, callback)
     }
@@ -575,7 +599,11 @@ impl Session {
                     app_url: url,
                     app_data,
                     address: d.local_address.clone(),
-                    timeout_ms: client.service.invitation_timeout().as_millis().min(u64::MAX as u128) as u64,
+                    timeout_ms: client
+                        .service
+                        .invitation_timeout()
+                        .as_millis()
+                        .min(u64::MAX as u128) as u64,
                 },
                 failure: Some(SR_INVITATION_SEND_FAILURE),
                 then: Then::AwaitAnswer,
@@ -843,15 +871,33 @@ impl Session {
                     false
                 }
                 Message::LaunchFailed { .. } => {
-                    self.end(&mut d, SessionState::Terminated, [], SR_APPLICATION_LAUNCH_FAILED, None);
+                    self.end(
+                        &mut d,
+                        SessionState::Terminated,
+                        [],
+                        SR_APPLICATION_LAUNCH_FAILED,
+                        None,
+                    );
                     true
                 }
                 Message::PeerGone { .. } => {
-                    self.end(&mut d, SessionState::Terminated, [], SR_CONNECTION_FAILURE, None);
+                    self.end(
+                        &mut d,
+                        SessionState::Terminated,
+                        [],
+                        SR_CONNECTION_FAILURE,
+                        None,
+                    );
                     true
                 }
                 Message::Timeout { .. } => {
-                    self.end(&mut d, SessionState::Terminated, [], SR_SESSION_TIMEOUT, None);
+                    self.end(
+                        &mut d,
+                        SessionState::Terminated,
+                        [],
+                        SR_SESSION_TIMEOUT,
+                        None,
+                    );
                     true
                 }
                 Message::Invite { .. } => false,
@@ -867,7 +913,13 @@ impl Session {
         if d.state.is_terminal() || d.state == SessionState::Ready {
             return None;
         }
-        self.end(&mut d, SessionState::Terminated, [], SR_CONNECTION_FAILURE, None);
+        self.end(
+            &mut d,
+            SessionState::Terminated,
+            [],
+            SR_CONNECTION_FAILURE,
+            None,
+        );
         if let Some(t) = d.pending_termination.take() {
             d.terminated = true;
             self.raise(&d, [t]);
@@ -883,10 +935,16 @@ impl Session {
             if d.state != SessionState::Accepted {
                 return;
             }
-            (d.app_guid.clone().unwrap_or_else(Text::empty), self.0.id.clone())
+            (
+                d.app_guid.clone().unwrap_or_else(Text::empty),
+                self.0.id.clone(),
+            )
         };
         let path = if enable {
-            self.0.client.registry.with(guid.as_str(), |e| e.path.clone())
+            self.0
+                .client
+                .registry
+                .with(guid.as_str(), |e| e.path.clone())
         } else {
             None
         };
@@ -899,8 +957,10 @@ impl Session {
                     session_id: id.as_str(),
                     app_guid: guid.as_str(),
                 };
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| launcher.launch(&req)))
-                    .unwrap_or(Err(E_UNEXPECTED));
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    launcher.launch(&req)
+                }))
+                .unwrap_or(Err(E_UNEXPECTED));
                 drop(launcher);
                 r.map(Some)
             }
@@ -921,7 +981,13 @@ impl Session {
                     false
                 }
                 Err(_) => {
-                    self.end(&mut d, SessionState::Terminated, [], SR_APPLICATION_LAUNCH_FAILED, None);
+                    self.end(
+                        &mut d,
+                        SessionState::Terminated,
+                        [],
+                        SR_APPLICATION_LAUNCH_FAILED,
+                        None,
+                    );
                     out = Some(Outgoing::new(
                         Message::LaunchFailed { session_id: id },
                         SR_SESSION_PROTOCOL_ERROR,

@@ -4,17 +4,17 @@
 use crate::client::{Client, ClientCore, Connection};
 use crate::dispatch::{Job, SinksPtr};
 use crate::error::{
-    Result, E_INVALIDARG, MSGR_E_API_ALREADY_UNLOCKED, MSGR_E_API_DISABLED, MSGR_E_API_LOCKED,
-    MSGR_E_API_NOTINITIALIZED, MSGR_E_API_PENDING_UNLOCK, MSGR_E_API_UNLOCK_FAILED, E_FAIL,
-    MSGR_E_NOT_LOGGED_ON,
+    Result, E_FAIL, E_INVALIDARG, MSGR_E_API_ALREADY_UNLOCKED, MSGR_E_API_DISABLED,
+    MSGR_E_API_LOCKED, MSGR_E_API_NOTINITIALIZED, MSGR_E_API_PENDING_UNLOCK,
+    MSGR_E_API_UNLOCK_FAILED, MSGR_E_NOT_LOGGED_ON,
 };
 use crate::events::{Callback, ManagerEvent, ManagerEventKind, Sinks};
+use crate::locks::Mutex;
 use crate::registry::AppEntry;
 use crate::session::Session;
 use crate::types::{check_chars, limits, LockStatus, Text};
-use crate::locks::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 struct LockData {
@@ -142,9 +142,11 @@ impl ManagerCore {
         if d.status != LockStatus::NotInitialized {
             d.status = LockStatus::NotInitialized;
             d.challenge = None;
-            self.client.queue.push(self.job(ManagerEvent::LockStatusChanged {
-                status: LockStatus::NotInitialized,
-            }));
+            self.client
+                .queue
+                .push(self.job(ManagerEvent::LockStatusChanged {
+                    status: LockStatus::NotInitialized,
+                }));
         }
     }
 
@@ -209,7 +211,11 @@ impl SessionManager {
     }
 
     /// [`advise`](Self::advise) with an already boxed callback (dropped on failure).
-    pub fn advise_boxed(&self, kind: ManagerEventKind, callback: Callback<ManagerEvent>) -> Result<u32> {
+    pub fn advise_boxed(
+        &self,
+        kind: ManagerEventKind,
+        callback: Callback<ManagerEvent>,
+    ) -> Result<u32> {
         self.0.sinks.advise(kind as u8, callback)
     }
 
@@ -249,10 +255,16 @@ impl SessionManager {
     ) -> Result<()> {
         self.gate()?;
         // Control characters would make the Applications listing ambiguous.
-        if [name, url, path].iter().any(|s| s.chars().any(char::is_control)) {
+        if [name, url, path]
+            .iter()
+            .any(|s| s.chars().any(char::is_control))
+        {
             return Err(E_INVALIDARG);
         }
-        self.0.client.registry.register(guid, name, url, path, flags)
+        self.0
+            .client
+            .registry
+            .register(guid, name, url, path, flags)
     }
 
     /// UnRegisterApplication. Every manager sharing the registry gets OnAppUnRegistered.
@@ -347,7 +359,10 @@ impl SessionManager {
                 return Err(E_INVALIDARG);
             }
             d.step += 1;
-            (d.challenge.take().unwrap_or_else(Text::empty), (d.epoch, d.step))
+            (
+                d.challenge.take().unwrap_or_else(Text::empty),
+                (d.epoch, d.step),
+            )
         };
         let core = Arc::clone(m);
         let done = Box::new(move |ok: bool| {

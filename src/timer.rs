@@ -155,7 +155,9 @@ impl Timers {
         }
         let _ = clock
             .manual_ms
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| Some(v.saturating_add(ms)));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(v.saturating_add(ms))
+            });
         self.shared.fire_due();
         Ok(())
     }

@@ -93,7 +93,10 @@ impl Service for Deferred {
         let r2 = report.clone();
         self.inner
             .send(from, to, msg, Box::new(move |r| *r2.lock() = Some(r)));
-        let r = report.lock().take().expect("the embedded service reports inline");
+        let r = report
+            .lock()
+            .take()
+            .expect("the embedded service reports inline");
         self.defer(Box::new(move || done(r)));
     }
     fn timers(&self) -> &Timers {
@@ -144,7 +147,10 @@ fn lock_and_key_answers_arrive_later() {
     m.send_response(APP_ID, &response, 7).unwrap();
     // Being checked: the status waits, a second response finds nothing pending.
     assert_eq!(m.lock_status(), LockStatus::PendingResult);
-    assert_eq!(m.send_response(APP_ID, &response, 7), Err(MSGR_E_API_LOCKED));
+    assert_eq!(
+        m.send_response(APP_ID, &response, 7),
+        Err(MSGR_E_API_LOCKED)
+    );
     drain(&c);
     assert!(log.lock().is_empty());
     assert_eq!(d.release(), 1);

@@ -31,8 +31,14 @@ fn create_session_defaults() {
 fn register_application_rules() {
     let w = World::new();
     let m = &w.ma;
-    assert_eq!(m.register_application(APP, "n", "u", "", 1), Err(E_INVALIDARG));
-    assert_eq!(m.register_application("{bad}", "n", "u", "", 0), Err(E_INVALIDARG));
+    assert_eq!(
+        m.register_application(APP, "n", "u", "", 1),
+        Err(E_INVALIDARG)
+    );
+    assert_eq!(
+        m.register_application("{bad}", "n", "u", "", 0),
+        Err(E_INVALIDARG)
+    );
     assert_eq!(
         m.register_application(APP, &"n".repeat(257), "u", "", 0),
         Err(E_INVALIDARG)
@@ -45,7 +51,10 @@ fn register_application_rules() {
         m.register_application(APP, "n", "u", &format!("/{}", "p".repeat(260)), 0),
         Err(E_INVALIDARG)
     );
-    assert_eq!(m.register_application(APP, "n", "u", "relative/app", 0), Err(E_INVALIDARG));
+    assert_eq!(
+        m.register_application(APP, "n", "u", "relative/app", 0),
+        Err(E_INVALIDARG)
+    );
     assert_eq!(
         m.register_application(APP, "n", "u", "/no/such/dir/app", 0),
         Err(E_FAIL)
@@ -99,7 +108,10 @@ fn set_application_rules() {
     s.set_application(&APP.to_lowercase()).unwrap();
     assert_eq!(s.application().unwrap().as_str(), APP);
     assert_eq!(s.application_name().unwrap().as_str(), "Test App");
-    assert_eq!(s.application_url().unwrap().as_str(), "http://example.com/app");
+    assert_eq!(
+        s.application_url().unwrap().as_str(),
+        "http://example.com/app"
+    );
     w.ma.unregister_application(APP).unwrap();
     assert_eq!(s.application_name().unwrap().as_str(), "");
     w.register_app("");
@@ -116,7 +128,10 @@ fn invite_rules() {
     s.set_application(APP).unwrap();
     assert_eq!(s.invite("alice@example.com", None), Err(SR_INVITED_SELF));
     assert_eq!(s.invite("ALICE@example.com", None), Err(SR_INVITED_SELF));
-    assert_eq!(s.invite("nobody@example.com", None), Err(MSGR_E_NOT_LOGGED_ON));
+    assert_eq!(
+        s.invite("nobody@example.com", None),
+        Err(MSGR_E_NOT_LOGGED_ON)
+    );
     assert_eq!(s.invite("", None), Err(E_INVALIDARG));
     assert_eq!(s.invite(&"x".repeat(257), None), Err(E_INVALIDARG));
     assert_eq!(
@@ -129,11 +144,17 @@ fn invite_rules() {
     assert_eq!(s.invite("bob@example.com", None), Err(SR_SESSION_NOT_READY));
     w.b.sign_out().unwrap();
     let s2 = w.session();
-    assert_eq!(s2.invite("bob@example.com", None), Err(MSGR_E_NOT_LOGGED_ON));
+    assert_eq!(
+        s2.invite("bob@example.com", None),
+        Err(MSGR_E_NOT_LOGGED_ON)
+    );
     w.a.sign_out().unwrap();
     w.a.sign_in().unwrap();
     // Signed out in between: A's manager is unlocked again (no keys), B is offline.
-    assert_eq!(s2.invite("bob@example.com", None), Err(MSGR_E_NOT_LOGGED_ON));
+    assert_eq!(
+        s2.invite("bob@example.com", None),
+        Err(MSGR_E_NOT_LOGGED_ON)
+    );
 }
 
 #[test]
@@ -146,8 +167,14 @@ fn accept_and_decline_rules() {
     assert_eq!(b.accept(Some(&"x".repeat(513))), Err(E_INVALIDARG));
     assert_eq!(b.decline(Some(&"x".repeat(513))), Err(E_INVALIDARG));
     assert_eq!(b.state(), SessionState::Invitation);
-    assert_eq!(b.send_context_data("early"), Err(SR_NOT_VALID_FOR_APP_INVITE));
-    assert_eq!(a.send_context_data("early"), Err(SR_NOT_VALID_FOR_APP_INVITE));
+    assert_eq!(
+        b.send_context_data("early"),
+        Err(SR_NOT_VALID_FOR_APP_INVITE)
+    );
+    assert_eq!(
+        a.send_context_data("early"),
+        Err(SR_NOT_VALID_FOR_APP_INVITE)
+    );
     b.accept(None).unwrap();
     assert_eq!(b.accept(None), Err(SR_SESSION_STATE_INVALID));
     assert_eq!(b.decline(None), Err(SR_SESSION_STATE_INVALID));
@@ -200,7 +227,10 @@ fn shutdown_is_the_last_manager_event() {
     );
     assert_eq!(w.a.shutdown(), Err(MSGR_E_SERVER_SHUTDOWN));
     assert_eq!(w.a.sign_in(), Err(MSGR_E_SERVER_SHUTDOWN));
-    assert_eq!(w.a.create_session_manager().unwrap_err(), MSGR_E_SERVER_SHUTDOWN);
+    assert_eq!(
+        w.a.create_session_manager().unwrap_err(),
+        MSGR_E_SERVER_SHUTDOWN
+    );
     w.ma.register_application(APP, "n", "u", "", 0).unwrap_err();
     w.mb.register_application(APP, "n", "u", "", 0).unwrap();
     w.pump();
@@ -226,7 +256,10 @@ fn unadvise_unknown_cookie() {
 fn dispatch_modes() {
     let svc: Arc<dyn Service> = Arc::new(service(true));
     let t = Client::new(svc.clone(), "t@example.com", DispatchMode::Thread).unwrap();
-    assert_eq!(t.dispatch(Some(std::time::Duration::ZERO)), Err(E_ILLEGAL_METHOD_CALL));
+    assert_eq!(
+        t.dispatch(Some(std::time::Duration::ZERO)),
+        Err(E_ILLEGAL_METHOD_CALL)
+    );
     assert_eq!(t.event_fd(), Err(E_ILLEGAL_METHOD_CALL));
     t.destroy();
     t.destroy();

@@ -13,8 +13,11 @@ fn recording_launcher(result: Result<u32>) -> (Arc<dyn Launcher>, Calls) {
     let calls: Calls = Arc::default();
     let c = calls.clone();
     let l = move |r: &LaunchRequest<'_>| {
-        c.lock()
-            .push((r.path.to_string(), r.session_id.to_string(), r.app_guid.to_string()));
+        c.lock().push((
+            r.path.to_string(),
+            r.session_id.to_string(),
+            r.app_guid.to_string(),
+        ));
         result
     };
     (Arc::new(l), calls)
@@ -56,7 +59,9 @@ fn before_app_launch_can_veto() {
     assert!(calls.lock().is_empty());
     assert_eq!(b.state(), SessionState::Connected);
     // The recorder registered first saw enable=true; the veto came after it.
-    assert!(w.take().contains(&"B:BeforeAppLaunch(true)@Accepted".to_string()));
+    assert!(w
+        .take()
+        .contains(&"B:BeforeAppLaunch(true)@Accepted".to_string()));
 }
 
 #[test]
@@ -115,8 +120,19 @@ fn default_launcher_runs_the_program_directly() {
     );
     let _ = std::fs::remove_dir_all(&dir);
     // Direct launch never goes through a shell: a relative path is refused.
-    let req = LaunchRequest { path: "true", session_id: "x", app_guid: APP };
+    let req = LaunchRequest {
+        path: "true",
+        session_id: "x",
+        app_guid: APP,
+    };
     assert_eq!(ProcessLauncher.launch(&req), Err(E_INVALIDARG));
-    let req = LaunchRequest { path: "/no/such/program", session_id: "x", app_guid: APP };
-    assert_eq!(ProcessLauncher.launch(&req), Err(SR_APPLICATION_LAUNCH_FAILED));
+    let req = LaunchRequest {
+        path: "/no/such/program",
+        session_id: "x",
+        app_guid: APP,
+    };
+    assert_eq!(
+        ProcessLauncher.launch(&req),
+        Err(SR_APPLICATION_LAUNCH_FAILED)
+    );
 }

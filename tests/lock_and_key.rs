@@ -19,7 +19,12 @@ struct Locked {
 fn locked() -> Locked {
     let svc = service(true);
     svc.add_app_key(APP_ID, APP_KEY).unwrap();
-    let c = Client::new(Arc::new(svc.clone()), "carol@example.com", DispatchMode::Manual).unwrap();
+    let c = Client::new(
+        Arc::new(svc.clone()),
+        "carol@example.com",
+        DispatchMode::Manual,
+    )
+    .unwrap();
     let m = c.create_session_manager().unwrap();
     let log: Log = Arc::default();
     record_manager(&m, "M", &log);
@@ -31,7 +36,13 @@ fn locked() -> Locked {
         }
     })
     .unwrap();
-    let l = Locked { svc, c, m, log, challenges };
+    let l = Locked {
+        svc,
+        c,
+        m,
+        log,
+        challenges,
+    };
     assert_eq!(
         l.pump(),
         lines(&["M:LockEnable(true)", "M:LockStatusChanged(Initialized)"])
@@ -277,12 +288,22 @@ fn assert_all_refused(s: &Session, hr: Hr, what: &str) {
         assert_eq!(r, Err(hr), "{what}: {name}");
     }
     assert_eq!(s.state(), state, "{what}: a refused call changed the state");
-    assert_eq!(s.local_address().as_str(), "", "{what}: the address changed");
+    assert_eq!(
+        s.local_address().as_str(),
+        "",
+        "{what}: the address changed"
+    );
 }
 
 /// Two users on a service that enforces Lock and Key, both managers unlocked, an
 /// application registered by A.
-fn unlocked_pair() -> (EmbeddedService, Client, Client, SessionManager, SessionManager) {
+fn unlocked_pair() -> (
+    EmbeddedService,
+    Client,
+    Client,
+    SessionManager,
+    SessionManager,
+) {
     let svc = service(true);
     svc.add_app_key(APP_ID, APP_KEY).unwrap();
     let dynsvc: Arc<dyn Service> = Arc::new(svc.clone());
@@ -307,7 +328,10 @@ fn sessions_of_a_released_manager_are_locked_after_sign_out_and_in() {
     let received: Arc<parking_lot::Mutex<Vec<Session>>> = Arc::default();
     let r2 = received.clone();
     mb.advise(ManagerEventKind::Invitation, move |e| {
-        if let ManagerEvent::Invitation { session, handled, .. } = e {
+        if let ManagerEvent::Invitation {
+            session, handled, ..
+        } = e
+        {
             *handled = true;
             r2.lock().push(session.clone());
         }
@@ -329,12 +353,28 @@ fn sessions_of_a_released_manager_are_locked_after_sign_out_and_in() {
     a.sign_out().unwrap();
     b.sign_out().unwrap();
     assert_all_refused(&ready, MSGR_E_NOT_LOGGED_ON, "A signed out, READY session");
-    assert_all_refused(&invitee, MSGR_E_NOT_LOGGED_ON, "B signed out, invitee session");
+    assert_all_refused(
+        &invitee,
+        MSGR_E_NOT_LOGGED_ON,
+        "B signed out, invitee session",
+    );
     a.sign_in().unwrap();
     b.sign_in().unwrap();
-    assert_all_refused(&ready, MSGR_E_API_LOCKED, "A signed in again, READY session");
-    assert_all_refused(&inviter, MSGR_E_API_LOCKED, "A signed in again, ended session");
-    assert_all_refused(&invitee, MSGR_E_API_LOCKED, "B signed in again, invitee session");
+    assert_all_refused(
+        &ready,
+        MSGR_E_API_LOCKED,
+        "A signed in again, READY session",
+    );
+    assert_all_refused(
+        &inviter,
+        MSGR_E_API_LOCKED,
+        "A signed in again, ended session",
+    );
+    assert_all_refused(
+        &invitee,
+        MSGR_E_API_LOCKED,
+        "B signed in again, invitee session",
+    );
     assert_eq!(ready.state(), SessionState::Ready);
     assert_eq!(b.live_sessions(), 0, "no invitation reached B");
     // A new manager is locked too, until its own exchange.
@@ -343,7 +383,11 @@ fn sessions_of_a_released_manager_are_locked_after_sign_out_and_in() {
     assert_eq!(m2.create_session().unwrap_err(), MSGR_E_API_LOCKED);
     unlock(&a, &m2);
     // Unlocking another manager opens only that manager's sessions.
-    assert_all_refused(&ready, MSGR_E_API_LOCKED, "after another manager's exchange");
+    assert_all_refused(
+        &ready,
+        MSGR_E_API_LOCKED,
+        "after another manager's exchange",
+    );
     let fresh = m2.create_session().unwrap();
     assert_eq!(fresh.set_application(APP), Ok(()));
     a.destroy();

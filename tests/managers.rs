@@ -9,7 +9,12 @@ use std::sync::Arc;
 
 #[test]
 fn a_closed_manager_still_held_gets_no_sign_in_events() {
-    let c = Client::new(Arc::new(service(true)), "carol@example.com", DispatchMode::Manual).unwrap();
+    let c = Client::new(
+        Arc::new(service(true)),
+        "carol@example.com",
+        DispatchMode::Manual,
+    )
+    .unwrap();
     let log: Log = Arc::default();
     let ms: Vec<SessionManager> = (0..3)
         .map(|i| {
@@ -46,7 +51,12 @@ fn a_closed_manager_still_held_gets_no_sign_in_events() {
 
 #[test]
 fn churn_leaves_exactly_the_open_managers_listening() {
-    let c = Client::new(Arc::new(service(true)), "carol@example.com", DispatchMode::Manual).unwrap();
+    let c = Client::new(
+        Arc::new(service(true)),
+        "carol@example.com",
+        DispatchMode::Manual,
+    )
+    .unwrap();
     let log: Log = Arc::default();
     let mut held = Vec::new();
     let mut open = Vec::new();
@@ -76,7 +86,11 @@ fn churn_leaves_exactly_the_open_managers_listening() {
     log.lock().clear();
     c.sign_out().unwrap();
     let n = c.dispatch(Some(std::time::Duration::ZERO)).unwrap();
-    assert_eq!(n as usize, open.len(), "one OnLockStatusChanged per open manager");
+    assert_eq!(
+        n as usize,
+        open.len(),
+        "one OnLockStatusChanged per open manager"
+    );
     let expected: Vec<String> = (0..3000)
         .filter(|i| i % 3 == 2 && i % 100 == 2)
         .map(|i| format!("M{i}:LockStatusChanged(NotInitialized)"))
@@ -100,6 +114,9 @@ fn an_invitation_goes_to_an_open_manager_not_a_closed_one() {
     s.invite("bob@example.com", Some("hello")).unwrap();
     w.pump();
     assert_eq!(*log.lock(), lines(&["B2:Invitation(\"hello\")"]));
-    assert!(w.received.lock().is_empty(), "the closed manager's callback did not run");
+    assert!(
+        w.received.lock().is_empty(),
+        "the closed manager's callback did not run"
+    );
     mb2.close();
 }

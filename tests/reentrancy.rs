@@ -112,7 +112,10 @@ fn closing_the_manager_inside_its_callback() {
     let m = w.a.create_session_manager().unwrap();
     let seen = Arc::new(AtomicUsize::new(0));
     let drops = Arc::new(AtomicUsize::new(0));
-    for k in [ManagerEventKind::LockEnable, ManagerEventKind::LockStatusChanged] {
+    for k in [
+        ManagerEventKind::LockEnable,
+        ManagerEventKind::LockStatusChanged,
+    ] {
         let (seen, m2, g) = (seen.clone(), m.clone(), DropCount(drops.clone()));
         m.advise(k, move |_| {
             let _ = &g;
@@ -264,7 +267,11 @@ struct PollFd {
     revents: i16,
 }
 fn libc_pollfd(fd: i32) -> PollFd {
-    PollFd { fd, events: 1, revents: 0 }
+    PollFd {
+        fd,
+        events: 1,
+        revents: 0,
+    }
 }
 extern "C" {
     fn poll(fds: *mut PollFd, n: u64, timeout: i32) -> i32;
@@ -394,7 +401,10 @@ fn the_last_reference_to_a_manager_dropped_inside_its_callback() {
         let seen = Arc::new(AtomicUsize::new(0));
         let drops = Arc::new(AtomicUsize::new(0));
         let client = w.a.clone();
-        for k in [ManagerEventKind::LockEnable, ManagerEventKind::LockStatusChanged] {
+        for k in [
+            ManagerEventKind::LockEnable,
+            ManagerEventKind::LockStatusChanged,
+        ] {
             let (seen, slot2, g) = (seen.clone(), slot.clone(), DropCount(drops.clone()));
             let client = client.clone();
             let m = slot.lock().clone().unwrap();
@@ -414,7 +424,11 @@ fn the_last_reference_to_a_manager_dropped_inside_its_callback() {
         }
         // Both events of the manager's creation are queued; one dispatch takes them together.
         assert_eq!(w.a.pending_events(), 2);
-        assert_eq!(w.a.dispatch(Some(Duration::ZERO)).unwrap(), 1, "nested: {nested}");
+        assert_eq!(
+            w.a.dispatch(Some(Duration::ZERO)).unwrap(),
+            1,
+            "nested: {nested}"
+        );
         assert_eq!(seen.load(Ordering::SeqCst), 1);
         assert_eq!(drops.load(Ordering::SeqCst), 2);
         assert_eq!(w.a.pending_events(), 0);
@@ -486,7 +500,10 @@ fn managers_dropped_while_their_events_are_delivered_on_the_client_thread() {
             s.spawn(move || {
                 for i in 0..300 {
                     let m = c.create_session_manager().unwrap();
-                    for k in [ManagerEventKind::LockEnable, ManagerEventKind::LockStatusChanged] {
+                    for k in [
+                        ManagerEventKind::LockEnable,
+                        ManagerEventKind::LockStatusChanged,
+                    ] {
                         let (g, seen) = (DropCount(drops.clone()), seen.clone());
                         m.advise(k, move |_| {
                             let _ = &g;

@@ -108,7 +108,12 @@ mod trace {
     /// binding, allocator caches), then for every i `prepare(i)` untraced and `body(i)`
     /// between two SIGSTOP markers while the parent traces it. Returns one window per i, or
     /// None when this process may not ptrace its children (the reason is printed).
-    pub fn windows(n: usize, mode: Mode, prepare: impl Fn(usize), body: impl Fn(usize)) -> Option<Vec<Window>> {
+    pub fn windows(
+        n: usize,
+        mode: Mode,
+        prepare: impl Fn(usize),
+        body: impl Fn(usize),
+    ) -> Option<Vec<Window>> {
         // SAFETY: the child only runs `body` (which allocates: glibc's malloc is fork-safe),
         // raises signals and _exits; it never returns into the test harness.
         let pid = unsafe { libc::fork() };
@@ -138,14 +143,21 @@ mod trace {
         if libc::WIFEXITED(status) {
             let code = libc::WEXITSTATUS(status);
             assert_eq!(code, 77, "traced child exited early with {code}");
-            eprintln!("NOT CHECKED: this process may not ptrace its children (PTRACE_TRACEME refused)");
+            eprintln!(
+                "NOT CHECKED: this process may not ptrace its children (PTRACE_TRACEME refused)"
+            );
             return None;
         }
         assert!(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGSTOP);
         if let Mode::Syscall = mode {
             // SAFETY: options on our stopped tracee.
             let rc = unsafe {
-                libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0usize, libc::PTRACE_O_TRACESYSGOOD as usize)
+                libc::ptrace(
+                    libc::PTRACE_SETOPTIONS,
+                    pid,
+                    0usize,
+                    libc::PTRACE_O_TRACESYSGOOD as usize,
+                )
             };
             assert_eq!(rc, 0);
         }
@@ -164,7 +176,10 @@ mod trace {
                 let rc = unsafe { libc::ptrace(req, pid, 0usize, 0usize) };
                 assert_eq!(rc, 0, "ptrace resume: {}", std::io::Error::last_os_error());
                 let status = wait(pid);
-                assert!(libc::WIFSTOPPED(status), "tracee ended inside a window: {status:#x}");
+                assert!(
+                    libc::WIFSTOPPED(status),
+                    "tracee ended inside a window: {status:#x}"
+                );
                 let sig = libc::WSTOPSIG(status);
                 if sig == libc::SIGSTOP {
                     break;
@@ -180,7 +195,10 @@ mod trace {
                         assert_eq!(sig, libc::SIGTRAP | 0x80, "unexpected signal {sig}");
                         if !in_syscall {
                             let r = regs(pid);
-                            calls.push(Syscall { nr: r.orig_rax, args: [r.rdi, r.rsi, r.rdx] });
+                            calls.push(Syscall {
+                                nr: r.orig_rax,
+                                args: [r.rdi, r.rsi, r.rdx],
+                            });
                         }
                         in_syscall = !in_syscall;
                     }
@@ -196,9 +214,15 @@ mod trace {
             unsafe { libc::ptrace(libc::PTRACE_CONT, pid, 0usize, 0usize) };
             let status = wait(pid);
             if w + 1 < n {
-                assert!(libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGSTOP, "{status:#x}");
+                assert!(
+                    libc::WIFSTOPPED(status) && libc::WSTOPSIG(status) == libc::SIGSTOP,
+                    "{status:#x}"
+                );
             } else {
-                assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child status {status:#x}");
+                assert!(
+                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+                    "child status {status:#x}"
+                );
             }
         }
         Some(out)
@@ -231,7 +255,6 @@ mod trace {
     }
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Lock and Key: the response check does not return early.
 // ---------------------------------------------------------------------------------------------
@@ -260,14 +283,20 @@ fn flip(r: &str, i: usize) -> String {
 /// The responses the trace compares, by name; all but "right" are wrong.
 fn responses() -> Vec<(&'static str, String)> {
     let right = compute_response(CHALLENGE, APP_KEY);
-    let all_wrong: String = right.chars().map(|c| if c == '0' { '1' } else { '0' }).collect();
+    let all_wrong: String = right
+        .chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect();
     vec![
         ("right", right.clone()),
         ("first byte wrong", flip(&right, 0)),
         ("last byte wrong", flip(&right, 31)),
         ("every byte wrong", all_wrong),
         ("33 bytes, right prefix", format!("{right}0")),
-        ("33 bytes, first byte wrong", format!("{}0", flip(&right, 0))),
+        (
+            "33 bytes, first byte wrong",
+            format!("{}0", flip(&right, 0)),
+        ),
         ("64 bytes, right prefix", format!("{right}{right}")),
         ("31 bytes, first byte wrong", flip(&right[..31], 0)),
         ("31 bytes, last byte wrong", flip(&right[..31], 30)),
@@ -294,16 +323,29 @@ fn verify_response_runs_one_instruction_sequence_whatever_the_mismatch() {
         b.push_str(&rs[i].1);
     };
     let Some(traces) = trace::steps(rs.len(), prepare, |_| {
-        black_box(verify_response(black_box(CHALLENGE), black_box(APP_KEY), black_box(buf.borrow().as_str())));
+        black_box(verify_response(
+            black_box(CHALLENGE),
+            black_box(APP_KEY),
+            black_box(buf.borrow().as_str()),
+        ));
     }) else {
         return;
     };
     for ((name, r), t) in rs.iter().zip(&traces) {
-        eprintln!("{name:>28} ({:2} bytes): {:6} instructions, path {:016x}", r.len(), t.count, t.hash);
+        eprintln!(
+            "{name:>28} ({:2} bytes): {:6} instructions, path {:016x}",
+            r.len(),
+            t.count,
+            t.hash
+        );
     }
 
     let same_as = |name: &str, reference: usize, t: &trace::Steps| {
-        assert_eq!(t, &traces[reference], "{name}: another path than {}", rs[reference].0);
+        assert_eq!(
+            t, &traces[reference],
+            "{name}: another path than {}",
+            rs[reference].0
+        );
     };
     for (i, ((name, r), t)) in rs.iter().zip(&traces).enumerate() {
         match r.len() {
@@ -335,12 +377,21 @@ fn verify_response_path_does_not_depend_on_the_key() {
         b.push_str(keys[i]);
     };
     let Some(t) = trace::steps(keys.len(), prepare, |_| {
-        black_box(verify_response(black_box(CHALLENGE), black_box(buf.borrow().as_str()), black_box(resp)));
+        black_box(verify_response(
+            black_box(CHALLENGE),
+            black_box(buf.borrow().as_str()),
+            black_box(resp),
+        ));
     }) else {
         return;
     };
     for (k, s) in keys.iter().zip(&t) {
-        eprintln!("key {k:?} -> {}: {} instructions, path {:016x}", compute_response(CHALLENGE, k), s.count, s.hash);
+        eprintln!(
+            "key {k:?} -> {}: {} instructions, path {:016x}",
+            compute_response(CHALLENGE, k),
+            s.count,
+            s.hash
+        );
     }
 
     for (k, s) in keys.iter().zip(&t) {
@@ -375,7 +426,10 @@ fn the_trace_sees_an_early_return() {
         b.push_str(&inputs[i]);
     };
     let Some(t) = trace::steps(inputs.len(), prepare, |_| {
-        black_box(naive(black_box(right.as_bytes()), black_box(buf.borrow().as_bytes())));
+        black_box(naive(
+            black_box(right.as_bytes()),
+            black_box(buf.borrow().as_bytes()),
+        ));
     }) else {
         return;
     };
@@ -396,7 +450,11 @@ fn timing_of_early_and_late_mismatch_is_reported() {
         for (k, r) in inputs.iter().enumerate() {
             let t = Instant::now();
             for _ in 0..per_batch {
-                black_box(verify_response(black_box(CHALLENGE), black_box(APP_KEY), black_box(r)));
+                black_box(verify_response(
+                    black_box(CHALLENGE),
+                    black_box(APP_KEY),
+                    black_box(r),
+                ));
             }
             samples[k].push(t.elapsed().as_nanos() as f64 / per_batch as f64);
         }
@@ -418,7 +476,9 @@ fn timing_of_early_and_late_mismatch_is_reported() {
 // ---------------------------------------------------------------------------------------------
 
 fn is_challenge(c: &str) -> bool {
-    c.len() == 32 && c.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    c.len() == 32
+        && c.bytes()
+            .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
 }
 
 /// 20,000 draws: all well-formed, all distinct, and every one of the 128 bit positions set in
@@ -439,7 +499,10 @@ fn challenges_are_128_bit_distinct_and_balanced() {
     }
     for (bit, n) in ones.iter().enumerate() {
         let share = *n as f64 / N as f64;
-        assert!((0.45..=0.55).contains(&share), "bit {bit} set in {share:.3} of the draws");
+        assert!(
+            (0.45..=0.55).contains(&share),
+            "bit {bit} set in {share:.3} of the draws"
+        );
     }
 }
 
@@ -454,7 +517,10 @@ fn challenges_come_from_the_getrandom_system_call() {
         return;
     };
     for window in &calls {
-        let random: Vec<_> = window.iter().filter(|c| c.nr == libc::SYS_getrandom as u64).collect();
+        let random: Vec<_> = window
+            .iter()
+            .filter(|c| c.nr == libc::SYS_getrandom as u64)
+            .collect();
         assert_eq!(random.len(), 1, "system calls: {window:?}");
         assert_eq!(random[0].args[1], 16, "bytes asked for");
         assert_eq!(random[0].args[2], 0, "flags");
@@ -534,24 +600,38 @@ impl LockWorld {
         let received: Arc<parking_lot::Mutex<Vec<Session>>> = Arc::default();
         let r = received.clone();
         mb.advise(ManagerEventKind::Invitation, move |e| {
-            if let ManagerEvent::Invitation { session, handled, .. } = e {
+            if let ManagerEvent::Invitation {
+                session, handled, ..
+            } = e
+            {
                 *handled = true;
                 r.lock().push(session.clone());
             }
         })
         .unwrap();
-        let w = LockWorld { a, b, ma, mb, challenges, received };
+        let w = LockWorld {
+            a,
+            b,
+            ma,
+            mb,
+            challenges,
+            received,
+        };
         w.pump();
         w
     }
     fn pump(&self) {
-        while self.a.dispatch(Some(Duration::ZERO)).unwrap() + self.b.dispatch(Some(Duration::ZERO)).unwrap() > 0 {}
+        while self.a.dispatch(Some(Duration::ZERO)).unwrap()
+            + self.b.dispatch(Some(Duration::ZERO)).unwrap()
+            > 0
+        {}
     }
     fn unlock(&self, m: &SessionManager) {
         m.request_challenge(1).unwrap();
         self.pump();
         let ch = self.challenges.lock().pop().unwrap();
-        m.send_response(APP_ID, &compute_response(&ch, APP_KEY), 1).unwrap();
+        m.send_response(APP_ID, &compute_response(&ch, APP_KEY), 1)
+            .unwrap();
         assert_eq!(m.lock_status(), LockStatus::Unlocked);
     }
 }
@@ -565,14 +645,32 @@ impl Drop for LockWorld {
 
 fn check_manager_refuses(m: &SessionManager) {
     let status = m.lock_status();
-    assert_eq!(m.create_session().unwrap_err(), MSGR_E_API_LOCKED, "{status:?}");
-    assert_eq!(m.launching_session(1).unwrap_err(), MSGR_E_API_LOCKED, "{status:?}");
-    assert_eq!(m.register_application(APP, "n", "u", "", 0), Err(MSGR_E_API_LOCKED));
+    assert_eq!(
+        m.create_session().unwrap_err(),
+        MSGR_E_API_LOCKED,
+        "{status:?}"
+    );
+    assert_eq!(
+        m.launching_session(1).unwrap_err(),
+        MSGR_E_API_LOCKED,
+        "{status:?}"
+    );
+    assert_eq!(
+        m.register_application(APP, "n", "u", "", 0),
+        Err(MSGR_E_API_LOCKED)
+    );
     // The gate comes before argument checks: bad arguments say "locked" too.
-    assert_eq!(m.register_application("not a guid", "", "", "relative", 0), Err(MSGR_E_API_LOCKED));
+    assert_eq!(
+        m.register_application("not a guid", "", "", "relative", 0),
+        Err(MSGR_E_API_LOCKED)
+    );
     assert_eq!(m.unregister_application(APP), Err(MSGR_E_API_LOCKED));
     assert_eq!(m.unregister_application("?"), Err(MSGR_E_API_LOCKED));
-    assert_eq!(m.applications().unwrap_err(), MSGR_E_API_LOCKED, "{status:?}");
+    assert_eq!(
+        m.applications().unwrap_err(),
+        MSGR_E_API_LOCKED,
+        "{status:?}"
+    );
 }
 
 /// Every gated session call on `s` refuses with MSGR_E_API_LOCKED and changes nothing.
@@ -583,7 +681,10 @@ fn check_session_refuses(s: &Session) {
     assert_eq!(s.set_application("not a guid"), Err(MSGR_E_API_LOCKED));
     assert_eq!(s.set_local_address("10.0.0.1"), Err(MSGR_E_API_LOCKED));
     assert_eq!(s.set_local_address(&long), Err(MSGR_E_API_LOCKED));
-    assert_eq!(s.invite("bob@example.com", Some("d")), Err(MSGR_E_API_LOCKED));
+    assert_eq!(
+        s.invite("bob@example.com", Some("d")),
+        Err(MSGR_E_API_LOCKED)
+    );
     assert_eq!(s.invite("", Some(&long)), Err(MSGR_E_API_LOCKED));
     assert_eq!(s.accept(Some("d")), Err(MSGR_E_API_LOCKED));
     assert_eq!(s.accept(Some(&long)), Err(MSGR_E_API_LOCKED));
@@ -591,9 +692,18 @@ fn check_session_refuses(s: &Session) {
     assert_eq!(s.cancel(E_FAIL, None), Err(MSGR_E_API_LOCKED));
     assert_eq!(s.send_context_data("d"), Err(MSGR_E_API_LOCKED));
     assert_eq!(s.send_context_data(&long), Err(MSGR_E_API_LOCKED));
-    assert_eq!((s.state(), s.local_address(), s.context_data()), (state, local, ctx));
+    assert_eq!(
+        (s.state(), s.local_address(), s.context_data()),
+        (state, local, ctx)
+    );
     // Getters are not gated.
-    let _ = (s.id(), s.flags(), s.application(), s.user(), s.remote_address());
+    let _ = (
+        s.id(),
+        s.flags(),
+        s.application(),
+        s.user(),
+        s.remote_address(),
+    );
 }
 
 #[test]
@@ -601,7 +711,8 @@ fn every_gated_call_refuses_in_every_locked_status() {
     let w = LockWorld::new();
     w.unlock(&w.ma);
     w.unlock(&w.mb);
-    w.ma.register_application(APP, "App", "http://example.com", "", 0).unwrap();
+    w.ma.register_application(APP, "App", "http://example.com", "", 0)
+        .unwrap();
     w.pump();
     // Sessions made while unlocked: one ready, one invited on each side, one connected.
     let ready = w.ma.create_session().unwrap();
@@ -647,7 +758,12 @@ fn every_gated_call_refuses_in_every_locked_status() {
     }
     // UNLOCKFAILED.
     w.ma.send_response(APP_ID, &"0".repeat(32), 2).unwrap();
-    w.mb.send_response("unknown-app", &compute_response(&w.challenges.lock()[1], APP_KEY), 2).unwrap();
+    w.mb.send_response(
+        "unknown-app",
+        &compute_response(&w.challenges.lock()[1], APP_KEY),
+        2,
+    )
+    .unwrap();
     w.pump();
     for m in [&w.ma, &w.mb] {
         assert_eq!(m.lock_status(), LockStatus::UnlockFailed);
@@ -699,9 +815,17 @@ const NASTY: &str = "a b;touch PWNED1 $(touch PWNED2) `touch PWNED3` | & > x < y
 /// and make the launch fail with ETXTBSY.
 fn recorder(dir: &Path, name: &str, out: &Path) -> PathBuf {
     let prog = dir.join(name);
-    let text = format!("#!/bin/sh\nprintf '%s\\0' \"$#\" \"$@\" > '{}'\n", out.display());
+    let text = format!(
+        "#!/bin/sh\nprintf '%s\\0' \"$#\" \"$@\" > '{}'\n",
+        out.display()
+    );
     let status = std::process::Command::new("/bin/sh")
-        .args(["-c", "printf '%s' \"$1\" > \"$2\" && chmod 755 \"$2\"", "sh", &text])
+        .args([
+            "-c",
+            "printf '%s' \"$1\" > \"$2\" && chmod 755 \"$2\"",
+            "sh",
+            &text,
+        ])
         .arg(&prog)
         .status()
         .unwrap();
@@ -718,7 +842,11 @@ fn wait_for(path: &Path) -> Vec<String> {
                 return s[..s.len() - 1].split('\0').map(str::to_string).collect();
             }
         }
-        assert!(Instant::now() < deadline, "{} never written", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never written",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -726,7 +854,11 @@ fn wait_for(path: &Path) -> Vec<String> {
 fn no_pwned(dir: &Path) {
     for d in [dir.to_path_buf(), std::env::current_dir().unwrap()] {
         for n in ["PWNED1", "PWNED2", "PWNED3", "x"] {
-            assert!(!d.join(n).exists(), "{} was created: a shell ran", d.join(n).display());
+            assert!(
+                !d.join(n).exists(),
+                "{} was created: a shell ran",
+                d.join(n).display()
+            );
         }
     }
 }
@@ -739,15 +871,27 @@ fn launcher_takes_path_and_argument_literally() {
     let sub = dir.join("dir with spaces;$(touch PWNED2)");
     std::fs::create_dir(&sub).unwrap();
     let prog = recorder(&sub, "prog `touch PWNED3` & x", &out);
-    let req = LaunchRequest { path: prog.to_str().unwrap(), session_id: NASTY, app_guid: APP };
+    let req = LaunchRequest {
+        path: prog.to_str().unwrap(),
+        session_id: NASTY,
+        app_guid: APP,
+    };
     let pid = ProcessLauncher.launch(&req).unwrap();
     assert!(pid > 0);
-    assert_eq!(wait_for(&out), vec!["1".to_string(), NASTY.to_string()], "argc and argv[1]");
+    assert_eq!(
+        wait_for(&out),
+        vec!["1".to_string(), NASTY.to_string()],
+        "argc and argv[1]"
+    );
     no_pwned(&dir.0);
     // An argument that looks like an option, and an empty one, pass through too.
     for arg in ["--help", "-c", ""] {
         std::fs::remove_file(&out).unwrap();
-        let req = LaunchRequest { path: prog.to_str().unwrap(), session_id: arg, app_guid: APP };
+        let req = LaunchRequest {
+            path: prog.to_str().unwrap(),
+            session_id: arg,
+            app_guid: APP,
+        };
         ProcessLauncher.launch(&req).unwrap();
         assert_eq!(wait_for(&out), vec!["1".to_string(), arg.to_string()]);
     }
@@ -756,8 +900,24 @@ fn launcher_takes_path_and_argument_literally() {
 #[test]
 fn launcher_refuses_relative_missing_and_unrunnable_paths() {
     let dir = TempDir::new("refuse");
-    let launch = |path: &str| ProcessLauncher.launch(&LaunchRequest { path, session_id: "x", app_guid: APP });
-    for relative in ["true", "sh", "./true", "bin/true", "../bin/true", "~/prog", "", " /bin/true", "$HOME/x"] {
+    let launch = |path: &str| {
+        ProcessLauncher.launch(&LaunchRequest {
+            path,
+            session_id: "x",
+            app_guid: APP,
+        })
+    };
+    for relative in [
+        "true",
+        "sh",
+        "./true",
+        "bin/true",
+        "../bin/true",
+        "~/prog",
+        "",
+        " /bin/true",
+        "$HOME/x",
+    ] {
         assert_eq!(launch(relative), Err(E_INVALIDARG), "{relative:?}");
     }
     // A shell command line is not a path: nothing runs.
@@ -765,12 +925,22 @@ fn launcher_refuses_relative_missing_and_unrunnable_paths() {
     assert_eq!(launch(&line), Err(SR_APPLICATION_LAUNCH_FAILED));
     let line = format!("/bin/sh -c 'touch {}'", dir.join("PWNED2").display());
     assert_eq!(launch(&line), Err(SR_APPLICATION_LAUNCH_FAILED));
-    assert_eq!(launch("/no/such/program"), Err(SR_APPLICATION_LAUNCH_FAILED));
-    assert_eq!(launch(dir.0.to_str().unwrap()), Err(SR_APPLICATION_LAUNCH_FAILED), "a directory");
+    assert_eq!(
+        launch("/no/such/program"),
+        Err(SR_APPLICATION_LAUNCH_FAILED)
+    );
+    assert_eq!(
+        launch(dir.0.to_str().unwrap()),
+        Err(SR_APPLICATION_LAUNCH_FAILED),
+        "a directory"
+    );
     let plain = dir.join("not-executable");
     std::fs::write(&plain, "#!/bin/sh\ntouch PWNED3\n").unwrap();
     std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
-    assert_eq!(launch(plain.to_str().unwrap()), Err(SR_APPLICATION_LAUNCH_FAILED));
+    assert_eq!(
+        launch(plain.to_str().unwrap()),
+        Err(SR_APPLICATION_LAUNCH_FAILED)
+    );
     std::thread::sleep(Duration::from_millis(100));
     no_pwned(&dir.0);
 }
@@ -785,9 +955,16 @@ fn accepted_session_launches_a_nasty_path_directly() {
     let prog = recorder(&dir.0, "my app; $(touch PWNED1) & `touch PWNED2`", &out);
     let w = World::new();
     for relative in ["relative/prog", "prog", "./prog"] {
-        assert_eq!(w.ma.register_application(APP, "n", "u", relative, 0), Err(E_INVALIDARG), "{relative:?}");
+        assert_eq!(
+            w.ma.register_application(APP, "n", "u", relative, 0),
+            Err(E_INVALIDARG),
+            "{relative:?}"
+        );
     }
-    assert_eq!(w.ma.register_application(APP, "n", "u", "/no/such/prog", 0), Err(E_FAIL));
+    assert_eq!(
+        w.ma.register_application(APP, "n", "u", "/no/such/prog", 0),
+        Err(E_FAIL)
+    );
     w.register_app(prog.to_str().unwrap());
     let (_a, b) = w.connected();
     assert_eq!(wait_for(&out), vec!["1".to_string(), b.id().to_string()]);
@@ -866,7 +1043,10 @@ fn a_symbolic_link_planted_at_the_lock_file_is_not_followed() {
     }
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     assert_eq!(mode(&victim), 0o644);
-    assert!(std::fs::symlink_metadata(dir.join("apps.json.lock")).unwrap().file_type().is_symlink());
+    assert!(std::fs::symlink_metadata(dir.join("apps.json.lock"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }
 
 /// A symbolic link to a directory planted at the data path: refused, nothing created in it.

@@ -296,8 +296,14 @@ fn real_clock_timeouts_after_a_cancel_and_after_idle() {
             log.contains(&"A:Termination(SR_SESSION_TIMEOUT,NULL)@Terminated".to_string()),
             "{round}: {log:?}"
         );
-        assert!(took >= TIMEOUT - Duration::from_millis(10), "{round}: fired early, {took:?}");
-        assert!(took < Duration::from_secs(5), "{round}: fired late, {took:?}");
+        assert!(
+            took >= TIMEOUT - Duration::from_millis(10),
+            "{round}: fired early, {took:?}"
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "{round}: fired late, {took:?}"
+        );
         // No timer left: the thread sleeps for a long while; the next invitation wakes it.
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -100,10 +100,16 @@ impl Drop for Side {
         // The last registration ended: no callback can come any more.
         let l = self.log.get_mut().unwrap();
         if l.terminations > 1 {
-            violation(format!("side {:#x}: {} OnTermination", self.handle, l.terminations));
+            violation(format!(
+                "side {:#x}: {} OnTermination",
+                self.handle, l.terminations
+            ));
         }
         if l.after_termination > 0 {
-            violation(format!("side {:#x}: {} events after OnTermination", self.handle, l.after_termination));
+            violation(format!(
+                "side {:#x}: {} events after OnTermination",
+                self.handle, l.after_termination
+            ));
         }
     }
 }
@@ -111,7 +117,10 @@ impl Drop for Side {
 unsafe fn side<'a>(ud: *mut c_void, s: *mut msgr_session) -> &'a Side {
     let side = &*(ud as *const Side);
     if side.handle != s as usize {
-        violation(format!("callback for {:#x} got handle {:#x}", side.handle, s as usize));
+        violation(format!(
+            "callback for {:#x} got handle {:#x}",
+            side.handle, s as usize
+        ));
     }
     side
 }
@@ -141,7 +150,12 @@ unsafe extern "C" fn s_before(ud: *mut c_void, s: *mut msgr_session, _e: *mut bo
 unsafe extern "C" fn s_data(ud: *mut c_void, s: *mut msgr_session, _d: *const c_char) {
     note(ud, s, false)
 }
-unsafe extern "C" fn s_not_present(ud: *mut c_void, s: *mut msgr_session, _n: *const c_char, _u: *const c_char) {
+unsafe extern "C" fn s_not_present(
+    ud: *mut c_void,
+    s: *mut msgr_session,
+    _n: *const c_char,
+    _u: *const c_char,
+) {
     note(ud, s, false)
 }
 unsafe extern "C" fn s_plain(ud: *mut c_void, s: *mut msgr_session) {
@@ -154,14 +168,23 @@ unsafe extern "C" fn s_send_error(ud: *mut c_void, s: *mut msgr_session, hr: i32
 unsafe extern "C" fn s_state(ud: *mut c_void, s: *mut msgr_session, _p: SESSION_STATE) {
     note(ud, s, false)
 }
-unsafe extern "C" fn s_termination(ud: *mut c_void, s: *mut msgr_session, hr: i32, _d: *const c_char) {
+unsafe extern "C" fn s_termination(
+    ud: *mut c_void,
+    s: *mut msgr_session,
+    hr: i32,
+    _d: *const c_char,
+) {
     ok(hr, "OnTermination");
     note(ud, s, true)
 }
 
 /// Registers a recorder for every session event kind on `s`; returns its side.
 unsafe fn watch_session(s: *mut msgr_session) -> Arc<Side> {
-    let side = Arc::new(Side { handle: s as usize, late: AtomicBool::new(false), log: Mutex::default() });
+    let side = Arc::new(Side {
+        handle: s as usize,
+        late: AtomicBool::new(false),
+        log: Mutex::default(),
+    });
     let ud = || {
         LIVE_UD.fetch_add(1, Ordering::SeqCst);
         Arc::into_raw(side.clone()) as *mut c_void
@@ -182,7 +205,9 @@ unsafe fn watch_session(s: *mut msgr_session) -> Arc<Side> {
     ];
     for hr in hrs {
         if hr != 0 {
-            violation(format!("registration on a live session handle failed: {hr:#x}"));
+            violation(format!(
+                "registration on a live session handle failed: {hr:#x}"
+            ));
         }
     }
     // Read after registering: a session not ended by now ends later, with its events
@@ -245,7 +270,10 @@ unsafe fn mgr<'a>(ud: *mut c_void, m: *mut msgr_session_manager) -> &'a MgrUd {
     let u = &*(ud as *const MgrUd);
     let h = u.mgr.handle.load(Ordering::Acquire);
     if h != 0 && h != m as u64 {
-        violation(format!("manager callback for {h:#x} got handle {:#x}", m as usize));
+        violation(format!(
+            "manager callback for {h:#x} got handle {:#x}",
+            m as usize
+        ));
     }
     EVENTS.fetch_add(1, Ordering::Relaxed);
     u
@@ -264,7 +292,11 @@ unsafe extern "C" fn m_lock_enable(ud: *mut c_void, m: *mut msgr_session_manager
     u.mgr.lock_enable.fetch_add(1, Ordering::SeqCst);
 }
 
-unsafe extern "C" fn m_lock_status(ud: *mut c_void, m: *mut msgr_session_manager, st: MsgrLockStatus) {
+unsafe extern "C" fn m_lock_status(
+    ud: *mut c_void,
+    m: *mut msgr_session_manager,
+    st: MsgrLockStatus,
+) {
     let u = mgr(ud, m);
     match st {
         MsgrLockStatus::LOCK_NOTINITIALIZED => {
@@ -282,7 +314,11 @@ unsafe extern "C" fn m_registered(ud: *mut c_void, m: *mut msgr_session_manager,
     }
 }
 
-unsafe extern "C" fn m_unregistered(ud: *mut c_void, m: *mut msgr_session_manager, g: *const c_char) {
+unsafe extern "C" fn m_unregistered(
+    ud: *mut c_void,
+    m: *mut msgr_session_manager,
+    g: *const c_char,
+) {
     let u = mgr(ud, m);
     if CStr::from_ptr(g) == APP2 {
         u.mgr.app2_unregistered.fetch_add(1, Ordering::SeqCst);
@@ -307,15 +343,24 @@ unsafe extern "C" fn m_invitation(
     match rand_below(8) {
         // Answer now and let the lent handle go: its registrations end with the callback.
         0 => {
-            ok(msgr_session_accept(s, c"now".as_ptr()), "accept in OnInvitation");
+            ok(
+                msgr_session_accept(s, c"now".as_ptr()),
+                "accept in OnInvitation",
+            );
         }
         1 => {
-            ok(msgr_session_decline(s, std::ptr::null()), "decline in OnInvitation");
+            ok(
+                msgr_session_decline(s, std::ptr::null()),
+                "decline in OnInvitation",
+            );
         }
         // Keep it (one more reference), answering now or later.
         k => {
             if k == 2 {
-                ok(msgr_session_accept(s, std::ptr::null()), "accept in OnInvitation");
+                ok(
+                    msgr_session_accept(s, std::ptr::null()),
+                    "accept in OnInvitation",
+                );
             }
             // Bounded, so that what the test holds does not grow with the run.
             let mut inbox = u.inbox.lock().unwrap();
@@ -328,16 +373,27 @@ unsafe extern "C" fn m_invitation(
 
 /// Creates a manager on `client` with every counting registration; None when the client
 /// refuses (shut down).
-unsafe fn new_manager(client: *mut msgr_client, inbox: &Inbox, invitations: bool) -> Option<(*mut msgr_session_manager, Arc<Mgr>)> {
+unsafe fn new_manager(
+    client: *mut msgr_client,
+    inbox: &Inbox,
+    invitations: bool,
+) -> Option<(*mut msgr_session_manager, Arc<Mgr>)> {
     let mut m = null_mut();
-    if ok(msgr_session_manager_create(client, &mut m), "manager_create") != 0 {
+    if ok(
+        msgr_session_manager_create(client, &mut m),
+        "manager_create",
+    ) != 0
+    {
         return None;
     }
     let counts = Arc::new(Mgr::default());
     counts.handle.store(m as u64, Ordering::Release);
     let ud = || {
         LIVE_UD.fetch_add(1, Ordering::SeqCst);
-        Box::into_raw(Box::new(MgrUd { mgr: counts.clone(), inbox: inbox.clone() })) as *mut c_void
+        Box::into_raw(Box::new(MgrUd {
+            mgr: counts.clone(),
+            inbox: inbox.clone(),
+        })) as *mut c_void
     };
     let d = Some(destroy_mgr as unsafe extern "C" fn(*mut c_void));
     let mut c = 0u32;
@@ -349,7 +405,13 @@ unsafe fn new_manager(client: *mut msgr_client, inbox: &Inbox, invitations: bool
         msgr_session_manager_on_app_shutdown(m, Some(m_shutdown), ud(), d, &mut c),
     ];
     if invitations {
-        hrs.push(msgr_session_manager_on_invitation(m, Some(m_invitation), ud(), d, &mut c));
+        hrs.push(msgr_session_manager_on_invitation(
+            m,
+            Some(m_invitation),
+            ud(),
+            d,
+            &mut c,
+        ));
     }
     for hr in hrs {
         if hr != 0 {
@@ -404,16 +466,30 @@ fn dispatch(c: &ClientRec) {
 
 unsafe fn new_session(c: &ClientRec, w: &World, t: &mut Tally) -> Option<Held> {
     let mut s = null_mut();
-    if ok(msgr_session_manager_create_session(c.manager, &mut s), "create_session") != 0 {
+    if ok(
+        msgr_session_manager_create_session(c.manager, &mut s),
+        "create_session",
+    ) != 0
+    {
         return None;
     }
     t.sessions += 1;
     let side = watch_session(s);
-    ok(msgr_session_set_application(s, APP.as_ptr()), "set_application");
-    ok(msgr_session_set_local_address(s, c"10.0.0.1".as_ptr()), "set_local_address");
+    ok(
+        msgr_session_set_application(s, APP.as_ptr()),
+        "set_application",
+    );
+    ok(
+        msgr_session_set_local_address(s, c"10.0.0.1".as_ptr()),
+        "set_local_address",
+    );
     if rand_below(10) != 0 {
         let to = &w.clients[rand_below(w.clients.len())];
-        if ok(msgr_session_invite(s, to.name.as_ptr(), c"play?".as_ptr()), "invite") == 0 {
+        if ok(
+            msgr_session_invite(s, to.name.as_ptr(), c"play?".as_ptr()),
+            "invite",
+        ) == 0
+        {
             t.invites_ok += 1;
         }
     }
@@ -445,7 +521,10 @@ fn worker(w: &World, idx: usize, seed: u64) -> (Vec<Held>, Tally, Vec<usize>) {
                         match rand_below(4) {
                             0 => ok(msgr_session_accept(h.h, c"yes".as_ptr()), "accept"),
                             1 => ok(msgr_session_decline(h.h, c"no".as_ptr()), "decline"),
-                            2 => ok(msgr_session_cancel(h.h, 0x8100_0607u32 as i32, std::ptr::null()), "cancel"),
+                            2 => ok(
+                                msgr_session_cancel(h.h, 0x8100_0607u32 as i32, std::ptr::null()),
+                                "cancel",
+                            ),
                             _ => 0,
                         };
                         mine.push(h);
@@ -454,13 +533,19 @@ fn worker(w: &World, idx: usize, seed: u64) -> (Vec<Held>, Tally, Vec<usize>) {
                 35..=44 => {
                     if !mine.is_empty() {
                         let h = &mine[rand_below(mine.len())];
-                        ok(msgr_session_cancel(h.h, 0x8100_0607u32 as i32, c"bye".as_ptr()), "cancel");
+                        ok(
+                            msgr_session_cancel(h.h, 0x8100_0607u32 as i32, c"bye".as_ptr()),
+                            "cancel",
+                        );
                     }
                 }
                 45..=54 => {
                     if !mine.is_empty() {
                         let h = &mine[rand_below(mine.len())];
-                        ok(msgr_session_send_context_data(h.h, c"ctx".as_ptr()), "send_context_data");
+                        ok(
+                            msgr_session_send_context_data(h.h, c"ctx".as_ptr()),
+                            "send_context_data",
+                        );
                     }
                 }
                 55..=64 => {
@@ -468,7 +553,9 @@ fn worker(w: &World, idx: usize, seed: u64) -> (Vec<Held>, Tally, Vec<usize>) {
                     // will: registered after their session ended).
                     let mut keep = Vec::with_capacity(mine.len());
                     for h in mine.drain(..) {
-                        if h.side.late.load(Ordering::SeqCst) || h.side.log.lock().unwrap().terminations > 0 {
+                        if h.side.late.load(Ordering::SeqCst)
+                            || h.side.log.lock().unwrap().terminations > 0
+                        {
                             if msgr_session_release(h.h) != 0 {
                                 violation("release of a held handle failed".into());
                             }
@@ -500,10 +587,25 @@ fn worker(w: &World, idx: usize, seed: u64) -> (Vec<Held>, Tally, Vec<usize>) {
                 }
                 71..=75 => {
                     if rand_below(2) == 0 {
-                        if ok(msgr_session_manager_register_application(c.manager, APP2.as_ptr(), c"Two".as_ptr(), c"u".as_ptr(), std::ptr::null(), 0), "register") == 0 {
+                        if ok(
+                            msgr_session_manager_register_application(
+                                c.manager,
+                                APP2.as_ptr(),
+                                c"Two".as_ptr(),
+                                c"u".as_ptr(),
+                                std::ptr::null(),
+                                0,
+                            ),
+                            "register",
+                        ) == 0
+                        {
                             REGISTERED_OK.fetch_add(1, Ordering::SeqCst);
                         }
-                    } else if ok(msgr_session_manager_unregister_application(c.manager, APP2.as_ptr()), "unregister") == 0 {
+                    } else if ok(
+                        msgr_session_manager_unregister_application(c.manager, APP2.as_ptr()),
+                        "unregister",
+                    ) == 0
+                    {
                         UNREGISTERED_OK.fetch_add(1, Ordering::SeqCst);
                     }
                 }
@@ -521,7 +623,10 @@ fn worker(w: &World, idx: usize, seed: u64) -> (Vec<Held>, Tally, Vec<usize>) {
                     }
                 }
                 81..=83 => {
-                    ok(msgr_service_advance_clock(w.svc, rand_below(1500) as u64), "advance_clock");
+                    ok(
+                        msgr_service_advance_clock(w.svc, rand_below(1500) as u64),
+                        "advance_clock",
+                    );
                 }
                 84..=85 => {
                     if !mine.is_empty() {
@@ -541,7 +646,10 @@ fn worker(w: &World, idx: usize, seed: u64) -> (Vec<Held>, Tally, Vec<usize>) {
             let h = mine.remove(0);
             // SAFETY: a held handle, released once.
             unsafe {
-                ok(msgr_session_cancel(h.h, 0x8100_0607u32 as i32, std::ptr::null()), "cancel");
+                ok(
+                    msgr_session_cancel(h.h, 0x8100_0607u32 as i32, std::ptr::null()),
+                    "cancel",
+                );
                 if msgr_session_release(h.h) != 0 {
                     violation("release of a held handle failed".into());
                 }
@@ -557,17 +665,30 @@ fn rss() -> u64 {
     let Ok(s) = std::fs::read_to_string("/proc/self/statm") else {
         return 0;
     };
-    let pages: u64 = s.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     // SAFETY: sysconf has no memory effects.
     pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
 }
 
 #[test]
 fn soak_random_operations_with_exact_accounting() {
-    let seconds: f64 = std::env::var("MSGRPRIV_SOAK_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3.0);
-    let seed: u64 = std::env::var("MSGRPRIV_SOAK_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
+    let seconds: f64 = std::env::var("MSGRPRIV_SOAK_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3.0);
+    let seed: u64 = std::env::var("MSGRPRIV_SOAK_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
     eprintln!("soak: {seconds} s, seed {seed} (MSGRPRIV_SOAK_SEED={seed} replays the choices, not the interleaving)");
     let opts = msgr_service_options {
         struct_size: std::mem::size_of::<msgr_service_options>() as u32,
@@ -586,7 +707,10 @@ fn soak_random_operations_with_exact_accounting() {
         let inbox: Inbox = Arc::default();
         // SAFETY: valid handles and out pointers.
         unsafe {
-            assert_eq!(msgr_client_create(svc, name.as_ptr(), if manual { 0 } else { 1 }, &mut c), 0);
+            assert_eq!(
+                msgr_client_create(svc, name.as_ptr(), if manual { 0 } else { 1 }, &mut c),
+                0
+            );
             // A thread-mode client's thread may deliver a new manager's first lock events before
             // its callbacks are registered (documented at msgr_session_manager_create): register
             // while signed out, then sign in, so that every OnLockEnable is counted.
@@ -612,7 +736,14 @@ fn soak_random_operations_with_exact_accounting() {
     // SAFETY: a manager handle and valid strings.
     unsafe {
         assert_eq!(
-            msgr_session_manager_register_application(clients[0].manager, APP.as_ptr(), c"Soak".as_ptr(), c"u".as_ptr(), std::ptr::null(), 0),
+            msgr_session_manager_register_application(
+                clients[0].manager,
+                APP.as_ptr(),
+                c"Soak".as_ptr(),
+                c"u".as_ptr(),
+                std::ptr::null(),
+                0
+            ),
             0
         );
     }
@@ -625,7 +756,10 @@ fn soak_random_operations_with_exact_accounting() {
         .map(|i| {
             let w = world.clone();
             let seed = seed.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            std::thread::Builder::new().name(format!("soak-{i}")).spawn(move || worker(&w, i, seed)).unwrap()
+            std::thread::Builder::new()
+                .name(format!("soak-{i}"))
+                .spawn(move || worker(&w, i, seed))
+                .unwrap()
         })
         .collect();
     // Memory: sampled every 100 ms; the baseline is the largest sample of the warm-up.
@@ -675,7 +809,10 @@ fn soak_random_operations_with_exact_accounting() {
         for h in &held {
             let _ = msgr_session_cancel(h.h, 0x8100_0607u32 as i32, std::ptr::null());
         }
-        ok(msgr_service_advance_clock(w.svc, 10 * TIMEOUT_MS as u64), "advance_clock");
+        ok(
+            msgr_service_advance_clock(w.svc, 10 * TIMEOUT_MS as u64),
+            "advance_clock",
+        );
         // Drain: manual clients here, thread-mode ones by their threads; until every held side
         // has its OnTermination and the event count is still.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -695,9 +832,14 @@ fn soak_random_operations_with_exact_accounting() {
             std::thread::sleep(Duration::from_millis(50));
             let pending = held
                 .iter()
-                .filter(|h| !h.side.late.load(Ordering::SeqCst) && h.side.log.lock().unwrap().terminations == 0)
+                .filter(|h| {
+                    !h.side.late.load(Ordering::SeqCst)
+                        && h.side.log.lock().unwrap().terminations == 0
+                })
                 .count();
-            if (pending == 0 && EVENTS.load(Ordering::SeqCst) == before) || Instant::now() > deadline {
+            if (pending == 0 && EVENTS.load(Ordering::SeqCst) == before)
+                || Instant::now() > deadline
+            {
                 break;
             }
         }
@@ -719,27 +861,56 @@ fn soak_random_operations_with_exact_accounting() {
         for c in &w.clients {
             let m = &c.counts;
             let expect = [
-                ("OnLockEnable", m.lock_enable.load(Ordering::SeqCst), c.sign_ins.load(Ordering::SeqCst)),
-                ("OnLockStatusChanged(NOTINITIALIZED)", m.not_initialized.load(Ordering::SeqCst), c.sign_outs.load(Ordering::SeqCst)),
-                ("OnAppRegistered", m.app2_registered.load(Ordering::SeqCst), REGISTERED_OK.load(Ordering::SeqCst)),
-                ("OnAppUnRegistered", m.app2_unregistered.load(Ordering::SeqCst), UNREGISTERED_OK.load(Ordering::SeqCst)),
+                (
+                    "OnLockEnable",
+                    m.lock_enable.load(Ordering::SeqCst),
+                    c.sign_ins.load(Ordering::SeqCst),
+                ),
+                (
+                    "OnLockStatusChanged(NOTINITIALIZED)",
+                    m.not_initialized.load(Ordering::SeqCst),
+                    c.sign_outs.load(Ordering::SeqCst),
+                ),
+                (
+                    "OnAppRegistered",
+                    m.app2_registered.load(Ordering::SeqCst),
+                    REGISTERED_OK.load(Ordering::SeqCst),
+                ),
+                (
+                    "OnAppUnRegistered",
+                    m.app2_unregistered.load(Ordering::SeqCst),
+                    UNREGISTERED_OK.load(Ordering::SeqCst),
+                ),
                 ("OnAppShutdown", m.shutdown.load(Ordering::SeqCst), 0),
             ];
             for (what, got, want) in expect {
                 if got != want {
-                    violation(format!("{}: {what} received {got} times, expected {want}", c.name.to_str().unwrap()));
+                    violation(format!(
+                        "{}: {what} received {got} times, expected {want}",
+                        c.name.to_str().unwrap()
+                    ));
                 }
             }
         }
-        eprintln!("soak: {} held sides checked at the end, {late} registered after their session ended", held.len());
-        let invitations: u32 = w.clients.iter().map(|c| c.counts.invitations.load(Ordering::SeqCst)).sum();
+        eprintln!(
+            "soak: {} held sides checked at the end, {late} registered after their session ended",
+            held.len()
+        );
+        let invitations: u32 = w
+            .clients
+            .iter()
+            .map(|c| c.counts.invitations.load(Ordering::SeqCst))
+            .sum();
         for h in held.drain(..) {
             if msgr_session_release(h.h) != 0 {
                 violation("final release failed".into());
             }
         }
         for m in short {
-            assert_eq!(msgr_session_manager_release(m as *mut msgr_session_manager), 0);
+            assert_eq!(
+                msgr_session_manager_release(m as *mut msgr_session_manager),
+                0
+            );
         }
         for c in &w.clients {
             assert_eq!(msgr_session_manager_release(c.manager), 0);
@@ -776,7 +947,11 @@ fn soak_random_operations_with_exact_accounting() {
         );
         let v = VIOLATIONS.lock().unwrap();
         assert!(v.is_empty(), "{} violations:\n{}", v.len(), v.join("\n"));
-        assert_eq!(LIVE_UD.load(Ordering::SeqCst), 0, "destroy callbacks missing (or doubled)");
+        assert_eq!(
+            LIVE_UD.load(Ordering::SeqCst),
+            0,
+            "destroy callbacks missing (or doubled)"
+        );
         assert!(tally.sessions > 0 && TERMINATIONS.load(Ordering::SeqCst) > 0);
         // Generous: what the test holds is bounded, so steady growth would be the library's.
         // Not under a sanitizer (scripts/rust-asan.sh, rust-tsan.sh set MSGRPRIV_TEST_UNDER):
@@ -785,7 +960,11 @@ fn soak_random_operations_with_exact_accounting() {
         if sanitized {
             eprintln!("soak: memory growth not asserted under a sanitizer");
         } else if baseline > 0 && !samples.is_empty() {
-            assert!(growth < 64 << 20, "resident memory grew by {:.1} MiB after the warm-up", mib(growth));
+            assert!(
+                growth < 64 << 20,
+                "resident memory grew by {:.1} MiB after the warm-up",
+                mib(growth)
+            );
         }
     }
 }

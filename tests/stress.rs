@@ -47,7 +47,12 @@ fn threads_invite_accept_decline_cancel_at_once() {
     let mut clients = Vec::new();
     let mut managers = Vec::new();
     for i in 0..CLIENTS {
-        let c = Client::new(dynsvc.clone(), &format!("user{i}@example.com"), DispatchMode::Thread).unwrap();
+        let c = Client::new(
+            dynsvc.clone(),
+            &format!("user{i}@example.com"),
+            DispatchMode::Thread,
+        )
+        .unwrap();
         let m = c.create_session_manager().unwrap();
         let (logs, seed) = (logs.clone(), seed.clone());
         m.advise(ManagerEventKind::Invitation, move |e| {
@@ -77,14 +82,20 @@ fn threads_invite_accept_decline_cancel_at_once() {
     let inviter_sessions: Arc<Mutex<Vec<Session>>> = Arc::default();
     std::thread::scope(|scope| {
         for (i, m) in managers.iter().enumerate() {
-            let (m, logs, seed, all) = (m.clone(), logs.clone(), seed.clone(), inviter_sessions.clone());
+            let (m, logs, seed, all) = (
+                m.clone(),
+                logs.clone(),
+                seed.clone(),
+                inviter_sessions.clone(),
+            );
             scope.spawn(move || {
                 for _ in 0..PER_WORKER {
                     let s = m.create_session().unwrap();
                     record(&s, 'A', &logs);
                     s.set_application(APP).unwrap();
                     let j = (i + 1 + (rng(&seed) as usize % (CLIENTS - 1))) % CLIENTS;
-                    s.invite(&format!("user{j}@example.com"), Some("hi")).unwrap();
+                    s.invite(&format!("user{j}@example.com"), Some("hi"))
+                        .unwrap();
                     if rng(&seed) % 4 == 0 {
                         let _ = s.cancel(msgrpriv::error::E_FAIL, None);
                     } else if rng(&seed) % 3 == 0 {
@@ -127,7 +138,10 @@ fn threads_invite_accept_decline_cancel_at_once() {
                 .unwrap_or_else(|| panic!("{side} side of {s:?} saw nothing"));
             let terms = l.iter().filter(|e| e.starts_with("Termination")).count();
             assert_eq!(terms, 1, "{side} {s:?}: {l:?}");
-            assert!(l.last().unwrap().starts_with("Termination"), "{side}: {l:?}");
+            assert!(
+                l.last().unwrap().starts_with("Termination"),
+                "{side}: {l:?}"
+            );
         }
         assert!(logs[&(s.id().to_string(), 'A')][0] == "StateChanged(Ready)");
     }

@@ -113,7 +113,10 @@ fn on_fuzz_thread() -> bool {
 /// a callback after its destroy callback is a use-after-free for AddressSanitizer.
 fn assert_not_released(h: usize) {
     if on_fuzz_thread() {
-        assert!(!RELEASED.lock().unwrap().contains(&h), "callback for a released handle");
+        assert!(
+            !RELEASED.lock().unwrap().contains(&h),
+            "callback for a released handle"
+        );
     }
 }
 
@@ -136,7 +139,12 @@ unsafe fn touch(ud: *mut c_void) {
     std::ptr::read_volatile(ud as *const u8);
 }
 
-unsafe extern "C" fn on_termination(ud: *mut c_void, s: *mut msgr_session, hr: i32, _d: *const c_char) {
+unsafe extern "C" fn on_termination(
+    ud: *mut c_void,
+    s: *mut msgr_session,
+    hr: i32,
+    _d: *const c_char,
+) {
     touch(ud);
     let n = side(ud).terminations.fetch_add(1, Ordering::SeqCst) + 1;
     assert_eq!(n, 1, "two OnTermination for one registration");
@@ -148,10 +156,16 @@ unsafe extern "C" fn on_termination(ud: *mut c_void, s: *mut msgr_session, hr: i
     assert_not_released(s as usize);
     let mut buf = [0 as c_char; 64];
     let mut n = 0usize;
-    if !lent_ok(msgr_session_get_session_id(s, buf.as_mut_ptr(), 64, &mut n), s as usize) {
+    if !lent_ok(
+        msgr_session_get_session_id(s, buf.as_mut_ptr(), 64, &mut n),
+        s as usize,
+    ) {
         return;
     }
-    assert!(CStr::from_ptr(buf.as_ptr()).to_bytes().len() == 38, "a SessionID");
+    assert!(
+        CStr::from_ptr(buf.as_ptr()).to_bytes().len() == 38,
+        "a SessionID"
+    );
     let mut st = 0u32;
     if !lent_ok(msgr_session_get_flags(s, &mut st), s as usize) {
         return;
@@ -160,7 +174,11 @@ unsafe extern "C" fn on_termination(ud: *mut c_void, s: *mut msgr_session, hr: i
 
 unsafe extern "C" fn on_state(ud: *mut c_void, s: *mut msgr_session, _prev: SESSION_STATE) {
     touch(ud);
-    assert_eq!(side(ud).terminations.load(Ordering::SeqCst), 0, "OnStateChanged after OnTermination");
+    assert_eq!(
+        side(ud).terminations.load(Ordering::SeqCst),
+        0,
+        "OnStateChanged after OnTermination"
+    );
     assert_not_released(s as usize);
     // Re-enter: a getter and sometimes a cancel from inside the callback.
     let mut st = SESSION_STATE::SS_UNKNOWN;
@@ -172,7 +190,11 @@ unsafe extern "C" fn on_state(ud: *mut c_void, s: *mut msgr_session, _prev: SESS
 
 unsafe extern "C" fn on_context(ud: *mut c_void, s: *mut msgr_session, _d: *const c_char) {
     touch(ud);
-    assert_eq!(side(ud).terminations.load(Ordering::SeqCst), 0, "OnContextData after OnTermination");
+    assert_eq!(
+        side(ud).terminations.load(Ordering::SeqCst),
+        0,
+        "OnContextData after OnTermination"
+    );
     assert_not_released(s as usize);
 }
 
@@ -188,8 +210,20 @@ unsafe extern "C" fn on_invitation(
     *handled = true;
     let mut cookie = 0;
     let watch = Arc::new(Side::default());
-    ok(msgr_session_on_termination(s, Some(on_termination), ud_of(&watch), Some(destroy), &mut cookie));
-    ok(msgr_session_on_state_changed(s, Some(on_state), ud_of(&watch), Some(destroy), &mut cookie));
+    ok(msgr_session_on_termination(
+        s,
+        Some(on_termination),
+        ud_of(&watch),
+        Some(destroy),
+        &mut cookie,
+    ));
+    ok(msgr_session_on_state_changed(
+        s,
+        Some(on_state),
+        ud_of(&watch),
+        Some(destroy),
+        &mut cookie,
+    ));
     // Decide from the app data: accept, decline, or keep it for later.
     let first = if data.is_null() { 0 } else { *data as u8 };
     match first % 3 {
@@ -220,13 +254,30 @@ unsafe fn release_kept(k: usize) {
     ok(msgr_session_release(k as *mut _));
 }
 
-unsafe extern "C" fn on_challenge(ud: *mut c_void, m: *mut msgr_session_manager, cookie: i32, ch: *const c_char) {
+unsafe extern "C" fn on_challenge(
+    ud: *mut c_void,
+    m: *mut msgr_session_manager,
+    cookie: i32,
+    ch: *const c_char,
+) {
     touch(ud);
     assert_not_released(m as usize);
     let mut out = [0 as c_char; 33];
-    let key = if cookie % 2 == 0 { c"fuzz-key" } else { c"wrong" };
-    assert_eq!(msgr_lock_compute_response(ch, key.as_ptr(), out.as_mut_ptr()), 0);
-    ok(msgr_session_manager_send_response(m, c"fuzz-app".as_ptr(), out.as_ptr(), cookie));
+    let key = if cookie % 2 == 0 {
+        c"fuzz-key"
+    } else {
+        c"wrong"
+    };
+    assert_eq!(
+        msgr_lock_compute_response(ch, key.as_ptr(), out.as_mut_ptr()),
+        0
+    );
+    ok(msgr_session_manager_send_response(
+        m,
+        c"fuzz-app".as_ptr(),
+        out.as_ptr(),
+        cookie,
+    ));
 }
 
 fuzz_target!(|data: &[u8]| unsafe {
@@ -274,8 +325,20 @@ fuzz_target!(|data: &[u8]| unsafe {
                     let mut m = null_mut();
                     if ok(msgr_session_manager_create(c, &mut m)) == 0 {
                         let mut cookie = 0;
-                        ok(msgr_session_manager_on_invitation(m, Some(on_invitation), new_ud(), Some(destroy), &mut cookie));
-                        ok(msgr_session_manager_on_lock_challenge(m, Some(on_challenge), new_ud(), Some(destroy), &mut cookie));
+                        ok(msgr_session_manager_on_invitation(
+                            m,
+                            Some(on_invitation),
+                            new_ud(),
+                            Some(destroy),
+                            &mut cookie,
+                        ));
+                        ok(msgr_session_manager_on_lock_challenge(
+                            m,
+                            Some(on_challenge),
+                            new_ud(),
+                            Some(destroy),
+                            &mut cookie,
+                        ));
                         managers.push(m);
                     }
                 }
@@ -295,9 +358,27 @@ fuzz_target!(|data: &[u8]| unsafe {
                     if ok(msgr_session_manager_create_session(m, &mut s)) == 0 {
                         let mut cookie = 0;
                         let watch = Arc::new(Side::default());
-                        ok(msgr_session_on_termination(s, Some(on_termination), ud_of(&watch), Some(destroy), &mut cookie));
-                        ok(msgr_session_on_state_changed(s, Some(on_state), ud_of(&watch), Some(destroy), &mut cookie));
-                        ok(msgr_session_on_context_data(s, Some(on_context), ud_of(&watch), Some(destroy), &mut cookie));
+                        ok(msgr_session_on_termination(
+                            s,
+                            Some(on_termination),
+                            ud_of(&watch),
+                            Some(destroy),
+                            &mut cookie,
+                        ));
+                        ok(msgr_session_on_state_changed(
+                            s,
+                            Some(on_state),
+                            ud_of(&watch),
+                            Some(destroy),
+                            &mut cookie,
+                        ));
+                        ok(msgr_session_on_context_data(
+                            s,
+                            Some(on_context),
+                            ud_of(&watch),
+                            Some(destroy),
+                            &mut cookie,
+                        ));
                         sessions.push(s);
                     }
                 }
@@ -312,15 +393,33 @@ fuzz_target!(|data: &[u8]| unsafe {
                 }
             }
             4 => {
-                let s = any_handle(&mut inp, &sessions.iter().map(|p| *p as usize).collect::<Vec<_>>());
-                let g = if inp.byte() % 4 == 0 { cstr(inp.string()) } else { CString::new(APP).unwrap() };
+                let s = any_handle(
+                    &mut inp,
+                    &sessions.iter().map(|p| *p as usize).collect::<Vec<_>>(),
+                );
+                let g = if inp.byte() % 4 == 0 {
+                    cstr(inp.string())
+                } else {
+                    CString::new(APP).unwrap()
+                };
                 ok(msgr_session_set_application(s as *mut _, g.as_ptr()));
             }
             5 => {
-                let s = any_handle(&mut inp, &sessions.iter().map(|p| *p as usize).collect::<Vec<_>>());
-                let who = if inp.byte() % 3 == 0 { cstr(inp.string()) } else { CString::new(names[inp.byte() as usize % 3]).unwrap() };
+                let s = any_handle(
+                    &mut inp,
+                    &sessions.iter().map(|p| *p as usize).collect::<Vec<_>>(),
+                );
+                let who = if inp.byte() % 3 == 0 {
+                    cstr(inp.string())
+                } else {
+                    CString::new(names[inp.byte() as usize % 3]).unwrap()
+                };
                 let data = cstr(inp.string());
-                ok(msgr_session_invite(s as *mut _, who.as_ptr(), data.as_ptr()));
+                ok(msgr_session_invite(
+                    s as *mut _,
+                    who.as_ptr(),
+                    data.as_ptr(),
+                ));
             }
             6 => {
                 let popped = KEPT.lock().unwrap().pop();
@@ -335,12 +434,22 @@ fuzz_target!(|data: &[u8]| unsafe {
                 }
             }
             7 => {
-                let s = any_handle(&mut inp, &sessions.iter().map(|p| *p as usize).collect::<Vec<_>>());
+                let s = any_handle(
+                    &mut inp,
+                    &sessions.iter().map(|p| *p as usize).collect::<Vec<_>>(),
+                );
                 let d = cstr(inp.string());
-                ok(msgr_session_cancel(s as *mut _, 0x8100_0607u32 as i32, d.as_ptr()));
+                ok(msgr_session_cancel(
+                    s as *mut _,
+                    0x8100_0607u32 as i32,
+                    d.as_ptr(),
+                ));
             }
             8 => {
-                let s = any_handle(&mut inp, &sessions.iter().map(|p| *p as usize).collect::<Vec<_>>());
+                let s = any_handle(
+                    &mut inp,
+                    &sessions.iter().map(|p| *p as usize).collect::<Vec<_>>(),
+                );
                 let d = cstr(inp.string());
                 ok(msgr_session_send_context_data(s as *mut _, d.as_ptr()));
             }
@@ -352,10 +461,21 @@ fuzz_target!(|data: &[u8]| unsafe {
             }
             11 => {
                 if let Some(m) = inp.pick(&managers) {
-                    let g = if inp.byte() % 2 == 0 { CString::new(APP).unwrap() } else { cstr(inp.string()) };
+                    let g = if inp.byte() % 2 == 0 {
+                        CString::new(APP).unwrap()
+                    } else {
+                        cstr(inp.string())
+                    };
                     if inp.byte() % 2 == 0 {
                         let name = cstr(inp.string());
-                        ok(msgr_session_manager_register_application(m, g.as_ptr(), name.as_ptr(), c"u".as_ptr(), std::ptr::null(), 0));
+                        ok(msgr_session_manager_register_application(
+                            m,
+                            g.as_ptr(),
+                            name.as_ptr(),
+                            c"u".as_ptr(),
+                            std::ptr::null(),
+                            0,
+                        ));
                     } else {
                         ok(msgr_session_manager_unregister_application(m, g.as_ptr()));
                     }
@@ -375,16 +495,23 @@ fuzz_target!(|data: &[u8]| unsafe {
                         0 => ok(msgr_client_sign_out(c)),
                         1 => ok(msgr_client_sign_in(c)),
                         2 => ok(msgr_client_shutdown(c)),
-                        _ => ok(msgr_service_set_reachable(svc, c"u1".as_ptr(), inp.byte() % 2 == 0)),
+                        _ => ok(msgr_service_set_reachable(
+                            svc,
+                            c"u1".as_ptr(),
+                            inp.byte() % 2 == 0,
+                        )),
                     };
                 }
             }
             15 => {
                 // Getters through any handle of any kind.
-                let all: Vec<usize> = sessions.iter().map(|p| *p as usize)
+                let all: Vec<usize> = sessions
+                    .iter()
+                    .map(|p| *p as usize)
                     .chain(managers.iter().map(|p| *p as usize))
                     .chain(clients.iter().map(|p| *p as usize))
-                    .chain(dead.iter().copied()).collect();
+                    .chain(dead.iter().copied())
+                    .collect();
                 let h = any_handle(&mut inp, &all);
                 let mut buf = [0 as c_char; 8];
                 let mut n = 0usize;
@@ -393,15 +520,33 @@ fuzz_target!(|data: &[u8]| unsafe {
                 let mut f = 0u32;
                 match inp.byte() % 6 {
                     0 => ok(msgr_session_get_state(h as *mut _, &mut st)),
-                    1 => ok(msgr_session_get_user(h as *mut _, buf.as_mut_ptr(), 8, &mut n)),
-                    2 => ok(msgr_session_get_context_data(h as *mut _, buf.as_mut_ptr(), buf.len(), &mut n)),
+                    1 => ok(msgr_session_get_user(
+                        h as *mut _,
+                        buf.as_mut_ptr(),
+                        8,
+                        &mut n,
+                    )),
+                    2 => ok(msgr_session_get_context_data(
+                        h as *mut _,
+                        buf.as_mut_ptr(),
+                        buf.len(),
+                        &mut n,
+                    )),
                     3 => ok(msgr_session_manager_get_lock_status(h as *mut _, &mut ls)),
                     4 => ok(msgr_session_get_flags(h as *mut _, &mut f)),
-                    _ => ok(msgr_session_get_remote_address(h as *mut _, std::ptr::null_mut(), 0, &mut n)),
+                    _ => ok(msgr_session_get_remote_address(
+                        h as *mut _,
+                        std::ptr::null_mut(),
+                        0,
+                        &mut n,
+                    )),
                 };
             }
             16 => {
-                let s = any_handle(&mut inp, &sessions.iter().map(|p| *p as usize).collect::<Vec<_>>());
+                let s = any_handle(
+                    &mut inp,
+                    &sessions.iter().map(|p| *p as usize).collect::<Vec<_>>(),
+                );
                 let a = cstr(inp.string());
                 ok(msgr_session_set_local_address(s as *mut _, a.as_ptr()));
             }
@@ -413,8 +558,17 @@ fuzz_target!(|data: &[u8]| unsafe {
             }
             18 => {
                 let mut cookie = 0;
-                let s = any_handle(&mut inp, &sessions.iter().map(|p| *p as usize).collect::<Vec<_>>());
-                let r = ok(msgr_session_on_context_data(s as *mut _, Some(on_context), new_ud(), Some(destroy), &mut cookie));
+                let s = any_handle(
+                    &mut inp,
+                    &sessions.iter().map(|p| *p as usize).collect::<Vec<_>>(),
+                );
+                let r = ok(msgr_session_on_context_data(
+                    s as *mut _,
+                    Some(on_context),
+                    new_ud(),
+                    Some(destroy),
+                    &mut cookie,
+                ));
                 if r == 0 && inp.byte() % 2 == 0 {
                     ok(msgr_session_unadvise(s as *mut _, cookie));
                 }
@@ -422,7 +576,13 @@ fuzz_target!(|data: &[u8]| unsafe {
             _ => {
                 let s = cstr(inp.string());
                 let mut c = null_mut();
-                if ok(msgr_client_create(svc, s.as_ptr(), (inp.byte() % 3) as i32, &mut c)) == 0 {
+                if ok(msgr_client_create(
+                    svc,
+                    s.as_ptr(),
+                    (inp.byte() % 3) as i32,
+                    &mut c,
+                )) == 0
+                {
                     clients.push(c);
                 }
             }
@@ -456,5 +616,9 @@ fuzz_target!(|data: &[u8]| unsafe {
         ok(msgr_session_release(k as *mut _));
     }
     assert_eq!(msgr_service_destroy(svc), 0);
-    assert_eq!(*LIVE_REGS.lock().unwrap(), 0, "a destroy callback did not run (or ran twice)");
+    assert_eq!(
+        *LIVE_REGS.lock().unwrap(),
+        0,
+        "a destroy callback did not run (or ran twice)"
+    );
 });

@@ -24,7 +24,13 @@ fuzz_target!(|data: &[u8]| {
                 assert!(reg.get(g).is_some());
                 reg.unregister(g).unwrap();
             }
-            assert_eq!(reg.unregister("{00000000-0000-0000-0000-00000000FFFE}").is_err(), before.iter().all(|e| e.guid != "{00000000-0000-0000-0000-00000000FFFE}"));
+            assert_eq!(
+                reg.unregister("{00000000-0000-0000-0000-00000000FFFE}")
+                    .is_err(),
+                before
+                    .iter()
+                    .all(|e| e.guid != "{00000000-0000-0000-0000-00000000FFFE}")
+            );
             let _ = SR_APP_NOT_REGISTERED;
             let reopened = AppRegistry::open(&path).expect("a registry we wrote reopens");
             assert_eq!(reopened.list(), reg.list());

@@ -3,8 +3,8 @@
 use super::callbacks::UserData;
 use super::guard;
 use super::handles;
-use super::strings::{in_str, out, out_ptr};
 use super::service::ServiceHandle;
+use super::strings::{in_str, out, out_ptr};
 use super::{msgr_client, msgr_service, MSGR_HRESULT};
 use crate::client::Client;
 use crate::dispatch::DispatchMode;
@@ -82,7 +82,10 @@ pub unsafe extern "C" fn msgr_client_create(
     })
 }
 
-fn with_client(client: *mut msgr_client, f: impl FnOnce(&Client) -> crate::Result<Hr>) -> MSGR_HRESULT {
+fn with_client(
+    client: *mut msgr_client,
+    f: impl FnOnce(&Client) -> crate::Result<Hr>,
+) -> MSGR_HRESULT {
     guard(|| {
         let c: Arc<Client> = handles::get(client)?;
         f(&c)
@@ -164,7 +167,10 @@ pub unsafe extern "C" fn msgr_client_dispatch(
 /// @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL for a thread-mode client;
 ///         E_FAIL when the descriptor cannot be created.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_client_event_fd(client: *mut msgr_client, fd: *mut i32) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_client_event_fd(
+    client: *mut msgr_client,
+    fd: *mut i32,
+) -> MSGR_HRESULT {
     with_client(client, |c| {
         out_ptr(fd)?;
         let v = c.event_fd()?;
@@ -174,7 +180,13 @@ pub unsafe extern "C" fn msgr_client_event_fd(client: *mut msgr_client, fd: *mut
 }
 
 struct CLauncher {
-    callback: unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, *const c_char, *mut u32) -> MSGR_HRESULT,
+    callback: unsafe extern "C" fn(
+        *mut c_void,
+        *const c_char,
+        *const c_char,
+        *const c_char,
+        *mut u32,
+    ) -> MSGR_HRESULT,
     user_data: UserData,
 }
 
@@ -186,7 +198,13 @@ impl Launcher for CLauncher {
         let mut pid = 0u32;
         // SAFETY: the application's launcher with its own user data and live strings.
         let hr = unsafe {
-            (self.callback)(self.user_data.ptr(), path.as_ptr(), id.as_ptr(), guid.as_ptr(), &mut pid)
+            (self.callback)(
+                self.user_data.ptr(),
+                path.as_ptr(),
+                id.as_ptr(),
+                guid.as_ptr(),
+                &mut pid,
+            )
         };
         if hr < 0 {
             Err(Hr(hr))

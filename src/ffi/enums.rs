@@ -8,8 +8,11 @@
 
 #![allow(non_camel_case_types)]
 
+#[cfg(test)]
 use crate::error::{Hr, E_INVALIDARG};
-use crate::types::{session_flags, LockStatus, SessionState};
+#[cfg(test)]
+use crate::types::session_flags;
+use crate::types::{LockStatus, SessionState};
 
 /// SESSION_STATE: the state of a session (IMsgrSession::get_State, OnStateChanged).
 #[repr(C)]
@@ -83,7 +86,7 @@ impl From<SessionState> for SESSION_STATE {
 }
 
 /// A SESSION_STATE value from C; E_INVALIDARG when out of range.
-#[allow(dead_code)] // for the object-level functions
+#[cfg(test)]
 pub(crate) fn session_state_from_c(v: i32) -> Result<SessionState, Hr> {
     Ok(match v {
         0 => SessionState::Unknown,
@@ -112,7 +115,7 @@ impl From<LockStatus> for MsgrLockStatus {
 }
 
 /// A LockStatus value from C; E_INVALIDARG when out of range.
-#[allow(dead_code)] // for the object-level functions
+#[cfg(test)]
 pub(crate) fn lock_status_from_c(v: i32) -> Result<LockStatus, Hr> {
     Ok(match v {
         1 => LockStatus::NotInitialized,
@@ -127,12 +130,15 @@ pub(crate) fn lock_status_from_c(v: i32) -> Result<LockStatus, Hr> {
 
 /// SESSION_FLAGS bits as C sees them (the core's `session_flags` values, which the mirror
 /// enum must equal).
-#[allow(dead_code)] // for the object-level functions
+#[cfg(test)]
 pub(crate) const SESSION_FLAG_BITS: [(SESSION_FLAGS, u32); 4] = [
     (SESSION_FLAGS::SF_NONE, session_flags::SF_NONE),
     (SESSION_FLAGS::SF_INVITER, session_flags::SF_INVITER),
     (SESSION_FLAGS::SF_INVITEE, session_flags::SF_INVITEE),
-    (SESSION_FLAGS::SF_APP_INVITE_COMPATIBLE, session_flags::SF_APP_INVITE_COMPATIBLE),
+    (
+        SESSION_FLAGS::SF_APP_INVITE_COMPATIBLE,
+        session_flags::SF_APP_INVITE_COMPATIBLE,
+    ),
 ];
 
 #[cfg(test)]
@@ -154,7 +160,10 @@ mod tests {
             }
         }
         assert_eq!(SESSION_STATE::SS_TERMINATED as i32, 7);
-        assert_eq!(std::mem::size_of::<SESSION_STATE>(), std::mem::size_of::<std::ffi::c_int>());
+        assert_eq!(
+            std::mem::size_of::<SESSION_STATE>(),
+            std::mem::size_of::<std::ffi::c_int>()
+        );
     }
 
     #[test]

@@ -43,7 +43,6 @@
 
 // The table is the foundation the object-level functions are built on; until all of them
 // exist, parts of its API have no caller outside the tests.
-#![allow(dead_code)]
 
 use crate::error::{
     Hr, Result, E_HANDLE, E_OUTOFMEMORY, E_POINTER, E_UNEXPECTED, MSGR_E_SERVER_SHUTDOWN,
@@ -381,7 +380,11 @@ impl HandleTable {
             }
             let s = self.slot(slot).expect("allocated");
             // An addition, as in `occupy`: a reader with a forged token may be pinning it.
-            s.state.fetch_add((inherited.min(MAX_GEN) as usize) << STATE_GEN_SHIFT, Ordering::Release);
+            // MAX_GEN is u32::MAX on 64-bit targets (the min is a no-op there, not on 32-bit).
+            #[allow(clippy::unnecessary_min_or_max)]
+            let generation = inherited.min(MAX_GEN);
+            s.state
+                .fetch_add((generation as usize) << STATE_GEN_SHIFT, Ordering::Release);
             if inherited < MAX_GEN {
                 return Ok(slot);
             }
@@ -398,7 +401,13 @@ impl HandleTable {
     }
 
     /// Puts a new object in a slot with refs = 1 and returns its token (under the lock).
-    fn occupy(&self, t: &mut Table, kind: Kind, ident: (Kind, usize), object: Object) -> Result<Token> {
+    fn occupy(
+        &self,
+        t: &mut Table,
+        kind: Kind,
+        ident: (Kind, usize),
+        object: Object,
+    ) -> Result<Token> {
         let slot = match t.free.pop_front() {
             Some(slot) => slot,
             None => self.new_slot(t)?,
@@ -409,7 +418,9 @@ impl HandleTable {
         unsafe { (*s.object.get()).write(object) };
         // Free slots always have a generation below MAX_GEN (see `vacate`). One addition sets
         // generation + 1 and the kind, keeping the pins of readers that are failing right now.
-        let old = s.state.fetch_add((1 << STATE_GEN_SHIFT) | kind as usize, Ordering::Release);
+        let old = s
+            .state
+            .fetch_add((1 << STATE_GEN_SHIFT) | kind as usize, Ordering::Release);
         let generation = (old >> STATE_GEN_SHIFT) as u32 + 1;
         t.refs[slot] = 1;
         t.by_object().insert(ident, slot);
@@ -442,7 +453,10 @@ impl HandleTable {
         if s.generation() < MAX_GEN {
             t.free.push_back(slot);
         }
-        let ident = (kind_from_bits(kind), Arc::as_ptr(&object) as *const () as usize);
+        let ident = (
+            kind_from_bits(kind),
+            Arc::as_ptr(&object) as *const () as usize,
+        );
         t.by_object().remove(&ident);
         object
     }
@@ -469,8 +483,14 @@ impl HandleTable {
     #[inline]
     pub(crate) fn get<T: Any + Send + Sync>(&self, token: Token, kind: Kind) -> Result<Arc<T>> {
         // `is` first, so that a mismatch clones nothing.
-        self.pinned(token, kind, |o| if o.is::<T>() { Ok(o.clone()) } else { Err(E_HANDLE) })
-            .and_then(downcast)
+        self.pinned(token, kind, |o| {
+            if o.is::<T>() {
+                Ok(o.clone())
+            } else {
+                Err(E_HANDLE)
+            }
+        })
+        .and_then(downcast)
     }
 
     /// Runs `f` on the object named by `token` while its slot is pinned, without cloning the
@@ -486,14 +506,21 @@ impl HandleTable {
         kind: Kind,
         f: impl FnOnce(&T) -> R,
     ) -> Result<R> {
-        self.pinned(token, kind, |o| o.downcast_ref::<T>().map(f).ok_or(E_HANDLE))
+        self.pinned(token, kind, |o| {
+            o.downcast_ref::<T>().map(f).ok_or(E_HANDLE)
+        })
     }
 
     /// The reader side of [`Self::get`] and [`Self::with`]: pins the slot of `token`, runs
     /// `f` on its object when the token is current (E_HANDLE otherwise), and unpins, also if
     /// `f` panics.
     #[inline]
-    fn pinned<R>(&self, token: Token, kind: Kind, f: impl FnOnce(&Object) -> Result<R>) -> Result<R> {
+    fn pinned<R>(
+        &self,
+        token: Token,
+        kind: Kind,
+        f: impl FnOnce(&Object) -> Result<R>,
+    ) -> Result<R> {
         let (slot, generation) = decode(token, kind)?;
         let Some(s) = self.slot(slot) else {
             return Err(self.miss(slot, generation, kind));
@@ -578,6 +605,7 @@ impl HandleTable {
     }
 
     /// The token `obj` has now, if it is in the table, without adding a reference.
+    #[cfg(test)]
     pub(crate) fn token_of<T: Any + Send + Sync>(&self, kind: Kind, obj: &Arc<T>) -> Option<Token> {
         let t = self.inner.read();
         let slot = t.slot_of(&identity(kind, obj))?;
@@ -585,12 +613,14 @@ impl HandleTable {
     }
 
     /// The number of live handles (for tests and leak checks).
+    #[cfg(test)]
     pub(crate) fn live(&self) -> usize {
         self.inner.read().by_object.as_ref().map_or(0, HashMap::len)
     }
 
     /// Lock-free: `Ok` when `token` names a live object of `kind` (a snapshot: it may be
     /// released right after).
+    #[cfg(test)]
     fn check(&self, token: Token, kind: Kind) -> Result<()> {
         let (slot, generation) = decode(token, kind)?;
         match self.slot(slot) {
@@ -605,7 +635,10 @@ impl HandleTable {
         let _t = self.inner.write();
         let s = self.slot(slot).expect("allocated");
         let st = s.state.load(Ordering::Acquire);
-        s.state.store(((generation as usize) << STATE_GEN_SHIFT) | (st & (PIN_MASK | KIND_MASK)), Ordering::Release);
+        s.state.store(
+            ((generation as usize) << STATE_GEN_SHIFT) | (st & (PIN_MASK | KIND_MASK)),
+            Ordering::Release,
+        );
     }
 }
 
@@ -737,7 +770,10 @@ impl Opaque for super::msgr_session {
 /// `f` on the object behind handle `h`, without taking a reference (see
 /// [`HandleTable::with`]: for plain getters only).
 #[inline]
-pub(crate) fn with<H: Opaque, T: Any + Send + Sync, R>(h: *const H, f: impl FnOnce(&T) -> R) -> Result<R> {
+pub(crate) fn with<H: Opaque, T: Any + Send + Sync, R>(
+    h: *const H,
+    f: impl FnOnce(&T) -> R,
+) -> Result<R> {
     table().with(h as Token, H::KIND, f)
 }
 
@@ -779,6 +815,12 @@ pub(crate) fn release<H: Opaque, T: Any + Send + Sync>(h: *const H) -> Result<Op
 
 /// Invalidates `h` whatever its count and returns its object; NULL gives `Ok(None)`, and so
 /// does a handle inherited across a fork (as [`release`]).
+/// Checks a handle without keeping the object: `Ok` for a live handle of the right kind.
+#[cfg(test)]
+pub(crate) fn check<H: Opaque>(h: *const H) -> std::result::Result<(), Hr> {
+    table().check(h as Token, H::KIND)
+}
+
 pub(crate) fn remove<H: Opaque, T: Any + Send + Sync>(h: *const H) -> Result<Option<Arc<T>>> {
     if h.is_null() {
         return Ok(None);
@@ -787,11 +829,6 @@ pub(crate) fn remove<H: Opaque, T: Any + Send + Sync>(h: *const H) -> Result<Opt
         Err(E_INHERITED) => Ok(None),
         r => r.map(Some),
     }
-}
-
-/// Checks a handle without keeping the object: `Ok` for a live handle of the right kind.
-pub(crate) fn check<H: Opaque>(h: *const H) -> std::result::Result<(), Hr> {
-    table().check(h as Token, H::KIND)
 }
 
 #[cfg(test)]
@@ -838,7 +875,11 @@ mod tests {
         assert_eq!(t.with(0, Kind::Session, |x: &Obj| x.0), Err(E_POINTER));
         assert_eq!(t.with(a, Kind::Client, |x: &Obj| x.0), Err(E_HANDLE));
         assert_eq!(t.with(a, Kind::Session, |_: &Other| ()), Err(E_HANDLE));
-        assert_eq!(t.with(a ^ (1 << 40), Kind::Session, |x: &Obj| x.0), Err(E_HANDLE), "forged");
+        assert_eq!(
+            t.with(a ^ (1 << 40), Kind::Session, |x: &Obj| x.0),
+            Err(E_HANDLE),
+            "forged"
+        );
         // A panicking reader leaves the slot unpinned: the release below would spin for
         // ever otherwise.
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -846,7 +887,11 @@ mod tests {
         }));
         assert!(r.is_err());
         assert!(t.release::<Obj>(a, Kind::Session).unwrap().is_some());
-        assert_eq!(t.with(a, Kind::Session, |x: &Obj| x.0), Err(E_HANDLE), "released");
+        assert_eq!(
+            t.with(a, Kind::Session, |x: &Obj| x.0),
+            Err(E_HANDLE),
+            "released"
+        );
     }
 
     #[test]
@@ -893,28 +938,47 @@ mod tests {
         let parent: &'static HandleTable = Box::leak(Box::new(HandleTable::new()));
         let live = parent.insert(Kind::Client, Arc::new(Obj(1))).unwrap();
         let stale = parent.insert(Kind::Session, Arc::new(Obj(2))).unwrap();
-        parent.release::<Obj>(stale, Kind::Session).unwrap().unwrap();
+        parent
+            .release::<Obj>(stale, Kind::Session)
+            .unwrap()
+            .unwrap();
         let reused = parent.insert(Kind::Session, Arc::new(Obj(3))).unwrap();
         let exhausted = parent.insert(Kind::Service, Arc::new(Obj(4))).unwrap();
         parent.set_generation(decode(exhausted, Kind::Service).unwrap().0, MAX_GEN);
-        let exhausted = encode(decode(exhausted, Kind::Service).unwrap().0, MAX_GEN, Kind::Service);
+        let exhausted = encode(
+            decode(exhausted, Kind::Service).unwrap().0,
+            MAX_GEN,
+            Kind::Service,
+        );
 
         let child: &'static HandleTable = Box::leak(Box::new(HandleTable::forked_from(parent)));
-        for (tok, kind) in [(live, Kind::Client), (reused, Kind::Session), (exhausted, Kind::Service)] {
+        for (tok, kind) in [
+            (live, Kind::Client),
+            (reused, Kind::Session),
+            (exhausted, Kind::Service),
+        ] {
             assert_eq!(child.get::<Obj>(tok, kind).err(), Some(E_INHERITED));
-            assert_eq!(child.with(tok, kind, |o: &Obj| o.0).err(), Some(E_INHERITED));
+            assert_eq!(
+                child.with(tok, kind, |o: &Obj| o.0).err(),
+                Some(E_INHERITED)
+            );
             assert_eq!(child.check(tok, kind).err(), Some(E_INHERITED));
             assert_eq!(child.add_ref(tok, kind).err(), Some(E_INHERITED));
             assert_eq!(child.release::<Obj>(tok, kind).err(), Some(E_INHERITED));
             assert_eq!(child.remove::<Obj>(tok, kind).err(), Some(E_INHERITED));
         }
         assert_eq!(child.get::<Obj>(stale, Kind::Session).err(), Some(E_HANDLE));
-        assert_eq!(child.get::<Obj>(live, Kind::Session).err(), Some(E_HANDLE), "wrong kind");
+        assert_eq!(
+            child.get::<Obj>(live, Kind::Session).err(),
+            Some(E_HANDLE),
+            "wrong kind"
+        );
         assert_eq!(child.get::<Obj>(0, Kind::Session).err(), Some(E_POINTER));
 
         // The child's slots start above the parent's generations; the exhausted one is skipped.
-        let mine: Vec<Token> =
-            (0..4).map(|i| child.insert(Kind::Session, Arc::new(Obj(10 + i))).unwrap()).collect();
+        let mine: Vec<Token> = (0..4)
+            .map(|i| child.insert(Kind::Session, Arc::new(Obj(10 + i))).unwrap())
+            .collect();
         for (i, &t) in mine.iter().enumerate() {
             assert_eq!(child.get::<Obj>(t, Kind::Session).unwrap().0, 10 + i as u64);
             let (slot, generation) = decode(t, Kind::Session).unwrap();
@@ -927,8 +991,14 @@ mod tests {
 
         // A grandchild inherits both.
         let grandchild = HandleTable::forked_from(child);
-        assert_eq!(grandchild.get::<Obj>(mine[0], Kind::Session).err(), Some(E_INHERITED));
-        assert_eq!(grandchild.get::<Obj>(live, Kind::Client).err(), Some(E_INHERITED));
+        assert_eq!(
+            grandchild.get::<Obj>(mine[0], Kind::Session).err(),
+            Some(E_INHERITED)
+        );
+        assert_eq!(
+            grandchild.get::<Obj>(live, Kind::Client).err(),
+            Some(E_INHERITED)
+        );
         let t = grandchild.insert(Kind::Session, Arc::new(Obj(20))).unwrap();
         assert!(!mine.contains(&t) && t != reused);
         assert_eq!(grandchild.get::<Obj>(t, Kind::Session).unwrap().0, 20);
@@ -965,19 +1035,27 @@ mod tests {
         assert_eq!(t.get::<Obj>(a, Kind::Session).err(), Some(E_HANDLE));
         assert_eq!(t.get::<Obj>(b, Kind::Session).unwrap().0, 2);
         assert_eq!(t.release::<Obj>(a, Kind::Session).err(), Some(E_HANDLE));
-        assert_eq!(t.get::<Obj>(b, Kind::Session).unwrap().0, 2, "stale release is harmless");
+        assert_eq!(
+            t.get::<Obj>(b, Kind::Session).unwrap().0,
+            2,
+            "stale release is harmless"
+        );
     }
 
     #[test]
     fn free_slots_are_reused_oldest_first() {
         let t = HandleTable::new();
-        let toks: Vec<_> =
-            (0..4).map(|i| t.insert(Kind::Session, Arc::new(Obj(i))).unwrap()).collect();
+        let toks: Vec<_> = (0..4)
+            .map(|i| t.insert(Kind::Session, Arc::new(Obj(i))).unwrap())
+            .collect();
         for &x in &toks[..3] {
             t.release::<Obj>(x, Kind::Session).unwrap();
         }
         let n = t.insert(Kind::Session, Arc::new(Obj(9))).unwrap();
-        assert_eq!(decode(n, Kind::Session).unwrap().0, decode(toks[0], Kind::Session).unwrap().0);
+        assert_eq!(
+            decode(n, Kind::Session).unwrap().0,
+            decode(toks[0], Kind::Session).unwrap().0
+        );
     }
 
     #[test]
@@ -989,7 +1067,11 @@ mod tests {
         assert_ne!(a, a_last);
         t.release::<Obj>(a_last, Kind::Service).unwrap().unwrap();
         let b = t.insert(Kind::Service, Arc::new(Obj(2))).unwrap();
-        assert_eq!(decode(b, Kind::Service).unwrap().0, 1, "slot 0 retired, never reused");
+        assert_eq!(
+            decode(b, Kind::Service).unwrap().0,
+            1,
+            "slot 0 retired, never reused"
+        );
         // Neither the first nor the last token of the retired slot is valid.
         assert_eq!(t.get::<Obj>(a, Kind::Service).err(), Some(E_HANDLE));
         assert_eq!(t.get::<Obj>(a_last, Kind::Service).err(), Some(E_HANDLE));
@@ -1030,16 +1112,26 @@ mod tests {
     fn forged_values_are_rejected() {
         let t = HandleTable::new();
         let objs: Vec<_> = (0..64).map(|i| Arc::new(Obj(i))).collect();
-        let mut toks: Vec<_> = objs.iter().map(|o| t.acquire(Kind::Session, o).unwrap()).collect();
+        let mut toks: Vec<_> = objs
+            .iter()
+            .map(|o| t.acquire(Kind::Session, o).unwrap())
+            .collect();
         // Churn so that generations are not all 1.
         for o in objs.iter().take(32) {
             let tok = t.token_of(Kind::Session, o).unwrap();
             t.release::<Obj>(tok, Kind::Session).unwrap();
             toks.push(t.acquire(Kind::Session, o).unwrap());
         }
-        let live: std::collections::HashSet<_> =
-            objs.iter().map(|o| t.token_of(Kind::Session, o).unwrap()).collect();
-        let all = [Kind::Service, Kind::Client, Kind::SessionManager, Kind::Session];
+        let live: std::collections::HashSet<_> = objs
+            .iter()
+            .map(|o| t.token_of(Kind::Session, o).unwrap())
+            .collect();
+        let all = [
+            Kind::Service,
+            Kind::Client,
+            Kind::SessionManager,
+            Kind::Session,
+        ];
         let probe = |v: usize| {
             for k in all {
                 let r = t.get::<Obj>(v, k);
@@ -1101,9 +1193,13 @@ mod tests {
             }
         }
         let keep = DROP_TABLE.insert(Kind::Service, Arc::new(Obj(1))).unwrap();
-        let a = DROP_TABLE.insert(Kind::Client, Arc::new(Reentrant(keep))).unwrap();
+        let a = DROP_TABLE
+            .insert(Kind::Client, Arc::new(Reentrant(keep)))
+            .unwrap();
         drop(DROP_TABLE.release::<Reentrant>(a, Kind::Client).unwrap());
-        let b = DROP_TABLE.insert(Kind::Client, Arc::new(Reentrant(keep))).unwrap();
+        let b = DROP_TABLE
+            .insert(Kind::Client, Arc::new(Reentrant(keep)))
+            .unwrap();
         drop(DROP_TABLE.remove::<Reentrant>(b, Kind::Client).unwrap());
     }
 
@@ -1148,7 +1244,10 @@ mod tests {
                 });
             }
         });
-        assert!(T.release::<Obj>(shared_tok, Kind::Session).unwrap().is_some());
+        assert!(T
+            .release::<Obj>(shared_tok, Kind::Session)
+            .unwrap()
+            .is_some());
         assert_eq!(T.live(), 0);
     }
 }
@@ -1177,7 +1276,10 @@ mod lock_free {
                 assert!(p < n && !seen[p], "spread is a bijection");
                 seen[p] = true;
             }
-            assert!(spread(level, 1) - spread(level, 0) >= 8, "neighbours are 8 slots apart");
+            assert!(
+                spread(level, 1) - spread(level, 0) >= 8,
+                "neighbours are 8 slots apart"
+            );
         }
     }
 
@@ -1218,7 +1320,9 @@ mod lock_free {
                 if old != 0 {
                     assert!(T.release::<Tagged>(old, Kind::Session).unwrap().is_some());
                 }
-                let o = Arc::new(Tagged { token: AtomicUsize::new(0) });
+                let o = Arc::new(Tagged {
+                    token: AtomicUsize::new(0),
+                });
                 let tok = T.insert(Kind::Session, Arc::clone(&o)).unwrap();
                 o.token.store(tok, Ordering::SeqCst);
                 tokens[i].store(tok, Ordering::Release);
@@ -1227,7 +1331,9 @@ mod lock_free {
             stop.store(true, Ordering::Relaxed);
         });
         for t in &tokens {
-            let o = T.release::<Tagged>(t.load(Ordering::Acquire), Kind::Session).unwrap();
+            let o = T
+                .release::<Tagged>(t.load(Ordering::Acquire), Kind::Session)
+                .unwrap();
             assert!(o.is_some());
         }
         assert_eq!(T.live(), 0);
@@ -1244,7 +1350,10 @@ mod bench {
     fn get_cost() {
         let t = HandleTable::new();
         let objs: Vec<_> = (0..1000).map(|i| Arc::new(i as u64)).collect();
-        let toks: Vec<_> = objs.iter().map(|o| t.acquire(Kind::Session, o).unwrap()).collect();
+        let toks: Vec<_> = objs
+            .iter()
+            .map(|o| t.acquire(Kind::Session, o).unwrap())
+            .collect();
         let n = 10_000_000;
         let start = std::time::Instant::now();
         let mut sum = 0u64;
@@ -1252,7 +1361,10 @@ mod bench {
             sum += *t.get::<u64>(toks[i % toks.len()], Kind::Session).unwrap();
         }
         let el = start.elapsed();
-        println!("get+drop: {:.1} ns (sum {sum})", el.as_nanos() as f64 / n as f64);
+        println!(
+            "get+drop: {:.1} ns (sum {sum})",
+            el.as_nanos() as f64 / n as f64
+        );
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
@@ -1262,7 +1374,10 @@ mod bench {
                         sum += *t.get::<u64>(toks[i % toks.len()], Kind::Session).unwrap();
                     }
                     let el = start.elapsed();
-                    println!("4 threads: {:.1} ns (sum {sum})", el.as_nanos() as f64 / (n / 4) as f64);
+                    println!(
+                        "4 threads: {:.1} ns (sum {sum})",
+                        el.as_nanos() as f64 / (n / 4) as f64
+                    );
                 });
             }
         });

@@ -32,10 +32,17 @@ static TEXTS: AtomicPtr<Vec<CString>> = AtomicPtr::new(std::ptr::null_mut());
 fn texts() -> &'static [CString] {
     let mut p = TEXTS.load(Ordering::Acquire);
     if p.is_null() {
-        let made: Vec<CString> =
-            CODES.iter().map(|c| CString::new(c.text).expect("code texts have no NUL")).collect();
+        let made: Vec<CString> = CODES
+            .iter()
+            .map(|c| CString::new(c.text).expect("code texts have no NUL"))
+            .collect();
         let made = Box::into_raw(Box::new(made));
-        p = match TEXTS.compare_exchange(std::ptr::null_mut(), made, Ordering::AcqRel, Ordering::Acquire) {
+        p = match TEXTS.compare_exchange(
+            std::ptr::null_mut(),
+            made,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
             Ok(_) => made,
             Err(first) => {
                 // SAFETY: ours, never published.
@@ -69,9 +76,11 @@ pub extern "C" fn msgr_version() -> *const c_char {
 /// @return a static NUL-terminated string; never NULL, never to be freed.
 #[no_mangle]
 pub extern "C" fn msgr_result_text(hr: MSGR_HRESULT) -> *const c_char {
-    guard_or(UNKNOWN.as_ptr(), || match CODES.iter().position(|c| c.code == Hr(hr)) {
-        Some(i) => texts()[i].as_ptr(),
-        None => UNKNOWN.as_ptr(),
+    guard_or(UNKNOWN.as_ptr(), || {
+        match CODES.iter().position(|c| c.code == Hr(hr)) {
+            Some(i) => texts()[i].as_ptr(),
+            None => UNKNOWN.as_ptr(),
+        }
     })
 }
 
@@ -112,13 +121,18 @@ mod tests {
     use std::ptr::null;
 
     fn text(hr: i32) -> &'static str {
-        unsafe { CStr::from_ptr(msgr_result_text(hr)) }.to_str().unwrap()
+        unsafe { CStr::from_ptr(msgr_result_text(hr)) }
+            .to_str()
+            .unwrap()
     }
 
     #[test]
     fn version_matches_cargo() {
         let v = unsafe { CStr::from_ptr(msgr_version()) }.to_str().unwrap();
-        assert_eq!(v, env!("CARGO_PKG_VERSION").split(['-', '+']).next().unwrap());
+        assert_eq!(
+            v,
+            env!("CARGO_PKG_VERSION").split(['-', '+']).next().unwrap()
+        );
     }
 
     #[test]
@@ -135,7 +149,8 @@ mod tests {
     #[test]
     fn compute_response_known_vector() {
         let mut out = [b'x' as c_char; 40];
-        let hr = unsafe { msgr_lock_compute_response(c"ab".as_ptr(), c"c".as_ptr(), out.as_mut_ptr()) };
+        let hr =
+            unsafe { msgr_lock_compute_response(c"ab".as_ptr(), c"c".as_ptr(), out.as_mut_ptr()) };
         assert_eq!(hr, S_OK.0);
         let got = unsafe { CStr::from_ptr(out.as_ptr()) }.to_str().unwrap();
         assert_eq!(got, "900150983cd24fb0d6963f7d28e17f72");
@@ -149,14 +164,26 @@ mod tests {
         let long = CString::new("k".repeat(257)).unwrap();
         let bad = c"\xff".as_ptr();
         unsafe {
-            assert_eq!(msgr_lock_compute_response(null(), c"k".as_ptr(), o), E_POINTER.0);
-            assert_eq!(msgr_lock_compute_response(c"c".as_ptr(), null(), o), E_POINTER.0);
+            assert_eq!(
+                msgr_lock_compute_response(null(), c"k".as_ptr(), o),
+                E_POINTER.0
+            );
+            assert_eq!(
+                msgr_lock_compute_response(c"c".as_ptr(), null(), o),
+                E_POINTER.0
+            );
             assert_eq!(
                 msgr_lock_compute_response(c"c".as_ptr(), c"k".as_ptr(), std::ptr::null_mut()),
                 E_POINTER.0
             );
-            assert_eq!(msgr_lock_compute_response(bad, c"k".as_ptr(), o), E_INVALIDARG.0);
-            assert_eq!(msgr_lock_compute_response(c"c".as_ptr(), long.as_ptr(), o), E_INVALIDARG.0);
+            assert_eq!(
+                msgr_lock_compute_response(bad, c"k".as_ptr(), o),
+                E_INVALIDARG.0
+            );
+            assert_eq!(
+                msgr_lock_compute_response(c"c".as_ptr(), long.as_ptr(), o),
+                E_INVALIDARG.0
+            );
         }
         assert_eq!(out, [b'x' as c_char; 33]);
     }

@@ -43,11 +43,11 @@ mod session;
 mod session_manager;
 pub(crate) mod strings;
 
+pub use callbacks::msgr_destroy_callback;
+pub use client::*;
 pub use enums::{MsgrLockStatus, SESSION_FLAGS, SESSION_STATE};
 #[allow(unused_imports)]
 pub(crate) use guard::{guard, guard_or};
-pub use callbacks::msgr_destroy_callback;
-pub use client::*;
 pub use library::{msgr_lock_compute_response, msgr_result_text, msgr_version};
 pub use service::*;
 pub use session::*;

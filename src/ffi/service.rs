@@ -79,7 +79,8 @@ pub unsafe extern "C" fn msgr_service_create(
             opts.registry_path = in_opt_str(o.registry_path)?.map(Into::into);
         }
         let svc = EmbeddedService::new(opts)?;
-        let h = handles::insert::<msgr_service, ServiceHandle>(Arc::new(ServiceHandle::embedded(svc)))?;
+        let h =
+            handles::insert::<msgr_service, ServiceHandle>(Arc::new(ServiceHandle::embedded(svc)))?;
         out(out_service, h)?;
         Ok(S_OK)
     })
@@ -110,7 +111,10 @@ pub unsafe extern "C" fn msgr_service_add_app_key(
 /// @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL when the service runs on the
 ///         real clock.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_service_advance_clock(service: *mut msgr_service, ms: u64) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_service_advance_clock(
+    service: *mut msgr_service,
+    ms: u64,
+) -> MSGR_HRESULT {
     guard(|| {
         let svc = embedded(service)?;
         svc.advance_clock(ms)?;
@@ -133,7 +137,11 @@ pub unsafe extern "C" fn msgr_service_set_reachable(
     guard(|| {
         let svc = embedded(service)?;
         let name = in_str(sign_in_name)?;
-        Ok(if svc.set_reachable(name, reachable) { S_OK } else { S_FALSE })
+        Ok(if svc.set_reachable(name, reachable) {
+            S_OK
+        } else {
+            S_FALSE
+        })
     })
 }
 

@@ -14,9 +14,10 @@ use crate::Text;
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-
-
-fn with_session(session: *mut msgr_session, f: impl FnOnce(&Session) -> crate::Result<Hr>) -> MSGR_HRESULT {
+fn with_session(
+    session: *mut msgr_session,
+    f: impl FnOnce(&Session) -> crate::Result<Hr>,
+) -> MSGR_HRESULT {
     guard(|| {
         let s: Arc<SessionCore> = handles::get(session)?;
         f(&Session(s))
@@ -69,7 +70,10 @@ pub unsafe extern "C" fn msgr_session_release(session: *mut msgr_session) -> MSG
 ///
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_get_state(session: *mut msgr_session, state: *mut SESSION_STATE) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_get_state(
+    session: *mut msgr_session,
+    state: *mut SESSION_STATE,
+) -> MSGR_HRESULT {
     guard(|| {
         // A plain getter: read while the handle is pinned, no reference taken.
         let st = handles::with(session, SessionCore::state)?;
@@ -82,7 +86,10 @@ pub unsafe extern "C" fn msgr_session_get_state(session: *mut msgr_session, stat
 ///
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_get_flags(session: *mut msgr_session, flags: *mut u32) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_get_flags(
+    session: *mut msgr_session,
+    flags: *mut u32,
+) -> MSGR_HRESULT {
     guard(|| {
         let f = handles::with(session, SessionCore::flags)?;
         out(flags, f)?;
@@ -97,7 +104,12 @@ pub unsafe extern "C" fn msgr_session_get_flags(session: *mut msgr_session, flag
 ///
 /// @return S_OK; E_POINTER (NULL session or `needed`); E_HANDLE; E_INSUFFICIENT_BUFFER.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_get_session_id(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_get_session_id(
+    session: *mut msgr_session,
+    buf: *mut c_char,
+    buf_len: usize,
+    needed: *mut usize,
+) -> MSGR_HRESULT {
     get_text(session, buf, buf_len, needed, |s| Ok(s.id().clone()))
 }
 
@@ -106,7 +118,12 @@ pub unsafe extern "C" fn msgr_session_get_session_id(session: *mut msgr_session,
 /// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_APP_NOT_SPECIFIED when none
 ///         is set.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_get_application(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_get_application(
+    session: *mut msgr_session,
+    buf: *mut c_char,
+    buf_len: usize,
+    needed: *mut usize,
+) -> MSGR_HRESULT {
     get_text(session, buf, buf_len, needed, |s| s.application())
 }
 
@@ -115,7 +132,10 @@ pub unsafe extern "C" fn msgr_session_get_application(session: *mut msgr_session
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for a malformed GUID;
 ///         SR_SESSION_NOT_READY unless SS_READY; SR_APP_NOT_REGISTERED.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_set_application(session: *mut msgr_session, guid: *const c_char) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_set_application(
+    session: *mut msgr_session,
+    guid: *const c_char,
+) -> MSGR_HRESULT {
     with_session(session, |s| {
         s.set_application(in_str(guid)?)?;
         Ok(S_OK)
@@ -126,7 +146,12 @@ pub unsafe extern "C" fn msgr_session_set_application(session: *mut msgr_session
 ///
 /// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_APP_NOT_SPECIFIED.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_get_application_name(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_get_application_name(
+    session: *mut msgr_session,
+    buf: *mut c_char,
+    buf_len: usize,
+    needed: *mut usize,
+) -> MSGR_HRESULT {
     get_text(session, buf, buf_len, needed, |s| s.application_name())
 }
 
@@ -134,7 +159,12 @@ pub unsafe extern "C" fn msgr_session_get_application_name(session: *mut msgr_se
 ///
 /// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_APP_NOT_SPECIFIED.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_get_application_url(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_get_application_url(
+    session: *mut msgr_session,
+    buf: *mut c_char,
+    buf_len: usize,
+    needed: *mut usize,
+) -> MSGR_HRESULT {
     get_text(session, buf, buf_len, needed, |s| s.application_url())
 }
 
@@ -143,7 +173,12 @@ pub unsafe extern "C" fn msgr_session_get_application_url(session: *mut msgr_ses
 ///
 /// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_get_context_data(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_get_context_data(
+    session: *mut msgr_session,
+    buf: *mut c_char,
+    buf_len: usize,
+    needed: *mut usize,
+) -> MSGR_HRESULT {
     get_text(session, buf, buf_len, needed, |s| Ok(s.context_data()))
 }
 
@@ -152,7 +187,12 @@ pub unsafe extern "C" fn msgr_session_get_context_data(session: *mut msgr_sessio
 ///
 /// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_get_local_address(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_get_local_address(
+    session: *mut msgr_session,
+    buf: *mut c_char,
+    buf_len: usize,
+    needed: *mut usize,
+) -> MSGR_HRESULT {
     get_text(session, buf, buf_len, needed, |s| Ok(s.local_address()))
 }
 
@@ -161,7 +201,10 @@ pub unsafe extern "C" fn msgr_session_get_local_address(session: *mut msgr_sessi
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for an over-long or
 ///         invalid UTF-8 address.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_set_local_address(session: *mut msgr_session, address: *const c_char) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_set_local_address(
+    session: *mut msgr_session,
+    address: *const c_char,
+) -> MSGR_HRESULT {
     with_session(session, |s| {
         s.set_local_address(in_str(address)?)?;
         Ok(S_OK)
@@ -173,7 +216,12 @@ pub unsafe extern "C" fn msgr_session_set_local_address(session: *mut msgr_sessi
 /// @return S_OK; S_FALSE with "" before SS_CONNECTED; E_POINTER; E_HANDLE;
 ///         E_INSUFFICIENT_BUFFER.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_get_remote_address(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_get_remote_address(
+    session: *mut msgr_session,
+    buf: *mut c_char,
+    buf_len: usize,
+    needed: *mut usize,
+) -> MSGR_HRESULT {
     with_session(session, |s| {
         out_ptr(needed)?;
         match s.remote_address() {
@@ -188,7 +236,12 @@ pub unsafe extern "C" fn msgr_session_get_remote_address(session: *mut msgr_sess
 /// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_NO_USER_INVITED when nobody
 ///         was invited.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_get_user(session: *mut msgr_session, buf: *mut c_char, buf_len: usize, needed: *mut usize) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_get_user(
+    session: *mut msgr_session,
+    buf: *mut c_char,
+    buf_len: usize,
+    needed: *mut usize,
+) -> MSGR_HRESULT {
     get_text(session, buf, buf_len, needed, |s| s.user())
 }
 
@@ -201,7 +254,11 @@ pub unsafe extern "C" fn msgr_session_get_user(session: *mut msgr_session, buf: 
 ///         MSGR_E_NOT_LOGGED_ON when either user is not signed in. A message that cannot be
 ///         delivered gives OnSendError(SR_INVITATION_SEND_FAILURE) later.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_invite(session: *mut msgr_session, user_sign_in_name: *const c_char, app_data: *const c_char) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_invite(
+    session: *mut msgr_session,
+    user_sign_in_name: *const c_char,
+    app_data: *const c_char,
+) -> MSGR_HRESULT {
     with_session(session, |s| {
         s.invite(in_str(user_sign_in_name)?, in_opt_str(app_data)?)?;
         Ok(S_OK)
@@ -216,7 +273,10 @@ pub unsafe extern "C" fn msgr_session_invite(session: *mut msgr_session, user_si
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG; SR_NOT_INVITEE;
 ///         SR_SESSION_STATE_INVALID.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_accept(session: *mut msgr_session, app_data: *const c_char) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_accept(
+    session: *mut msgr_session,
+    app_data: *const c_char,
+) -> MSGR_HRESULT {
     with_session(session, |s| {
         s.accept(in_opt_str(app_data)?)?;
         Ok(S_OK)
@@ -228,7 +288,10 @@ pub unsafe extern "C" fn msgr_session_accept(session: *mut msgr_session, app_dat
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG; SR_NOT_INVITEE;
 ///         SR_SESSION_STATE_INVALID.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_decline(session: *mut msgr_session, app_data: *const c_char) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_decline(
+    session: *mut msgr_session,
+    app_data: *const c_char,
+) -> MSGR_HRESULT {
     with_session(session, |s| {
         s.decline(in_opt_str(app_data)?)?;
         Ok(S_OK)
@@ -242,7 +305,11 @@ pub unsafe extern "C" fn msgr_session_decline(session: *mut msgr_session, app_da
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG;
 ///         SR_SESSION_STATE_INVALID once the session has ended.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_cancel(session: *mut msgr_session, hr: MSGR_HRESULT, app_data: *const c_char) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_cancel(
+    session: *mut msgr_session,
+    hr: MSGR_HRESULT,
+    app_data: *const c_char,
+) -> MSGR_HRESULT {
     with_session(session, |s| {
         s.cancel(Hr(hr), in_opt_str(app_data)?)?;
         Ok(S_OK)
@@ -256,7 +323,10 @@ pub unsafe extern "C" fn msgr_session_cancel(session: *mut msgr_session, hr: MSG
 ///         SR_CONTEXT_DATA_OVER_LIMIT; SR_NOT_VALID_FOR_APP_INVITE before the invitation was
 ///         accepted; SR_SESSION_STATE_INVALID once ended.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_send_context_data(session: *mut msgr_session, data: *const c_char) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_send_context_data(
+    session: *mut msgr_session,
+    data: *const c_char,
+) -> MSGR_HRESULT {
     with_session(session, |s| {
         s.send_context_data(in_str(data)?)?;
         Ok(S_OK)
@@ -272,31 +342,79 @@ pub unsafe extern "C" fn msgr_session_send_context_data(session: *mut msgr_sessi
 /// or that was unadvised already (cookies are unique in the process: another object's
 /// cookie is never this one's), changing nothing.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_unadvise(session: *mut msgr_session, cookie: u32) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_unadvise(
+    session: *mut msgr_session,
+    cookie: u32,
+) -> MSGR_HRESULT {
     with_session(session, |s| s.unadvise(cookie).map(|_| S_OK))
 }
 
 /// BeforeAppLaunch(in/out enable): set `*enable` to false to keep the application from
 /// being launched.
-pub type msgr_before_app_launch_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, enable: *mut bool)>;
+pub type msgr_before_app_launch_callback = Option<
+    unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, enable: *mut bool),
+>;
 /// OnAccepted(app data); `app_data` may be NULL.
-pub type msgr_on_accepted_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, app_data: *const c_char)>;
+pub type msgr_on_accepted_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        session: *mut msgr_session,
+        app_data: *const c_char,
+    ),
+>;
 /// OnAppNotPresent(name, URL).
-pub type msgr_on_app_not_present_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, name: *const c_char, url: *const c_char)>;
+pub type msgr_on_app_not_present_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        session: *mut msgr_session,
+        name: *const c_char,
+        url: *const c_char,
+    ),
+>;
 /// OnCancelled(app data); `app_data` may be NULL.
-pub type msgr_on_cancelled_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, app_data: *const c_char)>;
+pub type msgr_on_cancelled_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        session: *mut msgr_session,
+        app_data: *const c_char,
+    ),
+>;
 /// OnContextData(data).
-pub type msgr_on_context_data_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, data: *const c_char)>;
+pub type msgr_on_context_data_callback = Option<
+    unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, data: *const c_char),
+>;
 /// OnDeclined(app data); `app_data` may be NULL.
-pub type msgr_on_declined_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, app_data: *const c_char)>;
+pub type msgr_on_declined_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        session: *mut msgr_session,
+        app_data: *const c_char,
+    ),
+>;
 /// OnReadyToLaunch().
-pub type msgr_on_ready_to_launch_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session)>;
+pub type msgr_on_ready_to_launch_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session)>;
 /// OnSendError(hr): SR_*_SEND_FAILURE of the step whose message was not delivered.
-pub type msgr_on_send_error_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, hr: MSGR_HRESULT)>;
+pub type msgr_on_send_error_callback = Option<
+    unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, hr: MSGR_HRESULT),
+>;
 /// OnStateChanged(previous state); msgr_session_get_state() already gives the new state.
-pub type msgr_on_state_changed_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, previous: SESSION_STATE)>;
+pub type msgr_on_state_changed_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        session: *mut msgr_session,
+        previous: SESSION_STATE,
+    ),
+>;
 /// OnTermination(hr, app data): the last event of the session on this side, exactly once.
-pub type msgr_on_termination_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, hr: MSGR_HRESULT, app_data: *const c_char)>;
+pub type msgr_on_termination_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        session: *mut msgr_session,
+        hr: MSGR_HRESULT,
+        app_data: *const c_char,
+    ),
+>;
 
 type SesBox = Box<dyn Fn(&mut SessionEvent) + Send + Sync>;
 
@@ -308,17 +426,31 @@ type SesBox = Box<dyn Fn(&mut SessionEvent) + Send + Sync>;
 ///
 /// @return S_OK; E_POINTER for a NULL session, callback or cookie; E_HANDLE.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_before_app_launch(session: *mut msgr_session, callback: msgr_before_app_launch_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_before_app_launch(
+    session: *mut msgr_session,
+    callback: msgr_before_app_launch_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
     guard(|| {
-        advise_session(session, SessionEventKind::BeforeAppLaunch, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
-            Box::new(move |e| {
-                if let SessionEvent::BeforeAppLaunch { enable } = e {
-                    let mut v = *enable;
-                    cb(ud.ptr(), h as *mut msgr_session, &mut v);
-                    *enable = v;
-                }
-            })
-        })
+        advise_session(
+            session,
+            SessionEventKind::BeforeAppLaunch,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> SesBox {
+                Box::new(move |e| {
+                    if let SessionEvent::BeforeAppLaunch { enable } = e {
+                        let mut v = *enable;
+                        cb(ud.ptr(), h as *mut msgr_session, &mut v);
+                        *enable = v;
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -326,15 +458,29 @@ pub unsafe extern "C" fn msgr_session_before_app_launch(session: *mut msgr_sessi
 ///
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_on_accepted(session: *mut msgr_session, callback: msgr_on_accepted_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_on_accepted(
+    session: *mut msgr_session,
+    callback: msgr_on_accepted_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
     guard(|| {
-        advise_session(session, SessionEventKind::Accepted, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
-            Box::new(move |e| {
-                if let SessionEvent::Accepted { app_data } = e {
-                    cb(ud.ptr(), h as *mut msgr_session, opt_ptr(app_data))
-                }
-            })
-        })
+        advise_session(
+            session,
+            SessionEventKind::Accepted,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> SesBox {
+                Box::new(move |e| {
+                    if let SessionEvent::Accepted { app_data } = e {
+                        cb(ud.ptr(), h as *mut msgr_session, opt_ptr(app_data))
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -342,15 +488,34 @@ pub unsafe extern "C" fn msgr_session_on_accepted(session: *mut msgr_session, ca
 ///
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_on_app_not_present(session: *mut msgr_session, callback: msgr_on_app_not_present_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_on_app_not_present(
+    session: *mut msgr_session,
+    callback: msgr_on_app_not_present_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
     guard(|| {
-        advise_session(session, SessionEventKind::AppNotPresent, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
-            Box::new(move |e| {
-                if let SessionEvent::AppNotPresent { name, url } = e {
-                    cb(ud.ptr(), h as *mut msgr_session, name.as_c_ptr(), url.as_c_ptr())
-                }
-            })
-        })
+        advise_session(
+            session,
+            SessionEventKind::AppNotPresent,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> SesBox {
+                Box::new(move |e| {
+                    if let SessionEvent::AppNotPresent { name, url } = e {
+                        cb(
+                            ud.ptr(),
+                            h as *mut msgr_session,
+                            name.as_c_ptr(),
+                            url.as_c_ptr(),
+                        )
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -358,15 +523,29 @@ pub unsafe extern "C" fn msgr_session_on_app_not_present(session: *mut msgr_sess
 ///
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_on_cancelled(session: *mut msgr_session, callback: msgr_on_cancelled_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_on_cancelled(
+    session: *mut msgr_session,
+    callback: msgr_on_cancelled_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
     guard(|| {
-        advise_session(session, SessionEventKind::Cancelled, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
-            Box::new(move |e| {
-                if let SessionEvent::Cancelled { app_data } = e {
-                    cb(ud.ptr(), h as *mut msgr_session, opt_ptr(app_data))
-                }
-            })
-        })
+        advise_session(
+            session,
+            SessionEventKind::Cancelled,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> SesBox {
+                Box::new(move |e| {
+                    if let SessionEvent::Cancelled { app_data } = e {
+                        cb(ud.ptr(), h as *mut msgr_session, opt_ptr(app_data))
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -374,15 +553,29 @@ pub unsafe extern "C" fn msgr_session_on_cancelled(session: *mut msgr_session, c
 ///
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_on_context_data(session: *mut msgr_session, callback: msgr_on_context_data_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_on_context_data(
+    session: *mut msgr_session,
+    callback: msgr_on_context_data_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
     guard(|| {
-        advise_session(session, SessionEventKind::ContextData, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
-            Box::new(move |e| {
-                if let SessionEvent::ContextData { data } = e {
-                    cb(ud.ptr(), h as *mut msgr_session, data.as_c_ptr())
-                }
-            })
-        })
+        advise_session(
+            session,
+            SessionEventKind::ContextData,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> SesBox {
+                Box::new(move |e| {
+                    if let SessionEvent::ContextData { data } = e {
+                        cb(ud.ptr(), h as *mut msgr_session, data.as_c_ptr())
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -390,15 +583,29 @@ pub unsafe extern "C" fn msgr_session_on_context_data(session: *mut msgr_session
 ///
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_on_declined(session: *mut msgr_session, callback: msgr_on_declined_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_on_declined(
+    session: *mut msgr_session,
+    callback: msgr_on_declined_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
     guard(|| {
-        advise_session(session, SessionEventKind::Declined, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
-            Box::new(move |e| {
-                if let SessionEvent::Declined { app_data } = e {
-                    cb(ud.ptr(), h as *mut msgr_session, opt_ptr(app_data))
-                }
-            })
-        })
+        advise_session(
+            session,
+            SessionEventKind::Declined,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> SesBox {
+                Box::new(move |e| {
+                    if let SessionEvent::Declined { app_data } = e {
+                        cb(ud.ptr(), h as *mut msgr_session, opt_ptr(app_data))
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -406,15 +613,29 @@ pub unsafe extern "C" fn msgr_session_on_declined(session: *mut msgr_session, ca
 ///
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_on_ready_to_launch(session: *mut msgr_session, callback: msgr_on_ready_to_launch_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_on_ready_to_launch(
+    session: *mut msgr_session,
+    callback: msgr_on_ready_to_launch_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
     guard(|| {
-        advise_session(session, SessionEventKind::ReadyToLaunch, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
-            Box::new(move |e| {
-                if let SessionEvent::ReadyToLaunch = e {
-                    cb(ud.ptr(), h as *mut msgr_session)
-                }
-            })
-        })
+        advise_session(
+            session,
+            SessionEventKind::ReadyToLaunch,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> SesBox {
+                Box::new(move |e| {
+                    if let SessionEvent::ReadyToLaunch = e {
+                        cb(ud.ptr(), h as *mut msgr_session)
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -422,15 +643,29 @@ pub unsafe extern "C" fn msgr_session_on_ready_to_launch(session: *mut msgr_sess
 ///
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_on_send_error(session: *mut msgr_session, callback: msgr_on_send_error_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_on_send_error(
+    session: *mut msgr_session,
+    callback: msgr_on_send_error_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
     guard(|| {
-        advise_session(session, SessionEventKind::SendError, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
-            Box::new(move |e| {
-                if let SessionEvent::SendError { hr } = e {
-                    cb(ud.ptr(), h as *mut msgr_session, hr.0)
-                }
-            })
-        })
+        advise_session(
+            session,
+            SessionEventKind::SendError,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> SesBox {
+                Box::new(move |e| {
+                    if let SessionEvent::SendError { hr } = e {
+                        cb(ud.ptr(), h as *mut msgr_session, hr.0)
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -438,15 +673,29 @@ pub unsafe extern "C" fn msgr_session_on_send_error(session: *mut msgr_session, 
 ///
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_on_state_changed(session: *mut msgr_session, callback: msgr_on_state_changed_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_on_state_changed(
+    session: *mut msgr_session,
+    callback: msgr_on_state_changed_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
     guard(|| {
-        advise_session(session, SessionEventKind::StateChanged, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
-            Box::new(move |e| {
-                if let SessionEvent::StateChanged { previous } = e {
-                    cb(ud.ptr(), h as *mut msgr_session, (*previous).into())
-                }
-            })
-        })
+        advise_session(
+            session,
+            SessionEventKind::StateChanged,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> SesBox {
+                Box::new(move |e| {
+                    if let SessionEvent::StateChanged { previous } = e {
+                        cb(ud.ptr(), h as *mut msgr_session, (*previous).into())
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -454,14 +703,28 @@ pub unsafe extern "C" fn msgr_session_on_state_changed(session: *mut msgr_sessio
 ///
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_on_termination(session: *mut msgr_session, callback: msgr_on_termination_callback, user_data: *mut c_void, destroy: msgr_destroy_callback, cookie: *mut u32) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_on_termination(
+    session: *mut msgr_session,
+    callback: msgr_on_termination_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
     guard(|| {
-        advise_session(session, SessionEventKind::Termination, callback, user_data, destroy, cookie, |cb, ud, h| -> SesBox {
-            Box::new(move |e| {
-                if let SessionEvent::Termination { hr, app_data } = e {
-                    cb(ud.ptr(), h as *mut msgr_session, hr.0, opt_ptr(app_data))
-                }
-            })
-        })
+        advise_session(
+            session,
+            SessionEventKind::Termination,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> SesBox {
+                Box::new(move |e| {
+                    if let SessionEvent::Termination { hr, app_data } = e {
+                        cb(ud.ptr(), h as *mut msgr_session, hr.0, opt_ptr(app_data))
+                    }
+                })
+            },
+        )
     })
 }

@@ -1,7 +1,7 @@
 //! `msgr_session_manager_*`: session managers, application registration, Lock and Key, and
 //! the eight DMsgrSessionManagerEvents registrations.
 
-use super::callbacks::{advise_manager, msgr_destroy_callback, with_borrowed_session, UserData};
+use super::callbacks::{advise_manager, msgr_destroy_callback, with_borrowed_session};
 use super::enums::MsgrLockStatus;
 use super::guard;
 use super::handles;
@@ -62,7 +62,9 @@ pub unsafe extern "C" fn msgr_session_manager_create(
 ///
 /// @return S_OK; E_HANDLE for a stale or wrong-kind handle.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_manager_release(manager: *mut msgr_session_manager) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_manager_release(
+    manager: *mut msgr_session_manager,
+) -> MSGR_HRESULT {
     guard(|| {
         if let Some(m) = handles::remove::<msgr_session_manager, SessionManager>(manager)? {
             m.close();
@@ -240,32 +242,74 @@ pub unsafe extern "C" fn msgr_session_manager_send_response(
 /// or that was unadvised already (cookies are unique in the process: another object's
 /// cookie is never this one's), changing nothing.
 #[no_mangle]
-pub unsafe extern "C" fn msgr_session_manager_unadvise(manager: *mut msgr_session_manager, cookie: u32) -> MSGR_HRESULT {
+pub unsafe extern "C" fn msgr_session_manager_unadvise(
+    manager: *mut msgr_session_manager,
+    cookie: u32,
+) -> MSGR_HRESULT {
     with_manager(manager, |m| m.unadvise(cookie).map(|_| S_OK))
 }
 
-
-
 /// OnAppRegistered(guid).
-pub type msgr_on_app_registered_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, guid: *const c_char)>;
+pub type msgr_on_app_registered_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        manager: *mut msgr_session_manager,
+        guid: *const c_char,
+    ),
+>;
 /// OnAppUnRegistered(guid).
-pub type msgr_on_app_unregistered_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, guid: *const c_char)>;
+pub type msgr_on_app_unregistered_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        manager: *mut msgr_session_manager,
+        guid: *const c_char,
+    ),
+>;
 /// OnAppShutdown(): the last event the manager receives.
-pub type msgr_on_app_shutdown_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager)>;
+pub type msgr_on_app_shutdown_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager)>;
 /// OnInvitation(session, app data, in/out handled). `session` is lent for the call: call
 /// msgr_session_add_ref() to keep it. `app_data` may be NULL. Set `*handled` to true when
 /// the application takes care of the invitation.
 pub type msgr_on_invitation_callback = Option<
-    unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, session: *mut msgr_session, app_data: *const c_char, handled: *mut bool),
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        manager: *mut msgr_session_manager,
+        session: *mut msgr_session,
+        app_data: *const c_char,
+        handled: *mut bool,
+    ),
 >;
 /// OnLockChallenge(cookie, challenge).
-pub type msgr_on_lock_challenge_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, cookie: i32, challenge: *const c_char)>;
+pub type msgr_on_lock_challenge_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        manager: *mut msgr_session_manager,
+        cookie: i32,
+        challenge: *const c_char,
+    ),
+>;
 /// OnLockEnable(enabled).
-pub type msgr_on_lock_enable_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, enabled: bool)>;
+pub type msgr_on_lock_enable_callback = Option<
+    unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, enabled: bool),
+>;
 /// OnLockResult(cookie, succeeded).
-pub type msgr_on_lock_result_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, cookie: i32, succeeded: bool)>;
+pub type msgr_on_lock_result_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        manager: *mut msgr_session_manager,
+        cookie: i32,
+        succeeded: bool,
+    ),
+>;
 /// OnLockStatusChanged(status).
-pub type msgr_on_lock_status_changed_callback = Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, status: MsgrLockStatus)>;
+pub type msgr_on_lock_status_changed_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        manager: *mut msgr_session_manager,
+        status: MsgrLockStatus,
+    ),
+>;
 
 type MgrBox = Box<dyn Fn(&mut ManagerEvent) + Send + Sync>;
 
@@ -285,13 +329,21 @@ pub unsafe extern "C" fn msgr_session_manager_on_app_registered(
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
     guard(|| {
-        advise_manager(manager, ManagerEventKind::AppRegistered, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
-            Box::new(move |e| {
-                if let ManagerEvent::AppRegistered { guid } = e {
-                    cb(ud.ptr(), h as *mut msgr_session_manager, guid.as_c_ptr())
-                }
-            })
-        })
+        advise_manager(
+            manager,
+            ManagerEventKind::AppRegistered,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> MgrBox {
+                Box::new(move |e| {
+                    if let ManagerEvent::AppRegistered { guid } = e {
+                        cb(ud.ptr(), h as *mut msgr_session_manager, guid.as_c_ptr())
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -307,13 +359,21 @@ pub unsafe extern "C" fn msgr_session_manager_on_app_unregistered(
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
     guard(|| {
-        advise_manager(manager, ManagerEventKind::AppUnregistered, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
-            Box::new(move |e| {
-                if let ManagerEvent::AppUnregistered { guid } = e {
-                    cb(ud.ptr(), h as *mut msgr_session_manager, guid.as_c_ptr())
-                }
-            })
-        })
+        advise_manager(
+            manager,
+            ManagerEventKind::AppUnregistered,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> MgrBox {
+                Box::new(move |e| {
+                    if let ManagerEvent::AppUnregistered { guid } = e {
+                        cb(ud.ptr(), h as *mut msgr_session_manager, guid.as_c_ptr())
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -329,13 +389,21 @@ pub unsafe extern "C" fn msgr_session_manager_on_app_shutdown(
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
     guard(|| {
-        advise_manager(manager, ManagerEventKind::AppShutdown, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
-            Box::new(move |e| {
-                if let ManagerEvent::AppShutdown = e {
-                    cb(ud.ptr(), h as *mut msgr_session_manager)
-                }
-            })
-        })
+        advise_manager(
+            manager,
+            ManagerEventKind::AppShutdown,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> MgrBox {
+                Box::new(move |e| {
+                    if let ManagerEvent::AppShutdown = e {
+                        cb(ud.ptr(), h as *mut msgr_session_manager)
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -352,16 +420,37 @@ pub unsafe extern "C" fn msgr_session_manager_on_invitation(
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
     guard(|| {
-        advise_manager(manager, ManagerEventKind::Invitation, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
-            Box::new(move |e| {
-                if let ManagerEvent::Invitation { session, app_data, handled } = e {
-                    let data = super::callbacks::opt_ptr(app_data);
-                    let mut flag = *handled;
-                    with_borrowed_session(session, |sh| cb(ud.ptr(), h as *mut msgr_session_manager, sh, data, &mut flag));
-                    *handled = flag;
-                }
-            })
-        })
+        advise_manager(
+            manager,
+            ManagerEventKind::Invitation,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> MgrBox {
+                Box::new(move |e| {
+                    if let ManagerEvent::Invitation {
+                        session,
+                        app_data,
+                        handled,
+                    } = e
+                    {
+                        let data = super::callbacks::opt_ptr(app_data);
+                        let mut flag = *handled;
+                        with_borrowed_session(session, |sh| {
+                            cb(
+                                ud.ptr(),
+                                h as *mut msgr_session_manager,
+                                sh,
+                                data,
+                                &mut flag,
+                            )
+                        });
+                        *handled = flag;
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -377,13 +466,26 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_challenge(
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
     guard(|| {
-        advise_manager(manager, ManagerEventKind::LockChallenge, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
-            Box::new(move |e| {
-                if let ManagerEvent::LockChallenge { cookie, challenge } = e {
-                    cb(ud.ptr(), h as *mut msgr_session_manager, *cookie, challenge.as_c_ptr())
-                }
-            })
-        })
+        advise_manager(
+            manager,
+            ManagerEventKind::LockChallenge,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> MgrBox {
+                Box::new(move |e| {
+                    if let ManagerEvent::LockChallenge { cookie, challenge } = e {
+                        cb(
+                            ud.ptr(),
+                            h as *mut msgr_session_manager,
+                            *cookie,
+                            challenge.as_c_ptr(),
+                        )
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -399,13 +501,21 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_enable(
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
     guard(|| {
-        advise_manager(manager, ManagerEventKind::LockEnable, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
-            Box::new(move |e| {
-                if let ManagerEvent::LockEnable { enabled } = e {
-                    cb(ud.ptr(), h as *mut msgr_session_manager, *enabled)
-                }
-            })
-        })
+        advise_manager(
+            manager,
+            ManagerEventKind::LockEnable,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> MgrBox {
+                Box::new(move |e| {
+                    if let ManagerEvent::LockEnable { enabled } = e {
+                        cb(ud.ptr(), h as *mut msgr_session_manager, *enabled)
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -421,13 +531,26 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_result(
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
     guard(|| {
-        advise_manager(manager, ManagerEventKind::LockResult, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
-            Box::new(move |e| {
-                if let ManagerEvent::LockResult { cookie, succeeded } = e {
-                    cb(ud.ptr(), h as *mut msgr_session_manager, *cookie, *succeeded)
-                }
-            })
-        })
+        advise_manager(
+            manager,
+            ManagerEventKind::LockResult,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> MgrBox {
+                Box::new(move |e| {
+                    if let ManagerEvent::LockResult { cookie, succeeded } = e {
+                        cb(
+                            ud.ptr(),
+                            h as *mut msgr_session_manager,
+                            *cookie,
+                            *succeeded,
+                        )
+                    }
+                })
+            },
+        )
     })
 }
 
@@ -443,15 +566,20 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_status_changed(
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
     guard(|| {
-        advise_manager(manager, ManagerEventKind::LockStatusChanged, callback, user_data, destroy, cookie, |cb, ud, h| -> MgrBox {
-            Box::new(move |e| {
-                if let ManagerEvent::LockStatusChanged { status } = e {
-                    cb(ud.ptr(), h as *mut msgr_session_manager, (*status).into())
-                }
-            })
-        })
+        advise_manager(
+            manager,
+            ManagerEventKind::LockStatusChanged,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> MgrBox {
+                Box::new(move |e| {
+                    if let ManagerEvent::LockStatusChanged { status } = e {
+                        cb(ud.ptr(), h as *mut msgr_session_manager, (*status).into())
+                    }
+                })
+            },
+        )
     })
 }
-
-#[allow(dead_code)]
-fn _unused(_: UserData) {}

@@ -3,7 +3,6 @@
 //! caller-buffer convention for string outputs `(char *buf, size_t buf_len, size_t *needed)`.
 
 // Helpers for the object-level functions; until all of them exist some have no caller.
-#![allow(dead_code)]
 
 use crate::error::{Hr, Result, E_INSUFFICIENT_BUFFER, E_INVALIDARG, E_POINTER, S_OK};
 use crate::types::check_chars;
@@ -41,7 +40,11 @@ pub(crate) unsafe fn in_opt_str<'a>(p: *const c_char) -> Result<Option<&'a str>>
 /// # Safety
 /// As [`in_str`].
 #[inline]
-pub(crate) unsafe fn in_str_max<'a>(p: *const c_char, max_chars: usize, over: Hr) -> Result<&'a str> {
+pub(crate) unsafe fn in_str_max<'a>(
+    p: *const c_char,
+    max_chars: usize,
+    over: Hr,
+) -> Result<&'a str> {
     let s = in_str(p)?;
     check_chars(s, max_chars, over)?;
     Ok(s)
@@ -134,14 +137,23 @@ mod tests {
         let mut needed = 0usize;
         unsafe {
             // NULL `needed`: E_POINTER, buffer untouched.
-            assert_eq!(out_str("abc", buf.as_mut_ptr(), 8, null_mut()), Err(E_POINTER));
+            assert_eq!(
+                out_str("abc", buf.as_mut_ptr(), 8, null_mut()),
+                Err(E_POINTER)
+            );
             assert_eq!(buf[0], b'x' as c_char);
             // NULL buffer: the size query.
-            assert_eq!(out_str("abc", null_mut(), 0, &mut needed), Err(E_INSUFFICIENT_BUFFER));
+            assert_eq!(
+                out_str("abc", null_mut(), 0, &mut needed),
+                Err(E_INSUFFICIENT_BUFFER)
+            );
             assert_eq!(needed, 4);
             // Short buffer: nothing written but `needed`.
             needed = 0;
-            assert_eq!(out_str("abc", buf.as_mut_ptr(), 3, &mut needed), Err(E_INSUFFICIENT_BUFFER));
+            assert_eq!(
+                out_str("abc", buf.as_mut_ptr(), 3, &mut needed),
+                Err(E_INSUFFICIENT_BUFFER)
+            );
             assert_eq!(needed, 4);
             assert_eq!(buf, [b'x' as c_char; 8]);
             // Exact fit.

@@ -57,7 +57,11 @@ pub fn session_line(e: &SessionEvent) -> String {
         SessionEvent::SendError { hr } => format!("SendError({})", hr.name().unwrap_or("?")),
         SessionEvent::StateChanged { previous } => format!("StateChanged({previous:?})"),
         SessionEvent::Termination { hr, app_data } => {
-            format!("Termination({},{})", hr.name().unwrap_or("?"), data(app_data))
+            format!(
+                "Termination({},{})",
+                hr.name().unwrap_or("?"),
+                data(app_data)
+            )
         }
     }
 }
@@ -87,7 +91,9 @@ pub fn manager_line(e: &ManagerEvent) -> String {
         ManagerEvent::Invitation { app_data, .. } => format!("Invitation({})", data(app_data)),
         ManagerEvent::LockChallenge { cookie, .. } => format!("LockChallenge({cookie})"),
         ManagerEvent::LockEnable { enabled } => format!("LockEnable({enabled})"),
-        ManagerEvent::LockResult { cookie, succeeded } => format!("LockResult({cookie},{succeeded})"),
+        ManagerEvent::LockResult { cookie, succeeded } => {
+            format!("LockResult({cookie},{succeeded})")
+        }
         ManagerEvent::LockStatusChanged { status } => format!("LockStatusChanged({status:?})"),
     }
 }
@@ -96,8 +102,10 @@ pub fn record_manager(m: &SessionManager, tag: &str, log: &Log) {
     for k in MANAGER_KINDS {
         let log = log.clone();
         let tag = tag.to_string();
-        m.advise(k, move |e| log.lock().push(format!("{tag}:{}", manager_line(e))))
-            .unwrap();
+        m.advise(k, move |e| {
+            log.lock().push(format!("{tag}:{}", manager_line(e)))
+        })
+        .unwrap();
     }
 }
 
@@ -147,16 +155,31 @@ impl World {
             let received = received.clone();
             let log2 = log.clone();
             mb.advise(ManagerEventKind::Invitation, move |e| {
-                if let ManagerEvent::Invitation { session, handled, app_data } = e {
+                if let ManagerEvent::Invitation {
+                    session,
+                    handled,
+                    app_data,
+                } = e
+                {
                     record_session(session, "B", &log2);
-                    log2.lock().push(format!("B:Invitation({})", data(app_data)));
+                    log2.lock()
+                        .push(format!("B:Invitation({})", data(app_data)));
                     *handled = true;
                     received.lock().push(session.clone());
                 }
             })
             .unwrap();
         }
-        let w = World { svc, a, b, ma, mb, log, received, created: Mutex::default() };
+        let w = World {
+            svc,
+            a,
+            b,
+            ma,
+            mb,
+            log,
+            received,
+            created: Mutex::default(),
+        };
         w.pump();
         w.take();
         w
@@ -200,7 +223,12 @@ impl World {
         s.invite("bob@example.com", Some("hello")).unwrap();
         self.pump();
         self.take();
-        let r = self.received.lock().last().cloned().expect("invitation arrived");
+        let r = self
+            .received
+            .lock()
+            .last()
+            .cloned()
+            .expect("invitation arrived");
         (s, r)
     }
 
@@ -231,7 +259,12 @@ impl Drop for World {
         self.b.destroy();
         // The recorders hold their session (record_session): end their registrations, or
         // each session and its callbacks keep each other alive (LeakSanitizer sees the cycle).
-        for s in self.created.lock().drain(..).chain(self.received.lock().drain(..)) {
+        for s in self
+            .created
+            .lock()
+            .drain(..)
+            .chain(self.received.lock().drain(..))
+        {
             s.detach();
         }
     }
