@@ -1,18 +1,18 @@
 //! The client: one signed-in identity attached to a service. It owns the event queue of its
 //! managers and sessions, the table of live sessions, and the launcher.
 
-use crate::dispatch::{DispatchMode, EventQueue};
+use crate::dispatch::DispatchMode;
 use crate::error::{
-    Result, E_INVALIDARG, MSGR_E_ALREADY_LOGGED_ON, MSGR_E_NOT_LOGGED_ON, MSGR_E_SERVER_SHUTDOWN,
+    Result, MSGR_E_ALREADY_LOGGED_ON, MSGR_E_NOT_LOGGED_ON, MSGR_E_SERVER_SHUTDOWN,
 };
-use crate::events::ManagerEvent;
 use crate::launcher::{Launcher, ProcessLauncher};
+use crate::lock::{Connection, LockCell};
 use crate::locks::Mutex;
 use crate::registry::{AppRegistry, RegistryListener};
 use crate::service::{Endpoint, Message, Service};
-use crate::session::Session;
-use crate::session_manager::{LockCell, ManagerCore, SessionManager};
-use crate::types::{check_chars, limits, Text};
+use crate::session::{Host, Queue, Session, SessionCore};
+use crate::session_manager::{ManagerCore, ManagerEvent, SessionManager};
+use crate::types::{check_sign_in_name, Text};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -20,10 +20,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 #[derive(Default)]
-pub(crate) struct ClientState {
-    pub(crate) signed_in: bool,
-    pub(crate) shut_down: bool,
-    pub(crate) destroyed: bool,
+struct ClientState {
+    signed_in: bool,
+    shut_down: bool,
+    destroyed: bool,
     managers: Vec<Weak<ManagerCore>>,
     /// `managers` is pruned of ended managers when a new one would make it this long (then
     /// twice the number left), so that adding N managers costs O(N) in all, not O(N^2).
@@ -31,16 +31,17 @@ pub(crate) struct ClientState {
     /// Live (invited, not yet ended) sessions by SessionID.
     sessions: HashMap<Text, Session>,
     /// Launched process id -> the session whose acceptance launched it.
-    launched: HashMap<u32, Weak<crate::session::SessionCore>>,
+    launched: HashMap<u32, Weak<SessionCore>>,
 }
 
 pub(crate) struct ClientCore {
-    pub(crate) service: Arc<dyn Service>,
-    pub(crate) registry: Arc<AppRegistry>,
+    service: Arc<dyn Service>,
+    registry: Arc<AppRegistry>,
     /// The sign-in name as the service spells it.
-    pub(crate) name: Mutex<Text>,
-    pub(crate) queue: EventQueue,
-    pub(crate) state: Mutex<ClientState>,
+    name: Mutex<Text>,
+    /// Shared with the client's managers and sessions, which raise their events on it.
+    queue: Arc<Queue>,
+    state: Mutex<ClientState>,
     /// The current [`Connection`], packed (see [`Connection::pack`]): changed under `state`'s
     /// lock each time `signed_in` flips.
     connection: AtomicU64,
@@ -65,41 +66,6 @@ impl PartialEq for Client {
     }
 }
 
-/// Checks a sign-in name: 1 to 256 characters, no NUL.
-pub fn check_sign_in_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.contains('\0') || name.trim() != name {
-        return Err(E_INVALIDARG);
-    }
-    check_chars(name, limits::SIGN_IN_NAME_CHARS, E_INVALIDARG)
-}
-
-/// One connection of a client to its service: from a sign-in to the next sign-out, or a
-/// signed-out stretch. Epochs count the changes, so an odd epoch is signed in. Lock and Key
-/// statuses carry the epoch they were set in (see `LockCell::gate`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Connection {
-    pub(crate) epoch: u64,
-    /// Whether the service enforced Lock and Key when this connection signed in.
-    pub(crate) enforced: bool,
-}
-
-impl Connection {
-    pub(crate) fn signed_in(self) -> bool {
-        self.epoch % 2 == 1
-    }
-
-    fn pack(self) -> u64 {
-        self.epoch << 1 | self.enforced as u64
-    }
-
-    fn unpack(v: u64) -> Connection {
-        Connection {
-            epoch: v >> 1,
-            enforced: v & 1 == 1,
-        }
-    }
-}
-
 impl Client {
     /// Creates a client and signs `sign_in_name` in on `service`.
     /// E_INVALIDARG for an empty or over-long name; MSGR_E_ALREADY_LOGGED_ON when that name
@@ -115,7 +81,7 @@ impl Client {
             service,
             registry,
             name: Mutex::new(Text::new(sign_in_name).unwrap_or_else(|_| Text::empty())),
-            queue: EventQueue::new(mode),
+            queue: Arc::new(Queue::new(mode)),
             state: Mutex::new(ClientState::default()),
             connection: AtomicU64::new(0),
             launcher: Mutex::new(Arc::new(ProcessLauncher)),
@@ -208,6 +174,15 @@ impl Client {
         SessionManager::new(self)
     }
 
+    /// The client a manager belongs to.
+    fn of(m: &ManagerCore) -> Client {
+        let any = Arc::clone(m.host()).as_any();
+        Client(
+            any.downcast::<ClientCore>()
+                .expect("managers belong to clients"),
+        )
+    }
+
     /// Number of live (invited, not yet ended) sessions.
     pub fn live_sessions(&self) -> usize {
         self.0.state.lock().sessions.len()
@@ -215,17 +190,13 @@ impl Client {
 }
 
 impl ClientCore {
-    fn arc(&self) -> Arc<ClientCore> {
+    /// This client as its managers and sessions see it.
+    fn host(&self) -> Arc<dyn Host> {
         self.weak_self.upgrade().expect("client alive while in use")
     }
 
     fn live_managers(&self) -> Vec<Arc<ManagerCore>> {
         self.live_managers_locked(&mut self.state.lock())
-    }
-
-    /// The current connection: its epoch and whether it enforces Lock and Key.
-    pub(crate) fn connection(&self) -> Connection {
-        Connection::unpack(self.connection.load(Ordering::Acquire))
     }
 
     /// Flips `signed_in` (the caller holds the state lock) and starts the next connection
@@ -241,7 +212,7 @@ impl ClientCore {
         next.epoch
     }
 
-    pub(crate) fn add_manager(&self, m: &Arc<ManagerCore>) -> Result<()> {
+    fn add_manager(&self, m: &Arc<ManagerCore>) -> Result<()> {
         let (signed_in, epoch) = {
             let mut st = self.state.lock();
             if st.shut_down || st.destroyed {
@@ -392,39 +363,6 @@ impl ClientCore {
         drop(old);
     }
 
-    pub(crate) fn is_signed_in(&self) -> bool {
-        self.state.lock().signed_in
-    }
-
-    /// Adds an invited session to the live table. MSGR_E_NOT_LOGGED_ON when signed out.
-    pub(crate) fn add_session(&self, s: &Session) -> Result<()> {
-        let mut st = self.state.lock();
-        if !st.signed_in {
-            return Err(MSGR_E_NOT_LOGGED_ON);
-        }
-        st.sessions.insert(s.id().clone(), s.clone());
-        Ok(())
-    }
-
-    pub(crate) fn forget_session(&self, id: &Text) {
-        let removed = self.state.lock().sessions.remove(id);
-        drop(removed);
-    }
-
-    pub(crate) fn launcher(&self) -> Arc<dyn Launcher> {
-        Arc::clone(&self.launcher.lock())
-    }
-
-    pub(crate) fn record_launch(&self, pid: u32, s: &Session) {
-        let mut st = self.state.lock();
-        st.launched.retain(|_, w| w.strong_count() > 0);
-        st.launched.insert(pid, Arc::downgrade(&s.0));
-    }
-
-    pub(crate) fn launching_session(&self, pid: u32) -> Option<Session> {
-        self.state.lock().launched.get(&pid)?.upgrade().map(Session)
-    }
-
     fn session(&self, id: &Text) -> Option<Session> {
         self.state.lock().sessions.get(id).cloned()
     }
@@ -445,14 +383,15 @@ impl ClientCore {
         let managers = self.live_managers();
         let open: Vec<_> = managers
             .iter()
-            .filter(|m| m.lock.status().is_open())
+            .filter(|m| m.lock().status().is_open())
             .collect();
         let lock = open
             .first()
-            .map(|m| Arc::clone(&m.lock))
+            .map(|m| Arc::clone(m.lock()))
             .unwrap_or_else(LockCell::new);
         let session = Session::new_invitee(
-            &self.arc(),
+            &self.host(),
+            &self.queue,
             lock,
             session_id,
             from.clone(),
@@ -473,6 +412,76 @@ impl ClientCore {
                 handled: false,
             });
         }
+    }
+}
+
+impl Host for ClientCore {
+    fn service(&self) -> &Arc<dyn Service> {
+        &self.service
+    }
+
+    fn registry(&self) -> &AppRegistry {
+        &self.registry
+    }
+
+    fn sign_in_name(&self) -> Text {
+        self.name.lock().clone()
+    }
+
+    fn is_signed_in(&self) -> bool {
+        self.state.lock().signed_in
+    }
+
+    fn connection(&self) -> Connection {
+        Connection::unpack(self.connection.load(Ordering::Acquire))
+    }
+
+    fn add_session(&self, s: &Session) -> Result<()> {
+        let mut st = self.state.lock();
+        if !st.signed_in {
+            return Err(MSGR_E_NOT_LOGGED_ON);
+        }
+        st.sessions.insert(s.id().clone(), s.clone());
+        Ok(())
+    }
+
+    fn forget_session(&self, id: &Text) {
+        let removed = self.state.lock().sessions.remove(id);
+        drop(removed);
+    }
+
+    fn launcher(&self) -> Arc<dyn Launcher> {
+        Arc::clone(&self.launcher.lock())
+    }
+
+    fn record_launch(&self, pid: u32, s: &Session) {
+        let mut st = self.state.lock();
+        st.launched.retain(|_, w| w.strong_count() > 0);
+        st.launched.insert(pid, Arc::downgrade(&s.0));
+    }
+
+    fn launching_session(&self, pid: u32) -> Option<Session> {
+        self.state.lock().launched.get(&pid)?.upgrade().map(Session)
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
+impl SessionManager {
+    /// Creates a manager on `client`. When the client is signed in, OnLockEnable and
+    /// OnLockStatusChanged are queued for it at once. MSGR_E_SERVER_SHUTDOWN after the
+    /// client shut down.
+    pub fn new(client: &Client) -> Result<SessionManager> {
+        let core = ManagerCore::new(client.0.host(), Arc::clone(&client.0.queue));
+        client.0.add_manager(&core)?;
+        Ok(SessionManager(core))
+    }
+
+    /// The client this manager belongs to.
+    pub fn client(&self) -> Client {
+        Client::of(&self.0)
     }
 }
 

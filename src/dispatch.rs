@@ -21,8 +21,8 @@
 //! out (loom has no time; see `crate::sync`); `Job` has a test-only `Probe` variant.
 
 use crate::error::{Result, E_FAIL, E_ILLEGAL_METHOD_CALL};
-use crate::events::{EventKind, ManagerEvent, Reclaimer, SessionEvent, Sinks};
-use crate::session::Session;
+use crate::event::{ManagerEvent, SessionEvent};
+use crate::sinks::{EventKind, Reclaimer, Sinks};
 use crate::sync::Arc as SyncArc;
 use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, UnsafeCell};
 use std::collections::VecDeque;
@@ -82,20 +82,32 @@ impl<E> std::ops::Deref for SinksPtr<E> {
 // SAFETY: a shared reference to a `Sinks` (which is Sync) that outlives the pointer.
 unsafe impl<E> Send for SinksPtr<E> where Sinks<E>: Sync {}
 
-/// One queued event with the sink list it was raised for.
+/// What the object an event was raised for does once its callbacks have run: the queue
+/// calls it after delivering OnInvitation (on the invitation's session) and BeforeAppLaunch
+/// (on the session it was raised for), with what the callbacks left in the event's in/out
+/// field. Implemented by the session; the queue is generic over it, so the call is direct.
+pub(crate) trait FollowUp: Send + 'static {
+    /// OnInvitation was delivered; `handled`: whether a manager took care of it.
+    fn invitation_handled(&self, handled: bool);
+    /// BeforeAppLaunch was delivered; `enable`: whether the application may be launched.
+    fn launch_decided(&self, enable: bool);
+}
+
+/// One queued event with the sink list it was raised for; `S` is the session type (see
+/// [`FollowUp`]).
 ///
 /// A word-sized tag: the payload starts on a word boundary, so the copies of a job (pushed,
 /// popped) are made of aligned 16-byte moves that the CPU can forward to the loads that
 /// follow. With the default layout (a one-byte tag, the payload from byte 1) the profile of
 /// dispatch showed store-forwarding stalls on every job.
 #[repr(u64)]
-pub(crate) enum Job {
+pub(crate) enum Job<S> {
     Manager {
-        sinks: SinksPtr<ManagerEvent>,
-        event: ManagerEvent,
+        sinks: SinksPtr<ManagerEvent<S>>,
+        event: ManagerEvent<S>,
     },
     Session {
-        session: Session,
+        session: S,
         sinks: SinksPtr<SessionEvent>,
         event: SessionEvent,
     },
@@ -108,11 +120,9 @@ pub(crate) enum Job {
     Probe(crate::loom_tests::Probe),
 }
 
-// A job is one cache line at most.
-#[cfg(not(loom))]
-const _: () = assert!(std::mem::size_of::<Job>() <= 64);
+// A job is one cache line at most: asserted where the session type is known (session.rs).
 
-impl Job {
+impl<S: FollowUp> Job<S> {
     /// True when the object the event was raised for still exists.
     fn is_live(&self) -> bool {
         match self {
@@ -164,7 +174,7 @@ impl Job {
                     session, handled, ..
                 } = event
                 {
-                    session.note_invitation_handled(*handled);
+                    session.invitation_handled(*handled);
                 }
             }
             Job::Session {
@@ -214,8 +224,8 @@ fn deliver<E: EventKind + 'static>(sinks: &Sinks<E>, event: &mut E, entered: &Sy
     }
 }
 
-struct QueueState {
-    jobs: VecDeque<Job>,
+struct QueueState<S> {
+    jobs: VecDeque<Job<S>>,
     /// How many of `jobs` are [`Job::Release`]s.
     releases: usize,
     /// The thread delivering now, if any.
@@ -224,20 +234,20 @@ struct QueueState {
     waiters: u32,
 }
 
-impl QueueState {
+impl<S> QueueState<S> {
     /// Number of events in `jobs`.
     fn events(&self) -> usize {
         self.jobs.len() - self.releases
     }
 }
 
-/// A client's event queue.
-pub(crate) struct EventQueue {
-    state: Mutex<QueueState>,
+/// A client's event queue; `S` is the session type (see [`FollowUp`]).
+pub(crate) struct EventQueue<S> {
+    state: Mutex<QueueState<S>>,
     /// Jobs the delivering thread took from `state.jobs` in one go, oldest first. Only the
     /// thread recorded in `state.busy` touches it (nested dispatch runs on that same thread,
     /// never while a reference into it is held); it is empty whenever `busy` is `None`.
-    taken: UnsafeCell<VecDeque<Job>>,
+    taken: UnsafeCell<VecDeque<Job<S>>>,
     /// The number of events (not releases) in `taken`, written only by the delivering thread,
     /// for [`Self::pending`].
     taken_len: AtomicUsize,
@@ -257,9 +267,9 @@ pub(crate) struct EventQueue {
 // SAFETY: `taken` is only accessed by the thread that set `state.busy` to itself under the
 // mutex, which orders the accesses of successive delivering threads; everything else is
 // Sync. Jobs are Send.
-unsafe impl Sync for EventQueue {}
+unsafe impl<S: Send> Sync for EventQueue<S> {}
 
-impl EventQueue {
+impl<S: FollowUp> EventQueue<S> {
     pub(crate) fn new(mode: DispatchMode) -> Self {
         EventQueue {
             state: Mutex::new(QueueState {
@@ -291,7 +301,7 @@ impl EventQueue {
     }
 
     /// Queues a job; dropped at once when the queue is closed.
-    pub(crate) fn push(&self, job: Job) {
+    pub(crate) fn push(&self, job: Job<S>) {
         let mut st = self.state.lock();
         if st.closed {
             drop(st);
@@ -312,7 +322,7 @@ impl EventQueue {
     }
 
     /// Queues several jobs in order, atomically with respect to other pushes.
-    pub(crate) fn push_all(&self, jobs: impl IntoIterator<Item = Job>) {
+    pub(crate) fn push_all(&self, jobs: impl IntoIterator<Item = Job<S>>) {
         let mut st = self.state.lock();
         if st.closed {
             drop(st);
@@ -494,11 +504,11 @@ impl EventQueue {
     }
 
     /// [`purge_dead`](Self::purge_dead) under the lock; returns the jobs to drop after it.
-    fn purge_locked(&self, st: &mut QueueState) -> VecDeque<Job> {
+    fn purge_locked(&self, st: &mut QueueState<S>) -> VecDeque<Job<S>> {
         if st.jobs.iter().all(|j| j.is_live() || j.has_follow_up()) {
             return VecDeque::new();
         }
-        let (keep, removed): (VecDeque<Job>, VecDeque<Job>) = std::mem::take(&mut st.jobs)
+        let (keep, removed): (VecDeque<Job<S>>, VecDeque<Job<S>>) = std::mem::take(&mut st.jobs)
             .into_iter()
             .partition(|j| j.is_live() || j.has_follow_up());
         st.jobs = keep;

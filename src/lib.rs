@@ -4,22 +4,29 @@
 //! The crate has two layers. The safe core (every module but `ffi`) holds the objects, the
 //! session state machine, the embedded service, the registry, Lock and Key and the event
 //! queues. The `ffi` module is the thin `extern "C"` layer: it checks arguments, maps
-//! errors, validates handles and contains panics.
+//! errors, validates handles and contains panics. docs/ARCHITECTURE.md draws the modules
+//! and the direction of their dependencies.
+//!
+//! The public Rust API: [`Client`], [`SessionManager`], [`Session`], the [`events`], the
+//! [`Service`] seam with its embedded implementation ([`service`], [`timer`], [`registry`]),
+//! the Lock and Key arithmetic ([`lock`]), [`launcher`], [`error`] codes and value
+//! [`types`]. The other modules are the crate's own.
 
 #![warn(missing_docs)]
 
-pub mod client;
-pub mod dispatch;
+mod client;
+mod dispatch;
 pub mod error;
-pub mod events;
+mod event;
 pub mod launcher;
 pub mod lock;
 mod locks;
-pub mod random;
+mod random;
 pub mod registry;
 pub mod service;
 pub mod session;
-pub mod session_manager;
+mod session_manager;
+mod sinks;
 mod sync;
 pub mod timer;
 pub mod types;
@@ -28,6 +35,17 @@ pub mod ffi;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
+
+/// The events of managers and sessions, their kinds, and the lists of callbacks that
+/// receive them.
+pub mod events {
+    pub use crate::event::{ManagerEventKind, SessionEvent, SessionEventKind};
+    pub use crate::sinks::{Callback, EventKind, Reclaimer, Sinks};
+
+    /// Events of a session manager (DMsgrSessionManagerEvents); OnInvitation carries the new
+    /// invitee-side [`Session`](crate::Session).
+    pub type ManagerEvent = crate::event::ManagerEvent<crate::Session>;
+}
 
 pub use client::Client;
 pub use dispatch::DispatchMode;

@@ -3,8 +3,21 @@
 //! Response = the challenge string immediately followed by the key, hashed with MD5 and written
 //! as 32 lowercase hex digits (docs/CONTRACT.md, "Lock and Key"). The service compares responses in
 //! constant time.
+//!
+//! The status machine ([`LockCell`]) is the crate's own: each manager has one, and the sessions
+//! it creates or receives share it. Its transitions run under its lock and announce the new
+//! status through a closure the manager passes, so that the announcements are queued in the
+//! order of the transitions.
 
+use crate::error::{
+    Result, E_INVALIDARG, MSGR_E_API_ALREADY_UNLOCKED, MSGR_E_API_DISABLED, MSGR_E_API_LOCKED,
+    MSGR_E_API_NOTINITIALIZED, MSGR_E_API_PENDING_UNLOCK, MSGR_E_API_UNLOCK_FAILED,
+    MSGR_E_NOT_LOGGED_ON,
+};
+use crate::locks::Mutex;
+use crate::types::{LockStatus, Text};
 use md5::{Digest, Md5};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// The response an application computes for `challenge` with its `key`.
@@ -51,6 +64,237 @@ pub fn new_challenge() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("operating system random source");
     bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// One connection of a client to its service: from a sign-in to the next sign-out, or a
+/// signed-out stretch. Epochs count the changes, so an odd epoch is signed in. Lock and Key
+/// statuses carry the epoch they were set in (see [`LockCell::gate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Connection {
+    pub(crate) epoch: u64,
+    /// Whether the service enforced Lock and Key when this connection signed in.
+    pub(crate) enforced: bool,
+}
+
+impl Connection {
+    pub(crate) fn signed_in(self) -> bool {
+        self.epoch % 2 == 1
+    }
+
+    /// The connection in one word, for an atomic.
+    pub(crate) fn pack(self) -> u64 {
+        self.epoch << 1 | self.enforced as u64
+    }
+
+    /// The inverse of [`pack`](Self::pack).
+    pub(crate) fn unpack(v: u64) -> Connection {
+        Connection {
+            epoch: v >> 1,
+            enforced: v & 1 == 1,
+        }
+    }
+}
+
+struct LockData {
+    status: LockStatus,
+    /// The client's connection epoch (see [`Connection`]) this status belongs to. A
+    /// status from an earlier epoch opens nothing: the manager that followed the client's
+    /// sign-ins is gone, so the exchange was not repeated after the last sign-in.
+    epoch: u64,
+    cookie: i32,
+    challenge: Option<Text>,
+    /// Counts the steps of the exchange (challenge requested, response sent), so that a
+    /// service's late answer to an earlier step changes nothing.
+    step: u64,
+}
+
+/// A step of the exchange under way: a service's answer applies only to the step it answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Step {
+    epoch: u64,
+    step: u64,
+}
+
+/// One manager's Lock and Key status; sessions created or received by the manager share it,
+/// and outlive it: a session whose manager was released keeps the status the manager had
+/// in that connection epoch, and is locked in every later one.
+pub(crate) struct LockCell {
+    data: Mutex<LockData>,
+}
+
+impl LockCell {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(LockCell {
+            data: Mutex::new(LockData {
+                status: LockStatus::NotInitialized,
+                epoch: 0,
+                cookie: 0,
+                challenge: None,
+                step: 0,
+            }),
+        })
+    }
+
+    pub(crate) fn status(&self) -> LockStatus {
+        self.data.lock().status
+    }
+
+    /// Lets gated calls through when unlocked or when Lock and Key is off, in the client's
+    /// current connection; otherwise MSGR_E_NOT_LOGGED_ON while the client is signed out
+    /// and MSGR_E_API_LOCKED while locked. A status set in an earlier connection belongs to
+    /// a manager that was released before the client signed out and in again: the gate is
+    /// then what that manager's would be with the exchange not repeated, locked when the
+    /// connection enforces Lock and Key and open when it does not.
+    pub(crate) fn gate(&self, connection: Connection) -> Result<()> {
+        if !connection.signed_in() {
+            return Err(MSGR_E_NOT_LOGGED_ON);
+        }
+        let d = self.data.lock();
+        if d.epoch != connection.epoch {
+            return if connection.enforced {
+                Err(MSGR_E_API_LOCKED)
+            } else {
+                Ok(())
+            };
+        }
+        match d.status {
+            LockStatus::Unlocked | LockStatus::Disabled => Ok(()),
+            LockStatus::NotInitialized => Err(MSGR_E_NOT_LOGGED_ON),
+            _ => Err(MSGR_E_API_LOCKED),
+        }
+    }
+
+    /// The client signed in, starting connection `epoch`: locked (LOCK_INITIALIZED), or
+    /// LOCK_DISABLED when Lock and Key is off; `announce(status)` runs under the lock.
+    /// Ignored when the status already follows a later epoch.
+    pub(crate) fn signed_in(&self, enforced: bool, epoch: u64, announce: impl FnOnce(LockStatus)) {
+        let mut d = self.data.lock();
+        if d.epoch > epoch {
+            return;
+        }
+        d.epoch = epoch;
+        d.status = if enforced {
+            LockStatus::Initialized
+        } else {
+            LockStatus::Disabled
+        };
+        d.challenge = None;
+        announce(d.status);
+    }
+
+    /// The client signed out, starting connection `epoch`: back to LOCK_NOTINITIALIZED;
+    /// `announce` runs under the lock when the status changed.
+    pub(crate) fn signed_out(&self, epoch: u64, announce: impl FnOnce()) {
+        let mut d = self.data.lock();
+        if d.epoch > epoch {
+            return;
+        }
+        d.epoch = epoch;
+        if d.status != LockStatus::NotInitialized {
+            d.status = LockStatus::NotInitialized;
+            d.challenge = None;
+            announce();
+        }
+    }
+
+    /// RequestChallenge(cookie): LOCK_INITIALIZED becomes LOCK_PENDINGRESULT (`announce` runs
+    /// under the lock); the status errors otherwise. Returns the step the service's challenge
+    /// answers.
+    pub(crate) fn request_challenge(&self, cookie: i32, announce: impl FnOnce()) -> Result<Step> {
+        let mut d = self.data.lock();
+        match d.status {
+            LockStatus::NotInitialized => return Err(MSGR_E_API_NOTINITIALIZED),
+            LockStatus::PendingResult => return Err(MSGR_E_API_PENDING_UNLOCK),
+            LockStatus::Unlocked => return Err(MSGR_E_API_ALREADY_UNLOCKED),
+            LockStatus::Disabled => return Err(MSGR_E_API_DISABLED),
+            LockStatus::UnlockFailed => return Err(MSGR_E_API_UNLOCK_FAILED),
+            LockStatus::Initialized => {}
+        }
+        d.status = LockStatus::PendingResult;
+        d.cookie = cookie;
+        d.challenge = None;
+        d.step += 1;
+        announce();
+        Ok(Step {
+            epoch: d.epoch,
+            step: d.step,
+        })
+    }
+
+    /// The service answered `step`'s RequestChallenge: with a challenge, `challenged(cookie,
+    /// challenge)` runs under the lock; without one, the status goes back to LOCK_INITIALIZED
+    /// and `announce(status)` runs under the lock. Nothing when the exchange moved on
+    /// (signed out, or in again, meanwhile).
+    pub(crate) fn challenge_issued(
+        &self,
+        step: Step,
+        challenge: Result<Text>,
+        challenged: impl FnOnce(i32, Text),
+        announce: impl FnOnce(LockStatus),
+    ) {
+        let mut d = self.data.lock();
+        if !self.answers(&d, step) {
+            return;
+        }
+        match challenge {
+            Ok(challenge) => {
+                d.challenge = Some(challenge.clone());
+                challenged(d.cookie, challenge);
+            }
+            Err(_) => {
+                d.status = LockStatus::Initialized;
+                announce(d.status);
+            }
+        }
+    }
+
+    /// SendResponse(.., cookie): takes the pending challenge, for the service to check the
+    /// response against. E_INVALIDARG for a cookie other than the pending challenge's
+    /// (nothing changes); MSGR_E_API_LOCKED when no challenge is pending; the status errors
+    /// of [`request_challenge`](Self::request_challenge) otherwise.
+    pub(crate) fn take_challenge(&self, cookie: i32) -> Result<(Text, Step)> {
+        let mut d = self.data.lock();
+        match d.status {
+            LockStatus::NotInitialized => return Err(MSGR_E_API_NOTINITIALIZED),
+            LockStatus::Initialized => return Err(MSGR_E_API_LOCKED),
+            LockStatus::Unlocked => return Err(MSGR_E_API_ALREADY_UNLOCKED),
+            LockStatus::Disabled => return Err(MSGR_E_API_DISABLED),
+            LockStatus::UnlockFailed => return Err(MSGR_E_API_UNLOCK_FAILED),
+            LockStatus::PendingResult => {}
+        }
+        if d.challenge.is_none() {
+            return Err(MSGR_E_API_LOCKED);
+        }
+        if cookie != d.cookie {
+            return Err(E_INVALIDARG);
+        }
+        d.step += 1;
+        let step = Step {
+            epoch: d.epoch,
+            step: d.step,
+        };
+        Ok((d.challenge.take().unwrap_or_else(Text::empty), step))
+    }
+
+    /// The service checked `step`'s response: LOCK_UNLOCKED or LOCK_UNLOCKFAILED, and
+    /// `announce(status)` runs under the lock. Nothing when the exchange moved on.
+    pub(crate) fn checked(&self, step: Step, ok: bool, announce: impl FnOnce(LockStatus)) {
+        let mut d = self.data.lock();
+        if !self.answers(&d, step) {
+            return;
+        }
+        d.status = if ok {
+            LockStatus::Unlocked
+        } else {
+            LockStatus::UnlockFailed
+        };
+        announce(d.status);
+    }
+
+    /// True when `step` is the exchange's current step, still waiting for its answer.
+    fn answers(&self, d: &LockData, step: Step) -> bool {
+        d.epoch == step.epoch && d.step == step.step && d.status == LockStatus::PendingResult
+    }
 }
 
 #[cfg(test)]

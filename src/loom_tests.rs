@@ -17,10 +17,16 @@
 //! docs/HARDENING.md lists the models, what they prove and the deliberate bugs each one was
 //! shown to catch.
 
-use crate::dispatch::{DispatchMode, EventQueue, Job};
+use crate::dispatch::DispatchMode;
 use crate::error::{E_HANDLE, E_INVALIDARG};
-use crate::events::{EventKind, Sinks};
+use crate::session::Session;
+use crate::sinks::{EventKind, Sinks};
 use crate::sync::Arc;
+
+/// The queue and its jobs as the crate uses them (jobs carry sessions; the models queue only
+/// probes).
+type EventQueue = crate::dispatch::EventQueue<Session>;
+type Job = crate::dispatch::Job<Session>;
 use loom::sync::atomic::AtomicUsize as LoomAtomicUsize;
 use loom::thread;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -425,7 +431,7 @@ fn callback(
     id: u32,
     log: &StdArc<Log>,
     step: &Arc<LoomAtomicUsize>,
-) -> crate::events::Callback<TestEvent> {
+) -> crate::sinks::Callback<TestEvent> {
     let tracker = Tracker {
         id,
         log: log.clone(),

@@ -6,23 +6,56 @@
 //! other side are sent after the lock is released. OnStateChanged comes first in a
 //! transition; OnTermination is the last event of a session on each side, exactly once.
 
-use crate::client::{check_sign_in_name, ClientCore};
-use crate::dispatch::{Job, SinksPtr};
+use crate::dispatch::{EventQueue, FollowUp, Job, SinksPtr};
 use crate::error::*;
-use crate::events::{Callback, SessionEvent, SessionEventKind, Sinks};
-use crate::launcher::LaunchRequest;
+use crate::event::{SessionEvent, SessionEventKind};
+use crate::launcher::{LaunchRequest, Launcher};
+use crate::lock::{Connection, LockCell};
 use crate::locks::{Mutex, MutexGuard};
-use crate::service::{Message, Undeliverable};
-use crate::session_manager::LockCell;
+use crate::registry::AppRegistry;
+use crate::service::{Message, Service, Undeliverable};
+use crate::sinks::{Callback, Sinks};
 use crate::timer::{Expiry, TimerId};
 use crate::types::{
-    app_data as check_app_data, check_chars, limits, new_session_id, normalize_guid,
+    app_data as check_app_data, check_chars, check_sign_in_name, limits, new_session_id,
+    normalize_guid,
     session_flags::{SF_INVITEE, SF_INVITER},
     SessionState, Text,
 };
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The event queue of a client, whose jobs carry sessions.
+pub(crate) type Queue = EventQueue<Session>;
+
+/// What sessions and managers use of the client they belong to (implemented by the client).
+/// The client's event queue is not here: sessions and managers hold it directly, so raising
+/// an event costs no call through this trait.
+pub(crate) trait Host: Send + Sync {
+    /// The service the client is attached to.
+    fn service(&self) -> &Arc<dyn Service>;
+    /// The application registry of that service.
+    fn registry(&self) -> &AppRegistry;
+    /// The sign-in name as the service spells it.
+    fn sign_in_name(&self) -> Text;
+    /// True while signed in.
+    fn is_signed_in(&self) -> bool;
+    /// The current connection: its epoch and whether it enforces Lock and Key.
+    fn connection(&self) -> Connection;
+    /// Adds an invited session to the live table. MSGR_E_NOT_LOGGED_ON when signed out.
+    fn add_session(&self, s: &Session) -> Result<()>;
+    /// Removes an ended session from the live table.
+    fn forget_session(&self, id: &Text);
+    /// The launcher of accepted invitations' applications.
+    fn launcher(&self) -> Arc<dyn Launcher>;
+    /// Records that accepting `s` launched process `pid`.
+    fn record_launch(&self, pid: u32, s: &Session);
+    /// The session whose acceptance launched process `pid`.
+    fn launching_session(&self, pid: u32) -> Option<Session>;
+    /// The client itself, for the client's side to recover its own type.
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync>;
+}
 
 /// How long after the inviter's deadline an invitee that heard nothing (no answer
 /// acknowledged, no timeout) ends the invitation by itself.
@@ -100,7 +133,9 @@ impl SessionCore {
 }
 
 pub(crate) struct SessionCore {
-    client: Arc<ClientCore>,
+    host: Arc<dyn Host>,
+    /// The client's event queue (the host's, held here so that raising needs no call).
+    queue: Arc<Queue>,
     lock: Arc<LockCell>,
     id: Text,
     flags: u32,
@@ -157,21 +192,94 @@ impl Outgoing {
     }
 }
 
+/// A step of the state machine ([`Session::step`]): a call of the application, a message
+/// from the other side, the outcome of a launch, or the session's deadline.
+enum Step {
+    /// Invite: `peer` is the invitee as the service spells it; the rest goes in the message.
+    Invite {
+        peer: Text,
+        app_guid: Text,
+        app_name: Text,
+        app_url: Text,
+        app_data: Option<Text>,
+    },
+    /// Accept; `present`: whether the application is registered here.
+    Accept {
+        app_data: Option<Text>,
+        present: bool,
+    },
+    Decline {
+        app_data: Option<Text>,
+    },
+    Cancel {
+        hr: Hr,
+        app_data: Option<Text>,
+    },
+    SendContextData {
+        data: Text,
+    },
+    /// A message about this session from the other side (or the service).
+    Received(Message),
+    /// BeforeAppLaunch was delivered and the launch (if any) done: the process id, if one
+    /// was started, or the launch's failure.
+    Launched(Result<Option<u32>>),
+    /// The session's deadline with this id is due.
+    Deadline(TimerId),
+}
+
+/// What a step leaves to do once the lock is released: a message to send, and whether the
+/// session ended (its OnTermination is pending).
+struct After {
+    out: Option<Outgoing>,
+    ended: bool,
+}
+
+impl After {
+    const NOTHING: After = After {
+        out: None,
+        ended: false,
+    };
+    const ENDED: After = After {
+        out: None,
+        ended: true,
+    };
+
+    fn send(out: Outgoing) -> After {
+        After {
+            out: Some(out),
+            ended: false,
+        }
+    }
+
+    fn end_sending(out: Outgoing) -> After {
+        After {
+            out: Some(out),
+            ended: true,
+        }
+    }
+}
+
 impl Session {
-    pub(crate) fn new_inviter(client: &Arc<ClientCore>, lock: &Arc<LockCell>) -> Session {
+    pub(crate) fn new_inviter(
+        host: &Arc<dyn Host>,
+        queue: &Arc<Queue>,
+        lock: &Arc<LockCell>,
+    ) -> Session {
         Session(Arc::new(SessionCore {
-            client: Arc::clone(client),
+            host: Arc::clone(host),
+            queue: Arc::clone(queue),
             lock: Arc::clone(lock),
             id: new_session_id(),
             flags: SF_INVITER,
             state: AtomicU8::new(SessionState::Ready as u8),
-            data: Mutex::new(SessionData::new(SessionState::Ready, client)),
+            data: Mutex::new(SessionData::new(SessionState::Ready, queue)),
         }))
     }
 
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new_invitee(
-        client: &Arc<ClientCore>,
+        host: &Arc<dyn Host>,
+        queue: &Arc<Queue>,
         lock: Arc<LockCell>,
         id: Text,
         inviter: Text,
@@ -181,7 +289,7 @@ impl Session {
         app_data: Option<Text>,
         inviter_address: Text,
     ) -> Session {
-        let mut d = SessionData::new(SessionState::Invitation, client);
+        let mut d = SessionData::new(SessionState::Invitation, queue);
         d.app_guid = Some(app_guid);
         d.app_name_hint = Some(app_name);
         d.app_url_hint = Some(app_url);
@@ -189,7 +297,8 @@ impl Session {
         d.user = Some(inviter);
         d.remote_address = Some(inviter_address);
         Session(Arc::new(SessionCore {
-            client: Arc::clone(client),
+            host: Arc::clone(host),
+            queue: Arc::clone(queue),
             lock,
             id,
             flags: SF_INVITEE,
@@ -208,7 +317,6 @@ impl Session {
     /// Queues events for this session, in order, while its lock is held.
     fn raise(&self, d: &SessionData, events: impl IntoIterator<Item = SessionEvent>) {
         self.0
-            .client
             .queue
             .push_all(events.into_iter().map(|event| Job::Session {
                 session: self.clone(),
@@ -259,19 +367,19 @@ impl Session {
                 self.raise(&d, [t]);
             }
         }
-        self.0.client.forget_session(&self.0.id);
+        self.0.host.forget_session(&self.0.id);
     }
 
     /// Runs the session's deadline `delay` from now (replacing any other).
     fn start_deadline(&self, d: &mut SessionData, delay: Duration) {
         self.cancel_deadline(d);
         let target = Arc::downgrade(&self.0) as std::sync::Weak<dyn Expiry>;
-        d.timer = Some(self.0.client.service.timers().schedule(delay, target));
+        d.timer = Some(self.0.host.service().timers().schedule(delay, target));
     }
 
     fn cancel_deadline(&self, d: &mut SessionData) {
         if let Some(id) = d.timer.take() {
-            self.0.client.service.timers().cancel(id);
+            self.0.host.service().timers().cancel(id);
         }
     }
 
@@ -289,7 +397,7 @@ impl Session {
         };
         let (me, peer) = {
             let d = self.lock();
-            (self.0.client.name.lock().clone(), d.user.clone())
+            (self.0.host.sign_in_name(), d.user.clone())
         };
         let Some(peer) = peer else {
             self.sent(out.failure, out.then, ended, Ok(()));
@@ -297,7 +405,7 @@ impl Session {
         };
         let (failure, then) = (out.failure, out.then);
         let s = self.clone();
-        self.0.client.service.send(
+        self.0.host.service().send(
             &me,
             &peer,
             out.msg,
@@ -306,7 +414,7 @@ impl Session {
         if ended {
             let mut d = self.lock();
             if d.pending_termination.is_some() && d.timer.is_none() {
-                let bound = self.0.client.service.invitation_timeout();
+                let bound = self.0.host.service().invitation_timeout();
                 self.start_deadline(&mut d, bound);
             }
         }
@@ -332,7 +440,7 @@ impl Session {
                 Then::Nothing => {}
                 Then::AwaitAnswer => {
                     if d.state == SessionState::Invitation && d.timer.is_none() {
-                        let timeout = self.0.client.service.invitation_timeout();
+                        let timeout = self.0.host.service().invitation_timeout();
                         self.start_deadline(&mut d, timeout);
                     }
                 }
@@ -348,56 +456,14 @@ impl Session {
         }
     }
 
-    /// The session's deadline `id` is due. An inviter still waiting for an answer ends
-    /// with SR_SESSION_TIMEOUT and tells the invitee; an invitee that heard neither that
-    /// nor an acknowledgement of its Accept ends the same way on its own; a session whose
-    /// last step's delivery report never came finishes.
+    /// The session's deadline `id` is due (see [`deadline_due`](Self::deadline_due)).
     fn deadline(&self, id: TimerId) {
-        let (out, ended) = {
-            let mut d = self.lock();
-            if d.timer != Some(id) {
-                return;
-            }
-            d.timer = None;
-            match d.state {
-                s if s.is_terminal() => (None, d.pending_termination.is_some()),
-                SessionState::Invitation if self.is_inviter() => {
-                    self.end(
-                        &mut d,
-                        SessionState::Terminated,
-                        [],
-                        SR_SESSION_TIMEOUT,
-                        None,
-                    );
-                    let msg = Message::Timeout {
-                        session_id: self.0.id.clone(),
-                    };
-                    let out = Outgoing {
-                        msg,
-                        failure: None,
-                        then: Then::Nothing,
-                    };
-                    (Some(out), true)
-                }
-                SessionState::Invitation | SessionState::Accepted | SessionState::Connected => {
-                    self.end(
-                        &mut d,
-                        SessionState::Terminated,
-                        [],
-                        SR_SESSION_TIMEOUT,
-                        None,
-                    );
-                    (None, true)
-                }
-                _ => return,
-            }
-        };
-        self.finish(out, ended);
+        let _ = self.step(Step::Deadline(id));
     }
 
     /// The manager's Lock and Key status lets gated calls through (see [`LockCell::gate`]).
     fn gate(&self) -> Result<()> {
-        self.0.lock.gate(self.0.client.connection())
+        self.0.lock.gate(self.0.host.connection())
     }
 
     fn is_inviter(&self) -> bool {
@@ -434,7 +500,7 @@ impl Session {
         if self.state() != SessionState::Ready {
             return Err(SR_SESSION_NOT_READY);
         }
-        if !self.0.client.registry.contains(&g) {
+        if !self.0.host.registry().contains(&g) {
             return Err(SR_APP_NOT_REGISTERED);
         }
         let mut d = self.lock();
@@ -448,8 +514,8 @@ impl Session {
     fn app_field(&self, pick: impl Fn(&crate::registry::AppEntry) -> &str) -> Result<Text> {
         let guid = self.lock().app_guid.clone().ok_or(SR_APP_NOT_SPECIFIED)?;
         self.0
-            .client
-            .registry
+            .host
+            .registry()
             .with(guid.as_str(), |e| Text::new(pick(e)))
             .unwrap_or_else(|| Ok(Text::empty()))
     }
@@ -540,13 +606,13 @@ impl Session {
             let mut d = self.lock();
             std::mem::replace(
                 &mut d.sinks,
-                Arc::new(Sinks::new(self.0.client.queue.reclaimer().clone())),
+                Arc::new(Sinks::new(self.0.queue.reclaimer().clone())),
             )
         };
         old.close();
         // Drops the events queued for it; jobs taken before the replacement (and launch
         // decisions) still point at the old list, which waits for them.
-        self.0.client.queue.release_sinks(old);
+        self.0.queue.release_sinks(old);
     }
 
     // ---- methods ----
@@ -559,7 +625,7 @@ impl Session {
         self.gate()?;
         check_sign_in_name(user)?;
         let app_data = check_app_data(app_data)?;
-        let client = &self.0.client;
+        let host = &self.0.host;
         let guid = {
             let d = self.lock();
             let guid = d.app_guid.clone().ok_or(SR_APP_NOT_SPECIFIED)?;
@@ -570,47 +636,26 @@ impl Session {
         };
         // Lookups outside the session's lock: the registry may wait for another process,
         // and a network service's presence is its own business.
-        let me = client.name.lock().clone();
-        if client.service.same_user(me.as_str(), user) {
+        let me = host.sign_in_name();
+        if host.service().same_user(me.as_str(), user) {
             return Err(SR_INVITED_SELF);
         }
-        if !client.is_signed_in() {
+        if !host.is_signed_in() {
             return Err(MSGR_E_NOT_LOGGED_ON);
         }
-        let peer = client.service.online(user).ok_or(MSGR_E_NOT_LOGGED_ON)?;
-        let (name, url) = client
-            .registry
+        let peer = host.service().online(user).ok_or(MSGR_E_NOT_LOGGED_ON)?;
+        let (name, url) = host
+            .registry()
             .with(guid.as_str(), |e| (Text::new(&e.name), Text::new(&e.url)))
             .unwrap_or((Ok(Text::empty()), Ok(Text::empty())));
-        let (name, url) = (name?, url?);
-        let out = {
-            let mut d = self.lock();
-            if d.state != SessionState::Ready || d.app_guid.as_ref() != Some(&guid) {
-                return Err(SR_SESSION_NOT_READY);
-            }
-            client.add_session(self)?;
-            d.user = Some(peer);
-            self.transition(&mut d, SessionState::Invitation, []);
-            Outgoing {
-                msg: Message::Invite {
-                    session_id: self.0.id.clone(),
-                    app_guid: guid,
-                    app_name: name,
-                    app_url: url,
-                    app_data,
-                    address: d.local_address.clone(),
-                    timeout_ms: client
-                        .service
-                        .invitation_timeout()
-                        .as_millis()
-                        .min(u64::MAX as u128) as u64,
-                },
-                failure: Some(SR_INVITATION_SEND_FAILURE),
-                then: Then::AwaitAnswer,
-            }
-        };
-        self.finish(Some(out), false);
-        Ok(())
+        let (app_name, app_url) = (name?, url?);
+        self.step(Step::Invite {
+            peer,
+            app_guid: guid,
+            app_name,
+            app_url,
+            app_data,
+        })
     }
 
     fn check_answer(&self, d: &SessionData) -> Result<()> {
@@ -631,60 +676,8 @@ impl Session {
         let app_data = check_app_data(app_data)?;
         // An invitee's application never changes; look it up outside the session's lock.
         let guid = self.lock().app_guid.clone().unwrap_or_else(Text::empty);
-        let present = self.0.client.registry.contains(guid.as_str());
-        let (out, ended) = {
-            let mut d = self.lock();
-            self.check_answer(&d)?;
-            if !present {
-                self.cancel_deadline(&mut d);
-                let name = d.app_name_hint.clone().unwrap_or_else(Text::empty);
-                let url = d.app_url_hint.clone().unwrap_or_else(Text::empty);
-                let previous = d.state;
-                d.state = SessionState::Declined;
-                self.raise(
-                    &d,
-                    [
-                        SessionEvent::AppNotPresent { name, url },
-                        SessionEvent::StateChanged { previous },
-                    ],
-                );
-                d.pending_termination = Some(SessionEvent::Termination {
-                    hr: SR_APP_NOT_REGISTERED,
-                    app_data: None,
-                });
-                (
-                    Outgoing::new(
-                        Message::Decline {
-                            session_id: self.0.id.clone(),
-                            app_data: None,
-                            not_present: true,
-                        },
-                        SR_DECLINE_SEND_FAILURE,
-                    ),
-                    true,
-                )
-            } else {
-                self.transition(
-                    &mut d,
-                    SessionState::Accepted,
-                    [SessionEvent::BeforeAppLaunch { enable: true }],
-                );
-                (
-                    Outgoing {
-                        msg: Message::Accept {
-                            session_id: self.0.id.clone(),
-                            app_data,
-                            address: d.local_address.clone(),
-                        },
-                        failure: Some(SR_ACCEPT_SEND_FAILURE),
-                        then: Then::Acknowledge,
-                    },
-                    false,
-                )
-            }
-        };
-        self.finish(Some(out), ended);
-        Ok(())
+        let present = self.0.host.registry().contains(guid.as_str());
+        self.step(Step::Accept { app_data, present })
     }
 
     /// Decline(app data): same rules as Accept. Both sides end in SS_DECLINED with
@@ -692,27 +685,7 @@ impl Session {
     pub fn decline(&self, app_data: Option<&str>) -> Result<()> {
         self.gate()?;
         let app_data = check_app_data(app_data)?;
-        let out = {
-            let mut d = self.lock();
-            self.check_answer(&d)?;
-            self.end(
-                &mut d,
-                SessionState::Declined,
-                [],
-                SR_INVITATION_DECLINED,
-                app_data.clone(),
-            );
-            Outgoing::new(
-                Message::Decline {
-                    session_id: self.0.id.clone(),
-                    app_data,
-                    not_present: false,
-                },
-                SR_DECLINE_SEND_FAILURE,
-            )
-        };
-        self.finish(Some(out), true);
-        Ok(())
+        self.step(Step::Decline { app_data })
     }
 
     /// Cancel(hr, app data): ends the invitation or the session; `hr` is handed to the other
@@ -721,41 +694,7 @@ impl Session {
     pub fn cancel(&self, hr: Hr, app_data: Option<&str>) -> Result<()> {
         self.gate()?;
         let app_data = check_app_data(app_data)?;
-        let out = {
-            let mut d = self.lock();
-            match d.state {
-                s if s.is_terminal() => return Err(SR_SESSION_STATE_INVALID),
-                SessionState::Ready | SessionState::Unknown => {
-                    self.end(
-                        &mut d,
-                        SessionState::Cancelled,
-                        [],
-                        SR_CANCEL_BEFORE_CONNECT,
-                        app_data,
-                    );
-                    None
-                }
-                _ => {
-                    self.end(
-                        &mut d,
-                        SessionState::Cancelled,
-                        [],
-                        SR_SESSION_CANCELLED_LOCAL,
-                        app_data.clone(),
-                    );
-                    Some(Outgoing::new(
-                        Message::Cancel {
-                            session_id: self.0.id.clone(),
-                            hr,
-                            app_data,
-                        },
-                        SR_CANCEL_SEND_FAILURE,
-                    ))
-                }
-            }
-        };
-        self.finish(out, true);
-        Ok(())
+        self.step(Step::Cancel { hr, app_data })
     }
 
     /// SendContextData(data): at most 300 characters and five sends per side
@@ -765,145 +704,14 @@ impl Session {
         self.gate()?;
         check_chars(data, limits::CONTEXT_DATA_CHARS, SR_CONTEXT_DATA_OVER_LIMIT)?;
         let data = Text::new(data)?;
-        let out = {
-            let mut d = self.lock();
-            match d.state {
-                SessionState::Accepted | SessionState::Connected => {}
-                s if s.is_terminal() => return Err(SR_SESSION_STATE_INVALID),
-                _ => return Err(SR_NOT_VALID_FOR_APP_INVITE),
-            }
-            if d.sends >= limits::CONTEXT_DATA_SENDS {
-                return Err(SR_CONTEXT_DATA_OVER_LIMIT);
-            }
-            d.sends += 1;
-            Outgoing::new(
-                Message::ContextData {
-                    session_id: self.0.id.clone(),
-                    data,
-                },
-                SR_CONTEXT_DATA_SEND_FAILURE,
-            )
-        };
-        self.finish(Some(out), false);
-        Ok(())
+        self.step(Step::SendContextData { data })
     }
 
     // ---- the other side, the service and the dispatcher ----
 
     /// A message about this session from the other side (or the service).
     pub(crate) fn receive(&self, _from: &Text, msg: Message) {
-        let ended = {
-            let mut d = self.lock();
-            if d.state.is_terminal() {
-                return;
-            }
-            match msg {
-                Message::Accept {
-                    app_data, address, ..
-                } => {
-                    if d.state != SessionState::Invitation || !self.is_inviter() {
-                        return;
-                    }
-                    if app_data.is_some() {
-                        d.context_data = app_data.clone();
-                    }
-                    d.remote_address = Some(address);
-                    self.cancel_deadline(&mut d);
-                    self.transition(
-                        &mut d,
-                        SessionState::Accepted,
-                        [
-                            SessionEvent::Accepted { app_data },
-                            SessionEvent::ReadyToLaunch,
-                        ],
-                    );
-                    self.transition(&mut d, SessionState::Connected, []);
-                    false
-                }
-                Message::Decline {
-                    app_data,
-                    not_present,
-                    ..
-                } => {
-                    if d.state != SessionState::Invitation || !self.is_inviter() {
-                        return;
-                    }
-                    if app_data.is_some() {
-                        d.context_data = app_data.clone();
-                    }
-                    let hr = if not_present {
-                        SR_APP_NOT_REGISTERED
-                    } else {
-                        SR_INVITATION_DECLINED
-                    };
-                    self.end(
-                        &mut d,
-                        SessionState::Declined,
-                        [SessionEvent::Declined {
-                            app_data: app_data.clone(),
-                        }],
-                        hr,
-                        app_data,
-                    );
-                    true
-                }
-                Message::Cancel { hr, app_data, .. } => {
-                    if app_data.is_some() {
-                        d.context_data = app_data.clone();
-                    }
-                    self.end(
-                        &mut d,
-                        SessionState::Cancelled,
-                        [SessionEvent::Cancelled {
-                            app_data: app_data.clone(),
-                        }],
-                        hr,
-                        app_data,
-                    );
-                    true
-                }
-                Message::ContextData { data, .. } => {
-                    if !matches!(d.state, SessionState::Accepted | SessionState::Connected) {
-                        return;
-                    }
-                    d.context_data = Some(data.clone());
-                    self.raise(&d, [SessionEvent::ContextData { data }]);
-                    false
-                }
-                Message::LaunchFailed { .. } => {
-                    self.end(
-                        &mut d,
-                        SessionState::Terminated,
-                        [],
-                        SR_APPLICATION_LAUNCH_FAILED,
-                        None,
-                    );
-                    true
-                }
-                Message::PeerGone { .. } => {
-                    self.end(
-                        &mut d,
-                        SessionState::Terminated,
-                        [],
-                        SR_CONNECTION_FAILURE,
-                        None,
-                    );
-                    true
-                }
-                Message::Timeout { .. } => {
-                    self.end(
-                        &mut d,
-                        SessionState::Terminated,
-                        [],
-                        SR_SESSION_TIMEOUT,
-                        None,
-                    );
-                    true
-                }
-                Message::Invite { .. } => false,
-            }
-        };
-        self.finish(None, ended);
+        let _ = self.step(Step::Received(msg));
     }
 
     /// Our client signs out: the session ends (SR_CONNECTION_FAILURE). Returns the peer to
@@ -927,9 +735,9 @@ impl Session {
         d.user.clone()
     }
 
-    /// BeforeAppLaunch was delivered: launch (unless disabled or there is no path), then
+    /// Launches the application (unless `enable` is false or there is no path), then
     /// OnReadyToLaunch and SS_CONNECTED; a failed launch ends the session.
-    pub(crate) fn launch_decided(&self, enable: bool) {
+    fn launch(&self, enable: bool) {
         let (guid, id) = {
             let d = self.lock();
             if d.state != SessionState::Accepted {
@@ -942,8 +750,8 @@ impl Session {
         };
         let path = if enable {
             self.0
-                .client
-                .registry
+                .host
+                .registry()
                 .with(guid.as_str(), |e| e.path.clone())
         } else {
             None
@@ -951,7 +759,7 @@ impl Session {
         let launched = match path.filter(|p| !p.is_empty()) {
             None => Ok(None),
             Some(path) => {
-                let launcher = self.0.client.launcher();
+                let launcher = self.0.host.launcher();
                 let req = LaunchRequest {
                     path: &path,
                     session_id: id.as_str(),
@@ -965,38 +773,317 @@ impl Session {
                 r.map(Some)
             }
         };
-        let mut out = None;
-        let ended = {
+        let _ = self.step(Step::Launched(launched));
+    }
+
+    // ---- the transition function ----
+
+    /// Applies `step` under the session's lock (the state changes and its events are
+    /// queued there), then, with the lock released, sends the step's message and finishes
+    /// the session when the step ended it (see [`finish`](Self::finish)). Every change of
+    /// state but a sign-out's ([`disconnect`](Self::disconnect)) goes through here. An
+    /// error leaves the session as it was.
+    fn step(&self, step: Step) -> Result<()> {
+        let After { out, ended } = {
             let mut d = self.lock();
-            if d.state != SessionState::Accepted {
-                return;
-            }
-            match launched {
-                Ok(pid) => {
-                    if let Some(pid) = pid {
-                        self.0.client.record_launch(pid, self);
-                    }
-                    self.raise(&d, [SessionEvent::ReadyToLaunch]);
-                    self.transition(&mut d, SessionState::Connected, []);
-                    false
-                }
-                Err(_) => {
-                    self.end(
-                        &mut d,
-                        SessionState::Terminated,
-                        [],
-                        SR_APPLICATION_LAUNCH_FAILED,
-                        None,
-                    );
-                    out = Some(Outgoing::new(
-                        Message::LaunchFailed { session_id: id },
-                        SR_SESSION_PROTOCOL_ERROR,
-                    ));
-                    true
-                }
-            }
+            self.apply(&mut d, step)?
         };
         self.finish(out, ended);
+        Ok(())
+    }
+
+    /// The state machine: `step` applied to the locked data `d`.
+    fn apply(&self, d: &mut SessionData, step: Step) -> Result<After> {
+        let id = || self.0.id.clone();
+        match step {
+            Step::Invite {
+                peer,
+                app_guid,
+                app_name,
+                app_url,
+                app_data,
+            } => {
+                if d.state != SessionState::Ready || d.app_guid.as_ref() != Some(&app_guid) {
+                    return Err(SR_SESSION_NOT_READY);
+                }
+                self.0.host.add_session(self)?;
+                d.user = Some(peer);
+                self.transition(d, SessionState::Invitation, []);
+                let timeout = self.0.host.service().invitation_timeout();
+                Ok(After::send(Outgoing {
+                    msg: Message::Invite {
+                        session_id: id(),
+                        app_guid,
+                        app_name,
+                        app_url,
+                        app_data,
+                        address: d.local_address.clone(),
+                        timeout_ms: timeout.as_millis().min(u64::MAX as u128) as u64,
+                    },
+                    failure: Some(SR_INVITATION_SEND_FAILURE),
+                    then: Then::AwaitAnswer,
+                }))
+            }
+            Step::Accept { app_data, present } => {
+                self.check_answer(d)?;
+                if !present {
+                    self.cancel_deadline(d);
+                    let name = d.app_name_hint.clone().unwrap_or_else(Text::empty);
+                    let url = d.app_url_hint.clone().unwrap_or_else(Text::empty);
+                    let previous = d.state;
+                    d.state = SessionState::Declined;
+                    self.raise(
+                        d,
+                        [
+                            SessionEvent::AppNotPresent { name, url },
+                            SessionEvent::StateChanged { previous },
+                        ],
+                    );
+                    d.pending_termination = Some(SessionEvent::Termination {
+                        hr: SR_APP_NOT_REGISTERED,
+                        app_data: None,
+                    });
+                    let msg = Message::Decline {
+                        session_id: id(),
+                        app_data: None,
+                        not_present: true,
+                    };
+                    return Ok(After::end_sending(Outgoing::new(
+                        msg,
+                        SR_DECLINE_SEND_FAILURE,
+                    )));
+                }
+                self.transition(
+                    d,
+                    SessionState::Accepted,
+                    [SessionEvent::BeforeAppLaunch { enable: true }],
+                );
+                Ok(After::send(Outgoing {
+                    msg: Message::Accept {
+                        session_id: id(),
+                        app_data,
+                        address: d.local_address.clone(),
+                    },
+                    failure: Some(SR_ACCEPT_SEND_FAILURE),
+                    then: Then::Acknowledge,
+                }))
+            }
+            Step::Decline { app_data } => {
+                self.check_answer(d)?;
+                self.end(
+                    d,
+                    SessionState::Declined,
+                    [],
+                    SR_INVITATION_DECLINED,
+                    app_data.clone(),
+                );
+                let msg = Message::Decline {
+                    session_id: id(),
+                    app_data,
+                    not_present: false,
+                };
+                Ok(After::end_sending(Outgoing::new(
+                    msg,
+                    SR_DECLINE_SEND_FAILURE,
+                )))
+            }
+            Step::Cancel { hr, app_data } => match d.state {
+                s if s.is_terminal() => Err(SR_SESSION_STATE_INVALID),
+                SessionState::Ready | SessionState::Unknown => {
+                    self.end(
+                        d,
+                        SessionState::Cancelled,
+                        [],
+                        SR_CANCEL_BEFORE_CONNECT,
+                        app_data,
+                    );
+                    Ok(After::ENDED)
+                }
+                _ => {
+                    self.end(
+                        d,
+                        SessionState::Cancelled,
+                        [],
+                        SR_SESSION_CANCELLED_LOCAL,
+                        app_data.clone(),
+                    );
+                    let msg = Message::Cancel {
+                        session_id: id(),
+                        hr,
+                        app_data,
+                    };
+                    Ok(After::end_sending(Outgoing::new(
+                        msg,
+                        SR_CANCEL_SEND_FAILURE,
+                    )))
+                }
+            },
+            Step::SendContextData { data } => {
+                match d.state {
+                    SessionState::Accepted | SessionState::Connected => {}
+                    s if s.is_terminal() => return Err(SR_SESSION_STATE_INVALID),
+                    _ => return Err(SR_NOT_VALID_FOR_APP_INVITE),
+                }
+                if d.sends >= limits::CONTEXT_DATA_SENDS {
+                    return Err(SR_CONTEXT_DATA_OVER_LIMIT);
+                }
+                d.sends += 1;
+                let msg = Message::ContextData {
+                    session_id: id(),
+                    data,
+                };
+                Ok(After::send(Outgoing::new(
+                    msg,
+                    SR_CONTEXT_DATA_SEND_FAILURE,
+                )))
+            }
+            Step::Received(msg) => Ok(self.received(d, msg)),
+            Step::Launched(launched) => {
+                if d.state != SessionState::Accepted {
+                    return Ok(After::NOTHING);
+                }
+                match launched {
+                    Ok(pid) => {
+                        if let Some(pid) = pid {
+                            self.0.host.record_launch(pid, self);
+                        }
+                        self.raise(d, [SessionEvent::ReadyToLaunch]);
+                        self.transition(d, SessionState::Connected, []);
+                        Ok(After::NOTHING)
+                    }
+                    Err(_) => {
+                        self.end(
+                            d,
+                            SessionState::Terminated,
+                            [],
+                            SR_APPLICATION_LAUNCH_FAILED,
+                            None,
+                        );
+                        let msg = Message::LaunchFailed { session_id: id() };
+                        Ok(After::end_sending(Outgoing::new(
+                            msg,
+                            SR_SESSION_PROTOCOL_ERROR,
+                        )))
+                    }
+                }
+            }
+            Step::Deadline(timer) => Ok(self.deadline_due(d, timer)),
+        }
+    }
+
+    /// [`apply`](Self::apply) of a message from the other side: one the session's state does
+    /// not expect changes nothing.
+    fn received(&self, d: &mut SessionData, msg: Message) -> After {
+        if d.state.is_terminal() {
+            return After::NOTHING;
+        }
+        let (ending, hr, app_data) = match msg {
+            Message::Accept {
+                app_data, address, ..
+            } => {
+                if d.state != SessionState::Invitation || !self.is_inviter() {
+                    return After::NOTHING;
+                }
+                if app_data.is_some() {
+                    d.context_data = app_data.clone();
+                }
+                d.remote_address = Some(address);
+                self.cancel_deadline(d);
+                self.transition(
+                    d,
+                    SessionState::Accepted,
+                    [
+                        SessionEvent::Accepted { app_data },
+                        SessionEvent::ReadyToLaunch,
+                    ],
+                );
+                self.transition(d, SessionState::Connected, []);
+                return After::NOTHING;
+            }
+            Message::ContextData { data, .. } => {
+                if !matches!(d.state, SessionState::Accepted | SessionState::Connected) {
+                    return After::NOTHING;
+                }
+                d.context_data = Some(data.clone());
+                self.raise(d, [SessionEvent::ContextData { data }]);
+                return After::NOTHING;
+            }
+            Message::Invite { .. } => return After::NOTHING,
+            Message::Decline {
+                app_data,
+                not_present,
+                ..
+            } => {
+                if d.state != SessionState::Invitation || !self.is_inviter() {
+                    return After::NOTHING;
+                }
+                let hr = if not_present {
+                    SR_APP_NOT_REGISTERED
+                } else {
+                    SR_INVITATION_DECLINED
+                };
+                let event = SessionEvent::Declined {
+                    app_data: app_data.clone(),
+                };
+                ((SessionState::Declined, Some(event)), hr, app_data)
+            }
+            Message::Cancel { hr, app_data, .. } => {
+                let event = SessionEvent::Cancelled {
+                    app_data: app_data.clone(),
+                };
+                ((SessionState::Cancelled, Some(event)), hr, app_data)
+            }
+            Message::LaunchFailed { .. } => (
+                (SessionState::Terminated, None),
+                SR_APPLICATION_LAUNCH_FAILED,
+                None,
+            ),
+            Message::PeerGone { .. } => (
+                (SessionState::Terminated, None),
+                SR_CONNECTION_FAILURE,
+                None,
+            ),
+            Message::Timeout { .. } => ((SessionState::Terminated, None), SR_SESSION_TIMEOUT, None),
+        };
+        if app_data.is_some() {
+            d.context_data = app_data.clone();
+        }
+        let (to, before) = ending;
+        self.end(d, to, before, hr, app_data);
+        After::ENDED
+    }
+
+    /// [`apply`](Self::apply) of the session's deadline `timer`: an inviter still waiting for
+    /// an answer ends with SR_SESSION_TIMEOUT and tells the invitee; an invitee that heard
+    /// neither that nor an acknowledgement of its Accept ends the same way on its own; a
+    /// session whose last step's delivery report never came finishes.
+    fn deadline_due(&self, d: &mut SessionData, timer: TimerId) -> After {
+        if d.timer != Some(timer) {
+            return After::NOTHING;
+        }
+        d.timer = None;
+        match d.state {
+            s if s.is_terminal() => After {
+                out: None,
+                ended: d.pending_termination.is_some(),
+            },
+            SessionState::Invitation if self.is_inviter() => {
+                self.end(d, SessionState::Terminated, [], SR_SESSION_TIMEOUT, None);
+                let msg = Message::Timeout {
+                    session_id: self.0.id.clone(),
+                };
+                After::end_sending(Outgoing {
+                    msg,
+                    failure: None,
+                    then: Then::Nothing,
+                })
+            }
+            SessionState::Invitation | SessionState::Accepted | SessionState::Connected => {
+                self.end(d, SessionState::Terminated, [], SR_SESSION_TIMEOUT, None);
+                After::ENDED
+            }
+            _ => After::NOTHING,
+        }
     }
 
     /// An invitation arrived for this (invitee) session: it waits for the inviter's
@@ -1007,13 +1094,25 @@ impl Session {
             self.start_deadline(&mut d, timeout.saturating_add(INVITEE_GRACE));
         }
     }
+}
 
-    pub(crate) fn note_invitation_handled(&self, handled: bool) {
+impl FollowUp for Session {
+    fn invitation_handled(&self, handled: bool) {
         if handled {
             self.lock().invitation_handled = true;
         }
     }
+
+    /// BeforeAppLaunch was delivered: launch (unless disabled or there is no path), then
+    /// OnReadyToLaunch and SS_CONNECTED; a failed launch ends the session.
+    fn launch_decided(&self, enable: bool) {
+        self.launch(enable);
+    }
 }
+
+// A job is one cache line at most (see `Job`).
+#[cfg(not(loom))]
+const _: () = assert!(std::mem::size_of::<Job<Session>>() <= 64);
 
 impl Expiry for SessionCore {
     fn expired(self: Arc<Self>, id: TimerId) {
@@ -1022,7 +1121,7 @@ impl Expiry for SessionCore {
 }
 
 impl SessionData {
-    fn new(state: SessionState, client: &ClientCore) -> Self {
+    fn new(state: SessionState, queue: &Queue) -> Self {
         SessionData {
             state,
             app_guid: None,
@@ -1037,7 +1136,7 @@ impl SessionData {
             pending_termination: None,
             terminated: false,
             timer: None,
-            sinks: Arc::new(Sinks::new(client.queue.reclaimer().clone())),
+            sinks: Arc::new(Sinks::new(queue.reclaimer().clone())),
         }
     }
 }

@@ -1,90 +1,29 @@
 //! The session manager (IMsgrSessionManager + IMsgrLock): creates sessions, registers
-//! applications, and carries its own Lock and Key status.
+//! applications, and carries its own Lock and Key status (see [`LockCell`]).
 
-use crate::client::{Client, ClientCore, Connection};
-use crate::dispatch::{Job, SinksPtr};
-use crate::error::{
-    Result, E_FAIL, E_INVALIDARG, MSGR_E_API_ALREADY_UNLOCKED, MSGR_E_API_DISABLED,
-    MSGR_E_API_LOCKED, MSGR_E_API_NOTINITIALIZED, MSGR_E_API_PENDING_UNLOCK,
-    MSGR_E_API_UNLOCK_FAILED, MSGR_E_NOT_LOGGED_ON,
-};
-use crate::events::{Callback, ManagerEvent, ManagerEventKind, Sinks};
-use crate::locks::Mutex;
+use crate::error::{Result, E_FAIL, E_INVALIDARG};
+use crate::event;
+use crate::event::ManagerEventKind;
+use crate::lock::LockCell;
 use crate::registry::AppEntry;
-use crate::session::Session;
-use crate::types::{check_chars, limits, LockStatus, Text};
+use crate::session::{Host, Queue, Session};
+use crate::sinks::{Callback, Sinks};
+use crate::types::{check_chars, limits, LockStatus};
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-struct LockData {
-    status: LockStatus,
-    /// The client's connection epoch (see [`Connection`]) this status belongs to. A
-    /// status from an earlier epoch opens nothing: the manager that followed the client's
-    /// sign-ins is gone, so the exchange was not repeated after the last sign-in.
-    epoch: u64,
-    cookie: i32,
-    challenge: Option<Text>,
-    /// Counts the steps of the exchange (challenge requested, response sent), so that a
-    /// service's late answer to an earlier step changes nothing.
-    step: u64,
-}
-
-/// One manager's Lock and Key status; sessions created or received by the manager share it,
-/// and outlive it: a session whose manager was released keeps the status the manager had
-/// in that connection epoch, and is locked in every later one.
-pub(crate) struct LockCell {
-    data: Mutex<LockData>,
-}
-
-impl LockCell {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(LockCell {
-            data: Mutex::new(LockData {
-                status: LockStatus::NotInitialized,
-                epoch: 0,
-                cookie: 0,
-                challenge: None,
-                step: 0,
-            }),
-        })
-    }
-
-    pub(crate) fn status(&self) -> LockStatus {
-        self.data.lock().status
-    }
-
-    /// Lets gated calls through when unlocked or when Lock and Key is off, in the client's
-    /// current connection; otherwise MSGR_E_NOT_LOGGED_ON while the client is signed out
-    /// and MSGR_E_API_LOCKED while locked. A status set in an earlier connection belongs to
-    /// a manager that was released before the client signed out and in again: the gate is
-    /// then what that manager's would be with the exchange not repeated, locked when the
-    /// connection enforces Lock and Key and open when it does not.
-    pub(crate) fn gate(&self, connection: Connection) -> Result<()> {
-        if !connection.signed_in() {
-            return Err(MSGR_E_NOT_LOGGED_ON);
-        }
-        let d = self.data.lock();
-        if d.epoch != connection.epoch {
-            return if connection.enforced {
-                Err(MSGR_E_API_LOCKED)
-            } else {
-                Ok(())
-            };
-        }
-        match d.status {
-            LockStatus::Unlocked | LockStatus::Disabled => Ok(()),
-            LockStatus::NotInitialized => Err(MSGR_E_NOT_LOGGED_ON),
-            _ => Err(MSGR_E_API_LOCKED),
-        }
-    }
-}
+/// The events of a manager, with the crate's sessions.
+pub(crate) type ManagerEvent = event::ManagerEvent<Session>;
+type Job = crate::dispatch::Job<Session>;
 
 pub(crate) struct ManagerCore {
-    pub(crate) client: Arc<ClientCore>,
-    pub(crate) lock: Arc<LockCell>,
+    host: Arc<dyn Host>,
+    /// The client's event queue (the host's, held here so that raising needs no call).
+    queue: Arc<Queue>,
+    lock: Arc<LockCell>,
     /// Handed to the event queue when the manager is dropped (see [`SinksPtr`]).
-    pub(crate) sinks: ManuallyDrop<Arc<Sinks<ManagerEvent>>>,
+    sinks: ManuallyDrop<Arc<Sinks<ManagerEvent>>>,
     closed: AtomicBool,
 }
 
@@ -92,14 +31,37 @@ impl Drop for ManagerCore {
     fn drop(&mut self) {
         // SAFETY: taken once, here; the field is not used afterwards.
         let sinks = unsafe { ManuallyDrop::take(&mut self.sinks) };
-        self.client.queue.release_sinks(sinks);
+        self.queue.release_sinks(sinks);
     }
 }
 
 impl ManagerCore {
+    /// A manager of the client `host`, whose event queue is `queue`; the client adds it to
+    /// its list.
+    pub(crate) fn new(host: Arc<dyn Host>, queue: Arc<Queue>) -> Arc<ManagerCore> {
+        let sinks = Arc::new(Sinks::new(queue.reclaimer().clone()));
+        Arc::new(ManagerCore {
+            host,
+            queue,
+            lock: LockCell::new(),
+            sinks: ManuallyDrop::new(sinks),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The client this manager belongs to.
+    pub(crate) fn host(&self) -> &Arc<dyn Host> {
+        &self.host
+    }
+
+    /// The manager's Lock and Key status.
+    pub(crate) fn lock(&self) -> &Arc<LockCell> {
+        &self.lock
+    }
+
     fn job(&self, event: ManagerEvent) -> Job {
         Job::Manager {
-            sinks: SinksPtr::new(&self.sinks),
+            sinks: crate::dispatch::SinksPtr::new(&self.sinks),
             event,
         }
     }
@@ -107,47 +69,28 @@ impl ManagerCore {
     /// Queues one event for this manager.
     pub(crate) fn raise(&self, event: ManagerEvent) {
         if !self.closed.load(Ordering::Acquire) {
-            self.client.queue.push(self.job(event));
+            self.queue.push(self.job(event));
         }
     }
 
     /// The client signed in, starting connection `epoch`: the manager is locked (or Lock and
     /// Key is off). Ignored when the lock already follows a later epoch.
     pub(crate) fn signed_in(&self, enforced: bool, epoch: u64) {
-        let mut d = self.lock.data.lock();
-        if d.epoch > epoch {
-            return;
-        }
-        d.epoch = epoch;
-        d.status = if enforced {
-            LockStatus::Initialized
-        } else {
-            LockStatus::Disabled
-        };
-        d.challenge = None;
-        let status = d.status;
-        self.client.queue.push_all([
-            self.job(ManagerEvent::LockEnable { enabled: enforced }),
-            self.job(ManagerEvent::LockStatusChanged { status }),
-        ]);
+        self.lock.signed_in(enforced, epoch, |status| {
+            self.queue.push_all([
+                self.job(ManagerEvent::LockEnable { enabled: enforced }),
+                self.job(ManagerEvent::LockStatusChanged { status }),
+            ]);
+        });
     }
 
     /// The client signed out, starting connection `epoch`: back to LOCK_NOTINITIALIZED.
     pub(crate) fn signed_out(&self, epoch: u64) {
-        let mut d = self.lock.data.lock();
-        if d.epoch > epoch {
-            return;
-        }
-        d.epoch = epoch;
-        if d.status != LockStatus::NotInitialized {
-            d.status = LockStatus::NotInitialized;
-            d.challenge = None;
-            self.client
-                .queue
-                .push(self.job(ManagerEvent::LockStatusChanged {
-                    status: LockStatus::NotInitialized,
-                }));
-        }
+        self.lock.signed_out(epoch, || {
+            self.queue.push(self.job(ManagerEvent::LockStatusChanged {
+                status: LockStatus::NotInitialized,
+            }));
+        });
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -173,31 +116,12 @@ impl PartialEq for SessionManager {
 }
 
 impl SessionManager {
-    /// Creates a manager on `client`. When the client is signed in, OnLockEnable and
-    /// OnLockStatusChanged are queued for it at once. MSGR_E_SERVER_SHUTDOWN after the
-    /// client shut down.
-    pub fn new(client: &Client) -> Result<SessionManager> {
-        let core = Arc::new(ManagerCore {
-            client: Arc::clone(&client.0),
-            lock: LockCell::new(),
-            sinks: ManuallyDrop::new(Arc::new(Sinks::new(client.0.queue.reclaimer().clone()))),
-            closed: AtomicBool::new(false),
-        });
-        client.0.add_manager(&core)?;
-        Ok(SessionManager(core))
-    }
-
-    /// The client this manager belongs to.
-    pub fn client(&self) -> Client {
-        Client(Arc::clone(&self.0.client))
-    }
-
     /// Ends the manager: every registration ends, queued events are dropped, it receives
     /// nothing more. Its sessions go on. Calling it twice does nothing.
     pub fn close(&self) {
         if !self.0.closed.swap(true, Ordering::AcqRel) {
             self.0.sinks.close();
-            self.0.client.queue.purge_dead();
+            self.0.queue.purge_dead();
         }
     }
 
@@ -225,13 +149,17 @@ impl SessionManager {
     }
 
     fn gate(&self) -> Result<()> {
-        self.0.lock.gate(self.0.client.connection())
+        self.0.lock.gate(self.0.host.connection())
     }
 
     /// CreateSession: a new session in SS_READY with SF_INVITER and a fresh SessionID.
     pub fn create_session(&self) -> Result<Session> {
         self.gate()?;
-        Ok(Session::new_inviter(&self.0.client, &self.0.lock))
+        Ok(Session::new_inviter(
+            &self.0.host,
+            &self.0.queue,
+            &self.0.lock,
+        ))
     }
 
     /// GetLaunchingSession: the session whose acceptance launched process `pid`.
@@ -241,7 +169,7 @@ impl SessionManager {
         if pid == 0 {
             return Err(E_INVALIDARG);
         }
-        self.0.client.launching_session(pid).ok_or(E_FAIL)
+        self.0.host.launching_session(pid).ok_or(E_FAIL)
     }
 
     /// RegisterApplication. Every manager sharing the registry gets OnAppRegistered.
@@ -262,21 +190,21 @@ impl SessionManager {
             return Err(E_INVALIDARG);
         }
         self.0
-            .client
-            .registry
+            .host
+            .registry()
             .register(guid, name, url, path, flags)
     }
 
     /// UnRegisterApplication. Every manager sharing the registry gets OnAppUnRegistered.
     pub fn unregister_application(&self, guid: &str) -> Result<()> {
         self.gate()?;
-        self.0.client.registry.unregister(guid)
+        self.0.host.registry().unregister(guid)
     }
 
     /// Applications [ours]: the registered applications, sorted by GUID.
     pub fn applications(&self) -> Result<Vec<AppEntry>> {
         self.gate()?;
-        Ok(self.0.client.registry.list())
+        Ok(self.0.host.registry().list())
     }
 
     /// The Lock and Key status.
@@ -290,44 +218,19 @@ impl SessionManager {
     /// (OnLockStatusChanged). No lock is held while the service works.
     pub fn request_challenge(&self, cookie: i32) -> Result<()> {
         let m = &self.0;
-        let step = {
-            let mut d = m.lock.data.lock();
-            match d.status {
-                LockStatus::NotInitialized => return Err(MSGR_E_API_NOTINITIALIZED),
-                LockStatus::PendingResult => return Err(MSGR_E_API_PENDING_UNLOCK),
-                LockStatus::Unlocked => return Err(MSGR_E_API_ALREADY_UNLOCKED),
-                LockStatus::Disabled => return Err(MSGR_E_API_DISABLED),
-                LockStatus::UnlockFailed => return Err(MSGR_E_API_UNLOCK_FAILED),
-                LockStatus::Initialized => {}
-            }
-            d.status = LockStatus::PendingResult;
-            d.cookie = cookie;
-            d.challenge = None;
-            d.step += 1;
+        let step = m.lock.request_challenge(cookie, || {
             m.raise(ManagerEvent::LockStatusChanged {
                 status: LockStatus::PendingResult,
             });
-            (d.epoch, d.step)
-        };
+        })?;
         let core = Arc::clone(m);
-        m.client.service.issue_challenge(Box::new(move |challenge| {
-            let mut d = core.lock.data.lock();
-            if (d.epoch, d.step) != step || d.status != LockStatus::PendingResult {
-                return; // signed out (or in again) meanwhile
-            }
-            match challenge {
-                Ok(challenge) => {
-                    d.challenge = Some(challenge.clone());
-                    let cookie = d.cookie;
-                    core.raise(ManagerEvent::LockChallenge { cookie, challenge });
-                }
-                Err(_) => {
-                    d.status = LockStatus::Initialized;
-                    core.raise(ManagerEvent::LockStatusChanged {
-                        status: LockStatus::Initialized,
-                    });
-                }
-            }
+        m.host.service().issue_challenge(Box::new(move |challenge| {
+            core.lock.challenge_issued(
+                step,
+                challenge,
+                |cookie, challenge| core.raise(ManagerEvent::LockChallenge { cookie, challenge }),
+                |status| core.raise(ManagerEvent::LockStatusChanged { status }),
+            );
         }));
         Ok(())
     }
@@ -342,52 +245,23 @@ impl SessionManager {
         check_chars(app_id, limits::LOCK_FIELD_CHARS, E_INVALIDARG)?;
         check_chars(response, limits::LOCK_FIELD_CHARS, E_INVALIDARG)?;
         let m = &self.0;
-        let (challenge, step) = {
-            let mut d = m.lock.data.lock();
-            match d.status {
-                LockStatus::NotInitialized => return Err(MSGR_E_API_NOTINITIALIZED),
-                LockStatus::Initialized => return Err(MSGR_E_API_LOCKED),
-                LockStatus::Unlocked => return Err(MSGR_E_API_ALREADY_UNLOCKED),
-                LockStatus::Disabled => return Err(MSGR_E_API_DISABLED),
-                LockStatus::UnlockFailed => return Err(MSGR_E_API_UNLOCK_FAILED),
-                LockStatus::PendingResult => {}
-            }
-            if d.challenge.is_none() {
-                return Err(MSGR_E_API_LOCKED);
-            }
-            if cookie != d.cookie {
-                return Err(E_INVALIDARG);
-            }
-            d.step += 1;
-            (
-                d.challenge.take().unwrap_or_else(Text::empty),
-                (d.epoch, d.step),
-            )
-        };
+        let (challenge, step) = m.lock.take_challenge(cookie)?;
         let core = Arc::clone(m);
         let done = Box::new(move |ok: bool| {
-            let mut d = core.lock.data.lock();
-            if (d.epoch, d.step) != step || d.status != LockStatus::PendingResult {
-                return; // signed out (or in again) meanwhile
-            }
-            d.status = if ok {
-                LockStatus::Unlocked
-            } else {
-                LockStatus::UnlockFailed
-            };
-            let status = d.status;
-            if !core.is_closed() {
-                core.client.queue.push_all([
-                    core.job(ManagerEvent::LockResult {
-                        cookie,
-                        succeeded: ok,
-                    }),
-                    core.job(ManagerEvent::LockStatusChanged { status }),
-                ]);
-            }
+            core.lock.checked(step, ok, |status| {
+                if !core.is_closed() {
+                    core.queue.push_all([
+                        core.job(ManagerEvent::LockResult {
+                            cookie,
+                            succeeded: ok,
+                        }),
+                        core.job(ManagerEvent::LockStatusChanged { status }),
+                    ]);
+                }
+            });
         });
-        m.client
-            .service
+        m.host
+            .service()
             .check_response(challenge.as_str(), app_id, response, done);
         Ok(())
     }

@@ -170,6 +170,14 @@ pub fn check_chars(s: &str, max: usize, over: Hr) -> Result<()> {
     }
 }
 
+/// Checks a sign-in name: 1 to 256 characters, no NUL.
+pub fn check_sign_in_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains('\0') || name.trim() != name {
+        return Err(E_INVALIDARG);
+    }
+    check_chars(name, limits::SIGN_IN_NAME_CHARS, E_INVALIDARG)
+}
+
 /// Validates optional application data (Invite/Accept/Decline/Cancel): at most 512 bytes.
 pub fn app_data(data: Option<&str>) -> Result<Option<Text>> {
     match data {
