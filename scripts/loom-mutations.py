@@ -55,24 +55,24 @@ M = {
         if was_empty {"""),
  'M10 dispatch: has_jobs not cleared when the jobs are taken (the delivery thread spins for ever)': ('src/dispatch.rs', """                        self.has_jobs.store(false, Ordering::Relaxed);
                         self.taken_len""", """                        self.taken_len"""),
- 'S1 deliver: no per-registration is_alive check': ('src/events.rs', "if reg.kind == kind && reg.active.load(Ordering::Acquire) && self.is_alive() {", "if reg.kind == kind && reg.active.load(Ordering::Acquire) {"),
- 'S2 close: registrations not marked inactive': ('src/events.rs', """        for r in self.current().iter() {
+ 'S1 deliver: no per-registration is_alive check': ('src/sinks.rs', "if reg.kind == kind && reg.active.load(Ordering::Acquire) && self.is_alive() {", "if reg.kind == kind && reg.active.load(Ordering::Acquire) {"),
+ 'S2 close: registrations not marked inactive': ('src/sinks.rs', """        for r in self.current().iter() {
             r.active.store(false, Ordering::Release);
         }""", ""),
  'S3 deliver: neither check (S1 + S2)': None,
- 'S4 unadvise: registration not marked inactive': ('src/events.rs', "        cur[pos].active.store(false, Ordering::Release);\n", ""),
- 'S5 advise after close: callback leaked': ('src/events.rs', """            drop(next);
+ 'S4 unadvise: registration not marked inactive': ('src/sinks.rs', "        cur[pos].active.store(false, Ordering::Release);\n", ""),
+ 'S5 advise after close: callback leaked': ('src/sinks.rs', """            drop(next);
             drop(callback);
             return Err(E_HANDLE);""", """            drop(next);
             std::mem::forget(callback);
             return Err(E_HANDLE);"""),
- 'R1 reclaimer: a replaced list is freed at once even while a delivery is under way': ('src/events.rs', """        if before < DELIVERY {""", """        if true || before < DELIVERY {"""),
- 'R2 reclaimer: the last delivery to leave does not free what was retired (leak)': ('src/events.rs', """        let before = self.state.fetch_sub(DELIVERY, Ordering::AcqRel);
+ 'R1 reclaimer: a replaced list is freed at once even while a delivery is under way': ('src/sinks.rs', """        if before < DELIVERY {""", """        if true || before < DELIVERY {"""),
+ 'R2 reclaimer: the last delivery to leave does not free what was retired (leak)': ('src/sinks.rs', """        let before = self.state.fetch_sub(DELIVERY, Ordering::AcqRel);
         if before > DELIVERY && before < 2 * DELIVERY {
             self.collect(RETIRED | AT_EXIT);
         }""", """        self.state.fetch_sub(DELIVERY, Ordering::AcqRel);"""),
  'R3 release: a released pointee is freed at once (no Release job behind the queued ones)': ('src/dispatch.rs', """        if st.jobs.iter().any(|j| j.points_at(addr)) {""", """        if false && st.jobs.iter().any(|j| j.points_at(addr)) {"""),
- 'R4 release: what waits for the deliveries under way is freed between events': ('src/events.rs', """        self.put(garbage, AT_EXIT);""", """        self.put(garbage, RETIRED);"""),
+ 'R4 release: what waits for the deliveries under way is freed between events': ('src/sinks.rs', """        self.put(garbage, AT_EXIT);""", """        self.put(garbage, RETIRED);"""),
  'R5 dispatch: the reclaimer entered after the queue lock is released': ('src/dispatch.rs', """                    self.reclaimer.enter();
                     let n = MutexGuard::unlocked(&mut st, || {
                         let n = self.deliver_taken();""", """                    let n = MutexGuard::unlocked(&mut st, || {
@@ -81,7 +81,7 @@ M = {
  'R6 close: a dropped Release job frees at once': ('src/dispatch.rs', """        if let Some(g) = self.garbage.take() {
             self.reclaimer.retire_at_exit(g);
         }""", """        drop(self.garbage.take());"""),
- 'S6 deliver: alive checked after the snapshot only at the top, active not checked': ('src/events.rs', "if reg.kind == kind && reg.active.load(Ordering::Acquire) && self.is_alive() {", "if reg.kind == kind {"),
+ 'S6 deliver: alive checked after the snapshot only at the top, active not checked': ('src/sinks.rs', "if reg.kind == kind && reg.active.load(Ordering::Acquire) && self.is_alive() {", "if reg.kind == kind {"),
 }
 only = sys.argv[1:]
 for name, m in M.items():
