@@ -4,7 +4,8 @@
 #
 #   1. header staleness: include/msgrpriv.h must equal what the sources generate; style:
 #      `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings`
-#   2. cargo test: the Rust unit, integration and doc tests; the same under AddressSanitizer
+#   2. cargo test: the Rust unit, integration and doc tests; the XMPP service's tests against
+#      a real Prosody they start themselves (--features xmpp); the same under AddressSanitizer
 #      (scripts/rust-asan.sh, its own target directory target/asan)
 #      and the loom model checks of the event queue and the sink lists (scripts/loom.sh, its
 #      own target directory target/loom)
@@ -118,8 +119,12 @@ header_unchanged() {
 step "Header is up to date (MSGRPRIV_CHECK_HEADER=1 cargo build)" \
     env MSGRPRIV_CHECK_HEADER=1 cargo build --locked --lib
 step "Style (cargo fmt --check, cargo clippy --all-targets -D warnings)" \
-    bash -c 'cargo fmt --check && cargo clippy --locked --all-targets -- -D warnings'
+    bash -c 'cargo fmt --check && cargo clippy --locked --all-targets --features xmpp -- -D warnings'
 step "cargo test" cargo test --locked
+# The XMPP service against a Prosody each test starts on a free loopback port and stops
+# (tests/common/prosody.rs); the protocol's unit tests.
+step "XMPP service over Prosody (cargo test --features xmpp)" \
+    bash -c 'cargo test --locked --features xmpp --lib xmpp:: && cargo test --locked --features xmpp --test xmpp'
 if [ "${MSGRPRIV_SKIP_RUST_ASAN:-0}" = 0 ] || [ -n "${CI:-}" ]; then
     # About 3 minutes from nothing on two cores (2 of them building), 1.5 when target/asan
     # is warm. docs/HARDENING.md says what it covers.

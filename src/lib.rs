@@ -30,6 +30,8 @@ mod sinks;
 mod sync;
 pub mod timer;
 pub mod types;
+#[cfg(feature = "xmpp")]
+pub mod xmpp;
 
 pub mod ffi;
 

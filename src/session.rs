@@ -359,15 +359,15 @@ impl Session {
 
     /// Queues the pending OnTermination (the session's last event) and forgets the session.
     fn after_end(&self) {
-        {
-            let mut d = self.lock();
-            self.cancel_deadline(&mut d);
-            if let Some(t) = d.pending_termination.take() {
-                d.terminated = true;
-                self.raise(&d, [t]);
-            }
-        }
+        // Out of the live table first: by the time OnTermination can be delivered, the
+        // client no longer counts the session.
         self.0.host.forget_session(&self.0.id);
+        let mut d = self.lock();
+        self.cancel_deadline(&mut d);
+        if let Some(t) = d.pending_termination.take() {
+            d.terminated = true;
+            self.raise(&d, [t]);
+        }
     }
 
     /// Runs the session's deadline `delay` from now (replacing any other).

@@ -2,6 +2,9 @@
 //! service, and recorders that log every event as a readable line.
 #![allow(dead_code)]
 
+#[cfg(feature = "xmpp")]
+pub mod prosody;
+
 use msgrpriv::events::{ManagerEvent, ManagerEventKind, SessionEvent, SessionEventKind};
 use msgrpriv::*;
 use parking_lot::Mutex;
@@ -145,8 +148,18 @@ impl World {
     /// A world on `dynsvc`, a service built on the embedded `svc` (whose clock and test hooks
     /// the tests use).
     pub fn with_dyn(svc: EmbeddedService, dynsvc: Arc<dyn Service>) -> World {
-        let a = Client::new(dynsvc.clone(), "alice@example.com", DispatchMode::Manual).unwrap();
-        let b = Client::new(dynsvc, "bob@example.com", DispatchMode::Manual).unwrap();
+        Self::with_dyn_names(svc, dynsvc, "alice@example.com", "bob@example.com")
+    }
+
+    /// [`World::with_dyn`] with the two users' sign-in names.
+    pub fn with_dyn_names(
+        svc: EmbeddedService,
+        dynsvc: Arc<dyn Service>,
+        alice: &str,
+        bob: &str,
+    ) -> World {
+        let a = Client::new(dynsvc.clone(), alice, DispatchMode::Manual).unwrap();
+        let b = Client::new(dynsvc, bob, DispatchMode::Manual).unwrap();
         let ma = a.create_session_manager().unwrap();
         let mb = b.create_session_manager().unwrap();
         let log: Log = Arc::default();

@@ -1,0 +1,339 @@
+//! One client's connection to the XMPP server: a task on the service's runtime that logs in
+//! once (no retry loop: a refused login is final), binds its resource, announces its
+//! presence, then answers the server and carries the client's steps until it is closed or
+//! the connection is lost.
+
+use super::protocol::{self, Malformed};
+use super::{Shared, XmppOptions};
+use crate::error::{Hr, MSGR_E_DISCONNECTED, SR_AUTHENTICATION_FAILED, SR_CONNECTION_FAILURE};
+use crate::service::{Endpoint, SendDone, Undeliverable};
+use crate::types::Text;
+use futures_util::{SinkExt, StreamExt};
+use sasl::common::{ChannelBinding, Credentials};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use tokio::io::BufStream;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_xmpp::xmlstream::{
+    initiate_stream, FallibleStreamElement, ReadError, StreamHeader, Timeouts, XmppStreamElement,
+};
+use tokio_xmpp::Stanza;
+use xmpp_parsers::bind::{BindQuery, BindResponse};
+use xmpp_parsers::iq::Iq;
+use xmpp_parsers::jid::{BareJid, FullJid, Jid};
+use xmpp_parsers::jingle::Jingle;
+use xmpp_parsers::minidom::Element;
+use xmpp_parsers::ping::Ping;
+use xmpp_parsers::presence::{self, Presence};
+use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+
+/// What the client asks of its connection.
+pub(crate) enum Command {
+    /// Sends a Jingle IQ to `to`; `done` learns whether the peer acknowledged it.
+    Send {
+        to: FullJid,
+        jingle: Box<Jingle>,
+        done: SendDone,
+    },
+    /// Signs out: closes the stream.
+    Close,
+}
+
+/// What a connection starts from.
+pub(crate) struct Setup {
+    pub(crate) jid: BareJid,
+    pub(crate) password: String,
+    pub(crate) options: XmppOptions,
+    pub(crate) endpoint: Weak<dyn Endpoint>,
+    pub(crate) shared: Arc<Shared>,
+    /// Told once whether the login succeeded.
+    pub(crate) ready: std::sync::mpsc::SyncSender<Result<(), Hr>>,
+}
+
+type Stream = tokio_xmpp::xmlstream::XmppStream<BufStream<TcpStream>>;
+
+fn stanza(s: impl Into<Stanza>) -> XmppStreamElement {
+    XmppStreamElement::Stanza(s.into())
+}
+
+fn header(domain: &str) -> StreamHeader<'static> {
+    StreamHeader {
+        to: Some(Cow::Owned(domain.to_owned())),
+        from: None,
+        id: None,
+    }
+}
+
+/// Logs in once: plain TCP to the server with Nagle's algorithm off (every step is a small
+/// write waiting for an answer; with Nagle each would wait for the delayed ACK of the last),
+/// SASL, resource binding, presence.
+async fn login(setup: &Setup) -> Result<(Stream, FullJid), Hr> {
+    let down = |_| MSGR_E_DISCONNECTED;
+    let tcp = TcpStream::connect(setup.options.server)
+        .await
+        .map_err(down)?;
+    tcp.set_nodelay(true).map_err(down)?;
+    let domain = setup.jid.domain().as_str();
+    let ns = xmpp_parsers::ns::JABBER_CLIENT;
+    let pending = initiate_stream(BufStream::new(tcp), ns, header(domain), Timeouts::default())
+        .await
+        .map_err(down)?;
+    let (features, stream) = pending
+        .recv_features::<FallibleStreamElement>()
+        .await
+        .map_err(|_| MSGR_E_DISCONNECTED)?;
+    let creds = Credentials::default()
+        .with_username(setup.jid.node().map_or("", |n| n.as_str()))
+        .with_password(setup.password.as_str())
+        .with_channel_binding(ChannelBinding::None);
+    let authed = tokio_xmpp::client_login(stream, features.sasl_mechanisms, creds)
+        .await
+        .map_err(|e| match e {
+            tokio_xmpp::Error::Auth(_) => SR_AUTHENTICATION_FAILED,
+            _ => MSGR_E_DISCONNECTED,
+        })?;
+    let (_, mut stream) = authed
+        .send_header(header(domain))
+        .await
+        .map_err(down)?
+        .recv_features::<FallibleStreamElement>()
+        .await
+        .map_err(|_| MSGR_E_DISCONNECTED)?;
+    let bind = Iq::from_set("bind", BindQuery::new(Some(setup.options.resource.clone())));
+    stream
+        .send(&stanza(bind))
+        .await
+        .map_err(|_| MSGR_E_DISCONNECTED)?;
+    let full = loop {
+        match stream.next().await {
+            Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(Stanza::Iq(iq))))) => {
+                match iq {
+                    Iq::Result { id, payload, .. } if id == "bind" => {
+                        let resp = payload
+                            .and_then(|p| BindResponse::try_from(p).ok())
+                            .ok_or(SR_AUTHENTICATION_FAILED)?;
+                        break FullJid::from(resp);
+                    }
+                    // A resource conflict, or binding refused.
+                    Iq::Error { id, .. } if id == "bind" => return Err(SR_AUTHENTICATION_FAILED),
+                    _ => {}
+                }
+            }
+            Some(Ok(_))
+            | Some(Err(ReadError::ParseError(_)))
+            | Some(Err(ReadError::SoftTimeout)) => {}
+            _ => return Err(MSGR_E_DISCONNECTED),
+        }
+    };
+    stream
+        .send(&stanza(Presence::available()))
+        .await
+        .map_err(|_| MSGR_E_DISCONNECTED)?;
+    Ok((stream, full))
+}
+
+/// The connection's task.
+pub(crate) async fn run(setup: Setup, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let attempt = tokio::time::timeout(setup.options.connect_timeout, login(&setup)).await;
+    let (mut stream, _bound) = match attempt {
+        Ok(Ok(logged_in)) => logged_in,
+        Ok(Err(hr)) => {
+            let _ = setup.ready.send(Err(hr));
+            return;
+        }
+        Err(_) => {
+            let _ = setup.ready.send(Err(MSGR_E_DISCONNECTED));
+            return;
+        }
+    };
+    let _ = setup.ready.send(Ok(()));
+    let mut conn = Connection {
+        setup,
+        pending: HashMap::new(),
+        next_id: 0,
+    };
+    let lost = loop {
+        let deadline = conn.pending.values().map(|(_, d)| *d).min();
+        tokio::select! {
+            item = stream.next() => match item {
+                Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(st)))) => {
+                    if let Some(reply) = conn.incoming(st) {
+                        if stream.send(&stanza(reply)).await.is_err() {
+                            break true;
+                        }
+                    }
+                }
+                Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(_)))) => break true,
+                // A stanza that does not parse: nothing to answer it from.
+                Some(Ok(_)) | Some(Err(ReadError::ParseError(_))) => {}
+                Some(Err(ReadError::SoftTimeout)) => {
+                    let ping = conn.request(Iq::from_get("", Ping), None, Box::new(|_| {}));
+                    if stream.send(&stanza(ping)).await.is_err() {
+                        break true;
+                    }
+                }
+                Some(Err(_)) | None => break true,
+            },
+            cmd = commands.recv() => match cmd {
+                Some(Command::Send { to, jingle, done }) => {
+                    let iq = conn.request(Iq::from_set("", *jingle), Some(to.into()), done);
+                    if stream.send(&stanza(iq)).await.is_err() {
+                        break true;
+                    }
+                }
+                Some(Command::Close) | None => break false,
+            },
+            _ = sleep_until(deadline), if deadline.is_some() => conn.expire(),
+        }
+    };
+    for (_, (done, _)) in conn.pending.drain() {
+        done(Err(Undeliverable));
+    }
+    if lost {
+        if let Some(ep) = conn.setup.endpoint.upgrade() {
+            ep.connection_lost(SR_CONNECTION_FAILURE);
+        }
+    } else {
+        let _ = stream
+            .send(&stanza(Presence::new(presence::Type::Unavailable)))
+            .await;
+        let _ = stream.shutdown().await;
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+struct Connection {
+    setup: Setup,
+    /// Requests waiting for their answer: completion and deadline.
+    pending: HashMap<String, (SendDone, Instant)>,
+    next_id: u64,
+}
+
+fn error_reply(id: String, to: Option<Jid>, condition: DefinedCondition) -> Iq {
+    let kind = match condition {
+        DefinedCondition::BadRequest => ErrorType::Modify,
+        _ => ErrorType::Cancel,
+    };
+    let e = StanzaError::new(kind, condition, "en", "");
+    let iq = Iq::from_error(id, e);
+    match to {
+        Some(to) => iq.with_to(to),
+        None => iq,
+    }
+}
+
+impl Connection {
+    /// Gives `iq` a fresh id and an address, and records its completion.
+    fn request(&mut self, iq: Iq, to: Option<Jid>, done: SendDone) -> Iq {
+        self.next_id += 1;
+        let id = format!("m{}", self.next_id);
+        let deadline = Instant::now() + self.setup.options.request_timeout;
+        self.pending.insert(id.clone(), (done, deadline));
+        let iq = iq.with_id(id);
+        match to {
+            Some(to) => iq.with_to(to),
+            None => iq,
+        }
+    }
+
+    /// Requests whose answer is overdue count as not delivered.
+    fn expire(&mut self) {
+        let now = Instant::now();
+        let overdue: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, (_, d))| *d <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in overdue {
+            if let Some((done, _)) = self.pending.remove(&id) {
+                done(Err(Undeliverable));
+            }
+        }
+    }
+
+    /// Handles one stanza from the server; returns the answer to send, if any.
+    fn incoming(&mut self, st: Stanza) -> Option<Iq> {
+        match st {
+            Stanza::Presence(p) => {
+                if let Some(Ok(from)) = p.from.clone().map(Jid::try_into_full) {
+                    match p.type_ {
+                        presence::Type::None => self.setup.shared.presence_changed(&from, true),
+                        presence::Type::Unavailable | presence::Type::Error => {
+                            self.setup.shared.presence_changed(&from, false)
+                        }
+                        _ => {}
+                    }
+                }
+                None
+            }
+            Stanza::Iq(Iq::Result { id, .. }) => {
+                if let Some((done, _)) = self.pending.remove(&id) {
+                    done(Ok(()));
+                }
+                None
+            }
+            Stanza::Iq(Iq::Error { id, .. }) => {
+                if let Some((done, _)) = self.pending.remove(&id) {
+                    done(Err(Undeliverable));
+                }
+                None
+            }
+            Stanza::Iq(Iq::Get {
+                from, id, payload, ..
+            }) => Some(if payload.is("ping", xmpp_parsers::ns::PING) {
+                Iq::Result {
+                    from: None,
+                    to: from,
+                    id,
+                    payload: None,
+                }
+            } else {
+                error_reply(id, from, DefinedCondition::ServiceUnavailable)
+            }),
+            Stanza::Iq(Iq::Set {
+                from, id, payload, ..
+            }) => Some(self.jingle(from, id, payload)),
+            Stanza::Message(_) => None,
+        }
+    }
+
+    /// An IQ set: a step of a session from a peer. Acknowledged (or refused) at once, then
+    /// handed to the client.
+    fn jingle(&mut self, from: Option<Jid>, id: String, payload: Element) -> Iq {
+        if !payload.is("jingle", xmpp_parsers::ns::JINGLE) {
+            return error_reply(id, from, DefinedCondition::ServiceUnavailable);
+        }
+        let Some(peer) = from.clone().and_then(|j| j.try_into_full().ok()) else {
+            return error_reply(id, from, DefinedCondition::BadRequest);
+        };
+        let parsed = Jingle::try_from(payload)
+            .map_err(|_| Malformed("not a Jingle element"))
+            .and_then(|j| protocol::from_jingle(&j));
+        let msg = match parsed {
+            Ok(m) => m,
+            Err(_) => return error_reply(id, from, DefinedCondition::BadRequest),
+        };
+        let reply = Iq::empty_result(Jid::from(peer.clone()), id);
+        let Some(msg) = msg else { return reply };
+        let Ok(sender) = Text::new(peer.to_bare().as_str()) else {
+            return reply;
+        };
+        self.setup
+            .shared
+            .learn_peer(self.setup.jid.as_str(), msg.session_id().as_str(), &peer);
+        if let Some(ep) = self.setup.endpoint.upgrade() {
+            ep.deliver(&sender, msg);
+        }
+        reply
+    }
+}

@@ -1,0 +1,372 @@
+//! The XMPP service: the same [`Service`] seam as the embedded service, carried by a real
+//! XMPP server (built with the `xmpp` cargo feature).
+//!
+//! A sign-in name is a bare JID (`alice@example.com`); each client is one resource of it,
+//! with its own connection to the server. Invitations and their steps travel as XEP-0166
+//! Jingle IQs (see [`protocol`] and docs/xmpp.md); "signed in" is presence: a user none of
+//! whose resources this service has seen available is not signed in.
+//!
+//! Threads: one single-threaded tokio runtime on a library-owned thread per service; each
+//! connection is a task on it. Application threads talk to a connection through a channel
+//! and never block on the runtime, except sign-in, which waits for the login with a bound.
+//! Completions and deliveries run on the runtime thread and only queue events: callbacks
+//! still run where each client's dispatch mode says.
+
+mod connection;
+pub mod protocol;
+
+use crate::error::{Result, E_FAIL, E_ILLEGAL_METHOD_CALL, E_INVALIDARG, MSGR_E_ALREADY_LOGGED_ON};
+use crate::lock;
+use crate::locks::Mutex;
+use crate::registry::AppRegistry;
+use crate::service::{
+    ChallengeDone, CheckDone, Endpoint, Message, SendDone, Service, Undeliverable,
+};
+use crate::timer::Timers;
+use crate::types::{check_chars, limits, Text};
+use connection::Command;
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use xmpp_parsers::jid::{BareJid, FullJid};
+
+/// Gives the password of a sign-in name (None: refuse the sign-in). The returned string is
+/// used once and dropped.
+pub type Credentials = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Options of the XMPP service.
+#[derive(Clone)]
+pub struct XmppOptions {
+    /// The server's client-to-server address. Plain TCP: a loopback address only.
+    pub server: SocketAddr,
+    /// The resource each client binds (a client number is appended when several clients of
+    /// this service sign in the same user, which the service refuses).
+    pub resource: String,
+    /// The password source.
+    pub credentials: Credentials,
+    /// How long a sign-in (connect, authenticate, bind) may take.
+    pub connect_timeout: Duration,
+    /// How long a step may wait for the peer's acknowledgement before it counts as not
+    /// delivered.
+    pub request_timeout: Duration,
+    /// How long an invitation may go unanswered.
+    pub invitation_timeout: Duration,
+    /// Registry file; None keeps the registry in memory.
+    pub registry_path: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for XmppOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XmppOptions")
+            .field("server", &self.server)
+            .field("resource", &self.resource)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("invitation_timeout", &self.invitation_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XmppOptions {
+    /// Options for `server` with the given password source and the default timeouts.
+    pub fn new(server: SocketAddr, credentials: Credentials) -> Self {
+        XmppOptions {
+            server,
+            resource: "msgrpriv".into(),
+            credentials,
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            invitation_timeout: Duration::from_secs(120),
+            registry_path: None,
+        }
+    }
+}
+
+/// What the service knows of the network, shared with its connections.
+pub(crate) struct Shared {
+    /// Available resources of each bare JID (lowercase), as this service's connections saw
+    /// them in presence.
+    presence: Mutex<HashMap<String, BTreeSet<FullJid>>>,
+    /// The peer's full JID of each session a local user takes part in, learned from its
+    /// messages: later steps go to that resource.
+    peers: Mutex<HashMap<(String, String), FullJid>>,
+}
+
+impl Shared {
+    pub(crate) fn presence_changed(&self, who: &FullJid, available: bool) {
+        let bare = canonical(who.to_bare().as_str());
+        let mut p = self.presence.lock();
+        if available {
+            p.entry(bare).or_default().insert(who.clone());
+        } else if let Some(set) = p.get_mut(&bare) {
+            set.remove(who);
+            if set.is_empty() {
+                p.remove(&bare);
+            }
+        }
+    }
+
+    pub(crate) fn learn_peer(&self, me: &str, session_id: &str, peer: &FullJid) {
+        self.peers
+            .lock()
+            .insert((canonical(me), session_id.to_owned()), peer.clone());
+    }
+
+    /// Where a step of `session_id` from `me` to `to` goes.
+    fn route(&self, me: &str, session_id: &str, to: &str) -> Option<FullJid> {
+        if let Some(p) = self
+            .peers
+            .lock()
+            .get(&(canonical(me), session_id.to_owned()))
+        {
+            return Some(p.clone());
+        }
+        self.presence
+            .lock()
+            .get(&canonical(to))
+            .and_then(|set| set.iter().next().cloned())
+    }
+
+    fn forget_session(&self, me: &str, session_id: &str) {
+        self.peers
+            .lock()
+            .remove(&(canonical(me), session_id.to_owned()));
+    }
+}
+
+struct User {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+struct Inner {
+    options: XmppOptions,
+    runtime: tokio::runtime::Handle,
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    users: Mutex<HashMap<String, User>>,
+    shared: Arc<Shared>,
+    keys: Mutex<HashMap<String, String>>,
+    registry: Arc<AppRegistry>,
+    timers: Timers,
+}
+
+std::thread_local!(static ON_RUNTIME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.get_mut().take() {
+            let _ = stop.send(());
+        }
+        if let Some(h) = self.thread.get_mut().take() {
+            if !ON_RUNTIME.with(|r| r.get()) {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// The XMPP service.
+#[derive(Clone)]
+pub struct XmppService {
+    inner: Arc<Inner>,
+}
+
+fn canonical(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+impl XmppService {
+    /// Starts the service's runtime thread. E_INVALIDARG for a plain-TCP server that is not
+    /// a loopback address; E_FAIL when the registry file cannot be opened or the thread
+    /// cannot start.
+    pub fn new(options: XmppOptions) -> Result<Self> {
+        if !options.server.ip().is_loopback() {
+            return Err(E_INVALIDARG);
+        }
+        let registry = match &options.registry_path {
+            Some(p) => AppRegistry::open(p)?,
+            None => AppRegistry::in_memory(),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|_| E_FAIL)?;
+        let runtime = rt.handle().clone();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("msgrpriv-xmpp".into())
+            .spawn(move || {
+                ON_RUNTIME.with(|r| r.set(true));
+                rt.block_on(async {
+                    let _ = stop_rx.await;
+                });
+                rt.shutdown_timeout(Duration::from_millis(100));
+            })
+            .map_err(|_| E_FAIL)?;
+        Ok(XmppService {
+            inner: Arc::new(Inner {
+                options,
+                runtime,
+                stop: Mutex::new(Some(stop_tx)),
+                thread: Mutex::new(Some(thread)),
+                users: Mutex::new(HashMap::new()),
+                shared: Arc::new(Shared {
+                    presence: Mutex::new(HashMap::new()),
+                    peers: Mutex::new(HashMap::new()),
+                }),
+                keys: Mutex::new(HashMap::new()),
+                registry,
+                timers: Timers::new(false),
+            }),
+        })
+    }
+
+    /// Adds (or replaces) a Lock and Key application ID/key pair, kept by this service.
+    /// E_INVALIDARG for an empty or over-long ID or key.
+    pub fn add_app_key(&self, app_id: &str, key: &str) -> Result<()> {
+        for s in [app_id, key] {
+            if s.is_empty() || s.contains('\0') {
+                return Err(E_INVALIDARG);
+            }
+            check_chars(s, limits::LOCK_FIELD_CHARS, E_INVALIDARG)?;
+        }
+        self.inner
+            .keys
+            .lock()
+            .insert(app_id.to_owned(), key.to_owned());
+        Ok(())
+    }
+}
+
+impl Service for XmppService {
+    fn sign_in(&self, name: &str, endpoint: Weak<dyn Endpoint>) -> Result<Text> {
+        if ON_RUNTIME.with(|r| r.get()) {
+            return Err(E_ILLEGAL_METHOD_CALL);
+        }
+        let jid = BareJid::new(name).map_err(|_| E_INVALIDARG)?;
+        if jid.node().is_none() {
+            return Err(E_INVALIDARG);
+        }
+        let key = canonical(jid.as_str());
+        let signed_in = |users: &HashMap<String, User>| {
+            users.get(&key).is_some_and(|u| !u.commands.is_closed())
+        };
+        if signed_in(&self.inner.users.lock()) {
+            return Err(MSGR_E_ALREADY_LOGGED_ON);
+        }
+        let password = (self.inner.options.credentials)(jid.as_str())
+            .ok_or(crate::error::SR_AUTHENTICATION_FAILED)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let setup = connection::Setup {
+            jid: jid.clone(),
+            password,
+            options: self.inner.options.clone(),
+            endpoint,
+            shared: Arc::clone(&self.inner.shared),
+            ready: ready_tx,
+        };
+        self.inner.runtime.spawn(connection::run(setup, rx));
+        // Bounded by the connection's own connect timeout; the margin covers the hop.
+        let wait = self.inner.options.connect_timeout + Duration::from_secs(2);
+        match ready_rx.recv_timeout(wait) {
+            Ok(Ok(())) => {}
+            Ok(Err(hr)) => return Err(hr),
+            Err(_) => {
+                let _ = tx.send(Command::Close);
+                return Err(crate::error::MSGR_E_DISCONNECTED);
+            }
+        }
+        let mut users = self.inner.users.lock();
+        if signed_in(&users) {
+            let _ = tx.send(Command::Close);
+            return Err(MSGR_E_ALREADY_LOGGED_ON);
+        }
+        users.insert(key, User { commands: tx });
+        Text::new(jid.as_str())
+    }
+
+    fn sign_out(&self, name: &Text) {
+        let removed = self.inner.users.lock().remove(&canonical(name.as_str()));
+        if let Some(u) = removed {
+            let _ = u.commands.send(Command::Close);
+        }
+    }
+
+    fn online(&self, name: &str) -> Option<Text> {
+        let bare = BareJid::new(name).ok()?;
+        let p = self.inner.shared.presence.lock();
+        p.get(&canonical(bare.as_str()))
+            .filter(|set| !set.is_empty())
+            .and_then(|_| Text::new(bare.as_str()).ok())
+    }
+
+    fn same_user(&self, a: &str, b: &str) -> bool {
+        a.eq_ignore_ascii_case(b)
+    }
+
+    fn lock_enforced(&self) -> bool {
+        !self.inner.keys.lock().is_empty()
+    }
+
+    fn issue_challenge(&self, done: ChallengeDone) {
+        done(Text::new(&lock::new_challenge()));
+    }
+
+    fn check_response(&self, challenge: &str, app_id: &str, response: &str, done: CheckDone) {
+        let key = self.inner.keys.lock().get(app_id).cloned();
+        let ok = lock::verify_response(challenge, key.as_deref().unwrap_or(""), response);
+        done(ok & key.is_some());
+    }
+
+    fn send(&self, from: &Text, to: &Text, msg: Message, done: SendDone) {
+        let shared = &self.inner.shared;
+        let id = msg.session_id().as_str().to_owned();
+        let ends = matches!(
+            msg,
+            Message::Decline { .. }
+                | Message::Cancel { .. }
+                | Message::LaunchFailed { .. }
+                | Message::PeerGone { .. }
+                | Message::Timeout { .. }
+        );
+        let route = shared.route(from.as_str(), &id, to.as_str());
+        if ends {
+            shared.forget_session(from.as_str(), &id);
+        }
+        let Some(peer) = route else {
+            done(Err(Undeliverable));
+            return;
+        };
+        let users = self.inner.users.lock();
+        let Some(u) = users.get(&canonical(from.as_str())) else {
+            drop(users);
+            done(Err(Undeliverable));
+            return;
+        };
+        if let Err(mpsc::error::SendError(Command::Send { done, .. })) =
+            u.commands.send(Command::Send {
+                to: peer,
+                jingle: Box::new(protocol::to_jingle(&msg)),
+                done,
+            })
+        {
+            drop(users);
+            done(Err(Undeliverable));
+        }
+    }
+
+    fn timers(&self) -> &Timers {
+        &self.inner.timers
+    }
+
+    fn invitation_timeout(&self) -> Duration {
+        self.inner.options.invitation_timeout
+    }
+
+    fn registry(&self) -> Arc<AppRegistry> {
+        Arc::clone(&self.inner.registry)
+    }
+}

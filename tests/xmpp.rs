@@ -1,0 +1,243 @@
+//! The XMPP service against a real Prosody that the tests start themselves (loopback only):
+//! sign-in as XMPP login, presence as "signed in", and the invitation flow with its event
+//! order on both sides, the same as on the embedded service.
+#![cfg(feature = "xmpp")]
+
+mod common;
+use common::prosody::Prosody;
+use common::*;
+use msgrpriv::error::*;
+use msgrpriv::xmpp::{XmppOptions, XmppService};
+use msgrpriv::*;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const USERS: &[(&str, &str)] = &[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")];
+
+fn xmpp(server: &Prosody) -> XmppService {
+    let creds: msgrpriv::xmpp::Credentials = Arc::new(|name: &str| {
+        USERS
+            .iter()
+            .find(|(u, _)| name.starts_with(&format!("{u}@")))
+            .map(|(_, p)| p.to_string())
+    });
+    XmppService::new(XmppOptions::new(server.addr, creds)).unwrap()
+}
+
+/// True once `w`'s log has a line starting with `prefix`.
+fn logged(w: &World, prefix: &str) -> bool {
+    w.log.lock().iter().any(|l| l.starts_with(prefix))
+}
+
+/// Dispatches both clients of `w` until `done` holds (at most 10 s).
+fn wait_until(w: &World, what: &str, done: impl Fn(&World) -> bool) {
+    let start = Instant::now();
+    while !done(w) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        w.a.dispatch(Some(Duration::from_millis(2))).unwrap();
+        w.b.dispatch(Some(Duration::from_millis(2))).unwrap();
+    }
+    // Whatever else is already queued.
+    w.pump();
+}
+
+fn world(server: &Prosody) -> (World, XmppService) {
+    let svc = xmpp(server);
+    let w = World::with_dyn_names(
+        service(true),
+        Arc::new(svc.clone()),
+        &server.jid("alice"),
+        &server.jid("bob"),
+    );
+    let bob = server.jid("bob");
+    let alice = server.jid("alice");
+    let start = Instant::now();
+    while svc.online(&bob).is_none() || svc.online(&alice).is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no presence; {}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    w.register_app("");
+    (w, svc)
+}
+
+#[test]
+fn invitation_accepted_context_data_and_cancel_over_xmpp() {
+    let server = Prosody::start(USERS);
+    let (w, _svc) = world(&server);
+    let bob = server.jid("bob");
+    let s = w.session();
+    s.invite(&bob, Some("hello")).unwrap();
+    wait_until(&w, "the invitation", |w| !w.received.lock().is_empty());
+    assert_eq!(
+        w.take(),
+        lines(&[
+            "A:StateChanged(Ready)@Invitation",
+            "B:Invitation(\"hello\")",
+        ])
+    );
+    let r = w.received.lock()[0].clone();
+    assert_eq!(r.user().unwrap().as_str(), server.jid("alice"));
+    assert_eq!(r.context_data().as_str(), "hello");
+    r.accept(Some("yes")).unwrap();
+    wait_until(&w, "the acceptance", |_| {
+        s.state() == SessionState::Connected
+    });
+    let log = w.take();
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("A:"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        lines(&[
+            "A:StateChanged(Invitation)@Connected",
+            "A:Accepted(\"yes\")@Connected",
+            "A:ReadyToLaunch@Connected",
+            "A:StateChanged(Accepted)@Connected",
+        ])
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("B:"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        lines(&[
+            "B:StateChanged(Invitation)@Accepted",
+            "B:BeforeAppLaunch(true)@Accepted",
+            "B:ReadyToLaunch@Connected",
+            "B:StateChanged(Accepted)@Connected",
+        ])
+    );
+    s.send_context_data("ping").unwrap();
+    wait_until(&w, "context data", |_| r.context_data().as_str() == "ping");
+    r.send_context_data("pong").unwrap();
+    wait_until(&w, "context data back", |_| {
+        s.context_data().as_str() == "pong"
+    });
+    w.take();
+    s.cancel(E_FAIL, Some("bye")).unwrap();
+    // The canceller's OnTermination waits for the peer's acknowledgement.
+    wait_until(&w, "the cancel", |w| {
+        logged(w, "A:Termination") && logged(w, "B:Termination")
+    });
+    let log = w.take();
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("B:"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        lines(&[
+            "B:StateChanged(Connected)@Cancelled",
+            "B:Cancelled(\"bye\")@Cancelled",
+            "B:Termination(E_FAIL,\"bye\")@Cancelled",
+        ])
+    );
+    assert_eq!(w.a.live_sessions() + w.b.live_sessions(), 0);
+}
+
+#[test]
+fn decline_over_xmpp() {
+    let server = Prosody::start(USERS);
+    let (w, _svc) = world(&server);
+    let s = w.session();
+    s.invite(&server.jid("bob"), None).unwrap();
+    wait_until(&w, "the invitation", |w| !w.received.lock().is_empty());
+    w.take();
+    let r = w.received.lock()[0].clone();
+    r.decline(Some("no")).unwrap();
+    wait_until(&w, "the decline", |w| logged(w, "A:Termination"));
+    let log = w.take();
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("A:"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        lines(&[
+            "A:StateChanged(Invitation)@Declined",
+            "A:Declined(\"no\")@Declined",
+            "A:Termination(SR_INVITATION_DECLINED,\"no\")@Declined",
+        ])
+    );
+}
+
+#[test]
+fn sign_in_is_xmpp_login() {
+    let server = Prosody::start(USERS);
+    let svc = xmpp(&server);
+    let dynsvc: Arc<dyn Service> = Arc::new(svc.clone());
+    // Unknown user and wrong password: refused at once, no retry.
+    let t0 = Instant::now();
+    let nobody = Client::new(dynsvc.clone(), &server.jid("nobody"), DispatchMode::Manual);
+    assert_eq!(nobody.unwrap_err(), SR_AUTHENTICATION_FAILED);
+    let wrong = XmppService::new(XmppOptions::new(
+        server.addr,
+        Arc::new(|_: &str| Some("wrong".to_string())),
+    ))
+    .unwrap();
+    let r = Client::new(Arc::new(wrong), &server.jid("alice"), DispatchMode::Manual);
+    assert_eq!(r.unwrap_err(), SR_AUTHENTICATION_FAILED);
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    // Signed in twice through one service: refused.
+    let a = Client::new(dynsvc.clone(), &server.jid("alice"), DispatchMode::Manual).unwrap();
+    let again = Client::new(dynsvc.clone(), &server.jid("alice"), DispatchMode::Manual);
+    assert_eq!(again.unwrap_err(), MSGR_E_ALREADY_LOGGED_ON);
+    // Nobody there: not signed in.
+    let s = {
+        let m = a.create_session_manager().unwrap();
+        m.register_application(APP, "n", "u", "", 0).unwrap();
+        let s = m.create_session().unwrap();
+        s.set_application(APP).unwrap();
+        s
+    };
+    assert_eq!(
+        s.invite(&server.jid("carol"), None),
+        Err(MSGR_E_NOT_LOGGED_ON)
+    );
+    a.destroy();
+    // Server unreachable: a bounded failure.
+    let mut server = server;
+    server.stop();
+    let r = Client::new(dynsvc, &server.jid("bob"), DispatchMode::Manual);
+    assert_eq!(r.unwrap_err(), MSGR_E_DISCONNECTED);
+}
+
+#[test]
+fn a_lost_server_ends_live_sessions_with_connection_failure() {
+    let mut server = Prosody::start(USERS);
+    let (w, _svc) = world(&server);
+    let s = w.session();
+    s.invite(&server.jid("bob"), None).unwrap();
+    wait_until(&w, "the invitation", |w| !w.received.lock().is_empty());
+    let r = w.received.lock()[0].clone();
+    r.accept(None).unwrap();
+    wait_until(&w, "the acceptance", |_| {
+        s.state() == SessionState::Connected
+    });
+    // A acknowledged the Accept before it sent this: once it arrives, B has the
+    // acknowledgement too (one stream, in order).
+    s.send_context_data("x").unwrap();
+    wait_until(&w, "context data", |_| r.context_data().as_str() == "x");
+    w.take();
+    server.stop();
+    wait_until(&w, "the end", |w| {
+        logged(w, "A:Termination") && logged(w, "B:Termination")
+    });
+    let log = w.take();
+    for tag in ["A", "B"] {
+        let side: Vec<String> = log.iter().filter(|l| l.starts_with(tag)).cloned().collect();
+        assert_eq!(
+            side,
+            lines(&[
+                &format!("{tag}:StateChanged(Connected)@Terminated"),
+                &format!("{tag}:Termination(SR_CONNECTION_FAILURE,NULL)@Terminated"),
+            ])
+        );
+    }
+    assert!(!w.a.is_signed_in() && !w.b.is_signed_in());
+}
