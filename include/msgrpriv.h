@@ -353,6 +353,22 @@ typedef enum {
 } MSGR_DISPATCH_MODE;
 
 /**
+ * Which service msgr_service_create() makes (msgr_service_options.transport).
+ */
+typedef enum {
+    /**
+     * The embedded, in-process service: clients of one service invite each other.
+     */
+    MSGR_TRANSPORT_EMBEDDED = 0,
+    /**
+     * An XMPP server: sign-in names are bare JIDs, clients in any process or on any machine
+     * signed in to the server invite each other. E_NOTIMPL when the library was built
+     * without the `xmpp` feature.
+     */
+    MSGR_TRANSPORT_XMPP = 1,
+} MSGR_TRANSPORT;
+
+/**
  * A client: one signed-in identity attached to a service (opaque).
  */
 typedef struct msgr_client msgr_client;
@@ -392,14 +408,27 @@ typedef MSGR_HRESULT (*msgr_launch_callback)(void *user_data,
                                              uint32_t *pid);
 
 /**
+ * Gives the password of `sign_in_name` for an XMPP sign-in: write it, NUL-terminated, into
+ * `password` (`password_size` bytes) and return true; false refuses the sign-in
+ * (SR_AUTHENTICATION_FAILED). Called on the thread that signs in (msgr_client_create(),
+ * msgr_client_sign_in()), once per sign-in. The library wipes the buffer after use and
+ * never logs it.
+ */
+typedef bool (*msgr_credential_callback)(void *user_data,
+                                         const char *sign_in_name,
+                                         char *password,
+                                         size_t password_size);
+
+/**
  * Options for msgr_service_create(). Set `struct_size` to `sizeof(msgr_service_options)`;
  * fields added later go at the end, so older callers keep working.
  */
 typedef struct {
     /**
-     * `sizeof(msgr_service_options)` as the caller compiled it. Values smaller than the
-     * first version's size give E_INVALIDARG; fields beyond `struct_size` (added by later
-     * versions) are not read and keep their defaults.
+     * `sizeof(msgr_service_options)` as the caller compiled it: the size of this version,
+     * of the first one (every field up to `registry_path`), or of a later, larger one; any
+     * other value gives E_INVALIDARG. Fields beyond `struct_size` are not read and keep
+     * their defaults.
      */
     uint32_t struct_size;
     /**
@@ -421,6 +450,41 @@ typedef struct {
      * file's lock, then reads the file without the lock (it is only ever replaced whole).
      */
     const char *registry_path;
+    /**
+     * MSGR_TRANSPORT_EMBEDDED (0, the default) or MSGR_TRANSPORT_XMPP.
+     */
+    int32_t transport;
+    /**
+     * XMPP: the server's address, an IP literal ("127.0.0.1", "::1"). The connection is
+     * plain TCP, so only a loopback address is accepted (E_INVALIDARG otherwise).
+     */
+    const char *server_host;
+    /**
+     * XMPP: the server's client port; 0 means 5222 (above 65535: E_INVALIDARG).
+     */
+    uint32_t server_port;
+    /**
+     * XMPP: the resource each client binds; NULL means "msgrpriv".
+     */
+    const char *xmpp_resource;
+    /**
+     * XMPP: how long a sign-in (connect, authenticate, bind) may take, in milliseconds; 0
+     * means 10000. Past it the sign-in fails with MSGR_E_DISCONNECTED.
+     */
+    uint32_t connect_timeout_ms;
+    /**
+     * XMPP: how long a step may wait for the peer's acknowledgement before it counts as not
+     * delivered (OnSendError), in milliseconds; 0 means 10000.
+     */
+    uint32_t request_timeout_ms;
+    /**
+     * XMPP: gives the password of each sign-in name (required for MSGR_TRANSPORT_XMPP).
+     */
+    msgr_credential_callback credentials;
+    /**
+     * Handed back to `credentials`.
+     */
+    void *credentials_user_data;
 } msgr_service_options;
 
 /**
@@ -690,13 +754,22 @@ MSGR_HRESULT msgr_lock_compute_response(const char *challenge,
                                         char *out_hex_33);
 
 /**
- * Creates an embedded Messenger service.
+ * Creates a service: the embedded Messenger service, or, with `transport` set to
+ * MSGR_TRANSPORT_XMPP, an XMPP service that signs each client in to an XMPP server (a
+ * sign-in name is then a bare JID, signing in is an XMPP login: SR_AUTHENTICATION_FAILED
+ * when the server refuses it, MSGR_E_DISCONNECTED when it cannot be reached in time; the
+ * protocol is docs/xmpp.md). The XMPP service runs one thread of its own; callbacks still
+ * run where each client's dispatch mode says. manual_clock is ignored by the XMPP service.
  *
- * @param options  NULL for the defaults (120 s timeout, real clock, registry in memory).
+ * @param options  NULL for the defaults (embedded, 120 s timeout, real clock, registry in
+ *                 memory).
  * @param out      Receives the service handle; release it with msgr_service_destroy().
- * @return S_OK; E_POINTER when `out` is NULL; E_INVALIDARG for a bad `struct_size` or an
- *         invalid UTF-8 path; E_FAIL when the registry file cannot be opened (a directory, a
- *         symbolic link, unparsable content).
+ * @return S_OK; E_POINTER when `out` is NULL, or an XMPP service has no `credentials`;
+ *         E_INVALIDARG for a bad `struct_size`, an unknown transport, an invalid UTF-8 path,
+ *         a `server_host` that is not a loopback IP address or an empty `xmpp_resource`;
+ *         E_NOTIMPL for MSGR_TRANSPORT_XMPP when the library was built without the `xmpp`
+ *         feature; E_FAIL when the registry file cannot be opened (a directory, a symbolic
+ *         link, unparsable content).
  */
 MSGR_API
 MSGR_HRESULT msgr_service_create(const msgr_service_options *options,

@@ -474,7 +474,8 @@ impl SessionManager {
     /// OnLockStatusChanged are queued for it at once. MSGR_E_SERVER_SHUTDOWN after the
     /// client shut down.
     pub fn new(client: &Client) -> Result<SessionManager> {
-        let core = ManagerCore::new(client.0.host(), Arc::clone(&client.0.queue));
+        let host: Arc<dyn Host> = Arc::clone(&client.0) as Arc<dyn Host>;
+        let core = ManagerCore::new(host, Arc::clone(&client.0.queue));
         client.0.add_manager(&core)?;
         Ok(SessionManager(core))
     }

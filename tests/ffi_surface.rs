@@ -290,6 +290,7 @@ impl World {
             invitation_timeout_ms: 1000,
             manual_clock,
             registry_path: null(),
+            ..Default::default()
         };
         let mut svc = null_mut();
         assert_eq!(msgr_service_create(&opts, &mut svc), 0);
@@ -465,6 +466,7 @@ fn service_functions() {
             invitation_timeout_ms: 0,
             manual_clock: true,
             registry_path: null(),
+            ..Default::default()
         };
         assert_eq!(msgr_service_create(&small, &mut svc), hr(E_INVALIDARG));
         // A registry file; an invalid UTF-8 path.

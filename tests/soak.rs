@@ -695,6 +695,7 @@ fn soak_random_operations_with_exact_accounting() {
         invitation_timeout_ms: TIMEOUT_MS,
         manual_clock: true,
         registry_path: std::ptr::null(),
+        ..Default::default()
     };
     let mut svc = null_mut();
     // SAFETY: valid options and out pointer.

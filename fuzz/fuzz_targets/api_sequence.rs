@@ -290,6 +290,7 @@ fuzz_target!(|data: &[u8]| unsafe {
         invitation_timeout_ms: 1000,
         manual_clock: true,
         registry_path: std::ptr::null(),
+        ..Default::default()
     };
     let mut svc = null_mut();
     assert_eq!(msgr_service_create(&opts, &mut svc), 0);

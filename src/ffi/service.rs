@@ -1,4 +1,5 @@
-//! `msgr_service_*`: the embedded Messenger service.
+//! `msgr_service_*`: the service behind the clients: the embedded Messenger service, or the
+//! XMPP service (when the library is built with the `xmpp` feature).
 
 use super::guard;
 use super::handles;
@@ -6,7 +7,7 @@ use super::strings::{in_opt_str, in_str, out, out_ptr};
 use super::{msgr_service, MSGR_HRESULT};
 use crate::error::{Result, E_ILLEGAL_METHOD_CALL, E_INVALIDARG, S_FALSE, S_OK};
 use crate::service::{EmbeddedService, Service, ServiceOptions};
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,9 +16,10 @@ use std::time::Duration;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct msgr_service_options {
-    /// `sizeof(msgr_service_options)` as the caller compiled it. Values smaller than the
-    /// first version's size give E_INVALIDARG; fields beyond `struct_size` (added by later
-    /// versions) are not read and keep their defaults.
+    /// `sizeof(msgr_service_options)` as the caller compiled it: the size of this version,
+    /// of the first one (every field up to `registry_path`), or of a later, larger one; any
+    /// other value gives E_INVALIDARG. Fields beyond `struct_size` are not read and keep
+    /// their defaults.
     pub struct_size: u32,
     /// How long an invitation may go unanswered before both sides end with
     /// SR_SESSION_TIMEOUT, in milliseconds; 0 means the default, 120000 (two minutes). The
@@ -32,19 +34,94 @@ pub struct msgr_service_options {
     /// application name and URL) waits at most 250 ms for another process that holds the
     /// file's lock, then reads the file without the lock (it is only ever replaced whole).
     pub registry_path: *const c_char,
+    /// MSGR_TRANSPORT_EMBEDDED (0, the default) or MSGR_TRANSPORT_XMPP.
+    pub transport: i32,
+    /// XMPP: the server's address, an IP literal ("127.0.0.1", "::1"). The connection is
+    /// plain TCP, so only a loopback address is accepted (E_INVALIDARG otherwise).
+    pub server_host: *const c_char,
+    /// XMPP: the server's client port; 0 means 5222 (above 65535: E_INVALIDARG).
+    pub server_port: u32,
+    /// XMPP: the resource each client binds; NULL means "msgrpriv".
+    pub xmpp_resource: *const c_char,
+    /// XMPP: how long a sign-in (connect, authenticate, bind) may take, in milliseconds; 0
+    /// means 10000. Past it the sign-in fails with MSGR_E_DISCONNECTED.
+    pub connect_timeout_ms: u32,
+    /// XMPP: how long a step may wait for the peer's acknowledgement before it counts as not
+    /// delivered (OnSendError), in milliseconds; 0 means 10000.
+    pub request_timeout_ms: u32,
+    /// XMPP: gives the password of each sign-in name (required for MSGR_TRANSPORT_XMPP).
+    pub credentials: msgr_credential_callback,
+    /// Handed back to `credentials`.
+    pub credentials_user_data: *mut c_void,
+}
+
+impl Default for msgr_service_options {
+    /// Every field zero or NULL (the defaults), `struct_size` this version's.
+    fn default() -> Self {
+        msgr_service_options {
+            struct_size: std::mem::size_of::<msgr_service_options>() as u32,
+            invitation_timeout_ms: 0,
+            manual_clock: false,
+            registry_path: std::ptr::null(),
+            transport: 0,
+            server_host: std::ptr::null(),
+            server_port: 0,
+            xmpp_resource: std::ptr::null(),
+            connect_timeout_ms: 0,
+            request_timeout_ms: 0,
+            credentials: None,
+            credentials_user_data: std::ptr::null_mut(),
+        }
+    }
 }
 
 /// The size of the first version of msgr_service_options (every field up to
 /// `registry_path`): the smallest `struct_size` accepted.
-const OPTIONS_V1_SIZE: usize = std::mem::size_of::<msgr_service_options>();
+const OPTIONS_V1_SIZE: usize = std::mem::offset_of!(msgr_service_options, registry_path)
+    + std::mem::size_of::<*const c_char>();
 
-/// Creates an embedded Messenger service.
+/// Which service msgr_service_create() makes (msgr_service_options.transport).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MSGR_TRANSPORT {
+    /// The embedded, in-process service: clients of one service invite each other.
+    MSGR_TRANSPORT_EMBEDDED = 0,
+    /// An XMPP server: sign-in names are bare JIDs, clients in any process or on any machine
+    /// signed in to the server invite each other. E_NOTIMPL when the library was built
+    /// without the `xmpp` feature.
+    MSGR_TRANSPORT_XMPP = 1,
+}
+
+/// Gives the password of `sign_in_name` for an XMPP sign-in: write it, NUL-terminated, into
+/// `password` (`password_size` bytes) and return true; false refuses the sign-in
+/// (SR_AUTHENTICATION_FAILED). Called on the thread that signs in (msgr_client_create(),
+/// msgr_client_sign_in()), once per sign-in. The library wipes the buffer after use and
+/// never logs it.
+pub type msgr_credential_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        sign_in_name: *const c_char,
+        password: *mut c_char,
+        password_size: usize,
+    ) -> bool,
+>;
+
+/// Creates a service: the embedded Messenger service, or, with `transport` set to
+/// MSGR_TRANSPORT_XMPP, an XMPP service that signs each client in to an XMPP server (a
+/// sign-in name is then a bare JID, signing in is an XMPP login: SR_AUTHENTICATION_FAILED
+/// when the server refuses it, MSGR_E_DISCONNECTED when it cannot be reached in time; the
+/// protocol is docs/xmpp.md). The XMPP service runs one thread of its own; callbacks still
+/// run where each client's dispatch mode says. manual_clock is ignored by the XMPP service.
 ///
-/// @param options  NULL for the defaults (120 s timeout, real clock, registry in memory).
+/// @param options  NULL for the defaults (embedded, 120 s timeout, real clock, registry in
+///                 memory).
 /// @param out      Receives the service handle; release it with msgr_service_destroy().
-/// @return S_OK; E_POINTER when `out` is NULL; E_INVALIDARG for a bad `struct_size` or an
-///         invalid UTF-8 path; E_FAIL when the registry file cannot be opened (a directory, a
-///         symbolic link, unparsable content).
+/// @return S_OK; E_POINTER when `out` is NULL, or an XMPP service has no `credentials`;
+///         E_INVALIDARG for a bad `struct_size`, an unknown transport, an invalid UTF-8 path,
+///         a `server_host` that is not a loopback IP address or an empty `xmpp_resource`;
+///         E_NOTIMPL for MSGR_TRANSPORT_XMPP when the library was built without the `xmpp`
+///         feature; E_FAIL when the registry file cannot be opened (a directory, a symbolic
+///         link, unparsable content).
 #[no_mangle]
 pub unsafe extern "C" fn msgr_service_create(
     options: *const msgr_service_options,
@@ -57,15 +134,11 @@ pub unsafe extern "C" fn msgr_service_create(
             // Read only the `struct_size` bytes the caller has: fields added in later
             // versions keep their zero default for older callers.
             let size = options.cast::<u32>().read_unaligned() as usize;
-            if size < OPTIONS_V1_SIZE {
+            let current = std::mem::size_of::<msgr_service_options>();
+            if size != OPTIONS_V1_SIZE && size < current {
                 return Err(E_INVALIDARG);
             }
-            let mut o = msgr_service_options {
-                struct_size: 0,
-                invitation_timeout_ms: 0,
-                manual_clock: false,
-                registry_path: std::ptr::null(),
-            };
+            let mut o = msgr_service_options::default();
             let n = size.min(std::mem::size_of::<msgr_service_options>());
             std::ptr::copy_nonoverlapping(
                 options.cast::<u8>(),
@@ -77,6 +150,18 @@ pub unsafe extern "C" fn msgr_service_create(
             }
             opts.manual_clock = o.manual_clock;
             opts.registry_path = in_opt_str(o.registry_path)?.map(Into::into);
+            match o.transport {
+                0 => {}
+                1 => {
+                    let h = xmpp_service(&o, &opts)?;
+                    out(
+                        out_service,
+                        handles::insert::<msgr_service, ServiceHandle>(Arc::new(h))?,
+                    )?;
+                    return Ok(S_OK);
+                }
+                _ => return Err(E_INVALIDARG),
+            }
         }
         let svc = EmbeddedService::new(opts)?;
         let h =
@@ -84,6 +169,61 @@ pub unsafe extern "C" fn msgr_service_create(
         out(out_service, h)?;
         Ok(S_OK)
     })
+}
+
+/// The XMPP service the options describe.
+#[cfg(feature = "xmpp")]
+unsafe fn xmpp_service(o: &msgr_service_options, opts: &ServiceOptions) -> Result<ServiceHandle> {
+    use crate::xmpp::{XmppOptions, XmppService};
+    let host = in_str(o.server_host)?;
+    let ip: std::net::IpAddr = host.parse().map_err(|_| E_INVALIDARG)?;
+    let port = match o.server_port {
+        0 => 5222u16,
+        p => u16::try_from(p).map_err(|_| E_INVALIDARG)?,
+    };
+    let callback = o.credentials.ok_or(crate::error::E_POINTER)?;
+    let user_data = o.credentials_user_data as usize;
+    let credentials: crate::xmpp::Credentials = Arc::new(move |name: &str| {
+        let name = std::ffi::CString::new(name).ok()?;
+        let mut buf = vec![0u8; 1024];
+        // SAFETY: the caller's callback, with a buffer of the size given.
+        let ok = unsafe {
+            callback(
+                user_data as *mut c_void,
+                name.as_ptr(),
+                buf.as_mut_ptr().cast::<c_char>(),
+                buf.len(),
+            )
+        };
+        let len = buf.iter().position(|&b| b == 0);
+        let password = match (ok, len) {
+            (true, Some(len)) => std::str::from_utf8(&buf[..len]).ok().map(str::to_owned),
+            _ => None,
+        };
+        crate::xmpp::wipe(&mut buf);
+        password
+    });
+    let mut x = XmppOptions::new(std::net::SocketAddr::new(ip, port), credentials);
+    x.invitation_timeout = opts.invitation_timeout;
+    x.registry_path = opts.registry_path.clone();
+    if let Some(r) = in_opt_str(o.xmpp_resource)? {
+        if r.is_empty() {
+            return Err(E_INVALIDARG);
+        }
+        x.resource = r.to_owned();
+    }
+    if o.connect_timeout_ms != 0 {
+        x.connect_timeout = Duration::from_millis(o.connect_timeout_ms.into());
+    }
+    if o.request_timeout_ms != 0 {
+        x.request_timeout = Duration::from_millis(o.request_timeout_ms.into());
+    }
+    Ok(ServiceHandle::xmpp(XmppService::new(x)?))
+}
+
+#[cfg(not(feature = "xmpp"))]
+unsafe fn xmpp_service(_: &msgr_service_options, _: &ServiceOptions) -> Result<ServiceHandle> {
+    Err(crate::error::E_NOTIMPL)
 }
 
 /// Adds (or replaces) a Lock and Key application ID/key pair. Lock and Key is in force from
@@ -98,8 +238,8 @@ pub unsafe extern "C" fn msgr_service_add_app_key(
     key: *const c_char,
 ) -> MSGR_HRESULT {
     guard(|| {
-        let svc = embedded(service)?;
-        svc.add_app_key(in_str(app_id)?, in_str(key)?)?;
+        let h: Arc<ServiceHandle> = handles::get(service)?;
+        h.add_app_key(in_str(app_id)?, in_str(key)?)?;
         Ok(S_OK)
     })
 }
@@ -158,19 +298,41 @@ pub unsafe extern "C" fn msgr_service_destroy(service: *mut msgr_service) -> MSG
     })
 }
 
-/// What a `msgr_service` handle holds: the service behind the seam, and the embedded
-/// service's test hooks when it is that one (the hooks give E_ILLEGAL_METHOD_CALL on any
-/// other).
+/// What a `msgr_service` handle holds: the service behind the seam, and the concrete
+/// service for what only it offers (the embedded service's test hooks give
+/// E_ILLEGAL_METHOD_CALL on any other).
 pub(crate) struct ServiceHandle {
     pub(crate) service: Arc<dyn Service>,
-    embedded: Option<EmbeddedService>,
+    concrete: Concrete,
+}
+
+enum Concrete {
+    Embedded(EmbeddedService),
+    #[cfg(feature = "xmpp")]
+    Xmpp(crate::xmpp::XmppService),
 }
 
 impl ServiceHandle {
     fn embedded(svc: EmbeddedService) -> Self {
         ServiceHandle {
             service: Arc::new(svc.clone()),
-            embedded: Some(svc),
+            concrete: Concrete::Embedded(svc),
+        }
+    }
+
+    #[cfg(feature = "xmpp")]
+    fn xmpp(svc: crate::xmpp::XmppService) -> Self {
+        ServiceHandle {
+            service: Arc::new(svc.clone()),
+            concrete: Concrete::Xmpp(svc),
+        }
+    }
+
+    fn add_app_key(&self, app_id: &str, key: &str) -> Result<()> {
+        match &self.concrete {
+            Concrete::Embedded(s) => s.add_app_key(app_id, key),
+            #[cfg(feature = "xmpp")]
+            Concrete::Xmpp(s) => s.add_app_key(app_id, key),
         }
     }
 }
@@ -178,5 +340,9 @@ impl ServiceHandle {
 /// The embedded service behind `service`, for its test hooks.
 unsafe fn embedded(service: *mut msgr_service) -> Result<EmbeddedService> {
     let h: Arc<ServiceHandle> = handles::get(service)?;
-    h.embedded.clone().ok_or(E_ILLEGAL_METHOD_CALL)
+    match &h.concrete {
+        Concrete::Embedded(s) => Ok(s.clone()),
+        #[allow(unreachable_patterns)] // the only variant without the xmpp feature
+        _ => Err(E_ILLEGAL_METHOD_CALL),
+    }
 }

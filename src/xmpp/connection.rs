@@ -136,8 +136,10 @@ async fn login(setup: &Setup) -> Result<(Stream, FullJid), Hr> {
 }
 
 /// The connection's task.
-pub(crate) async fn run(setup: Setup, mut commands: mpsc::UnboundedReceiver<Command>) {
+pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<Command>) {
     let attempt = tokio::time::timeout(setup.options.connect_timeout, login(&setup)).await;
+    let mut password = std::mem::take(&mut setup.password).into_bytes();
+    super::wipe(&mut password);
     let (mut stream, _bound) = match attempt {
         Ok(Ok(logged_in)) => logged_in,
         Ok(Err(hr)) => {

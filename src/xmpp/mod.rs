@@ -32,6 +32,15 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use xmpp_parsers::jid::{BareJid, FullJid};
 
+/// Overwrites `buf` with zeros in a way the compiler keeps (for passwords).
+pub(crate) fn wipe(buf: &mut [u8]) {
+    for b in buf.iter_mut() {
+        // SAFETY: a valid, aligned pointer to a byte of `buf`.
+        unsafe { std::ptr::write_volatile(b, 0) };
+    }
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+}
+
 /// Gives the password of a sign-in name (None: refuse the sign-in). The returned string is
 /// used once and dropped.
 pub type Credentials = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;

@@ -51,6 +51,10 @@ class SessionHandle(c_void_p):
     """``msgr_session *``"""
 
 
+# msgr_credential_callback: (user_data, sign_in_name, password buffer, its size) -> bool.
+CREDENTIAL_CALLBACK = CFUNCTYPE(c_bool, c_void_p, c_char_p, POINTER(c_char), c_size_t)
+
+
 class ServiceOptions(Structure):
     """``msgr_service_options``"""
 
@@ -59,6 +63,14 @@ class ServiceOptions(Structure):
         ("invitation_timeout_ms", c_uint32),
         ("manual_clock", c_bool),
         ("registry_path", c_char_p),
+        ("transport", c_int32),
+        ("server_host", c_char_p),
+        ("server_port", c_uint32),
+        ("xmpp_resource", c_char_p),
+        ("connect_timeout_ms", c_uint32),
+        ("request_timeout_ms", c_uint32),
+        ("credentials", CREDENTIAL_CALLBACK),
+        ("credentials_user_data", c_void_p),
     ]
 
 
@@ -67,6 +79,7 @@ P_SESSION = SessionHandle
 
 # One CFUNCTYPE per callback typedef of the header, in header order.
 CALLBACK_TYPES: Dict[str, Any] = {
+    "msgr_credential_callback": CREDENTIAL_CALLBACK,
     "msgr_launch_callback": CFUNCTYPE(
         HRESULT, c_void_p, c_char_p, c_char_p, c_char_p, POINTER(c_uint32)
     ),

@@ -314,6 +314,10 @@ _CHUNK_MS = 200  # long waits are cut in slices so that Ctrl-C is seen
 _NULL_LAUNCHER = CALLBACK_TYPES["msgr_launch_callback"]()  # NULL: the default launcher
 
 
+_clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
+"""Every client object, for the fork handler (which gives each a fresh lock)."""
+
+
 class Client(Managed):
     """A signed-in user (``msgr_client``) and its event queue.
 
@@ -341,6 +345,7 @@ class Client(Managed):
         self._service = service
         self._pending: List[BaseException] = []
         self._pending_lock = _callbacks.Guarded(threading.RLock())
+        _clients.add(self)
         self._launcher_entry: Optional[Any] = None
         self._attachments: List[Any] = []
         out = ClientHandle()
@@ -752,12 +757,15 @@ _sessions_lock = _callbacks.Guarded(threading.RLock())
 
 def _after_fork_in_child() -> None:
     """A forked child has only the forking thread: a lock another thread held at the fork
-    stays held for ever there. The module's locks start afresh (the inherited objects raise
-    MSGR_E_SERVER_SHUTDOWN and close without error; docs/PYTHON.md)."""
-    global _close_lock, _sessions_lock
-    _close_lock = threading.Lock()
-    _sessions_lock = threading.RLock()
-    _callbacks._lock = threading.RLock()
+    stays held for ever there. The package's locks start afresh, the module's and each
+    inherited client's (the inherited objects raise MSGR_E_SERVER_SHUTDOWN and close without
+    error; docs/PYTHON.md)."""
+    global _sessions_lock
+    _sessions_lock = _callbacks.Guarded(threading.RLock())
+    _callbacks._lock = _callbacks.Guarded(threading.RLock())
+    _callbacks._held.depth = 0
+    for client in list(_clients):
+        client._pending_lock = _callbacks.Guarded(threading.RLock())
 
 
 if hasattr(os, "register_at_fork"):
