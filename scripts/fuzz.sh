@@ -32,7 +32,7 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # libFuzzer's exit leaves behind) go to a directory of this run, removed at the end.
 fuzz_tmp=$(mktemp -d)
 trap 'rm -rf "$fuzz_tmp"' EXIT
-for target in api_sequence registry_file; do
+for target in api_sequence registry_file xmpp_stanza; do
     seeds="fuzz/seeds/$target"
     corpus="fuzz/corpus/$target"
     mkdir -p "$corpus"

@@ -3,7 +3,7 @@
 //! presence, then answers the server and carries the client's steps until it is closed or
 //! the connection is lost.
 
-use super::protocol::{self, Malformed};
+use super::protocol;
 use super::{Shared, XmppOptions};
 use crate::error::{Hr, MSGR_E_DISCONNECTED, SR_AUTHENTICATION_FAILED, SR_CONNECTION_FAILURE};
 use crate::service::{Endpoint, SendDone, Undeliverable};
@@ -318,10 +318,7 @@ impl Connection {
         let Some(peer) = from.clone().and_then(|j| j.try_into_full().ok()) else {
             return error_reply(id, from, DefinedCondition::BadRequest);
         };
-        let parsed = Jingle::try_from(payload)
-            .map_err(|_| Malformed("not a Jingle element"))
-            .and_then(|j| protocol::from_jingle(&j));
-        let msg = match parsed {
+        let msg = match protocol::message_from_payload(payload) {
             Ok(m) => m,
             Err(_) => return error_reply(id, from, DefinedCondition::BadRequest),
         };

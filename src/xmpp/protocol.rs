@@ -148,6 +148,16 @@ pub fn to_jingle(msg: &Message) -> Jingle {
     }
 }
 
+/// The message an IQ set's payload carries: a Jingle element of ours, or why it is refused.
+/// `Ok(None)` for a session-info ping.
+pub fn message_from_payload(payload: Element) -> Result<Option<Message>, Malformed> {
+    if !payload.is("jingle", xmpp_parsers::ns::JINGLE) {
+        return Err(Malformed("not a Jingle element"));
+    }
+    let j = Jingle::try_from(payload).map_err(|_| Malformed("not a Jingle element"))?;
+    from_jingle(&j)
+}
+
 fn our_description(j: &Jingle) -> Result<&Element, Malformed> {
     j.contents
         .iter()
