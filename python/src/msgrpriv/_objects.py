@@ -14,7 +14,7 @@ import random
 import threading
 import time
 import weakref
-from ctypes import byref, c_int, c_size_t, c_uint32, create_string_buffer, sizeof
+from ctypes import byref, c_int, c_size_t, c_uint32, create_string_buffer, memmove, sizeof
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -38,6 +38,7 @@ from ._ffi import (
     ClientHandle,
     ManagerHandle,
     ServiceHandle,
+    CREDENTIAL_CALLBACK,
     ServiceOptions,
     SessionHandle,
 )
@@ -246,14 +247,46 @@ def _at_exit() -> None:
 # ---- Service ---------------------------------------------------------------------------------
 
 
+def _credential_trampoline(credentials: Callable[[str], Optional[str]]) -> Any:
+    """The C credential callback around ``credentials``; it must outlive the service (clients
+    keep a reference to the Service object that holds it)."""
+
+    def call(_ud: Any, name: Optional[bytes], buf: Any, size: int) -> bool:
+        try:
+            password = credentials((name or b"").decode())
+        except Exception:
+            return False
+        if password is None:
+            return False
+        data = str(password).encode()
+        if b"\0" in data or len(data) + 1 > size:
+            return False
+        memmove(buf, data + b"\0", len(data) + 1)
+        return True
+
+    return CREDENTIAL_CALLBACK(call)
+
+
 class Service(Managed):
-    """An embedded Messenger service (``msgr_service``): the in-process network users sign in to.
+    """A Messenger service (``msgr_service``): what users sign in to. By default the embedded,
+    in-process service; with ``xmpp_server`` an XMPP server (the library built with its
+    ``xmpp`` feature; docs/xmpp.md), where sign-in names are bare JIDs and clients in any
+    process invite each other.
 
     :param invitation_timeout_ms: how long an invitation may go unanswered (0: the default,
         120000 ms).
-    :param manual_clock: when true, time moves only through :meth:`advance_clock` (tests).
+    :param manual_clock: when true, time moves only through :meth:`advance_clock` (tests;
+        embedded service only).
     :param registry_path: a JSON file for the application registry, shared between
         processes; ``None`` keeps it in memory.
+    :param xmpp_server: ``"host:port"`` of an XMPP server (an IP literal; plain TCP, so a
+        loopback address only). ``None``: the embedded service.
+    :param credentials: with ``xmpp_server``: called with a sign-in name on the thread that
+        signs in; returns its password, or ``None`` to refuse the sign-in
+        (SR_AUTHENTICATION_FAILED). An exception counts as ``None``.
+    :param xmpp_resource: the resource each client binds (``None``: "msgrpriv").
+    :param connect_timeout_ms: how long a sign-in may take (0: 10000 ms).
+    :param request_timeout_ms: how long a step may wait for its acknowledgement (0: 10000 ms).
     """
 
     def __init__(
@@ -261,6 +294,12 @@ class Service(Managed):
         invitation_timeout_ms: int = 0,
         manual_clock: bool = False,
         registry_path: Union[str, "os.PathLike[str]", None] = None,
+        *,
+        xmpp_server: Optional[str] = None,
+        credentials: Optional[Callable[[str], Optional[str]]] = None,
+        xmpp_resource: Optional[StrLike] = None,
+        connect_timeout_ms: int = 0,
+        request_timeout_ms: int = 0,
     ) -> None:
         super().__init__()
         path = _in_path(registry_path, "registry_path")
@@ -271,6 +310,21 @@ class Service(Managed):
             registry_path=path,
         )
         opts.struct_size = sizeof(ServiceOptions)
+        self._credentials_cb: Any = None
+        if xmpp_server is not None:
+            host, sep, port = str(xmpp_server).rpartition(":")
+            if not sep or not port.isdigit():
+                raise ValueError(f"xmpp_server must be 'host:port', not {xmpp_server!r}")
+            if credentials is None or not callable(credentials):
+                raise TypeError("an XMPP service needs a credentials callable")
+            opts.transport = 1
+            opts.server_host = _in_str(host.strip("[]"), "xmpp_server")
+            opts.server_port = _in_int(int(port), "xmpp_server port", 1, 65535)
+            opts.xmpp_resource = _in_str(xmpp_resource, "xmpp_resource", optional=True)
+            opts.connect_timeout_ms = _in_int(connect_timeout_ms, "connect_timeout_ms", 0, 0xFFFF_FFFF)
+            opts.request_timeout_ms = _in_int(request_timeout_ms, "request_timeout_ms", 0, 0xFFFF_FFFF)
+            self._credentials_cb = _credential_trampoline(credentials)
+            opts.credentials = self._credentials_cb
         out = ServiceHandle()
         check(lib.msgr_service_create(byref(opts), byref(out)))
         self._handle = _value(out)

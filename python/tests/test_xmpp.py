@@ -1,0 +1,173 @@
+"""The Python package over XMPP, in two processes: alice (this process) invites bob (a child
+interpreter with its own Service) through a Prosody that scripts/with-prosody.sh starts and
+stops; bob accepts, they exchange context data, alice cancels. Each side checks its events.
+Needs prosody and a library built with the ``xmpp`` feature (CI has both; elsewhere the test
+is skipped when either is missing)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any, Iterator, List
+
+import pytest
+
+import msgrpriv
+from msgrpriv import SessionState, codes
+
+
+ROOT = Path(__file__).resolve().parents[2]
+GUID = "{5A1F3C2B-0D4E-4F6A-8B9C-7E6D5C4B3A21}"
+PASSWORDS = {"alice@localhost": "alicepw", "bob@localhost": "bobpw"}
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (CI must run this test)")
+    pytest.skip(what)
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    if shutil.which("prosody") is None:
+        _missing("prosody is not installed")
+    proc = subprocess.Popen(
+        ["bash", str(ROOT / "scripts/with-prosody.sh"), "sh", "-c",
+         'echo "$MSGRPRIV_XMPP_SERVER"; exec sleep 600'],
+        stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line, "with-prosody.sh did not start a server"
+        yield line
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def xmpp_service(server: str) -> msgrpriv.Service:
+    try:
+        return msgrpriv.Service(xmpp_server=server, credentials=PASSWORDS.get)
+    except msgrpriv.MsgrError as e:
+        if e.code == codes.E_NOTIMPL:
+            _missing("the library was built without the xmpp feature")
+        raise
+
+
+BOB = textwrap.dedent('''
+    import sys, time, msgrpriv
+    server, guid = sys.argv[1], sys.argv[2]
+    svc = msgrpriv.Service(xmpp_server=server, credentials=lambda n: "bobpw")
+    log = []
+    def pump(client, cond):
+        deadline = time.monotonic() + 15
+        while not cond():
+            assert time.monotonic() < deadline, log
+            client.dispatch(0.01)
+    with svc, svc.client("bob@localhost") as bob:
+        m = bob.session_manager()
+        m.register_application(guid, "Demo", "http://example.com")
+        got = []
+        @m.on("invitation")
+        def invited(manager, session, data, handled):
+            handled.value = True
+            log.append(f"Invitation({data})")
+            session.on_state_changed(lambda s, prev: log.append(f"StateChanged({prev.name})"))
+            session.on_context_data(lambda s, d: log.append(f"ContextData({d})"))
+            session.on_cancelled(lambda s, d: log.append(f"Cancelled({d})"))
+            session.on_termination(lambda s, hr, d: log.append(f"Termination({hr.name},{d})"))
+            got.append(session)
+        pump(bob, lambda: got)
+        s = got[0]
+        s.accept("yes")
+        pump(bob, lambda: "ContextData(ping)" in log)
+        s.send_context_data("pong")
+        pump(bob, lambda: any(l.startswith("Termination") for l in log))
+        s.close()
+    print("\\n".join(log))
+''')
+
+
+def test_two_processes_through_prosody(server: str) -> None:
+    with xmpp_service(server) as svc, svc.client("alice@localhost") as alice:
+        bob = subprocess.Popen(
+            [sys.executable, "-c", BOB, server, GUID], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONPATH=str(Path(msgrpriv.__file__).resolve().parents[1])),
+        )
+        try:
+            m = alice.session_manager()
+            m.register_application(GUID, "Demo", "http://example.com")
+            s = m.create_session()
+            log: List[str] = []
+            s.on_state_changed(lambda s, prev: log.append(f"StateChanged({prev.name})"))
+            s.on_accepted(lambda s, d: log.append(f"Accepted({d})"))
+            s.on_context_data(lambda s, d: log.append(f"ContextData({d})"))
+            s.on_termination(lambda s, hr, d: log.append(f"Termination({hr.name},{d})"))
+            s.application = GUID
+            deadline = time.monotonic() + 15
+            while True:  # bob is not signed in until his presence arrives
+                try:
+                    s.invite("bob@localhost", "hello")
+                    break
+                except msgrpriv.MsgrError as e:
+                    assert e.code == codes.MSGR_E_NOT_LOGGED_ON, e
+                    assert time.monotonic() < deadline, "bob never signed in"
+                    time.sleep(0.01)
+
+            def pump(cond: Any) -> None:
+                end = time.monotonic() + 15
+                while not cond():
+                    assert time.monotonic() < end, log
+                    alice.dispatch(0.01)
+
+            pump(lambda: s.state is SessionState.CONNECTED)
+            s.send_context_data("ping")
+            pump(lambda: "ContextData(pong)" in log)
+            s.cancel(codes.E_FAIL, "bye")
+            pump(lambda: any(line.startswith("Termination") for line in log))
+            assert log == [
+                "StateChanged(READY)", "StateChanged(INVITATION)", "Accepted(yes)",
+                "StateChanged(ACCEPTED)", "ContextData(pong)", "StateChanged(CONNECTED)",
+                "Termination(SR_SESSION_CANCELLED_LOCAL,bye)",
+            ]
+            out, err = bob.communicate(timeout=20)
+            assert bob.returncode == 0, err
+            assert out.split() == [
+                "Invitation(hello)", "StateChanged(INVITATION)", "StateChanged(ACCEPTED)",
+                "ContextData(ping)", "StateChanged(CONNECTED)", "Cancelled(bye)",
+                "Termination(E_FAIL,bye)",
+            ]
+            s.close()
+        finally:
+            if bob.poll() is None:
+                bob.kill()
+                bob.wait()
+
+
+def test_xmpp_options_are_checked() -> None:
+    with pytest.raises(ValueError):
+        msgrpriv.Service(xmpp_server="no-port", credentials=PASSWORDS.get)
+    with pytest.raises(TypeError):
+        msgrpriv.Service(xmpp_server="127.0.0.1:5222")
+    try:
+        svc = msgrpriv.Service(xmpp_server="127.0.0.1:1", credentials=lambda n: None)
+    except msgrpriv.MsgrError as e:
+        if e.code == codes.E_NOTIMPL:
+            _missing("the library was built without the xmpp feature")
+        raise
+    with svc:
+        # The password source refuses: the sign-in fails at once, with the documented code.
+        with pytest.raises(msgrpriv.MsgrError) as info:
+            svc.client("alice@localhost")
+        assert info.value.code == codes.SR_AUTHENTICATION_FAILED
+    with pytest.raises(msgrpriv.MsgrError) as info:
+        msgrpriv.Service(xmpp_server="192.0.2.1:5222", credentials=PASSWORDS.get)
+    assert info.value.code == codes.E_INVALIDARG
