@@ -9,7 +9,7 @@ use crate::launcher::{Launcher, ProcessLauncher};
 use crate::lock::{Connection, LockCell};
 use crate::locks::Mutex;
 use crate::registry::{AppRegistry, RegistryListener};
-use crate::service::{Endpoint, Message, Service};
+use crate::service::{Endpoint, Message, SendDone, Service};
 use crate::session::{Host, Queue, Session, SessionCore};
 use crate::session_manager::{ManagerCore, ManagerEvent, SessionManager};
 use crate::types::{check_sign_in_name, Text};
@@ -283,7 +283,7 @@ impl ClientCore {
                     let msg = Message::PeerGone {
                         session_id: s.id().clone(),
                     };
-                    self.service.send(&me, &peer, msg, Box::new(|_| {}));
+                    self.service.send(&me, &peer, msg, SendDone::nobody());
                 }
             }
         }

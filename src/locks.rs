@@ -11,7 +11,7 @@
 //! Linux), so the locks of objects a child creates owe nothing to the parent.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::{PoisonError, TryLockError};
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 /// A mutual exclusion lock that does not poison.
@@ -48,9 +48,10 @@ impl<T: ?Sized> Mutex<T> {
     /// True while some thread holds the lock (a snapshot). When it returns false, everything
     /// written before the last unlock is visible to the caller (the check takes and drops the
     /// lock, an acquire).
+    #[cfg(test)]
     #[inline]
     pub(crate) fn is_locked(&self) -> bool {
-        matches!(self.0.try_lock(), Err(TryLockError::WouldBlock))
+        matches!(self.0.try_lock(), Err(std::sync::TryLockError::WouldBlock))
     }
 }
 

@@ -120,8 +120,51 @@ pub trait Endpoint: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Undeliverable;
 
-/// The completion of [`Service::send`]: whether the message reached the other side.
-pub type SendDone = Box<dyn FnOnce(std::result::Result<(), Undeliverable>) + Send>;
+/// What a step's delivery report goes to: the sender (a session), told which step.
+pub trait SendReport: Send + Sync {
+    /// The report of the step `tag` (as given to [`SendDone::new`]).
+    fn sent(self: Arc<Self>, tag: u64, result: std::result::Result<(), Undeliverable>);
+}
+
+/// The completion of [`Service::send`]: whether the message reached the other side. Call
+/// [`complete`](Self::complete) exactly once. A session's report costs no allocation (a
+/// reference to the session and a word that says which step it was).
+#[must_use = "a send's completion must be completed exactly once"]
+pub struct SendDone(Completion);
+
+enum Completion {
+    Nobody,
+    Report(Arc<dyn SendReport>, u64),
+    Fn(Box<dyn FnOnce(std::result::Result<(), Undeliverable>) + Send>),
+}
+
+impl SendDone {
+    /// Reports to `to`, for its step `tag`.
+    pub fn new(to: Arc<dyn SendReport>, tag: u64) -> Self {
+        SendDone(Completion::Report(to, tag))
+    }
+
+    /// A completion nobody waits for.
+    pub fn nobody() -> Self {
+        SendDone(Completion::Nobody)
+    }
+
+    /// Calls `f` with the report.
+    pub fn from_fn(
+        f: impl FnOnce(std::result::Result<(), Undeliverable>) + Send + 'static,
+    ) -> Self {
+        SendDone(Completion::Fn(Box::new(f)))
+    }
+
+    /// Delivers the report.
+    pub fn complete(self, result: std::result::Result<(), Undeliverable>) {
+        match self.0 {
+            Completion::Nobody => {}
+            Completion::Report(to, tag) => to.sent(tag, result),
+            Completion::Fn(f) => f(result),
+        }
+    }
+}
 /// The completion of [`Service::issue_challenge`]: the challenge, or why there is none.
 pub type ChallengeDone = Box<dyn FnOnce(Result<Text>) + Send>;
 /// The completion of [`Service::check_response`]: whether the response was right.
@@ -362,7 +405,7 @@ impl Service for EmbeddedService {
             }
             None => Err(Undeliverable),
         };
-        done(result);
+        done.complete(result);
     }
 
     fn timers(&self) -> &Timers {

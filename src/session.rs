@@ -13,7 +13,7 @@ use crate::launcher::{LaunchRequest, Launcher};
 use crate::lock::{Connection, LockCell};
 use crate::locks::{Mutex, MutexGuard};
 use crate::registry::AppRegistry;
-use crate::service::{Message, Service, Undeliverable};
+use crate::service::{Message, SendDone, SendReport, Service, Undeliverable};
 use crate::sinks::{Callback, Sinks};
 use crate::timer::{Expiry, TimerId};
 use crate::types::{
@@ -83,9 +83,10 @@ pub(crate) struct SessionData {
     sinks: Arc<Sinks<SessionEvent>>,
 }
 
-/// The session's data, locked. When released it publishes the state to the lock-free copy,
-/// as the last thing of the critical section: a reader that sees a new state also finds the
-/// events of the transition queued, as when it read the state under the lock.
+/// The session's data, locked. Taking it marks the lock-free copy of the state busy
+/// ([`BUSY`]); releasing it publishes the state there, as the last thing of the critical
+/// section: a reader that sees a new state also finds the events of the transition queued,
+/// as when it read the state under the lock.
 struct Locked<'a> {
     data: MutexGuard<'a, SessionData>,
     mirror: &'a AtomicU8,
@@ -114,16 +115,16 @@ impl SessionCore {
     /// The state (see [`Session::state`]). While a critical section is under way it waits for
     /// it, as a read under the lock would (so a callback of an event raised in that section
     /// sees the state the section leaves, never the one before); otherwise it reads the copy
-    /// published at the end of the last section. (`is_locked` is a `try_lock`: it writes the
-    /// lock word when the lock is free.)
+    /// published at the end of the last section, writing nothing: readers of one session on
+    /// several threads share its cache line without contending for it.
     pub(crate) fn state(&self) -> SessionState {
-        if self.data.is_locked() {
+        // An acquire: a copy stored at the end of a section (a release) brings the events
+        // that section queued with it.
+        let v = self.state.load(Ordering::Acquire);
+        if v & BUSY != 0 {
             return self.data.lock().state;
         }
-        // The unlock that made the mutex look free (a release) is ordered before this read,
-        // and the copy was stored before that unlock (see `Locked`).
-        std::sync::atomic::fence(Ordering::Acquire);
-        SessionState::from_u8(self.state.load(Ordering::Relaxed))
+        SessionState::from_u8(v)
     }
 
     /// SF_INVITER or SF_INVITEE.
@@ -132,6 +133,9 @@ impl SessionCore {
     }
 }
 
+/// Set in [`SessionCore::state`]'s copy while a critical section is under way.
+const BUSY: u8 = 0x80;
+
 pub(crate) struct SessionCore {
     host: Arc<dyn Host>,
     /// The client's event queue (the host's, held here so that raising needs no call).
@@ -139,8 +143,8 @@ pub(crate) struct SessionCore {
     lock: Arc<LockCell>,
     id: Text,
     flags: u32,
-    /// `data.state` as of the end of the last critical section (see [`Locked`]), so that
-    /// [`Session::state`] reads it without the lock (readers write no shared cache line).
+    /// `data.state` as of the end of the last critical section, with [`BUSY`] set while one is
+    /// under way (see [`Locked`]), so that [`Session::state`] reads it without the lock.
     state: AtomicU8,
     data: Mutex<SessionData>,
 }
@@ -171,15 +175,33 @@ struct Outgoing {
     then: Then,
 }
 
+/// A step's delivery report, as a [`SendDone`] tag: the OnSendError code (bits 0-31, with
+/// bit 32 set when there is one), what the report does (bits 33-34) and whether the step
+/// ended the session (bit 35).
+fn report_tag(failure: Option<Hr>, then: Then, ended: bool) -> u64 {
+    let hr = failure.map_or(0, |hr| u64::from(hr.0 as u32) | 1 << 32);
+    hr | (then as u64) << 33 | u64::from(ended) << 35
+}
+
+fn from_report_tag(tag: u64) -> (Option<Hr>, Then, bool) {
+    let failure = (tag & 1 << 32 != 0).then_some(Hr(tag as u32 as i32));
+    let then = match (tag >> 33) & 3 {
+        1 => Then::AwaitAnswer,
+        2 => Then::Acknowledge,
+        _ => Then::Nothing,
+    };
+    (failure, then, tag & 1 << 35 != 0)
+}
+
 /// What a step's delivery report does besides OnSendError.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Then {
-    Nothing,
+    Nothing = 0,
     /// The invitation went out (or could not): the inviter's deadline starts.
-    AwaitAnswer,
+    AwaitAnswer = 1,
     /// The invitee's Accept: delivered, the invitee's deadline ends; not delivered, it
     /// stays, and the invitee ends with the invitation (SR_SESSION_TIMEOUT).
-    Acknowledge,
+    Acknowledge = 2,
 }
 
 impl Outgoing {
@@ -308,8 +330,14 @@ impl Session {
     }
 
     fn lock(&self) -> Locked<'_> {
+        let data = self.0.data.lock();
+        // Before anything of the section: a job it queues is taken after this store, so a
+        // callback reading the state finds the mark (or the copy the section ends with).
+        self.0
+            .state
+            .store(data.state as u8 | BUSY, Ordering::Relaxed);
         Locked {
-            data: self.0.data.lock(),
+            data,
             mirror: &self.0.state,
         }
     }
@@ -403,14 +431,12 @@ impl Session {
             self.sent(out.failure, out.then, ended, Ok(()));
             return;
         };
-        let (failure, then) = (out.failure, out.then);
-        let s = self.clone();
-        self.0.host.service().send(
-            &me,
-            &peer,
-            out.msg,
-            Box::new(move |r| s.sent(failure, then, ended, r)),
-        );
+        let tag = report_tag(out.failure, out.then, ended);
+        let to = Arc::clone(&self.0) as Arc<dyn SendReport>;
+        self.0
+            .host
+            .service()
+            .send(&me, &peer, out.msg, SendDone::new(to, tag));
         if ended {
             let mut d = self.lock();
             if d.pending_termination.is_some() && d.timer.is_none() {
@@ -429,7 +455,8 @@ impl Session {
         ended: bool,
         r: std::result::Result<(), Undeliverable>,
     ) {
-        {
+        // Delivered, and nothing to start or stop: the common case takes no lock.
+        if r.is_err() || then != Then::Nothing {
             let mut d = self.lock();
             if let (Err(Undeliverable), Some(hr)) = (r, failure) {
                 if !d.terminated {
@@ -1114,6 +1141,13 @@ impl FollowUp for Session {
 #[cfg(not(loom))]
 const _: () = assert!(std::mem::size_of::<Job<Session>>() <= 64);
 
+impl SendReport for SessionCore {
+    fn sent(self: Arc<Self>, tag: u64, result: std::result::Result<(), Undeliverable>) {
+        let (failure, then, ended) = from_report_tag(tag);
+        Session(self).sent(failure, then, ended, result);
+    }
+}
+
 impl Expiry for SessionCore {
     fn expired(self: Arc<Self>, id: TimerId) {
         Session(self).deadline(id);
@@ -1137,6 +1171,28 @@ impl SessionData {
             terminated: false,
             timer: None,
             sinks: Arc::new(Sinks::new(queue.reclaimer().clone())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_tags_round_trip() {
+        for failure in [
+            None,
+            Some(SR_ACCEPT_SEND_FAILURE),
+            Some(Hr(0)),
+            Some(Hr(-1)),
+        ] {
+            for then in [Then::Nothing, Then::AwaitAnswer, Then::Acknowledge] {
+                for ended in [false, true] {
+                    let got = from_report_tag(report_tag(failure, then, ended));
+                    assert_eq!(got, (failure, then, ended));
+                }
+            }
         }
     }
 }

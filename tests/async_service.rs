@@ -91,13 +91,17 @@ impl Service for Deferred {
         let report: Arc<Mutex<Option<std::result::Result<(), service::Undeliverable>>>> =
             Arc::default();
         let r2 = report.clone();
-        self.inner
-            .send(from, to, msg, Box::new(move |r| *r2.lock() = Some(r)));
+        self.inner.send(
+            from,
+            to,
+            msg,
+            SendDone::from_fn(move |r| *r2.lock() = Some(r)),
+        );
         let r = report
             .lock()
             .take()
             .expect("the embedded service reports inline");
-        self.defer(Box::new(move || done(r)));
+        self.defer(Box::new(move || done.complete(r)));
     }
     fn timers(&self) -> &Timers {
         self.inner.timers()

@@ -172,7 +172,7 @@ pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<
                 // A stanza that does not parse: nothing to answer it from.
                 Some(Ok(_)) | Some(Err(ReadError::ParseError(_))) => {}
                 Some(Err(ReadError::SoftTimeout)) => {
-                    let ping = conn.request(Iq::from_get("", Ping), None, Box::new(|_| {}));
+                    let ping = conn.request(Iq::from_get("", Ping), None, SendDone::nobody());
                     if stream.send(&stanza(ping)).await.is_err() {
                         break true;
                     }
@@ -192,7 +192,7 @@ pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<
         }
     };
     for (_, (done, _)) in conn.pending.drain() {
-        done(Err(Undeliverable));
+        done.complete(Err(Undeliverable));
     }
     if lost {
         if let Some(ep) = conn.setup.endpoint.upgrade() {
@@ -258,7 +258,7 @@ impl Connection {
             .collect();
         for id in overdue {
             if let Some((done, _)) = self.pending.remove(&id) {
-                done(Err(Undeliverable));
+                done.complete(Err(Undeliverable));
             }
         }
     }
@@ -280,13 +280,13 @@ impl Connection {
             }
             Stanza::Iq(Iq::Result { id, .. }) => {
                 if let Some((done, _)) = self.pending.remove(&id) {
-                    done(Ok(()));
+                    done.complete(Ok(()));
                 }
                 None
             }
             Stanza::Iq(Iq::Error { id, .. }) => {
                 if let Some((done, _)) = self.pending.remove(&id) {
-                    done(Err(Undeliverable));
+                    done.complete(Err(Undeliverable));
                 }
                 None
             }

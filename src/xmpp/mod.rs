@@ -346,13 +346,13 @@ impl Service for XmppService {
             shared.forget_session(from.as_str(), &id);
         }
         let Some(peer) = route else {
-            done(Err(Undeliverable));
+            done.complete(Err(Undeliverable));
             return;
         };
         let users = self.inner.users.lock();
         let Some(u) = users.get(&canonical(from.as_str())) else {
             drop(users);
-            done(Err(Undeliverable));
+            done.complete(Err(Undeliverable));
             return;
         };
         if let Err(mpsc::error::SendError(Command::Send { done, .. })) =
@@ -363,7 +363,7 @@ impl Service for XmppService {
             })
         {
             drop(users);
-            done(Err(Undeliverable));
+            done.complete(Err(Undeliverable));
         }
     }
 
