@@ -297,6 +297,40 @@ impl LockCell {
     }
 }
 
+/// A service's Lock and Key application ID/key pairs. Lock and Key is in force while it holds
+/// one; responses are checked in constant time.
+#[derive(Default)]
+pub(crate) struct AppKeys(Mutex<std::collections::HashMap<String, String>>);
+
+impl AppKeys {
+    /// Adds (or replaces) a pair. E_INVALIDARG for an empty or over-long ID or key.
+    pub(crate) fn add(&self, app_id: &str, key: &str) -> crate::error::Result<()> {
+        use crate::error::E_INVALIDARG;
+        use crate::types::{check_chars, limits};
+        for s in [app_id, key] {
+            if s.is_empty() || s.contains('\0') {
+                return Err(E_INVALIDARG);
+            }
+            check_chars(s, limits::LOCK_FIELD_CHARS, E_INVALIDARG)?;
+        }
+        self.0.lock().insert(app_id.to_owned(), key.to_owned());
+        Ok(())
+    }
+
+    /// True while at least one pair is held.
+    pub(crate) fn enforced(&self) -> bool {
+        !self.0.lock().is_empty()
+    }
+
+    /// Whether `response` answers `challenge` with `app_id`'s key. An unknown ID costs the
+    /// same work as a known one, then fails.
+    pub(crate) fn check(&self, challenge: &str, app_id: &str, response: &str) -> bool {
+        let key = self.0.lock().get(app_id).cloned();
+        let ok = verify_response(challenge, key.as_deref().unwrap_or(""), response);
+        ok & key.is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,6 +67,17 @@ fn world(server: &Prosody) -> (World, XmppService) {
     (w, svc)
 }
 
+/// Alice invites bob (no data) and waits for the invitation; the log is emptied. Returns both
+/// sides.
+fn invited(w: &World, server: &Prosody) -> (Session, Session) {
+    let s = w.session();
+    s.invite(&server.jid("bob"), None).unwrap();
+    wait_until(w, "the invitation", |w| !w.received.lock().is_empty());
+    w.take();
+    let r = w.received.lock()[0].clone();
+    (s, r)
+}
+
 #[test]
 fn invitation_accepted_context_data_and_cancel_over_xmpp() {
     let server = Prosody::start(USERS);
@@ -145,11 +156,7 @@ fn invitation_accepted_context_data_and_cancel_over_xmpp() {
 fn decline_over_xmpp() {
     let server = Prosody::start(USERS);
     let (w, _svc) = world(&server);
-    let s = w.session();
-    s.invite(&server.jid("bob"), None).unwrap();
-    wait_until(&w, "the invitation", |w| !w.received.lock().is_empty());
-    w.take();
-    let r = w.received.lock()[0].clone();
+    let (s, r) = invited(&w, &server);
     r.decline(Some("no")).unwrap();
     wait_until(&w, "the decline", |w| logged(w, "A:Termination"));
     let log = w.take();
@@ -164,6 +171,8 @@ fn decline_over_xmpp() {
             "A:Termination(SR_INVITATION_DECLINED,\"no\")@Declined",
         ])
     );
+    assert_eq!(s.state(), SessionState::Declined);
+    assert_eq!(s.context_data().as_str(), "no");
 }
 
 #[test]
@@ -211,10 +220,7 @@ fn sign_in_is_xmpp_login() {
 fn a_lost_server_ends_live_sessions_with_connection_failure() {
     let mut server = Prosody::start(USERS);
     let (w, _svc) = world(&server);
-    let s = w.session();
-    s.invite(&server.jid("bob"), None).unwrap();
-    wait_until(&w, "the invitation", |w| !w.received.lock().is_empty());
-    let r = w.received.lock()[0].clone();
+    let (s, r) = invited(&w, &server);
     r.accept(None).unwrap();
     wait_until(&w, "the acceptance", |_| {
         s.state() == SessionState::Connected

@@ -16,14 +16,14 @@ mod connection;
 pub mod protocol;
 
 use crate::error::{Result, E_FAIL, E_ILLEGAL_METHOD_CALL, E_INVALIDARG, MSGR_E_ALREADY_LOGGED_ON};
-use crate::lock;
+use crate::lock::{self, AppKeys};
 use crate::locks::Mutex;
 use crate::registry::AppRegistry;
 use crate::service::{
     ChallengeDone, CheckDone, Endpoint, Message, SendDone, Service, Undeliverable,
 };
 use crate::timer::Timers;
-use crate::types::{check_chars, limits, Text};
+use crate::types::Text;
 use connection::Command;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -156,7 +156,7 @@ struct Inner {
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     users: Mutex<HashMap<String, User>>,
     shared: Arc<Shared>,
-    keys: Mutex<HashMap<String, String>>,
+    keys: AppKeys,
     registry: Arc<AppRegistry>,
     timers: Timers,
 }
@@ -225,7 +225,7 @@ impl XmppService {
                     presence: Mutex::new(HashMap::new()),
                     peers: Mutex::new(HashMap::new()),
                 }),
-                keys: Mutex::new(HashMap::new()),
+                keys: AppKeys::default(),
                 registry,
                 timers: Timers::new(false),
             }),
@@ -235,17 +235,7 @@ impl XmppService {
     /// Adds (or replaces) a Lock and Key application ID/key pair, kept by this service.
     /// E_INVALIDARG for an empty or over-long ID or key.
     pub fn add_app_key(&self, app_id: &str, key: &str) -> Result<()> {
-        for s in [app_id, key] {
-            if s.is_empty() || s.contains('\0') {
-                return Err(E_INVALIDARG);
-            }
-            check_chars(s, limits::LOCK_FIELD_CHARS, E_INVALIDARG)?;
-        }
-        self.inner
-            .keys
-            .lock()
-            .insert(app_id.to_owned(), key.to_owned());
-        Ok(())
+        self.inner.keys.add(app_id, key)
     }
 }
 
@@ -317,7 +307,7 @@ impl Service for XmppService {
     }
 
     fn lock_enforced(&self) -> bool {
-        !self.inner.keys.lock().is_empty()
+        self.inner.keys.enforced()
     }
 
     fn issue_challenge(&self, done: ChallengeDone) {
@@ -325,9 +315,7 @@ impl Service for XmppService {
     }
 
     fn check_response(&self, challenge: &str, app_id: &str, response: &str, done: CheckDone) {
-        let key = self.inner.keys.lock().get(app_id).cloned();
-        let ok = lock::verify_response(challenge, key.as_deref().unwrap_or(""), response);
-        done(ok & key.is_some());
+        done(self.inner.keys.check(challenge, app_id, response));
     }
 
     fn send(&self, from: &Text, to: &Text, msg: Message, done: SendDone) {
