@@ -16,6 +16,12 @@ static bool no_password(void *ud, const char *name, char *password, size_t size)
     return false;
 }
 
+static int g_destroyed;
+static void count_destroy(void *ud) {
+    CHECK(ud == &g_destroyed);
+    g_destroyed++;
+}
+
 static void xmpp_options(msgr_service_options *o) {
     memset(o, 0, sizeof *o);
     o->struct_size = (uint32_t)sizeof *o;
@@ -83,8 +89,34 @@ static void test_xmpp_service_without_server(void) {
     CHECK_OK(msgr_service_destroy(svc));
 }
 
+/* The credentials' user data is handed to its destroy callback exactly once: when the
+ * creation fails, or when the service and its clients are gone. */
+static void test_credentials_destroy_runs_once(void) {
+    msgr_service_options o;
+    msgr_service *svc = NULL;
+    xmpp_options(&o);
+    o.credentials_user_data = &g_destroyed;
+    o.credentials_destroy = count_destroy;
+    g_destroyed = 0;
+    o.server_host = "192.0.2.1";
+    CHECK_HR(E_INVALIDARG, msgr_service_create(&o, &svc));
+    CHECK_INT(g_destroyed, 1);
+    o.server_host = "127.0.0.1";
+    o.credentials = NULL;
+    CHECK_HR(E_POINTER, msgr_service_create(&o, &svc));
+    CHECK_INT(g_destroyed, 2);
+    xmpp_options(&o);
+    o.credentials_user_data = &g_destroyed;
+    o.credentials_destroy = count_destroy;
+    REQUIRE_OK(msgr_service_create(&o, &svc));
+    CHECK_INT(g_destroyed, 2);
+    CHECK_OK(msgr_service_destroy(svc));
+    CHECK_INT(g_destroyed, 3);
+}
+
 int main(void) {
     RUN(test_refusals);
+    RUN(test_credentials_destroy_runs_once);
     RUN(test_first_version_size);
     RUN(test_xmpp_service_without_server);
     return tu_finish();

@@ -22,6 +22,9 @@ static char g_host[64];
 static uint16_t g_port;
 static tu_log g_log;
 static msgr_session *g_received;
+/* Bob writes a byte here once he listens for invitations (an invitation that arrives before
+ * any manager listens is announced to nobody). */
+static int g_ready[2];
 
 static bool give_password(void *ud, const char *name, char *password, size_t size) {
     const char *p = NULL;
@@ -72,6 +75,7 @@ static int bob(void) {
     REQUIRE_OK(msgr_session_manager_create(c, &m));
     REQUIRE_OK(msgr_session_manager_register_application(m, APP, "Chess", "http://x/", "", 0));
     REQUIRE_OK(msgr_session_manager_on_invitation(m, on_invitation, NULL, NULL, &cookie));
+    REQUIRE(write(g_ready[1], "r", 1) == 1);
     REQUIRE(tu_log_wait(&g_log, "B", "Invitation(", 1, WAIT_MS));
     CHECK_OK(msgr_session_accept(g_received, "yes"));
     REQUIRE(tu_log_wait(&g_log, "B", "ContextData(\"ping\")", 1, WAIT_MS));
@@ -123,6 +127,7 @@ int main(void) {
     memcpy(g_host, server, (size_t)(colon - server));
     g_port = (uint16_t)atoi(colon + 1);
     tu_log_init(&g_log);
+    REQUIRE(pipe(g_ready) == 0);
     fflush(NULL);
     pid = fork();
     REQUIRE(pid >= 0);
@@ -138,7 +143,11 @@ int main(void) {
     REQUIRE_OK(msgr_session_manager_create_session(m, &s));
     tu_watch_session(&g_log, s, "A");
     CHECK_OK(msgr_session_set_application(s, APP));
-    /* Bob signs in on his own time: until his presence arrives he is not signed in. */
+    {
+        char byte;
+        REQUIRE(read(g_ready[0], &byte, 1) == 1); /* bob listens for invitations */
+    }
+    /* Until bob's presence reaches this service he is not signed in here. */
     deadline = tu_now_ms() + WAIT_MS;
     while ((hr = msgr_session_invite(s, "bob@localhost", "hello")) == MSGR_E_NOT_LOGGED_ON &&
            tu_now_ms() < deadline) {

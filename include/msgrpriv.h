@@ -420,6 +420,12 @@ typedef bool (*msgr_credential_callback)(void *user_data,
                                          size_t password_size);
 
 /**
+ * Called once when a registration ends (unadvise, release of its object, or a failed
+ * registration call), with the registration's user data. Optional (NULL: nothing is called).
+ */
+typedef void (*msgr_destroy_callback)(void *user_data);
+
+/**
  * Options for msgr_service_create(). Set `struct_size` to `sizeof(msgr_service_options)`;
  * fields added later go at the end, so older callers keep working.
  */
@@ -485,6 +491,12 @@ typedef struct {
      * Handed back to `credentials`.
      */
     void *credentials_user_data;
+    /**
+     * Called once with `credentials_user_data` when the service no longer needs it (once
+     * the service and every client on it are gone), or when msgr_service_create() fails for
+     * an XMPP service. Optional.
+     */
+    msgr_destroy_callback credentials_destroy;
 } msgr_service_options;
 
 /**
@@ -492,12 +504,6 @@ typedef struct {
  * being launched.
  */
 typedef void (*msgr_before_app_launch_callback)(void *user_data, msgr_session *session, bool *enable);
-
-/**
- * Called once when a registration ends (unadvise, release of its object, or a failed
- * registration call), with the registration's user data. Optional (NULL: nothing is called).
- */
-typedef void (*msgr_destroy_callback)(void *user_data);
 
 /**
  * OnAccepted(app data); `app_data` may be NULL.

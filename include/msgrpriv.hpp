@@ -59,6 +59,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -170,6 +171,28 @@ struct ServiceOptions {
     /** true: time moves only through Service::advance_clock() (tests). */
     bool manual_clock = false;
     /** The registry file (JSON, shared between processes); "": the registry is in memory. */
+    std::string registry_path;
+};
+
+/** Options of an XMPP service (MSGR_TRANSPORT_XMPP; docs/xmpp.md). */
+struct XmppOptions {
+    /** The server's address: an IP literal; plain TCP reaches a loopback address only. */
+    std::string server_host = "127.0.0.1";
+    /** The server's client port. */
+    std::uint16_t server_port = 5222;
+    /** Gives the password of a sign-in name (a bare JID), or nothing to refuse the sign-in
+     *  (SR_AUTHENTICATION_FAILED). Called on the thread that signs in; must not throw (an
+     *  exception refuses the sign-in). */
+    std::function<std::optional<std::string>(std::string_view)> credentials;
+    /** The resource each client binds; "": "msgrpriv". */
+    std::string resource;
+    /** How long a sign-in may take; 0: ten seconds. */
+    std::chrono::milliseconds connect_timeout{0};
+    /** How long a step waits for its acknowledgement; 0: ten seconds. */
+    std::chrono::milliseconds request_timeout{0};
+    /** How long an invitation may go unanswered; 0: two minutes. */
+    std::chrono::milliseconds invitation_timeout{0};
+    /** The registry file; "": in memory. */
     std::string registry_path;
 };
 
@@ -895,6 +918,45 @@ public:
         }
         o.manual_clock = options.manual_clock;
         o.registry_path = options.registry_path.empty() ? nullptr : options.registry_path.c_str();
+        check(msgr_service_create(&o, &h_), "msgr_service_create");
+    }
+    /** An XMPP service: clients sign in to the server in `options` (the library built with
+     *  its xmpp feature; msgrpriv::error E_NOTIMPL otherwise). */
+    explicit Service(const XmppOptions &options) {
+        using Source = std::function<std::optional<std::string>(std::string_view)>;
+        msgr_service_options o{};
+        o.struct_size = static_cast<std::uint32_t>(sizeof o);
+        o.invitation_timeout_ms = detail::timeout_ms(options.invitation_timeout);
+        if (o.invitation_timeout_ms == MSGR_INFINITE) {
+            o.invitation_timeout_ms -= 1;
+        }
+        o.registry_path = options.registry_path.empty() ? nullptr : options.registry_path.c_str();
+        o.transport = MSGR_TRANSPORT_XMPP;
+        o.server_host = options.server_host.c_str();
+        o.server_port = options.server_port;
+        o.xmpp_resource = options.resource.empty() ? nullptr : options.resource.c_str();
+        o.connect_timeout_ms = detail::timeout_ms(options.connect_timeout);
+        o.request_timeout_ms = detail::timeout_ms(options.request_timeout);
+        // The library owns the copy from here on and deletes it when done (also on failure).
+        o.credentials_user_data = new Source(options.credentials);
+        o.credentials_destroy = [](void *ud) { delete static_cast<Source *>(ud); };
+        o.credentials = [](void *ud, const char *name, char *buf, std::size_t size) -> bool {
+            try {
+                const Source &source = *static_cast<const Source *>(ud);
+                if (!source) {
+                    return false;
+                }
+                std::optional<std::string> password = source(name);
+                if (!password || password->size() + 1 > size ||
+                    password->find('\0') != std::string::npos) {
+                    return false;
+                }
+                std::memcpy(buf, password->c_str(), password->size() + 1);
+                return true;
+            } catch (...) {
+                return false;
+            }
+        };
         check(msgr_service_create(&o, &h_), "msgr_service_create");
     }
     /** Takes over a service handle the caller owns. */

@@ -29,6 +29,9 @@ static char g_host[64];
 static unsigned g_port;
 static msgr_session *volatile g_session;
 static volatile int g_accepted, g_context, g_ended;
+/* Bob writes a byte here once he listens for invitations: one that arrives before any
+ * session manager listens is announced to nobody. */
+static int g_ready[2];
 
 static void fail(const char *what, MSGR_HRESULT hr) {
     fprintf(stderr, "[%s] FAILED: %s: 0x%08lX %s\n", g_me, what, (unsigned long)(uint32_t)hr,
@@ -165,6 +168,9 @@ static int bob(void) {
     g_me = "bob";
     sign_in("bob@localhost", &svc, &c, &m);
     OK(msgr_session_manager_on_invitation(m, on_invitation, NULL, NULL, &cookie));
+    if (write(g_ready[1], "r", 1) != 1) {
+        return 1;
+    }
     while (g_session == NULL) {
         sleep_ms(5);
     }
@@ -192,6 +198,9 @@ int main(void) {
     }
     memcpy(g_host, server, (size_t)(colon - server));
     g_port = (unsigned)atoi(colon + 1);
+    if (pipe(g_ready) != 0) {
+        return 1;
+    }
     fflush(NULL);
     pid = fork();
     if (pid == 0) {
@@ -202,7 +211,14 @@ int main(void) {
     OK(msgr_session_manager_create_session(m, &s));
     listen_to(s);
     OK(msgr_session_set_application(s, APP));
-    /* Until bob's presence arrives, he is not signed in. */
+    {
+        char byte;
+        if (read(g_ready[0], &byte, 1) != 1) { /* bob listens for invitations */
+            fprintf(stderr, "[alice] FAILED: bob did not start\n");
+            return 1;
+        }
+    }
+    /* Until bob's presence reaches alice's service, he is not signed in there. */
     for (i = 0; (hr = msgr_session_invite(s, "bob@localhost", "let's play")) == MSGR_E_NOT_LOGGED_ON && i < 2000; i++) {
         sleep_ms(5);
     }

@@ -84,6 +84,7 @@ BOB = textwrap.dedent('''
             session.on_cancelled(lambda s, d: log.append(f"Cancelled({d})"))
             session.on_termination(lambda s, hr, d: log.append(f"Termination({hr.name},{d})"))
             got.append(session)
+        print("ready", flush=True)  # an invitation before this would reach no manager
         pump(bob, lambda: got)
         s = got[0]
         s.accept("yes")
@@ -112,6 +113,8 @@ def test_two_processes_through_prosody(server: str) -> None:
             s.on_context_data(lambda s, d: log.append(f"ContextData({d})"))
             s.on_termination(lambda s, hr, d: log.append(f"Termination({hr.name},{d})"))
             s.application = GUID
+            assert bob.stdout is not None
+            assert bob.stdout.readline().strip() == "ready"
             deadline = time.monotonic() + 15
             while True:  # bob is not signed in until his presence arrives
                 try:

@@ -1,6 +1,7 @@
 //! `msgr_service_*`: the service behind the clients: the embedded Messenger service, or the
 //! XMPP service (when the library is built with the `xmpp` feature).
 
+use super::callbacks::{msgr_destroy_callback, UserData};
 use super::guard;
 use super::handles;
 use super::strings::{in_opt_str, in_str, out, out_ptr};
@@ -53,6 +54,10 @@ pub struct msgr_service_options {
     pub credentials: msgr_credential_callback,
     /// Handed back to `credentials`.
     pub credentials_user_data: *mut c_void,
+    /// Called once with `credentials_user_data` when the service no longer needs it (once
+    /// the service and every client on it are gone), or when msgr_service_create() fails for
+    /// an XMPP service. Optional.
+    pub credentials_destroy: msgr_destroy_callback,
 }
 
 impl Default for msgr_service_options {
@@ -71,6 +76,7 @@ impl Default for msgr_service_options {
             request_timeout_ms: 0,
             credentials: None,
             credentials_user_data: std::ptr::null_mut(),
+            credentials_destroy: None,
         }
     }
 }
@@ -175,6 +181,11 @@ pub unsafe extern "C" fn msgr_service_create(
 #[cfg(feature = "xmpp")]
 unsafe fn xmpp_service(o: &msgr_service_options, opts: &ServiceOptions) -> Result<ServiceHandle> {
     use crate::xmpp::{XmppOptions, XmppService};
+    // First: whatever fails below, the destroy notification runs once (when this drops).
+    let user_data = Arc::new(UserData::new(
+        o.credentials_user_data,
+        o.credentials_destroy,
+    ));
     let host = in_str(o.server_host)?;
     let ip: std::net::IpAddr = host.parse().map_err(|_| E_INVALIDARG)?;
     let port = match o.server_port {
@@ -182,14 +193,13 @@ unsafe fn xmpp_service(o: &msgr_service_options, opts: &ServiceOptions) -> Resul
         p => u16::try_from(p).map_err(|_| E_INVALIDARG)?,
     };
     let callback = o.credentials.ok_or(crate::error::E_POINTER)?;
-    let user_data = o.credentials_user_data as usize;
     let credentials: crate::xmpp::Credentials = Arc::new(move |name: &str| {
         let name = std::ffi::CString::new(name).ok()?;
         let mut buf = vec![0u8; 1024];
         // SAFETY: the caller's callback, with a buffer of the size given.
         let ok = unsafe {
             callback(
-                user_data as *mut c_void,
+                user_data.ptr(),
                 name.as_ptr(),
                 buf.as_mut_ptr().cast::<c_char>(),
                 buf.len(),
@@ -222,7 +232,11 @@ unsafe fn xmpp_service(o: &msgr_service_options, opts: &ServiceOptions) -> Resul
 }
 
 #[cfg(not(feature = "xmpp"))]
-unsafe fn xmpp_service(_: &msgr_service_options, _: &ServiceOptions) -> Result<ServiceHandle> {
+unsafe fn xmpp_service(o: &msgr_service_options, _: &ServiceOptions) -> Result<ServiceHandle> {
+    drop(UserData::new(
+        o.credentials_user_data,
+        o.credentials_destroy,
+    ));
     Err(crate::error::E_NOTIMPL)
 }
 

@@ -53,6 +53,8 @@ class SessionHandle(c_void_p):
 
 # msgr_credential_callback: (user_data, sign_in_name, password buffer, its size) -> bool.
 CREDENTIAL_CALLBACK = CFUNCTYPE(c_bool, c_void_p, c_char_p, POINTER(c_char), c_size_t)
+# msgr_destroy_callback: (user_data).
+DESTROY_CALLBACK = CFUNCTYPE(None, c_void_p)
 
 
 class ServiceOptions(Structure):
@@ -71,6 +73,7 @@ class ServiceOptions(Structure):
         ("request_timeout_ms", c_uint32),
         ("credentials", CREDENTIAL_CALLBACK),
         ("credentials_user_data", c_void_p),
+        ("credentials_destroy", DESTROY_CALLBACK),
     ]
 
 
@@ -84,7 +87,7 @@ CALLBACK_TYPES: Dict[str, Any] = {
         HRESULT, c_void_p, c_char_p, c_char_p, c_char_p, POINTER(c_uint32)
     ),
     "msgr_before_app_launch_callback": CFUNCTYPE(None, c_void_p, P_SESSION, POINTER(c_bool)),
-    "msgr_destroy_callback": CFUNCTYPE(None, c_void_p),
+    "msgr_destroy_callback": DESTROY_CALLBACK,
     "msgr_on_accepted_callback": CFUNCTYPE(None, c_void_p, P_SESSION, c_char_p),
     "msgr_on_app_not_present_callback": CFUNCTYPE(None, c_void_p, P_SESSION, c_char_p, c_char_p),
     "msgr_on_cancelled_callback": CFUNCTYPE(None, c_void_p, P_SESSION, c_char_p),
