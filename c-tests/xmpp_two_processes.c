@@ -4,9 +4,11 @@
  * data both ways; alice cancels. Each side checks its own events, in order, and the parent
  * checks the child's exit status. Both clients run in thread mode.
  *
- * Run by scripts/with-prosody.sh, which starts a Prosody on a free loopback port with the
- * users alice/alicepw and bob/bobpw in one shared group and sets MSGRPRIV_XMPP_SERVER to
- * "127.0.0.1:<port>". Without it the test fails.
+ * Run by scripts/with-prosody.sh, which starts a Prosody on a free port of two loopback
+ * addresses with the users alice/alicepw and bob/bobpw in one shared group and sets
+ * MSGRPRIV_XMPP_SERVER and MSGRPRIV_XMPP_SERVER2 ("127.0.0.1:<port>", "127.0.0.2:<port>"):
+ * alice connects through the first address, bob through the second, as from two hosts.
+ * Without it the test fails.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
@@ -65,9 +67,27 @@ static void on_invitation(void *ud, msgr_session_manager *m, msgr_session *s, co
     g_received = s;
 }
 
-/* The invitee, in the child process. */
+/* Reads "host:port" from the environment variable `name` into g_host and g_port. */
+static bool server_from(const char *name) {
+    const char *server = getenv(name);
+    const char *colon = server ? strrchr(server, ':') : NULL;
+    if (colon == NULL || (size_t)(colon - server) >= sizeof g_host) {
+        return false;
+    }
+    memset(g_host, 0, sizeof g_host);
+    memcpy(g_host, server, (size_t)(colon - server));
+    g_port = (uint16_t)atoi(colon + 1);
+    return true;
+}
+
+/* The invitee, in the child process, through the server's second address. */
 static int bob(void) {
-    msgr_service *svc = xmpp_service();
+    msgr_service *svc;
+    if (!server_from("MSGRPRIV_XMPP_SERVER2")) {
+        fprintf(stderr, "FAIL: MSGRPRIV_XMPP_SERVER2 is not set\n");
+        return 1;
+    }
+    svc = xmpp_service();
     msgr_client *c = NULL;
     msgr_session_manager *m = NULL;
     uint32_t cookie;
@@ -110,8 +130,6 @@ static int wait_child(pid_t pid, unsigned ms) {
 }
 
 int main(void) {
-    const char *server = getenv("MSGRPRIV_XMPP_SERVER");
-    const char *colon;
     msgr_service *svc;
     msgr_client *c = NULL;
     msgr_session_manager *m = NULL;
@@ -119,13 +137,10 @@ int main(void) {
     MSGR_HRESULT hr;
     uint64_t deadline;
     pid_t pid;
-    if (server == NULL || (colon = strrchr(server, ':')) == NULL ||
-        (size_t)(colon - server) >= sizeof g_host) {
+    if (!server_from("MSGRPRIV_XMPP_SERVER")) {
         fprintf(stderr, "FAIL: MSGRPRIV_XMPP_SERVER is not set (run through scripts/with-prosody.sh)\n");
         return 1;
     }
-    memcpy(g_host, server, (size_t)(colon - server));
-    g_port = (uint16_t)atoi(colon + 1);
     tu_log_init(&g_log);
     REQUIRE(pipe(g_ready) == 0);
     fflush(NULL);

@@ -1,6 +1,7 @@
 """The Python package over XMPP, in two processes: alice (this process) invites bob (a child
 interpreter with its own Service) through a Prosody that scripts/with-prosody.sh starts and
-stops; bob accepts, they exchange context data, alice cancels. Each side checks its events.
+stops, each through its own loopback address of the server (as from two hosts); bob accepts,
+they exchange context data, alice cancels. Each side checks its events.
 Needs prosody and a library built with the ``xmpp`` feature (CI has both; elsewhere the test
 is skipped when either is missing)."""
 
@@ -14,7 +15,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, Iterator, List, Tuple
 
 import pytest
 
@@ -34,19 +35,18 @@ def _missing(what: str) -> None:
 
 
 @pytest.fixture
-def server() -> Iterator[str]:
+def server() -> Iterator[Tuple[str, str]]:
     if shutil.which("prosody") is None:
         _missing("prosody is not installed")
     proc = subprocess.Popen(
         ["bash", str(ROOT / "scripts/with-prosody.sh"), "sh", "-c",
-         'echo "$MSGRPRIV_XMPP_SERVER"; exec sleep 600'],
+         'echo "$MSGRPRIV_XMPP_SERVER $MSGRPRIV_XMPP_SERVER2"; exec sleep 600'],
         stdout=subprocess.PIPE, text=True, start_new_session=True,
     )
     try:
         assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        assert line, "with-prosody.sh did not start a server"
-        yield line
+        first, second = proc.stdout.readline().split()
+        yield first, second
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
@@ -96,10 +96,10 @@ BOB = textwrap.dedent('''
 ''')
 
 
-def test_two_processes_through_prosody(server: str) -> None:
-    with xmpp_service(server) as svc, svc.client("alice@localhost") as alice:
+def test_two_processes_through_prosody(server: Tuple[str, str]) -> None:
+    with xmpp_service(server[0]) as svc, svc.client("alice@localhost") as alice:
         bob = subprocess.Popen(
-            [sys.executable, "-c", BOB, server, GUID], stdout=subprocess.PIPE,
+            [sys.executable, "-c", BOB, server[1], GUID], stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True,
             env=dict(os.environ, PYTHONPATH=str(Path(msgrpriv.__file__).resolve().parents[1])),
         )
