@@ -61,10 +61,11 @@ static void on_invitation(void *ud, msgr_session_manager *m, msgr_session *s, co
     (void)ud;
     (void)m;
     *handled = true;
-    tu_log_add(&g_log, "B:Invitation(%s%s%s)", TU_Q(data));
     CHECK_OK(msgr_session_add_ref(s));
-    tu_watch_session(&g_log, s, "B");
     g_received = s;
+    /* Last: the main thread waits for this line (under the log's mutex) to use g_received. */
+    tu_log_add(&g_log, "B:Invitation(%s%s%s)", TU_Q(data));
+    tu_watch_session(&g_log, s, "B");
 }
 
 /* Reads "host:port" from the environment variable `name` into g_host and g_port. */

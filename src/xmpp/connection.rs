@@ -191,6 +191,7 @@ pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<
             _ = sleep_until(deadline), if deadline.is_some() => conn.expire(),
         }
     };
+    conn.setup.shared.observer_gone(conn.setup.jid.as_str());
     for (_, (done, _)) in conn.pending.drain() {
         done.complete(Err(Undeliverable));
     }
@@ -268,10 +269,11 @@ impl Connection {
         match st {
             Stanza::Presence(p) => {
                 if let Some(Ok(from)) = p.from.clone().map(Jid::try_into_full) {
+                    let me = self.setup.jid.as_str();
                     match p.type_ {
-                        presence::Type::None => self.setup.shared.presence_changed(&from, true),
+                        presence::Type::None => self.setup.shared.presence_changed(me, &from, true),
                         presence::Type::Unavailable | presence::Type::Error => {
-                            self.setup.shared.presence_changed(&from, false)
+                            self.setup.shared.presence_changed(me, &from, false)
                         }
                         _ => {}
                     }

@@ -25,7 +25,7 @@ use crate::service::{
 use crate::timer::Timers;
 use crate::types::Text;
 use connection::Command;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -95,26 +95,47 @@ impl XmppOptions {
 
 /// What the service knows of the network, shared with its connections.
 pub(crate) struct Shared {
-    /// Available resources of each bare JID (lowercase), as this service's connections saw
-    /// them in presence.
-    presence: Mutex<HashMap<String, BTreeSet<FullJid>>>,
+    /// Available resources of each bare JID (lowercase), with the local users (lowercase)
+    /// whose connections saw them available: what a connection saw goes with it.
+    presence: Mutex<HashMap<String, BTreeMap<FullJid, BTreeSet<String>>>>,
     /// The peer's full JID of each session a local user takes part in, learned from its
     /// messages: later steps go to that resource.
     peers: Mutex<HashMap<(String, String), FullJid>>,
 }
 
 impl Shared {
-    pub(crate) fn presence_changed(&self, who: &FullJid, available: bool) {
+    /// `observer`'s connection saw `who` become available or unavailable.
+    pub(crate) fn presence_changed(&self, observer: &str, who: &FullJid, available: bool) {
         let bare = canonical(who.to_bare().as_str());
+        let observer = canonical(observer);
         let mut p = self.presence.lock();
         if available {
-            p.entry(bare).or_default().insert(who.clone());
-        } else if let Some(set) = p.get_mut(&bare) {
-            set.remove(who);
-            if set.is_empty() {
+            let resources = p.entry(bare).or_default();
+            resources.entry(who.clone()).or_default().insert(observer);
+        } else if let Some(resources) = p.get_mut(&bare) {
+            if let Some(seen_by) = resources.get_mut(who) {
+                seen_by.remove(&observer);
+                if seen_by.is_empty() {
+                    resources.remove(who);
+                }
+            }
+            if resources.is_empty() {
                 p.remove(&bare);
             }
         }
+    }
+
+    /// `observer`'s connection ended: what it alone saw is no longer known.
+    pub(crate) fn observer_gone(&self, observer: &str) {
+        let observer = canonical(observer);
+        let mut p = self.presence.lock();
+        p.retain(|_, resources| {
+            resources.retain(|_, seen_by| {
+                seen_by.remove(&observer);
+                !seen_by.is_empty()
+            });
+            !resources.is_empty()
+        });
     }
 
     pub(crate) fn learn_peer(&self, me: &str, session_id: &str, peer: &FullJid) {
@@ -135,7 +156,7 @@ impl Shared {
         self.presence
             .lock()
             .get(&canonical(to))
-            .and_then(|set| set.iter().next().cloned())
+            .and_then(|resources| resources.keys().next().cloned())
     }
 
     fn forget_session(&self, me: &str, session_id: &str) {
