@@ -18,10 +18,12 @@ use std::time::Duration;
 
 type Held = Box<dyn FnOnce() + Send>;
 
-/// The embedded service with its completions held back while `hold` is set.
+/// The embedded service with its completions held back while `hold` is set, and whole
+/// messages (delivery and report) while `hold_messages` is set.
 struct Deferred {
     inner: EmbeddedService,
     hold: Mutex<bool>,
+    hold_messages: Mutex<bool>,
     held: Mutex<Vec<Held>>,
 }
 
@@ -30,6 +32,7 @@ impl Deferred {
         Arc::new(Deferred {
             inner,
             hold: Mutex::new(true),
+            hold_messages: Mutex::new(false),
             held: Mutex::default(),
         })
     }
@@ -87,6 +90,13 @@ impl Service for Deferred {
         self.defer(Box::new(move || inner.check_response(&c, &a, &r, done)));
     }
     fn send(&self, from: &Text, to: &Text, msg: Message, done: SendDone) {
+        if *self.hold_messages.lock() {
+            let (inner, from, to) = (self.inner.clone(), from.clone(), to.clone());
+            self.held
+                .lock()
+                .push(Box::new(move || inner.send(&from, &to, msg, done)));
+            return;
+        }
         // Delivered at once; only the delivery report is held back.
         let report: Arc<Mutex<Option<std::result::Result<(), service::Undeliverable>>>> =
             Arc::default();
@@ -246,5 +256,86 @@ fn a_termination_waits_for_the_report_no_longer_than_the_timeout() {
     d.inner.advance_clock(200_000).unwrap();
     w.pump();
     assert!(w.take().is_empty());
+    assert_eq!(d.inner.pending_invitations(), 0);
+}
+
+/// Builds a world on a deferring service that delivers at once, with an invitation from A
+/// to B pending; then holds every message.
+fn crossing_world() -> (Arc<Deferred>, World, Session, Session) {
+    let d = Deferred::new(service(true));
+    *d.hold.lock() = false;
+    let w = World::with_dyn(d.inner.clone(), d.clone());
+    w.register_app("");
+    let (a, b) = w.invited();
+    *d.hold_messages.lock() = true;
+    (d, w, a, b)
+}
+
+/// An Accept crossing a Cancel on the network: the cancel wins on both sides (the inviter
+/// ended first and ignores the late acceptance; the invitee, connected meanwhile, ends
+/// cancelled), each side ends exactly once.
+#[test]
+fn an_accept_crossing_a_cancel_ends_both_cancelled() {
+    let (d, w, a, b) = crossing_world();
+    a.cancel(SR_SESSION_CANCELLED_REMOTE, Some("no more"))
+        .unwrap();
+    b.accept(Some("yes")).unwrap();
+    w.pump();
+    assert_eq!(d.release(), 2);
+    w.pump();
+    assert_eq!(
+        w.side("A"),
+        lines(&[
+            "A:StateChanged(Invitation)@Cancelled",
+            "A:Termination(SR_SESSION_CANCELLED_LOCAL,\"no more\")@Cancelled",
+        ])
+    );
+    assert_eq!(
+        w.side("B"),
+        lines(&[
+            "B:StateChanged(Invitation)@Accepted",
+            "B:BeforeAppLaunch(true)@Accepted",
+            "B:ReadyToLaunch@Connected",
+            "B:StateChanged(Accepted)@Connected",
+            "B:StateChanged(Connected)@Cancelled",
+            "B:Cancelled(\"no more\")@Cancelled",
+            "B:Termination(SR_SESSION_CANCELLED_REMOTE,\"no more\")@Cancelled",
+        ])
+    );
+    assert_eq!(
+        (a.state(), b.state()),
+        (SessionState::Cancelled, SessionState::Cancelled)
+    );
+    assert_eq!(w.a.live_sessions() + w.b.live_sessions(), 0);
+}
+
+/// An Accept crossing the inviter's timeout: the timeout wins on both sides.
+#[test]
+fn an_accept_crossing_the_timeout_ends_both_timed_out() {
+    let (d, w, a, b) = crossing_world();
+    b.accept(None).unwrap();
+    d.inner.advance_clock(120_000).unwrap();
+    w.pump();
+    assert_eq!(d.release(), 2);
+    w.pump();
+    let ends = |tag: &str| {
+        w.side(tag)
+            .into_iter()
+            .filter(|l| l.contains("Termination"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ends("A"),
+        lines(&["A:Termination(SR_SESSION_TIMEOUT,NULL)@Terminated"])
+    );
+    assert_eq!(
+        ends("B"),
+        lines(&["B:Termination(SR_SESSION_TIMEOUT,NULL)@Terminated"])
+    );
+    assert!(!w.side("A").iter().any(|l| l.contains("Accepted(")));
+    assert_eq!(
+        (a.state(), b.state()),
+        (SessionState::Terminated, SessionState::Terminated)
+    );
     assert_eq!(d.inner.pending_invitations(), 0);
 }
