@@ -28,11 +28,11 @@ else
     echo "nothing to install"
 fi
 
-# rustfmt and clippy for the style checks of scripts/test-all.sh.
+# rustfmt and clippy for the style checks of scripts/test-all.sh (the build and the demo do
+# not need them: a failure to add them is reported, not fatal).
 for component in rustfmt clippy; do
     if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
-        command -v rustup >/dev/null || { echo "cargo $component missing and no rustup to add it" >&2; exit 1; }
         echo "rustup component add $component"
-        rustup component add "$component"
+        rustup component add "$component" || echo "WARNING: could not add $component"
     fi
 done
