@@ -329,9 +329,16 @@ impl Connection {
         let Ok(sender) = Text::new(peer.to_bare().as_str()) else {
             return reply;
         };
-        self.setup
-            .shared
-            .learn_peer(self.setup.jid.as_str(), msg.session_id().as_str(), &peer);
+        let me = self.setup.jid.as_str();
+        if super::ends_session(&msg) {
+            self.setup
+                .shared
+                .forget_session(me, msg.session_id().as_str());
+        } else {
+            self.setup
+                .shared
+                .learn_peer(me, msg.session_id().as_str(), &peer);
+        }
         if let Some(ep) = self.setup.endpoint.upgrade() {
             ep.deliver(&sender, msg);
         }

@@ -159,7 +159,7 @@ impl Shared {
             .and_then(|resources| resources.keys().next().cloned())
     }
 
-    fn forget_session(&self, me: &str, session_id: &str) {
+    pub(crate) fn forget_session(&self, me: &str, session_id: &str) {
         self.peers
             .lock()
             .remove(&(canonical(me), session_id.to_owned()));
@@ -201,6 +201,18 @@ impl Drop for Inner {
 #[derive(Clone)]
 pub struct XmppService {
     inner: Arc<Inner>,
+}
+
+/// Whether `msg` ends its session on both sides (the peer's address is then forgotten).
+pub(crate) fn ends_session(msg: &Message) -> bool {
+    matches!(
+        msg,
+        Message::Decline { .. }
+            | Message::Cancel { .. }
+            | Message::LaunchFailed { .. }
+            | Message::PeerGone { .. }
+            | Message::Timeout { .. }
+    )
 }
 
 fn canonical(name: &str) -> String {
@@ -342,14 +354,7 @@ impl Service for XmppService {
     fn send(&self, from: &Text, to: &Text, msg: Message, done: SendDone) {
         let shared = &self.inner.shared;
         let id = msg.session_id().as_str().to_owned();
-        let ends = matches!(
-            msg,
-            Message::Decline { .. }
-                | Message::Cancel { .. }
-                | Message::LaunchFailed { .. }
-                | Message::PeerGone { .. }
-                | Message::Timeout { .. }
-        );
+        let ends = ends_session(&msg);
         let route = shared.route(from.as_str(), &id, to.as_str());
         if ends {
             shared.forget_session(from.as_str(), &id);
@@ -386,5 +391,49 @@ impl Service for XmppService {
 
     fn registry(&self) -> Arc<AppRegistry> {
         Arc::clone(&self.inner.registry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared {
+            presence: Mutex::new(HashMap::new()),
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn full(s: &str) -> FullJid {
+        FullJid::new(s).unwrap()
+    }
+
+    #[test]
+    fn presence_goes_with_the_connection_that_saw_it() {
+        let s = shared();
+        let bob = full("bob@x/msgrpriv");
+        s.presence_changed("alice@x", &bob, true);
+        s.presence_changed("carol@x", &bob, true);
+        assert_eq!(s.route("alice@x", "sid", "BOB@x"), Some(bob.clone()));
+        s.observer_gone("alice@x");
+        assert_eq!(s.route("alice@x", "sid", "bob@x"), Some(bob.clone()));
+        s.presence_changed("carol@x", &bob, false);
+        assert_eq!(s.route("alice@x", "sid", "bob@x"), None);
+        assert!(s.presence.lock().is_empty());
+    }
+
+    #[test]
+    fn a_session_follows_its_peer_until_it_ends() {
+        let s = shared();
+        let seen = full("bob@x/a");
+        let peer = full("bob@x/b");
+        s.presence_changed("alice@x", &seen, true);
+        s.learn_peer("alice@x", "sid", &peer);
+        assert_eq!(s.route("alice@x", "sid", "bob@x"), Some(peer));
+        assert_eq!(s.route("alice@x", "other", "bob@x"), Some(seen.clone()));
+        s.forget_session("alice@x", "sid");
+        assert_eq!(s.route("alice@x", "sid", "bob@x"), Some(seen));
+        assert!(s.peers.lock().is_empty());
     }
 }
