@@ -124,8 +124,8 @@ impl Service for Deferred {
     }
 }
 
-#[test]
-fn lock_and_key_answers_arrive_later() {
+/// A client on a deferring service that enforces Lock and Key, its manager recorded as "M".
+fn locked_client() -> (Arc<Deferred>, Client, SessionManager, Log) {
     let svc = service(true);
     svc.add_app_key(APP_ID, APP_KEY).unwrap();
     let d = Deferred::new(svc);
@@ -133,6 +133,12 @@ fn lock_and_key_answers_arrive_later() {
     let m = c.create_session_manager().unwrap();
     let log: Log = Arc::default();
     record_manager(&m, "M", &log);
+    (d, c, m, log)
+}
+
+#[test]
+fn lock_and_key_answers_arrive_later() {
+    let (d, c, m, log) = locked_client();
     let challenge: Arc<Mutex<Option<String>>> = Arc::default();
     let ch = challenge.clone();
     m.advise(ManagerEventKind::LockChallenge, move |e| {
@@ -179,13 +185,7 @@ fn lock_and_key_answers_arrive_later() {
 
 #[test]
 fn a_late_lock_answer_after_sign_out_changes_nothing() {
-    let svc = service(true);
-    svc.add_app_key(APP_ID, APP_KEY).unwrap();
-    let d = Deferred::new(svc);
-    let c = Client::new(d.clone(), "carol@example.com", DispatchMode::Manual).unwrap();
-    let m = c.create_session_manager().unwrap();
-    let log: Log = Arc::default();
-    record_manager(&m, "M", &log);
+    let (d, c, m, log) = locked_client();
     drain(&c);
     m.request_challenge(1).unwrap();
     c.sign_out().unwrap();

@@ -24,6 +24,15 @@ fn xmpp(server: &Prosody) -> XmppService {
     XmppService::new(XmppOptions::new(server.addr, creds)).unwrap()
 }
 
+/// The lines of side `tag` ("A" for "A:...") in `log`.
+fn of_side(log: &[String], tag: &str) -> Vec<String> {
+    let prefix = format!("{tag}:");
+    log.iter()
+        .filter(|l| l.starts_with(&prefix))
+        .cloned()
+        .collect()
+}
+
 /// True once `w`'s log has a line starting with `prefix`.
 fn logged(w: &World, prefix: &str) -> bool {
     w.log.lock().iter().any(|l| l.starts_with(prefix))
@@ -102,10 +111,7 @@ fn invitation_accepted_context_data_and_cancel_over_xmpp() {
     });
     let log = w.take();
     assert_eq!(
-        log.iter()
-            .filter(|l| l.starts_with("A:"))
-            .cloned()
-            .collect::<Vec<_>>(),
+        of_side(&log, "A"),
         lines(&[
             "A:StateChanged(Invitation)@Connected",
             "A:Accepted(\"yes\")@Connected",
@@ -114,10 +120,7 @@ fn invitation_accepted_context_data_and_cancel_over_xmpp() {
         ])
     );
     assert_eq!(
-        log.iter()
-            .filter(|l| l.starts_with("B:"))
-            .cloned()
-            .collect::<Vec<_>>(),
+        of_side(&log, "B"),
         lines(&[
             "B:StateChanged(Invitation)@Accepted",
             "B:BeforeAppLaunch(true)@Accepted",
@@ -139,10 +142,7 @@ fn invitation_accepted_context_data_and_cancel_over_xmpp() {
     });
     let log = w.take();
     assert_eq!(
-        log.iter()
-            .filter(|l| l.starts_with("B:"))
-            .cloned()
-            .collect::<Vec<_>>(),
+        of_side(&log, "B"),
         lines(&[
             "B:StateChanged(Connected)@Cancelled",
             "B:Cancelled(\"bye\")@Cancelled",
@@ -161,10 +161,7 @@ fn decline_over_xmpp() {
     wait_until(&w, "the decline", |w| logged(w, "A:Termination"));
     let log = w.take();
     assert_eq!(
-        log.iter()
-            .filter(|l| l.starts_with("A:"))
-            .cloned()
-            .collect::<Vec<_>>(),
+        of_side(&log, "A"),
         lines(&[
             "A:StateChanged(Invitation)@Declined",
             "A:Declined(\"no\")@Declined",
@@ -236,9 +233,8 @@ fn a_lost_server_ends_live_sessions_with_connection_failure() {
     });
     let log = w.take();
     for tag in ["A", "B"] {
-        let side: Vec<String> = log.iter().filter(|l| l.starts_with(tag)).cloned().collect();
         assert_eq!(
-            side,
+            of_side(&log, tag),
             lines(&[
                 &format!("{tag}:StateChanged(Connected)@Terminated"),
                 &format!("{tag}:Termination(SR_CONNECTION_FAILURE,NULL)@Terminated"),
