@@ -3,13 +3,13 @@
 
 use crate::dispatch::DispatchMode;
 use crate::error::{
-    Result, MSGR_E_ALREADY_LOGGED_ON, MSGR_E_NOT_LOGGED_ON, MSGR_E_SERVER_SHUTDOWN,
+    Result, E_UNEXPECTED, MSGR_E_ALREADY_LOGGED_ON, MSGR_E_NOT_LOGGED_ON, MSGR_E_SERVER_SHUTDOWN,
 };
 use crate::launcher::{Launcher, ProcessLauncher};
 use crate::lock::{Connection, LockCell};
 use crate::locks::Mutex;
 use crate::registry::{AppRegistry, RegistryListener};
-use crate::service::{Endpoint, Message, SendDone, Service};
+use crate::service::{Delivery, Endpoint, Message, SendDone, Service};
 use crate::session::{Host, Queue, Session, SessionCore};
 use crate::session_manager::{ManagerCore, ManagerEvent, SessionManager};
 use crate::types::{check_sign_in_name, Text};
@@ -367,7 +367,9 @@ impl ClientCore {
         self.state.lock().sessions.get(id).cloned()
     }
 
-    fn receive_invitation(&self, from: &Text, msg: Message) {
+    /// A new session for an invitation; one that reuses the SessionID of a session this
+    /// client has is refused (OutOfOrder).
+    fn receive_invitation(&self, from: &Text, msg: Message) -> Delivery {
         let Message::Invite {
             session_id,
             app_guid,
@@ -378,7 +380,7 @@ impl ClientCore {
             timeout_ms,
         } = msg
         else {
-            return;
+            return Delivery::Taken;
         };
         let managers = self.live_managers();
         let open: Vec<_> = managers
@@ -402,7 +404,7 @@ impl ClientCore {
             address,
         );
         if self.add_session(&session).is_err() {
-            return;
+            return Delivery::OutOfOrder;
         }
         session.await_inviter(Duration::from_millis(timeout_ms));
         for m in open {
@@ -412,6 +414,7 @@ impl ClientCore {
                 handled: false,
             });
         }
+        Delivery::Taken
     }
 }
 
@@ -441,8 +444,15 @@ impl Host for ClientCore {
         if !st.signed_in {
             return Err(MSGR_E_NOT_LOGGED_ON);
         }
-        st.sessions.insert(s.id().clone(), s.clone());
-        Ok(())
+        // A SessionID names one live session: an invitation that reuses one (only a hostile
+        // peer would) must not take the place of the session that has it.
+        match st.sessions.entry(s.id().clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => Err(E_UNEXPECTED),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(s.clone());
+                Ok(())
+            }
+        }
     }
 
     fn forget_session(&self, id: &Text) {
@@ -487,16 +497,22 @@ impl SessionManager {
 }
 
 impl Endpoint for ClientCore {
-    fn deliver(&self, from: &Text, msg: Message) {
+    fn deliver(&self, from: &Text, msg: Message) -> Delivery {
         if let Message::Invite { .. } = msg {
-            if self.is_signed_in() {
-                self.receive_invitation(from, msg);
+            if !self.is_signed_in() {
+                return Delivery::Taken;
             }
-            return;
+            return self.receive_invitation(from, msg);
         }
-        if let Some(s) = self.session(msg.session_id()) {
-            s.receive(from, msg);
+        match self.session(msg.session_id()) {
+            Some(s) => s.receive(from, msg),
+            None => Delivery::UnknownSession,
         }
+    }
+
+    fn has_session(&self, from: &Text, session_id: &Text) -> bool {
+        self.session(session_id)
+            .is_some_and(|s| s.is_live_with(from))
     }
 
     fn connection_lost(&self, _hr: crate::Hr) {

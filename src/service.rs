@@ -106,10 +106,28 @@ impl Message {
     }
 }
 
+/// What became of a delivered message: a network service answers its sender with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The message was taken: it changed the session, or it was a step the session had no
+    /// more use for (an answer to an invitation already answered, for instance).
+    Taken,
+    /// No live session with that SessionID has the sender as its peer (it never existed,
+    /// it ended, or someone else is speaking for it). Nothing changed.
+    UnknownSession,
+    /// The session exists but its state does not allow that step (an Accept of a session
+    /// already connected, context data before the answer, an invitation reusing a live
+    /// SessionID). Nothing changed.
+    OutOfOrder,
+}
+
 /// The receiving end of a signed-in client.
 pub trait Endpoint: Send + Sync {
     /// A message from `from` (the sender's sign-in name). Called with no service lock held.
-    fn deliver(&self, from: &Text, msg: Message);
+    fn deliver(&self, from: &Text, msg: Message) -> Delivery;
+    /// Whether a live session `session_id` with `from` as its peer exists here (a
+    /// network service answers pings and unknown requests about a session with it).
+    fn has_session(&self, from: &Text, session_id: &Text) -> bool;
     /// The connection to the service was lost (`hr` says why): the client is signed out
     /// and its live sessions end with SR_CONNECTION_FAILURE. Called with no service lock
     /// held.
@@ -387,7 +405,9 @@ impl Service for EmbeddedService {
     fn send(&self, from: &Text, to: &Text, msg: Message, done: SendDone) {
         let result = match self.inner.endpoint(to.as_str()) {
             Some(ep) => {
-                ep.deliver(from, msg);
+                // In one process the sender learns nothing more from a refusal than from
+                // the silence a lost answer would give.
+                let _ = ep.deliver(from, msg);
                 Ok(())
             }
             None => Err(Undeliverable),

@@ -13,7 +13,7 @@ use crate::launcher::{LaunchRequest, Launcher};
 use crate::lock::{Connection, LockCell};
 use crate::locks::{Mutex, MutexGuard};
 use crate::registry::AppRegistry;
-use crate::service::{Message, SendDone, SendReport, Service, Undeliverable};
+use crate::service::{Delivery, Message, SendDone, SendReport, Service, Undeliverable};
 use crate::sinks::{Callback, Sinks};
 use crate::timer::{Expiry, TimerId};
 use crate::types::{
@@ -43,7 +43,8 @@ pub(crate) trait Host: Send + Sync {
     fn is_signed_in(&self) -> bool;
     /// The current connection: its epoch and whether it enforces Lock and Key.
     fn connection(&self) -> Connection;
-    /// Adds an invited session to the live table. MSGR_E_NOT_LOGGED_ON when signed out.
+    /// Adds an invited session to the live table. MSGR_E_NOT_LOGGED_ON when signed out,
+    /// E_UNEXPECTED when a live session already has its SessionID.
     fn add_session(&self, s: &Session) -> Result<()>;
     /// Removes an ended session from the live table.
     fn forget_session(&self, id: &Text);
@@ -240,8 +241,6 @@ enum Step {
     SendContextData {
         data: Text,
     },
-    /// A message about this session from the other side (or the service).
-    Received(Message),
     /// BeforeAppLaunch was delivered and the launch (if any) done: the process id, if one
     /// was started, or the launch's failure.
     Launched(Result<Option<u32>>),
@@ -737,8 +736,29 @@ impl Session {
     // ---- the other side, the service and the dispatcher ----
 
     /// A message about this session from the other side (or the service).
-    pub(crate) fn receive(&self, _from: &Text, msg: Message) {
-        let _ = self.step(Step::Received(msg));
+    pub(crate) fn receive(&self, from: &Text, msg: Message) -> Delivery {
+        let (After { out, ended }, delivery) = {
+            let mut d = self.lock();
+            self.received(&mut d, from, msg)
+        };
+        self.finish(out, ended);
+        delivery
+    }
+
+    /// Whether the session is live with `from` as its peer.
+    pub(crate) fn is_live_with(&self, from: &Text) -> bool {
+        let d = self.lock();
+        self.live_with(&d, from)
+    }
+
+    fn live_with(&self, d: &SessionData, from: &Text) -> bool {
+        !d.state.is_terminal()
+            && d.user.as_ref().is_some_and(|peer| {
+                self.0
+                    .host
+                    .service()
+                    .same_user(peer.as_str(), from.as_str())
+            })
     }
 
     /// Our client signs out: the session ends (SR_CONNECTION_FAILURE). Returns the peer to
@@ -964,7 +984,6 @@ impl Session {
                     SR_CONTEXT_DATA_SEND_FAILURE,
                 )))
             }
-            Step::Received(msg) => Ok(self.received(d, msg)),
             Step::Launched(launched) => {
                 if d.state != SessionState::Accepted {
                     return Ok(After::NOTHING);
@@ -998,18 +1017,20 @@ impl Session {
         }
     }
 
-    /// [`apply`](Self::apply) of a message from the other side: one the session's state does
-    /// not expect changes nothing.
-    fn received(&self, d: &mut SessionData, msg: Message) -> After {
-        if d.state.is_terminal() {
-            return After::NOTHING;
+    /// A message from `from` about this session, applied to the locked data `d`: one from
+    /// anyone but the session's peer, or about an ended session, or that the session's
+    /// state does not expect, changes nothing (the [`Delivery`] says which).
+    fn received(&self, d: &mut SessionData, from: &Text, msg: Message) -> (After, Delivery) {
+        const REFUSED: (After, Delivery) = (After::NOTHING, Delivery::OutOfOrder);
+        if !self.live_with(d, from) {
+            return (After::NOTHING, Delivery::UnknownSession);
         }
         let (ending, hr, app_data) = match msg {
             Message::Accept {
                 app_data, address, ..
             } => {
                 if d.state != SessionState::Invitation || !self.is_inviter() {
-                    return After::NOTHING;
+                    return REFUSED;
                 }
                 if app_data.is_some() {
                     d.context_data = app_data.clone();
@@ -1025,24 +1046,24 @@ impl Session {
                     ],
                 );
                 self.transition(d, SessionState::Connected, []);
-                return After::NOTHING;
+                return (After::NOTHING, Delivery::Taken);
             }
             Message::ContextData { data, .. } => {
                 if !matches!(d.state, SessionState::Accepted | SessionState::Connected) {
-                    return After::NOTHING;
+                    return REFUSED;
                 }
                 d.context_data = Some(data.clone());
                 self.raise(d, [SessionEvent::ContextData { data }]);
-                return After::NOTHING;
+                return (After::NOTHING, Delivery::Taken);
             }
-            Message::Invite { .. } => return After::NOTHING,
+            Message::Invite { .. } => return REFUSED,
             Message::Decline {
                 app_data,
                 not_present,
                 ..
             } => {
                 if d.state != SessionState::Invitation || !self.is_inviter() {
-                    return After::NOTHING;
+                    return REFUSED;
                 }
                 let hr = if not_present {
                     SR_APP_NOT_REGISTERED
@@ -1077,7 +1098,7 @@ impl Session {
         }
         let (to, before) = ending;
         self.end(d, to, before, hr, app_data);
-        After::ENDED
+        (After::ENDED, Delivery::Taken)
     }
 
     /// [`apply`](Self::apply) of the session's deadline `timer`: an inviter still waiting for

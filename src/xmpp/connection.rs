@@ -3,10 +3,10 @@
 //! presence, then answers the server and carries the client's steps until it is closed or
 //! the connection is lost.
 
-use super::protocol;
+use super::protocol::{self, Incoming};
 use super::{Shared, XmppOptions};
 use crate::error::{Hr, MSGR_E_DISCONNECTED, SR_AUTHENTICATION_FAILED, SR_CONNECTION_FAILURE};
-use crate::service::{Endpoint, SendDone, Undeliverable};
+use crate::service::{Delivery, Endpoint, Message, SendDone, Undeliverable};
 use crate::types::Text;
 use futures_util::{SinkExt, StreamExt};
 use sasl::common::{ChannelBinding, Credentials};
@@ -24,7 +24,7 @@ use tokio_xmpp::Stanza;
 use xmpp_parsers::bind::{BindQuery, BindResponse};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::{BareJid, FullJid, Jid};
-use xmpp_parsers::jingle::Jingle;
+use xmpp_parsers::jingle::{Action, Jingle};
 use xmpp_parsers::minidom::Element;
 use xmpp_parsers::ping::Ping;
 use xmpp_parsers::presence::{self, Presence};
@@ -158,7 +158,7 @@ pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<
         next_id: 0,
     };
     let lost = loop {
-        let deadline = conn.pending.values().map(|(_, d)| *d).min();
+        let deadline = conn.pending.values().map(|p| p.deadline).min();
         tokio::select! {
             item = stream.next() => match item {
                 Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(st)))) => {
@@ -172,7 +172,7 @@ pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<
                 // A stanza that does not parse: nothing to answer it from.
                 Some(Ok(_)) | Some(Err(ReadError::ParseError(_))) => {}
                 Some(Err(ReadError::SoftTimeout)) => {
-                    let ping = conn.request(Iq::from_get("", Ping), None, SendDone::nobody());
+                    let ping = conn.request(Iq::from_get("", Ping), None, SendDone::nobody(), false);
                     if stream.send(&stanza(ping)).await.is_err() {
                         break true;
                     }
@@ -181,7 +181,8 @@ pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<
             },
             cmd = commands.recv() => match cmd {
                 Some(Command::Send { to, jingle, done }) => {
-                    let iq = conn.request(Iq::from_set("", *jingle), Some(to.into()), done);
+                    let terminates = jingle.action == Action::SessionTerminate;
+                    let iq = conn.request(Iq::from_set("", *jingle), Some(to.into()), done, terminates);
                     if stream.send(&stanza(iq)).await.is_err() {
                         break true;
                     }
@@ -192,8 +193,8 @@ pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<
         }
     };
     conn.setup.shared.observer_gone(conn.setup.jid.as_str());
-    for (_, (done, _)) in conn.pending.drain() {
-        done.complete(Err(Undeliverable));
+    for (_, p) in conn.pending.drain() {
+        p.done.complete(Err(Undeliverable));
     }
     if lost {
         if let Some(ep) = conn.setup.endpoint.upgrade() {
@@ -214,19 +215,66 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// A request waiting for its answer.
+struct Pending {
+    done: SendDone,
+    deadline: Instant,
+    /// A session-terminate: a peer that answers it with `<unknown-session/>` has ended
+    /// the session too, so the end counts as delivered.
+    terminates: bool,
+}
+
 struct Connection {
     setup: Setup,
-    /// Requests waiting for their answer: completion and deadline.
-    pending: HashMap<String, (SendDone, Instant)>,
+    /// Requests waiting for their answer.
+    pending: HashMap<String, Pending>,
     next_id: u64,
 }
 
-fn error_reply(id: String, to: Option<Jid>, condition: DefinedCondition) -> Iq {
-    let kind = match condition {
-        DefinedCondition::BadRequest => ErrorType::Modify,
-        _ => ErrorType::Cancel,
+/// The namespace of Jingle's own error conditions (XEP-0166).
+const JINGLE_ERRORS: &str = "urn:xmpp:jingle:errors:1";
+
+/// Why a request is refused: the IQ error answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Not a request this client takes (not Jingle): service-unavailable.
+    NotHandled,
+    /// A request that does not parse or has no full JID sender: bad-request.
+    BadRequest,
+    /// item-not-found with `<unknown-session/>`.
+    UnknownSession,
+    /// unexpected-request with `<out-of-order/>`.
+    OutOfOrder,
+    /// feature-not-implemented with `<unsupported-info/>`.
+    UnsupportedInfo,
+}
+
+fn error_reply(id: String, to: Option<Jid>, refusal: Refusal) -> Iq {
+    let (kind, condition, jingle) = match refusal {
+        Refusal::NotHandled => (
+            ErrorType::Cancel,
+            DefinedCondition::ServiceUnavailable,
+            None,
+        ),
+        Refusal::BadRequest => (ErrorType::Modify, DefinedCondition::BadRequest, None),
+        Refusal::UnknownSession => (
+            ErrorType::Cancel,
+            DefinedCondition::ItemNotFound,
+            Some("unknown-session"),
+        ),
+        Refusal::OutOfOrder => (
+            ErrorType::Wait,
+            DefinedCondition::UnexpectedRequest,
+            Some("out-of-order"),
+        ),
+        Refusal::UnsupportedInfo => (
+            ErrorType::Modify,
+            DefinedCondition::FeatureNotImplemented,
+            Some("unsupported-info"),
+        ),
     };
-    let e = StanzaError::new(kind, condition, "en", "");
+    let mut e = StanzaError::new(kind, condition, "en", "");
+    e.other = jingle.map(|name| Element::builder(name, JINGLE_ERRORS).build());
     let iq = Iq::from_error(id, e);
     match to {
         Some(to) => iq.with_to(to),
@@ -236,11 +284,16 @@ fn error_reply(id: String, to: Option<Jid>, condition: DefinedCondition) -> Iq {
 
 impl Connection {
     /// Gives `iq` a fresh id and an address, and records its completion.
-    fn request(&mut self, iq: Iq, to: Option<Jid>, done: SendDone) -> Iq {
+    fn request(&mut self, iq: Iq, to: Option<Jid>, done: SendDone, terminates: bool) -> Iq {
         self.next_id += 1;
         let id = format!("m{}", self.next_id);
         let deadline = Instant::now() + self.setup.options.request_timeout;
-        self.pending.insert(id.clone(), (done, deadline));
+        let pending = Pending {
+            done,
+            deadline,
+            terminates,
+        };
+        self.pending.insert(id.clone(), pending);
         let iq = iq.with_id(id);
         match to {
             Some(to) => iq.with_to(to),
@@ -254,12 +307,12 @@ impl Connection {
         let overdue: Vec<String> = self
             .pending
             .iter()
-            .filter(|(_, (_, d))| *d <= now)
+            .filter(|(_, p)| p.deadline <= now)
             .map(|(id, _)| id.clone())
             .collect();
         for id in overdue {
-            if let Some((done, _)) = self.pending.remove(&id) {
-                done.complete(Err(Undeliverable));
+            if let Some(p) = self.pending.remove(&id) {
+                p.done.complete(Err(Undeliverable));
             }
         }
     }
@@ -281,14 +334,23 @@ impl Connection {
                 None
             }
             Stanza::Iq(Iq::Result { id, .. }) => {
-                if let Some((done, _)) = self.pending.remove(&id) {
-                    done.complete(Ok(()));
+                if let Some(p) = self.pending.remove(&id) {
+                    p.done.complete(Ok(()));
                 }
                 None
             }
-            Stanza::Iq(Iq::Error { id, .. }) => {
-                if let Some((done, _)) = self.pending.remove(&id) {
-                    done.complete(Err(Undeliverable));
+            Stanza::Iq(Iq::Error { id, error, .. }) => {
+                if let Some(p) = self.pending.remove(&id) {
+                    let ended_there = error
+                        .other
+                        .as_ref()
+                        .is_some_and(|e| e.is("unknown-session", JINGLE_ERRORS));
+                    let r = if p.terminates && ended_there {
+                        Ok(())
+                    } else {
+                        Err(Undeliverable)
+                    };
+                    p.done.complete(r);
                 }
                 None
             }
@@ -302,7 +364,7 @@ impl Connection {
                     payload: None,
                 }
             } else {
-                error_reply(id, from, DefinedCondition::ServiceUnavailable)
+                error_reply(id, from, Refusal::NotHandled)
             }),
             Stanza::Iq(Iq::Set {
                 from, id, payload, ..
@@ -311,37 +373,72 @@ impl Connection {
         }
     }
 
-    /// An IQ set: a step of a session from a peer. Acknowledged (or refused) at once, then
-    /// handed to the client.
+    /// An IQ set: a step of a session from a peer. Answered (acknowledged or refused, as
+    /// XEP-0166 says) once the client has taken it: the answer leaves before anything the
+    /// step makes the client send.
     fn jingle(&mut self, from: Option<Jid>, id: String, payload: Element) -> Iq {
+        match self.take_jingle(from.clone(), payload) {
+            Ok(peer) => Iq::empty_result(Jid::from(peer), id),
+            Err(refusal) => error_reply(id, from, refusal),
+        }
+    }
+
+    fn take_jingle(&mut self, from: Option<Jid>, payload: Element) -> Result<FullJid, Refusal> {
         if !payload.is("jingle", xmpp_parsers::ns::JINGLE) {
-            return error_reply(id, from, DefinedCondition::ServiceUnavailable);
+            return Err(Refusal::NotHandled);
         }
-        let Some(peer) = from.clone().and_then(|j| j.try_into_full().ok()) else {
-            return error_reply(id, from, DefinedCondition::BadRequest);
+        let peer = from
+            .and_then(|j| j.try_into_full().ok())
+            .ok_or(Refusal::BadRequest)?;
+        let incoming = protocol::message_from_payload(payload).map_err(|_| Refusal::BadRequest)?;
+        let sender = Text::new(peer.to_bare().as_str()).map_err(|_| Refusal::BadRequest)?;
+        let ep = self
+            .setup
+            .endpoint
+            .upgrade()
+            .ok_or(Refusal::UnknownSession)?;
+        let sid = incoming.session_id().clone();
+        let known = |ep: &Arc<dyn Endpoint>| ep.has_session(&sender, &sid);
+        let msg = match incoming {
+            Incoming::Ping(_) if known(&ep) => return Ok(peer),
+            Incoming::UnsupportedInfo(_) if known(&ep) => return Err(Refusal::UnsupportedInfo),
+            Incoming::Ping(_) | Incoming::UnsupportedInfo(_) => {
+                return Err(Refusal::UnknownSession)
+            }
+            Incoming::Step(msg) => msg,
         };
-        let msg = match protocol::message_from_payload(payload) {
-            Ok(m) => m,
-            Err(_) => return error_reply(id, from, DefinedCondition::BadRequest),
-        };
-        let reply = Iq::empty_result(Jid::from(peer.clone()), id);
-        let Some(msg) = msg else { return reply };
-        let Ok(sender) = Text::new(peer.to_bare().as_str()) else {
-            return reply;
-        };
+        let shared = &self.setup.shared;
         let me = self.setup.jid.as_str();
-        if super::ends_session(&msg) {
-            self.setup
-                .shared
-                .forget_session(me, msg.session_id().as_str());
-        } else {
-            self.setup
-                .shared
-                .learn_peer(me, msg.session_id().as_str(), &peer);
+        let invite = matches!(msg, Message::Invite { .. });
+        if invite {
+            if shared.peer_of(me, sid.as_str()).is_some() {
+                return Err(Refusal::OutOfOrder);
+            }
+        } else if !known(&ep) {
+            // Only the session's peer speaks for it: nothing is learned from anyone else.
+            return Err(Refusal::UnknownSession);
         }
-        if let Some(ep) = self.setup.endpoint.upgrade() {
-            ep.deliver(&sender, msg);
+        let ends = super::ends_session(&msg);
+        if !ends {
+            // Before the client sees the step: what it sends in answer goes to this peer.
+            shared.learn_peer(me, sid.as_str(), &peer);
         }
-        reply
+        match ep.deliver(&sender, msg) {
+            Delivery::Taken => {
+                if ends {
+                    shared.forget_session(me, sid.as_str());
+                }
+                Ok(peer)
+            }
+            refused => {
+                if invite {
+                    shared.forget_session(me, sid.as_str());
+                }
+                Err(match refused {
+                    Delivery::OutOfOrder => Refusal::OutOfOrder,
+                    _ => Refusal::UnknownSession,
+                })
+            }
+        }
     }
 }

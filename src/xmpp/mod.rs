@@ -144,14 +144,18 @@ impl Shared {
             .insert((canonical(me), session_id.to_owned()), peer.clone());
     }
 
-    /// Where a step of `session_id` from `me` to `to` goes.
-    fn route(&self, me: &str, session_id: &str, to: &str) -> Option<FullJid> {
-        if let Some(p) = self
-            .peers
+    /// The peer's full JID `me` learned for `session_id`.
+    pub(crate) fn peer_of(&self, me: &str, session_id: &str) -> Option<FullJid> {
+        self.peers
             .lock()
             .get(&(canonical(me), session_id.to_owned()))
-        {
-            return Some(p.clone());
+            .cloned()
+    }
+
+    /// Where a step of `session_id` from `me` to `to` goes.
+    fn route(&self, me: &str, session_id: &str, to: &str) -> Option<FullJid> {
+        if let Some(p) = self.peer_of(me, session_id) {
+            return Some(p);
         }
         self.presence
             .lock()

@@ -148,9 +148,31 @@ pub fn to_jingle(msg: &Message) -> Jingle {
     }
 }
 
-/// The message an IQ set's payload carries: a Jingle element of ours, or why it is refused.
-/// `Ok(None)` for a session-info ping.
-pub fn message_from_payload(payload: Element) -> Result<Option<Message>, Malformed> {
+/// What an incoming Jingle request asks.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A step of a session.
+    Step(Message),
+    /// A session-info without payload: a ping of the session (answered when the session
+    /// exists).
+    Ping(Text),
+    /// A session-info whose payload is not ours (answered with unsupported-info when the
+    /// session exists).
+    UnsupportedInfo(Text),
+}
+
+impl Incoming {
+    /// The SessionID it is about.
+    pub fn session_id(&self) -> &Text {
+        match self {
+            Incoming::Step(m) => m.session_id(),
+            Incoming::Ping(id) | Incoming::UnsupportedInfo(id) => id,
+        }
+    }
+}
+
+/// What an IQ set's payload asks: a Jingle element of ours, or why it is refused.
+pub fn message_from_payload(payload: Element) -> Result<Incoming, Malformed> {
     if !payload.is("jingle", xmpp_parsers::ns::JINGLE) {
         return Err(Malformed("not a Jingle element"));
     }
@@ -187,11 +209,10 @@ fn parse_hr(s: &str) -> Result<Hr, Malformed> {
         .map_err(|_| Malformed("hresult not in hex"))
 }
 
-/// The message a Jingle payload carries. Session-infos without a payload of ours (pings)
-/// give `Ok(None)`.
-pub fn from_jingle(j: &Jingle) -> Result<Option<Message>, Malformed> {
+/// What a Jingle payload asks.
+pub fn from_jingle(j: &Jingle) -> Result<Incoming, Malformed> {
     let session_id = Text::new(&j.sid.0).map_err(|_| Malformed("bad sid"))?;
-    Ok(Some(match j.action {
+    Ok(Incoming::Step(match j.action {
         Action::SessionInitiate => {
             let d = our_description(j)?;
             let attr = |k: &str| Text::new(d.attr(k).unwrap_or("")).map_err(|_| Malformed("NUL"));
@@ -220,7 +241,8 @@ pub fn from_jingle(j: &Jingle) -> Result<Option<Message>, Malformed> {
         }
         Action::SessionInfo => match other_text(j, "context")? {
             Some(data) => Message::ContextData { session_id, data },
-            None => return Ok(None),
+            None if j.other.is_empty() => return Ok(Incoming::Ping(session_id)),
+            None => return Ok(Incoming::UnsupportedInfo(session_id)),
         },
         Action::SessionTerminate => {
             let reason = j
@@ -272,7 +294,9 @@ mod tests {
         let j = to_jingle(&msg);
         let elem: Element = j.clone().into();
         let back = Jingle::try_from(elem).expect("parses");
-        let got = from_jingle(&back).unwrap().unwrap();
+        let Incoming::Step(got) = from_jingle(&back).unwrap() else {
+            panic!("not a step")
+        };
         assert_eq!(format!("{got:?}"), format!("{msg:?}"));
     }
 
@@ -335,7 +359,14 @@ mod tests {
         assert!(from_jingle(&Jingle::new(Action::ContentAdd, sid.clone())).is_err());
         assert!(matches!(
             from_jingle(&Jingle::new(Action::SessionInfo, sid.clone())),
-            Ok(None)
+            Ok(Incoming::Ping(id)) if id.as_str() == "s"
+        ));
+        let mut info = Jingle::new(Action::SessionInfo, sid.clone());
+        info.other
+            .push(Element::builder("ringing", "urn:xmpp:jingle:apps:rtp:info:1").build());
+        assert!(matches!(
+            from_jingle(&info),
+            Ok(Incoming::UnsupportedInfo(id)) if id.as_str() == "s"
         ));
         let mut j = terminate(sid, Reason::Cancel);
         j.other.push(text_elem("hresult", "12"));
