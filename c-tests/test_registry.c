@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* The listing as a malloc'd string (checks the buffer protocol on the way). */
@@ -281,6 +282,91 @@ static void test_registry_file_persists(void) {
     free(path);
 }
 
+/* This program's path, for the process that changes the registry file. */
+static const char *self_path;
+
+/* The other process: a service of its own on the registry file `path`; registers one
+ * application and unregisters another. */
+static int child_changes_registry(const char *path) {
+    one_user w;
+    MSGR_HRESULT hr = open_user(&w, path, TU_BOB);
+    if (hr == S_OK) {
+        hr = msgr_session_manager_register_application(w.m, TU_APP, TU_APP_NAME, TU_APP_URL, "", 0);
+    }
+    if (hr == S_OK) {
+        hr = msgr_session_manager_unregister_application(w.m, TU_APP2);
+    }
+    if (w.svc != NULL) {
+        close_user(&w);
+    }
+    return hr == S_OK && tu_g()->failures == 0 ? 0 : 1;
+}
+
+/* Dispatches `c` until `log` has `count` lines containing `needle` (at most TU_PATIENCE_MS). */
+static bool pump_until(msgr_client *c, tu_log *log, const char *needle, size_t count) {
+    uint64_t deadline = tu_now_ms() + TU_PATIENCE_MS;
+    while (tu_log_count(log, NULL, needle) < count) {
+        uint32_t n = 0;
+        if (tu_now_ms() >= deadline) {
+            return false;
+        }
+        CHECK_OK(msgr_client_dispatch(c, 10, &n));
+    }
+    return true;
+}
+
+/* Changes made by another process to a shared registry file reach every manager here,
+ * each once, within the documented delay (a tenth of a second plus the read). */
+static void test_registry_changes_of_another_process_are_announced(void) {
+    char dir[] = "/tmp/msgrpriv-regfile-XXXXXX";
+    char *path;
+    one_user u, v;
+    tu_log log;
+    pid_t pid;
+    int status = 0;
+    uint64_t t0;
+    REQUIRE(mkdtemp(dir) != NULL);
+    path = tu_strf("%s/apps.json", dir);
+    tu_log_init(&log);
+    REQUIRE_OK(open_user(&u, path, TU_ALICE));
+    REQUIRE_OK(open_user(&v, path, TU_BOB));
+    (void)tu_watch_manager(&log, u.m, "U");
+    (void)tu_watch_manager(&log, v.m, "V");
+    CHECK_OK(msgr_session_manager_register_application(u.m, TU_APP2, "Two", "", "", 0));
+    /* The other service in this process hears of it through the file. */
+    CHECK(pump_until(u.c, &log, "U:AppRegistered(" TU_APP2 ")", 1));
+    CHECK(pump_until(v.c, &log, "V:AppRegistered(" TU_APP2 ")", 1));
+    tu_log_clear(&log);
+
+    fflush(NULL);
+    t0 = tu_now_ms();
+    pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        /* Another program: this one again, as the child (see main). */
+        execl(self_path, self_path, "--child", path, (char *)NULL);
+        _exit(127);
+    }
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(pump_until(u.c, &log, "U:AppRegistered(" TU_APP ")", 1));
+    CHECK(pump_until(u.c, &log, "U:AppUnregistered(" TU_APP2 ")", 1));
+    CHECK(pump_until(v.c, &log, "V:AppRegistered(" TU_APP ")", 1));
+    CHECK(pump_until(v.c, &log, "V:AppUnregistered(" TU_APP2 ")", 1));
+    printf("  announced %llu ms after the fork\n", (unsigned long long)(tu_now_ms() - t0));
+    /* Exactly once each, nothing else. */
+    tu_sleep_ms(300);
+    tu_pump1(u.c);
+    tu_pump1(v.c);
+    CHECK_INT(tu_log_count(&log, NULL, NULL), 4);
+    CHECK_LISTING(u.m, TU_APP "\t" TU_APP_NAME "\t" TU_APP_URL "\t\n");
+    close_user(&v);
+    close_user(&u);
+    tu_log_free(&log);
+    remove_tree(dir);
+    free(path);
+}
+
 static void test_registry_file_cannot_be_written(void) {
     char dir[] = "/tmp/msgrpriv-regfile-XXXXXX";
     char *path;
@@ -337,10 +423,15 @@ static void test_unusable_registry_paths(void) {
     remove_tree(dir);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--child") == 0) {
+        return child_changes_registry(argv[2]);
+    }
+    self_path = argv[0];
     RUN(test_register_list_unregister);
     RUN(test_limits_and_codes);
     RUN(test_registry_file_persists);
+    RUN(test_registry_changes_of_another_process_are_announced);
     RUN(test_registry_file_cannot_be_written);
     RUN(test_unusable_registry_paths);
     return tu_finish();

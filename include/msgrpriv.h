@@ -454,6 +454,9 @@ typedef struct {
      * processes); NULL keeps the application registry in memory. A lookup (invite, accept,
      * application name and URL) waits at most 250 ms for another process that holds the
      * file's lock, then reads the file without the lock (it is only ever replaced whole).
+     * Changes made through another service on the file, in any process, are announced to
+     * this service's managers (OnAppRegistered, OnAppUnRegistered) within about a tenth of
+     * a second: a thread of the service checks the file.
      */
     const char *registry_path;
     /**
@@ -1221,7 +1224,9 @@ MSGR_HRESULT msgr_session_manager_get_launching_session(msgr_session_manager *ma
 
 /**
  * RegisterApplication: adds an application to the registry this client shares; every
- * manager sharing it gets OnAppRegistered(guid).
+ * manager sharing it gets OnAppRegistered(guid): at once the managers of this service,
+ * within a tenth of a second or so those of other services on the same registry file
+ * (msgr_service_options.registry_path), in any process.
  *
  * @param guid   `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`, hex in either case (stored
  *               uppercase).
@@ -1243,7 +1248,8 @@ MSGR_HRESULT msgr_session_manager_register_application(msgr_session_manager *man
                                                        uint32_t flags);
 
 /**
- * UnRegisterApplication: every manager sharing the registry gets OnAppUnRegistered(guid).
+ * UnRegisterApplication: every manager sharing the registry gets OnAppUnRegistered(guid)
+ * (as for msgr_session_manager_register_application()).
  *
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for a malformed GUID;
  *         SR_APP_NOT_REGISTERED; REGDB_E_WRITEREGDB.

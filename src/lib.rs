@@ -30,6 +30,7 @@ mod sinks;
 mod sync;
 pub mod timer;
 pub mod types;
+mod watch;
 #[cfg(feature = "xmpp")]
 pub mod xmpp;
 

@@ -78,6 +78,7 @@ use crate::error::{
 };
 use crate::locks::Mutex;
 use crate::types::{check_chars, limits, normalize_guid};
+use crate::watch::{Poll, Watcher};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Weak};
@@ -85,6 +86,12 @@ use std::sync::{Arc, Weak};
 /// The longest a reader of a registry file waits for the shared lock when it has to reload
 /// the file; then it reloads without the lock (see the module documentation).
 pub const READ_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How often a registry file with listeners is checked for changes made elsewhere (by
+/// another process, or through another [`AppRegistry`] on the same file). Such a change is
+/// announced at most this long plus [`READ_LOCK_WAIT`] (and the time to read the file)
+/// after it was committed.
+pub const WATCH_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One registered application.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -116,12 +123,18 @@ pub trait RegistryListener: Send + Sync {
 pub struct AppRegistry {
     backend: Backend,
     listeners: Mutex<Vec<Weak<dyn RegistryListener>>>,
+    /// File registries: what the listeners were last told the file holds. A change made
+    /// elsewhere shows as a difference from it (see [`WATCH_PERIOD`]).
+    announced: Option<Mutex<BTreeMap<String, AppEntry>>>,
+    /// This registry, for the watcher it starts at its first subscription.
+    me: Weak<AppRegistry>,
+    watcher: Mutex<Option<Watcher>>,
 }
 
 enum Backend {
     Memory(Mutex<BTreeMap<String, AppEntry>>),
     #[cfg(unix)]
-    File(file::FileStore),
+    File(Box<file::FileStore>),
 }
 
 /// Which notification to send after a successful change.
@@ -134,9 +147,12 @@ enum Change {
 impl AppRegistry {
     /// A new, empty registry private to this process.
     pub fn in_memory() -> Arc<AppRegistry> {
-        Arc::new(AppRegistry {
+        Arc::new_cyclic(|me| AppRegistry {
             backend: Backend::Memory(Mutex::new(BTreeMap::new())),
             listeners: Mutex::new(Vec::new()),
+            announced: None,
+            me: me.clone(),
+            watcher: Mutex::new(None),
         })
     }
 
@@ -162,9 +178,13 @@ impl AppRegistry {
         #[cfg(unix)]
         {
             let store = file::FileStore::open(path)?;
-            Ok(Arc::new(AppRegistry {
-                backend: Backend::File(store),
+            let content = store.read(BTreeMap::clone);
+            Ok(Arc::new_cyclic(|me| AppRegistry {
+                backend: Backend::File(Box::new(store)),
                 listeners: Mutex::new(Vec::new()),
+                announced: Some(Mutex::new(content)),
+                me: me.clone(),
+                watcher: Mutex::new(None),
             }))
         }
         #[cfg(not(unix))]
@@ -233,15 +253,13 @@ impl AppRegistry {
             url: url.to_owned(),
             path: path.to_owned(),
         };
-        self.modify(|apps| {
+        self.change(Change::Registered, &guid, Some(&entry), |apps| {
             if apps.contains_key(&entry.guid) {
                 return Err(SR_APP_ALREADY_REGISTERED);
             }
             apps.insert(entry.guid.clone(), entry.clone());
             Ok(())
-        })?;
-        self.notify(Change::Registered, &guid);
-        Ok(())
+        })
     }
 
     /// Unregisters an application (UnRegisterApplication).
@@ -251,12 +269,12 @@ impl AppRegistry {
     /// changes). On success every live listener gets `app_unregistered`.
     pub fn unregister(&self, guid: &str) -> Result<()> {
         let guid = normalize_guid(guid)?;
-        self.modify(|apps| match apps.remove(&guid) {
-            Some(_) => Ok(()),
-            None => Err(SR_APP_NOT_REGISTERED),
-        })?;
-        self.notify(Change::Unregistered, &guid);
-        Ok(())
+        self.change(Change::Unregistered, &guid, None, |apps| {
+            match apps.remove(&guid) {
+                Some(_) => Ok(()),
+                None => Err(SR_APP_NOT_REGISTERED),
+            }
+        })
     }
 
     /// The application registered under `guid` (hex digits in either case); `None` when it is
@@ -311,21 +329,62 @@ impl AppRegistry {
     /// After each successful [`register`]/[`unregister`] made through *this* `AppRegistry`
     /// object, every live listener is called exactly once per subscription, in subscription
     /// order, after all internal locks are released (a listener may call any method of the
-    /// registry). A listener subscribed during a notification is first called for the next
-    /// change. Changes made by other processes, or through another `AppRegistry` object on
-    /// the same file, are not notified here. A panic in a listener is caught and ignored, so
-    /// the remaining listeners are still called and the change is still reported as done.
+    /// registry), on the thread that made the change. A listener subscribed during a
+    /// notification is first called for the next change. A panic in a listener is caught
+    /// and ignored, so the remaining listeners are still called and the change is still
+    /// reported as done.
+    ///
+    /// A file registry also announces the changes made elsewhere (by another process, or
+    /// through another `AppRegistry` object on the same file): from the first subscription
+    /// on, a thread of the registry checks the file every [`WATCH_PERIOD`] and announces
+    /// the difference from what its listeners were last told, in the same way: an
+    /// application that appeared is registered, one that disappeared unregistered, one whose
+    /// entry changed unregistered then registered. A change undone before the next check
+    /// is not seen.
     ///
     /// [`register`]: AppRegistry::register
     /// [`unregister`]: AppRegistry::unregister
     pub fn subscribe(&self, listener: Weak<dyn RegistryListener>) {
-        let mut l = self.listeners.lock();
-        // Prune dead listeners when the list reaches a power of two: amortised O(1) per
-        // subscription instead of a walk over every client each time.
-        if l.len().is_power_of_two() {
-            l.retain(|w| w.strong_count() > 0);
+        {
+            let mut l = self.listeners.lock();
+            // Prune dead listeners when the list reaches a power of two: amortised O(1) per
+            // subscription instead of a walk over every client each time.
+            if l.len().is_power_of_two() {
+                l.retain(|w| w.strong_count() > 0);
+            }
+            l.push(listener);
         }
-        l.push(listener);
+        if self.announced.is_some() {
+            let mut w = self.watcher.lock();
+            if w.is_none() {
+                let me: Weak<dyn Poll> = self.me.clone();
+                *w = Watcher::start(me, WATCH_PERIOD);
+            }
+        }
+    }
+
+    /// Makes a change (`apply`, see [`modify`](Self::modify)) and announces it: `guid` now
+    /// has `entry` (None: is gone).
+    fn change(
+        &self,
+        kind: Change,
+        guid: &str,
+        entry: Option<&AppEntry>,
+        apply: impl FnMut(&mut BTreeMap<String, AppEntry>) -> Result<()>,
+    ) -> Result<()> {
+        {
+            // Held across the commit: the watcher must not announce this change too.
+            let mut announced = self.announced.as_ref().map(|a| a.lock());
+            self.modify(apply)?;
+            if let Some(a) = announced.as_mut() {
+                match entry {
+                    Some(e) => a.insert(guid.to_owned(), e.clone()),
+                    None => a.remove(guid),
+                };
+            }
+        }
+        self.notify(kind, guid);
+        Ok(())
     }
 
     /// Applies `change` to the current content, then commits it (file: under the lock, with an
@@ -360,6 +419,48 @@ impl AppRegistry {
             }));
         }
     }
+}
+
+impl Poll for AppRegistry {
+    /// Announces what changed in the file since the listeners were last told.
+    fn poll(&self) {
+        #[cfg(unix)]
+        {
+            let (Backend::File(f), Some(announced)) = (&self.backend, &self.announced) else {
+                return;
+            };
+            if !f.changed_since_poll() {
+                return;
+            }
+            let changes = {
+                let mut announced = announced.lock();
+                let now = f.read(BTreeMap::clone);
+                let changes = differences(&announced, &now);
+                *announced = now;
+                changes
+            };
+            for (kind, guid) in changes {
+                self.notify(kind, &guid);
+            }
+        }
+    }
+}
+
+/// The announcements that take listeners told `before` to `after`: removals (and the
+/// removal half of a changed entry) first, then additions, each in GUID order.
+fn differences(
+    before: &BTreeMap<String, AppEntry>,
+    after: &BTreeMap<String, AppEntry>,
+) -> Vec<(Change, String)> {
+    let gone = before
+        .iter()
+        .filter(|(g, e)| after.get(*g) != Some(e))
+        .map(|(g, _)| (Change::Unregistered, g.clone()));
+    let new = after
+        .iter()
+        .filter(|(g, e)| before.get(*g) != Some(e))
+        .map(|(g, _)| (Change::Registered, g.clone()));
+    gone.chain(new).collect()
 }
 
 impl std::fmt::Debug for AppRegistry {
@@ -511,6 +612,9 @@ mod file {
         dir: PathBuf,
         temp_prefix: OsString,
         cache: Mutex<Cache>,
+        /// What was at the path at the last [`changed_since_poll`](Self::changed_since_poll)
+        /// (outer None: never asked).
+        polled: Mutex<Option<Option<Stamp>>>,
     }
 
     /// A held `flock`; released when dropped, explicitly: closing the descriptor would not
@@ -642,6 +746,7 @@ mod file {
                     stamp: None,
                     _held: None,
                 }),
+                polled: Mutex::new(None),
             };
 
             // Refuse unusable paths before creating anything next to them.
@@ -753,6 +858,18 @@ mod file {
                 ));
             }
             Ok(f)
+        }
+
+        /// Whether what is at the data file's path differs from what was there at the last
+        /// call (true at the first). One `lstat`, no read.
+        pub(super) fn changed_since_poll(&self) -> bool {
+            let now = self.on_disk();
+            let mut polled = self.polled.lock();
+            if *polled == Some(now) {
+                return false;
+            }
+            *polled = Some(now);
+            true
         }
 
         /// The stamp of what is at the data file's path now (never following a symbolic
@@ -1298,6 +1415,74 @@ mod tests {
     fn listener_can_call_back_without_deadlock_file() {
         let dir = test_dir("reentrant");
         reentrant_on(AppRegistry::open(&dir.join("apps.json")).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Waits (at most 5 s) until `log` holds `n` entries, then a little longer to see that
+    /// no more come; returns them.
+    fn settled(log: &Log, n: usize) -> Vec<(usize, &'static str, String)> {
+        let start = std::time::Instant::now();
+        while log.lock().len() < n && start.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(WATCH_PERIOD * 3);
+        std::mem::take(&mut *log.lock())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn changes_made_elsewhere_are_announced_once() {
+        let dir = test_dir("watch");
+        let path = dir.join("apps.json");
+        let a = AppRegistry::open(&path).unwrap();
+        let b = AppRegistry::open(&path).unwrap();
+        let log: Log = Arc::default();
+        let la: Arc<dyn RegistryListener> = Arc::new(Recorder {
+            id: 1,
+            log: log.clone(),
+        });
+        let lb: Arc<dyn RegistryListener> = Arc::new(Recorder {
+            id: 2,
+            log: log.clone(),
+        });
+        a.subscribe(Arc::downgrade(&la));
+        b.subscribe(Arc::downgrade(&lb));
+        a.register(G1, "one", "", "", 0).unwrap();
+        assert_eq!(
+            settled(&log, 2),
+            vec![(1, "reg", G1.to_owned()), (2, "reg", G1.to_owned())],
+            "A's own change at once, B's view once"
+        );
+        b.unregister(G1).unwrap();
+        assert_eq!(
+            settled(&log, 2),
+            vec![(2, "unreg", G1.to_owned()), (1, "unreg", G1.to_owned())]
+        );
+        // A change and its undoing between two checks leave the others' view as it was;
+        // a changed entry is announced as unregistered, then registered.
+        a.register(G2, "two", "", "", 0).unwrap();
+        settled(&log, 2);
+        a.unregister(G2).unwrap();
+        a.register(G2, "two, again", "", "", 0).unwrap();
+        a.register(G1, "", "", "", 0).unwrap();
+        a.unregister(G1).unwrap();
+        let got = settled(&log, 6);
+        let of_b: Vec<_> = got.iter().filter(|(id, _, _)| *id == 2).cloned().collect();
+        assert_eq!(
+            of_b,
+            vec![(2, "unreg", G2.to_owned()), (2, "reg", G2.to_owned())],
+            "{got:?}"
+        );
+        assert_eq!(
+            got.len() - of_b.len(),
+            4,
+            "A told of each of its own changes once"
+        );
+        // Nobody listening: no thread keeps the registry.
+        drop(lb);
+        let weak = Arc::downgrade(&b);
+        drop(b);
+        assert!(weak.upgrade().is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -34,6 +34,9 @@ pub struct msgr_service_options {
     /// processes); NULL keeps the application registry in memory. A lookup (invite, accept,
     /// application name and URL) waits at most 250 ms for another process that holds the
     /// file's lock, then reads the file without the lock (it is only ever replaced whole).
+    /// Changes made through another service on the file, in any process, are announced to
+    /// this service's managers (OnAppRegistered, OnAppUnRegistered) within about a tenth of
+    /// a second: a thread of the service checks the file.
     pub registry_path: *const c_char,
     /// MSGR_TRANSPORT_EMBEDDED (0, the default) or MSGR_TRANSPORT_XMPP.
     pub transport: i32,

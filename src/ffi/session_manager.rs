@@ -115,7 +115,9 @@ pub unsafe extern "C" fn msgr_session_manager_get_launching_session(
 }
 
 /// RegisterApplication: adds an application to the registry this client shares; every
-/// manager sharing it gets OnAppRegistered(guid).
+/// manager sharing it gets OnAppRegistered(guid): at once the managers of this service,
+/// within a tenth of a second or so those of other services on the same registry file
+/// (msgr_service_options.registry_path), in any process.
 ///
 /// @param guid   `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`, hex in either case (stored
 ///               uppercase).
@@ -144,7 +146,8 @@ pub unsafe extern "C" fn msgr_session_manager_register_application(
     })
 }
 
-/// UnRegisterApplication: every manager sharing the registry gets OnAppUnRegistered(guid).
+/// UnRegisterApplication: every manager sharing the registry gets OnAppUnRegistered(guid)
+/// (as for msgr_session_manager_register_application()).
 ///
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for a malformed GUID;
 ///         SR_APP_NOT_REGISTERED; REGDB_E_WRITEREGDB.

@@ -278,7 +278,9 @@ class Service(Managed):
     :param manual_clock: when true, time moves only through :meth:`advance_clock` (tests;
         embedded service only).
     :param registry_path: a JSON file for the application registry, shared between
-        processes; ``None`` keeps it in memory.
+        processes (a change made through any service on it reaches every manager's
+        ``app_registered``/``app_unregistered`` within about a tenth of a second);
+        ``None`` keeps it in memory.
     :param xmpp_server: ``"host:port"`` of an XMPP server (an IP literal; plain TCP, so a
         loopback address only). ``None``: the embedded service.
     :param credentials: with ``xmpp_server``: called with a sign-in name on the thread that
