@@ -166,8 +166,38 @@ static void test_registration_order() {
     CHECK_EQ(trace, std::string("0134"));
 }
 
+// on_state_transition: both ends of each transition, with or without the session first.
+static void test_state_transitions() {
+    World w;
+    std::string changed, transitions;
+    w.mb.on_invitation([&](SessionRef s, std::string_view, bool &handled) {
+        handled = true;
+        s.accept();
+    });
+    Session s = w.ma.create_session();
+    s.set_application(GUID);
+    s.on_state_changed([&](SessionRef r, SESSION_STATE previous) {
+        changed += std::to_string(previous) + ">" + std::to_string(r.state()) + ";";
+    });
+    s.on_state_transition([&](SESSION_STATE previous, SESSION_STATE current) {
+        transitions += std::to_string(previous) + ">" + std::to_string(current) + ";";
+    });
+    s.on_state_transition([&](SessionRef r, SESSION_STATE, SESSION_STATE) { CHECK(r == s); });
+    s.invite("bob@example.com");
+    pump(w.alice, w.bob);
+    const std::string connected = std::to_string(SS_CONNECTED);
+    // The plain callback sees SS_CONNECTED twice; the transitions say where each one led.
+    CHECK_EQ(changed, std::to_string(SS_READY) + ">" + std::to_string(SS_INVITATION) + ";" +
+                          std::to_string(SS_INVITATION) + ">" + connected + ";" +
+                          std::to_string(SS_ACCEPTED) + ">" + connected + ";");
+    CHECK_EQ(transitions, std::to_string(SS_READY) + ">" + std::to_string(SS_INVITATION) + ";" +
+                              std::to_string(SS_INVITATION) + ">" + std::to_string(SS_ACCEPTED) + ";" +
+                              std::to_string(SS_ACCEPTED) + ">" + connected + ";");
+}
+
 int main() {
     test_callable_kinds();
+    test_state_transitions();
     CHECK_EQ(Counted::live, 0);
     test_destroy_exactly_once();
     test_registration_order();

@@ -95,6 +95,57 @@ static void test_accept_app_registered(void) {
     tu_world_cleanup(&w);
 }
 
+static void rec_transition(void *ud, msgr_session *s, SESSION_STATE previous,
+                           SESSION_STATE current) {
+    char body[96];
+    snprintf(body, sizeof body, "Transition(%s,%s)", tu_state_name((int)previous),
+             tu_state_name((int)current));
+    tu_sline(ud, s, "%s", body);
+}
+
+/* msgr_session_on_state_transition(): the same event as OnStateChanged, in the same order,
+ * with the state each transition led to; the plain callback sees the state at delivery. */
+static void test_state_transitions(void) {
+    tu_world w;
+    msgr_session *a, *b;
+    uint32_t cookie = 0, n = 0;
+    tu_ud *u;
+    tu_world_init(&w, 0);
+    a = tu_session(&w);
+    u = tu_ud_new(&w.log, "A");
+    u->obj = a;
+    REQUIRE_OK(msgr_session_on_state_transition(a, rec_transition, u, tu_destroy, &cookie));
+    u->cookie = cookie;
+    CHECK_HR(E_POINTER, msgr_session_on_state_transition(a, NULL, NULL, NULL, &cookie));
+    CHECK_HR(E_POINTER, msgr_session_on_state_transition(a, rec_transition, NULL, NULL, NULL));
+    CHECK_HR(E_POINTER, msgr_session_on_state_transition(NULL, rec_transition, NULL, NULL, &cookie));
+    CHECK_OK(msgr_session_invite(a, TU_BOB, NULL));
+    tu_pump(&w);
+    REQUIRE(w.nreceived == 1);
+    b = w.received[0];
+    EXPECT_SIDE(&w.log, "A",
+                "A:StateChanged(SS_READY)@SS_INVITATION",
+                "A:Transition(SS_READY,SS_INVITATION)@SS_INVITATION");
+    tu_log_clear(&w.log);
+    CHECK_OK(msgr_session_accept(b, NULL));
+    tu_pump(&w);
+    EXPECT_SIDE(&w.log, "A",
+                "A:StateChanged(SS_INVITATION)@SS_CONNECTED",
+                "A:Transition(SS_INVITATION,SS_ACCEPTED)@SS_CONNECTED",
+                "A:Accepted(NULL)@SS_CONNECTED",
+                "A:ReadyToLaunch@SS_CONNECTED",
+                "A:StateChanged(SS_ACCEPTED)@SS_CONNECTED",
+                "A:Transition(SS_ACCEPTED,SS_CONNECTED)@SS_CONNECTED");
+    tu_log_clear(&w.log);
+    /* Unregistered like any registration: nothing more reaches it. */
+    CHECK_OK(msgr_session_unadvise(a, cookie));
+    CHECK_OK(msgr_session_cancel(a, SR_SESSION_CANCELLED_REMOTE, NULL));
+    CHECK_OK(msgr_client_dispatch(w.a, 0, &n));
+    CHECK_INT(tu_log_count(&w.log, "A", "Transition"), 0);
+    CHECK_INT(tu_log_count(&w.log, "A", "StateChanged(SS_CONNECTED)"), 1);
+    tu_world_cleanup(&w);
+}
+
 static void test_accept_app_not_registered(void) {
     tu_world w;
     msgr_session *a, *b;
@@ -904,6 +955,7 @@ static void test_default_launcher(void) {
 int main(void) {
     RUN(test_invite);
     RUN(test_accept_app_registered);
+    RUN(test_state_transitions);
     RUN(test_accept_app_not_registered);
     RUN(test_decline);
     RUN(test_cancel_by_inviter_during_invitation);

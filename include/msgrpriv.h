@@ -555,11 +555,27 @@ typedef void (*msgr_on_ready_to_launch_callback)(void *user_data, msgr_session *
 typedef void (*msgr_on_send_error_callback)(void *user_data, msgr_session *session, MSGR_HRESULT hr);
 
 /**
- * OnStateChanged(previous state); msgr_session_get_state() already gives the new state.
+ * OnStateChanged(previous state). msgr_session_get_state() gives the state the session is
+ * in when the callback runs, which may be several transitions later than the one this
+ * call is about (an inviter sees SS_INVITATION then SS_ACCEPTED as `previous`, both with
+ * SS_CONNECTED as the current state): to react once per transition, register a
+ * msgr_on_state_transition_callback (msgr_session_on_state_transition()) instead.
  */
 typedef void (*msgr_on_state_changed_callback)(void *user_data,
                                                msgr_session *session,
                                                SESSION_STATE previous);
+
+/**
+ * OnStateChanged with both ends of the transition: `previous` and `current`, the state this
+ * one transition led to. Several transitions can happen before the first is delivered
+ * (an inviter goes SS_INVITATION -> SS_ACCEPTED -> SS_CONNECTED in one step), so
+ * msgr_session_get_state() in a msgr_on_state_changed_callback may already give a later
+ * state; `current` never does. Registered with msgr_session_on_state_transition().
+ */
+typedef void (*msgr_on_state_transition_callback)(void *user_data,
+                                                  msgr_session *session,
+                                                  SESSION_STATE previous,
+                                                  SESSION_STATE current);
 
 /**
  * OnTermination(hr, app data): the last event of the session on this side, exactly once.
@@ -1151,7 +1167,8 @@ MSGR_HRESULT msgr_session_on_send_error(msgr_session *session,
                                         uint32_t *cookie);
 
 /**
- * Registers for OnStateChanged (see msgr_session_before_app_launch()).
+ * Registers for OnStateChanged (see msgr_session_before_app_launch(), and
+ * msgr_session_on_state_transition() for the callback that also gets the new state).
  *
  * @return S_OK; E_POINTER; E_HANDLE.
  */
@@ -1161,6 +1178,27 @@ MSGR_HRESULT msgr_session_on_state_changed(msgr_session *session,
                                            void *user_data,
                                            msgr_destroy_callback destroy,
                                            uint32_t *cookie);
+
+/**
+ * Registers for OnStateChanged with the previous and the new state of each transition
+ * (msgr_on_state_transition_callback): code that reacts to a state reacts once per
+ * transition into it, whatever msgr_session_get_state() says by delivery time. Same event,
+ * same order and same cookies as msgr_session_on_state_changed() (unregister with
+ * msgr_session_unadvise()); see msgr_session_before_app_launch().
+ *
+ * @param session   The session.
+ * @param callback  Called with (user_data, session, previous, current).
+ * @param user_data Handed back to `callback` and `destroy`.
+ * @param destroy   Optional; called once with `user_data` when the registration ends.
+ * @param cookie    Receives the registration's cookie.
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_session_on_state_transition(msgr_session *session,
+                                              msgr_on_state_transition_callback callback,
+                                              void *user_data,
+                                              msgr_destroy_callback destroy,
+                                              uint32_t *cookie);
 
 /**
  * Registers for OnTermination (see msgr_session_before_app_launch()).

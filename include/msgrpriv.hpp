@@ -539,12 +539,24 @@ public:
         return detail::advise(msgr_session_on_send_error, h_, &t_send_error<FD>,
                               std::forward<F>(f), "msgr_session_on_send_error");
     }
-    /** OnStateChanged: `f([SessionRef,] SESSION_STATE previous)`; state() is the new one. */
+    /** OnStateChanged: `f([SessionRef,] SESSION_STATE previous)`. state() is the state when
+     *  `f` runs, possibly several transitions later (an inviter sees SS_INVITATION and
+     *  then SS_ACCEPTED as `previous`, both with state() SS_CONNECTED): to react once per
+     *  transition, use on_state_transition(). */
     template <class F>
     std::uint32_t on_state_changed(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_on_state_changed, h_, &t_state_changed<FD>,
                               std::forward<F>(f), "msgr_session_on_state_changed");
+    }
+    /** OnStateChanged with both ends of each transition:
+     *  `f([SessionRef,] SESSION_STATE previous, SESSION_STATE current)`, `current` the
+     *  state this one transition led to. */
+    template <class F>
+    std::uint32_t on_state_transition(F &&f) const {
+        using FD = std::decay_t<F>;
+        return detail::advise(msgr_session_on_state_transition, h_, &t_state_transition<FD>,
+                              std::forward<F>(f), "msgr_session_on_state_transition");
     }
     /** OnTermination: `f([SessionRef,] MSGR_HRESULT hr, std::string_view app_data)`; the
      *  session's last event on this side. */
@@ -594,6 +606,12 @@ private:
     template <class F>
     static void t_state_changed(void *ud, msgr_session *s, SESSION_STATE previous) noexcept {
         detail::guarded([&] { detail::call(detail::callable<F>(ud), SessionRef(s), previous); });
+    }
+    template <class F>
+    static void t_state_transition(void *ud, msgr_session *s, SESSION_STATE previous,
+                                   SESSION_STATE current) noexcept {
+        detail::guarded(
+            [&] { detail::call(detail::callable<F>(ud), SessionRef(s), previous, current); });
     }
     template <class F>
     static void t_termination(void *ud, msgr_session *s, MSGR_HRESULT hr, const char *data) noexcept {

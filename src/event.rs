@@ -139,10 +139,14 @@ pub enum SessionEvent {
         /// SR_*_SEND_FAILURE of the step that failed.
         hr: Hr,
     },
-    /// OnStateChanged(previous state); the session already holds the new state.
+    /// OnStateChanged(previous state). By the time it is delivered the session may have
+    /// moved on: `current` is the state this one transition led to, which the session's
+    /// state getter gives only until the next transition.
     StateChanged {
         /// The state before the transition.
         previous: SessionState,
+        /// The state the transition led to.
+        current: SessionState,
     },
     /// OnTermination(hr, app data): exactly once per session per side, as its last event.
     Termination {

@@ -352,7 +352,7 @@ impl Session {
             }));
     }
 
-    /// Moves to `to` and queues OnStateChanged(previous) followed by `then`.
+    /// Moves to `to` and queues OnStateChanged(previous, to) followed by `then`.
     fn transition(
         &self,
         d: &mut SessionData,
@@ -363,7 +363,11 @@ impl Session {
         d.state = to;
         self.raise(
             d,
-            std::iter::once(SessionEvent::StateChanged { previous }).chain(then),
+            std::iter::once(SessionEvent::StateChanged {
+                previous,
+                current: to,
+            })
+            .chain(then),
         );
     }
 
@@ -883,7 +887,10 @@ impl Session {
                         d,
                         [
                             SessionEvent::AppNotPresent { name, url },
-                            SessionEvent::StateChanged { previous },
+                            SessionEvent::StateChanged {
+                                previous,
+                                current: SessionState::Declined,
+                            },
                         ],
                     );
                     d.pending_termination = Some(SessionEvent::Termination {

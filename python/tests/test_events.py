@@ -96,15 +96,26 @@ def test_all_session_events_reach_python(app_world: World) -> None:
     b = w.received[-1]
     capture_all(b, msgrpriv.SESSION_EVENTS, calls_b)
     assert calls_a.pop("state_changed") == [(a, SessionState.READY)]
+    assert calls_a.pop("state_transition") == [(a, SessionState.READY, SessionState.INVITATION)]
     b.accept("ok")
     w.pump()
     assert calls_a.pop("accepted") == [(a, "ok")]
     assert calls_a.pop("ready_to_launch") == [(a,)]
     assert calls_a.pop("state_changed") == [(a, SessionState.INVITATION), (a, SessionState.ACCEPTED)]
+    # Both delivered once the inviter is connected: only the transition callback says which
+    # state each one led to.
+    assert calls_a.pop("state_transition") == [
+        (a, SessionState.INVITATION, SessionState.ACCEPTED),
+        (a, SessionState.ACCEPTED, SessionState.CONNECTED),
+    ]
     ((s, enable),) = calls_b.pop("before_app_launch")
     assert s is b and isinstance(enable, Flag) and enable.value is True
     assert calls_b.pop("ready_to_launch") == [(b,)]
     assert calls_b.pop("state_changed") == [(b, SessionState.INVITATION), (b, SessionState.ACCEPTED)]
+    assert calls_b.pop("state_transition") == [
+        (b, SessionState.INVITATION, SessionState.ACCEPTED),
+        (b, SessionState.ACCEPTED, SessionState.CONNECTED),
+    ]
     b.send_context_data("cd")
     w.pump()
     assert calls_a.pop("context_data") == [(a, "cd")]
@@ -117,11 +128,13 @@ def test_all_session_events_reach_python(app_world: World) -> None:
     b.cancel(codes.SR_SESSION_CANCELLED_REMOTE, "bye")
     w.pump()
     assert calls_a.pop("state_changed") == [(a, SessionState.CONNECTED)]
+    assert calls_a.pop("state_transition") == [(a, SessionState.CONNECTED, SessionState.CANCELLED)]
     assert calls_a.pop("cancelled") == [(a, "bye")]
     ((s, hr, data),) = calls_a.pop("termination")
     assert s is a and hr == codes.SR_SESSION_CANCELLED_REMOTE and hr.name == "SR_SESSION_CANCELLED_REMOTE"
     assert data == "bye"
     assert calls_b.pop("state_changed") == [(b, SessionState.CONNECTED)]
+    assert calls_b.pop("state_transition") == [(b, SessionState.CONNECTED, SessionState.CANCELLED)]
     assert calls_b.pop("termination") == [(b, codes.SR_SESSION_CANCELLED_LOCAL, "bye")]
     assert calls_a == {} and calls_b == {}
 

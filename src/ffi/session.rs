@@ -398,12 +398,29 @@ pub type msgr_on_ready_to_launch_callback =
 pub type msgr_on_send_error_callback = Option<
     unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, hr: MSGR_HRESULT),
 >;
-/// OnStateChanged(previous state); msgr_session_get_state() already gives the new state.
+/// OnStateChanged(previous state). msgr_session_get_state() gives the state the session is
+/// in when the callback runs, which may be several transitions later than the one this
+/// call is about (an inviter sees SS_INVITATION then SS_ACCEPTED as `previous`, both with
+/// SS_CONNECTED as the current state): to react once per transition, register a
+/// msgr_on_state_transition_callback (msgr_session_on_state_transition()) instead.
 pub type msgr_on_state_changed_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
         session: *mut msgr_session,
         previous: SESSION_STATE,
+    ),
+>;
+/// OnStateChanged with both ends of the transition: `previous` and `current`, the state this
+/// one transition led to. Several transitions can happen before the first is delivered
+/// (an inviter goes SS_INVITATION -> SS_ACCEPTED -> SS_CONNECTED in one step), so
+/// msgr_session_get_state() in a msgr_on_state_changed_callback may already give a later
+/// state; `current` never does. Registered with msgr_session_on_state_transition().
+pub type msgr_on_state_transition_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        session: *mut msgr_session,
+        previous: SESSION_STATE,
+        current: SESSION_STATE,
     ),
 >;
 /// OnTermination(hr, app data): the last event of the session on this side, exactly once.
@@ -669,7 +686,8 @@ pub unsafe extern "C" fn msgr_session_on_send_error(
     })
 }
 
-/// Registers for OnStateChanged (see msgr_session_before_app_launch()).
+/// Registers for OnStateChanged (see msgr_session_before_app_launch(), and
+/// msgr_session_on_state_transition() for the callback that also gets the new state).
 ///
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
@@ -690,8 +708,52 @@ pub unsafe extern "C" fn msgr_session_on_state_changed(
             cookie,
             |cb, ud, h| -> SesBox {
                 Box::new(move |e| {
-                    if let SessionEvent::StateChanged { previous } = e {
+                    if let SessionEvent::StateChanged { previous, .. } = e {
                         cb(ud.ptr(), h as *mut msgr_session, (*previous).into())
+                    }
+                })
+            },
+        )
+    })
+}
+
+/// Registers for OnStateChanged with the previous and the new state of each transition
+/// (msgr_on_state_transition_callback): code that reacts to a state reacts once per
+/// transition into it, whatever msgr_session_get_state() says by delivery time. Same event,
+/// same order and same cookies as msgr_session_on_state_changed() (unregister with
+/// msgr_session_unadvise()); see msgr_session_before_app_launch().
+///
+/// @param session   The session.
+/// @param callback  Called with (user_data, session, previous, current).
+/// @param user_data Handed back to `callback` and `destroy`.
+/// @param destroy   Optional; called once with `user_data` when the registration ends.
+/// @param cookie    Receives the registration's cookie.
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_session_on_state_transition(
+    session: *mut msgr_session,
+    callback: msgr_on_state_transition_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+    cookie: *mut u32,
+) -> MSGR_HRESULT {
+    guard(|| {
+        advise_session(
+            session,
+            SessionEventKind::StateChanged,
+            callback,
+            user_data,
+            destroy,
+            cookie,
+            |cb, ud, h| -> SesBox {
+                Box::new(move |e| {
+                    if let SessionEvent::StateChanged { previous, current } = e {
+                        cb(
+                            ud.ptr(),
+                            h as *mut msgr_session,
+                            (*previous).into(),
+                            (*current).into(),
+                        )
                     }
                 })
             },

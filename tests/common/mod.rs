@@ -58,7 +58,7 @@ pub fn session_line(e: &SessionEvent) -> String {
         SessionEvent::Declined { app_data } => format!("Declined({})", data(app_data)),
         SessionEvent::ReadyToLaunch => "ReadyToLaunch".into(),
         SessionEvent::SendError { hr } => format!("SendError({})", hr.name().unwrap_or("?")),
-        SessionEvent::StateChanged { previous } => format!("StateChanged({previous:?})"),
+        SessionEvent::StateChanged { previous, .. } => format!("StateChanged({previous:?})"),
         SessionEvent::Termination { hr, app_data } => {
             format!(
                 "Termination({},{})",

@@ -257,6 +257,11 @@ SESSION_EVENTS: Tuple[EventSpec, ...] = (
               "msgr_on_send_error_callback", "(session, hr: HResult)"),
     EventSpec("state_changed", "OnStateChanged", "session", "msgr_session_on_state_changed",
               "msgr_on_state_changed_callback", "(session, previous: SessionState)"),
+    # OnStateChanged again, with the state the transition led to (its original name is
+    # OnStateChanged's: looked up by that name, state_changed comes first).
+    EventSpec("state_transition", "OnStateChanged", "session", "msgr_session_on_state_transition",
+              "msgr_on_state_transition_callback",
+              "(session, previous: SessionState, current: SessionState)"),
     EventSpec("termination", "OnTermination", "session", "msgr_session_on_termination",
               "msgr_on_termination_callback", "(session, hr: HResult, app_data: str | None)"),
 )
@@ -488,6 +493,9 @@ _CONVERTERS: Dict[str, Callable[..., None]] = {
     "ready_to_launch": lambda fn, s: fn(s),
     "send_error": lambda fn, s, hr: fn(s, _hr(hr)),
     "state_changed": lambda fn, s, prev: fn(s, _enum_value(SessionState, prev)),
+    "state_transition": lambda fn, s, prev, cur: fn(
+        s, _enum_value(SessionState, prev), _enum_value(SessionState, cur)
+    ),
     "termination": lambda fn, s, hr, data: fn(s, _hr(hr), _dec_opt(data)),
 }
 

@@ -96,6 +96,7 @@ CALLBACK_TYPES: Dict[str, Any] = {
     "msgr_on_ready_to_launch_callback": CFUNCTYPE(None, c_void_p, P_SESSION),
     "msgr_on_send_error_callback": CFUNCTYPE(None, c_void_p, P_SESSION, HRESULT),
     "msgr_on_state_changed_callback": CFUNCTYPE(None, c_void_p, P_SESSION, ENUM),
+    "msgr_on_state_transition_callback": CFUNCTYPE(None, c_void_p, P_SESSION, ENUM, ENUM),
     "msgr_on_termination_callback": CFUNCTYPE(None, c_void_p, P_SESSION, HRESULT, c_char_p),
     "msgr_on_app_registered_callback": CFUNCTYPE(None, c_void_p, P_MANAGER, c_char_p),
     "msgr_on_app_unregistered_callback": CFUNCTYPE(None, c_void_p, P_MANAGER, c_char_p),
@@ -200,6 +201,7 @@ FUNCTIONS: Sequence[Tuple[str, Sequence[Any], Any]] = (
     ("msgr_session_on_ready_to_launch", _advise(_S, "msgr_on_ready_to_launch_callback"), HRESULT),
     ("msgr_session_on_send_error", _advise(_S, "msgr_on_send_error_callback"), HRESULT),
     ("msgr_session_on_state_changed", _advise(_S, "msgr_on_state_changed_callback"), HRESULT),
+    ("msgr_session_on_state_transition", _advise(_S, "msgr_on_state_transition_callback"), HRESULT),
     ("msgr_session_on_termination", _advise(_S, "msgr_on_termination_callback"), HRESULT),
 )
 

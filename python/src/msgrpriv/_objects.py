@@ -1050,8 +1050,18 @@ class Session(Managed):
         return self._on(_callbacks.EVENTS["send_error"], fn)
 
     def on_state_changed(self, fn: Callable[["Session", SessionState], Any]) -> Registration:
-        """OnStateChanged: ``fn(session, previous)``; ``session.state`` is already the new one."""
+        """OnStateChanged: ``fn(session, previous)``. ``session.state`` is the state when
+        ``fn`` runs, possibly several transitions later (an inviter sees ``INVITATION`` and
+        then ``ACCEPTED`` as ``previous``, both with ``session.state`` ``CONNECTED``): to
+        react once per transition, use :meth:`on_state_transition`."""
         return self._on(_callbacks.EVENTS["state_changed"], fn)
+
+    def on_state_transition(
+        self, fn: Callable[["Session", SessionState, SessionState], Any]
+    ) -> Registration:
+        """OnStateChanged with both ends of each transition: ``fn(session, previous,
+        current)``, ``current`` the state this one transition led to."""
+        return self._on(_callbacks.EVENTS["state_transition"], fn)
 
     def on_termination(self, fn: Callable[["Session", HResult, Optional[str]], Any]) -> Registration:
         """OnTermination: ``fn(session, hr, app_data)``, the session's last event on this side."""
