@@ -134,6 +134,69 @@ SECTIONS = [
          "1000 more managers on a client that already has 1 thousand (or 20 thousand, next row); both should cost the same."),
         ("core.create_manager_ns.live_20000", "create a manager, 20 thousand live on the client", ""),
     ]),
+    ("7. The XMPP service through Prosody on loopback (`cargo bench --features xmpp --bench xmpp`)", [
+        ("xmpp.invite.p50_us", "invitation round trip p50, two processes",
+         "`Session::invite` to the OnAccepted callback: alice's process invites bob, whose process accepts in its "
+         "OnInvitation callback; both clients in thread mode, each process with its own XMPP service (one runtime "
+         "thread). Initiate IQ, bob's acknowledgement and his accept IQ cross the server. After an idle gap of 1 ms, "
+         "as every round trip here (the threads on the path are asleep when it starts)."),
+        ("xmpp.invite.p99_us", "invitation round trip p99", ""),
+        ("xmpp.pp.message.p50_us", "message ping-pong p50 (the issue's reference)",
+         "raw tokio-xmpp XML streams (the stream and login the library uses, Nagle off), no msgrpriv: two "
+         "connections driven by one thread, a `<message>` with a short body and its answer."),
+        ("xmpp.pp.message.p99_us", "message ping-pong p99", ""),
+        ("xmpp.ratio.invite_to_pp.p50", "invitation / message ping-pong, p50 (target 1.5x)",
+         "per repetition, then the median; the two are measured in turn in every repetition."),
+        ("xmpp.ratio.invite_to_pp.p99", "invitation / message ping-pong, p99", ""),
+        ("xmpp.pp.jingle_message.p50_us", "ping-pong of a Jingle-sized message p50",
+         "the same with the session-initiate Jingle element (`xmpp.jingle.initiate_bytes` as an IQ) as the "
+         "message's payload: the cost of the stanza's size in the server and the stream."),
+        ("xmpp.pp.iq.p50_us", "IQ set / result p50",
+         "an IQ set carrying the session-initiate element, answered by an empty result; one thread."),
+        ("xmpp.pp.message_2proc.p50_us", "message ping-pong between two processes p50",
+         "as the message ping-pong, the answering connection in a child process: each end wakes on its own socket."),
+        ("xmpp.raw_invite.p50_us", "the invitation's exchange without msgrpriv p50",
+         "raw streams, two processes: session-initiate IQ; the child acknowledges it and sends a session-accept IQ; "
+         "timed to the accept's arrival. The invitation's network path with no library thread and no Jingle "
+         "building or parsing."),
+        ("xmpp.raw_invite.p99_us", "the invitation's exchange without msgrpriv p99", ""),
+        ("xmpp.ratio.invite_to_raw_invite.p50", "invitation / its raw exchange, p50",
+         "what msgrpriv adds to the same network path (its thread hops, Jingle build and parse)."),
+        ("xmpp.hop.app_to_runtime.p50_us", "hop: application thread -> runtime thread p50",
+         "in-process, no server: a tokio unbounded channel into a task of a parked `current_thread` runtime "
+         "(I/O driver enabled) on its own thread, after a 1 ms gap; one-way. Paid twice per invitation (alice's "
+         "Invite, bob's Accept)."),
+        ("xmpp.hop.app_to_runtime.p99_us", "hop: application thread -> runtime thread p99", ""),
+        ("xmpp.hop.to_dispatch_thread.p50_us", "hop: -> sleeping delivery thread p50",
+         "an event raised on another thread (`register_application` raising OnAppRegistered) delivered by a "
+         "thread-mode client's delivery thread asleep after 1 ms idle; one-way, the raise included. Paid twice "
+         "(OnInvitation at bob, OnAccepted at alice)."),
+        ("xmpp.hop.to_dispatch_thread.p99_us", "hop: -> sleeping delivery thread p99", ""),
+        ("xmpp.hop.to_app_thread.p50_us", "hop: callback -> application thread p50",
+         "a std channel to a thread blocked on it: the benchmark's own last hop (OnAccepted's callback to the "
+         "timing thread), not the library's."),
+        ("xmpp.jingle.build_us", "Jingle: build the session-initiate",
+         "`protocol::to_jingle` of an Invite (on the application thread)."),
+        ("xmpp.jingle.to_element_us", "Jingle: IQ to element",
+         "the typed IQ with its Jingle payload into a minidom element (xmpp-parsers, at Cargo.toml's opt-level)."),
+        ("xmpp.jingle.serialize_us", "Jingle: IQ to XML text", "the line above plus writing the element as text."),
+        ("xmpp.jingle.parse_xml_and_iq_us", "Jingle: parse XML text to an IQ",
+         "the text into an element and a typed IQ (what the stream does for any stanza)."),
+        ("xmpp.jingle.parse_us", "Jingle: parse XML text to the Message",
+         "the line above plus `protocol::message_from_payload` (typed Jingle, our description)."),
+        ("xmpp.jingle.initiate_bytes", "session-initiate IQ size", "bytes of XML text."),
+        ("xmpp.fleet.invitations_per_s", "100 clients x 10 sessions: invitations/s",
+         "two processes of 50 thread-mode clients on one XMPP service each: each of 50 inviters invites 10 "
+         "different invitees, each invitee accepts 10 (500 sessions, every client in 10); from the first Invite to "
+         "the 500th OnAccepted; per round (all cancelled between rounds)."),
+        ("xmpp.fleet.rss_per_client_bytes", "resident bytes per signed-in client",
+         "(VmRSS after 50 sign-ins, each with a manager, - VmRSS before) / 50, per process (the XMPP service and "
+         "its runtime thread exist before); each client has its connection, its delivery thread and the presence "
+         "of the 100 users."),
+        ("xmpp.fleet.rss_per_client_10_sessions_bytes", "resident bytes per client with its 10 sessions",
+         "the inviters' process after the first round's 500 sessions connected, / 50."),
+        ("xmpp.fleet.signin_s", "100 clients signed in (s)", "both processes, sign-ins one after another."),
+    ]),
     ("6. Lock and Key", [
         ("lock.exchanges_per_s", "unlock exchanges/s, full cycle",
          "create a manager on a signed-in client of a service holding one app key, register OnLockChallenge and "
@@ -160,6 +223,7 @@ TARGETS = [
     ("getter < 20 ns (one thread)", "getter.one_thread_ns", "<", 20, "ns", ""),
     ("getter < 20 ns (two threads, own sessions)", "getter.two_threads_two_sessions_ns", "<", 20, "ns", ""),
     ("1M live sessions < 1 GiB resident", "scale.sessions_1000000.rss_mib", "<", 1024, "MiB", ""),
+    ("XMPP invitation p50 within 1.5x of the message ping-pong (issue 15)", "xmpp.ratio.invite_to_pp.p50", "<", 1.5, "x", ""),
 ]
 
 
@@ -337,6 +401,8 @@ def main():
       "# after each scale run: the targets' \"other runs\"")
     if os.path.exists(os.path.join(a.results, "core.tsv")):
         w("cargo bench --bench core              # the Rust core without the C ABI")
+    if os.path.exists(os.path.join(a.results, "xmpp.tsv")):
+        w("cargo bench --features xmpp --bench xmpp   # section 7 (needs prosody)")
     w("python3 benches/report.py ...         # this file and docs/plots/")
     w("```\n")
     if meta.get("quick") == "1":
@@ -404,6 +470,9 @@ def main():
             med, spread = cell(f)
             w(f"| {label} | {med} | {spread} | {f['unit']} | {desc.format(timer=f'{timer:.0f}')} |")
         w("")
+    if "xmpp.invite.p50_us" not in figs:
+        w("## 7. The XMPP service through Prosody on loopback\n")
+        w("Not measured in this run (prosody not installed, or `MSGRPRIV_BENCH_XMPP=0`).\n")
 
     w("## 5. Scale\n")
     w("Each scale benchmark runs in a fresh process (it reads the resident set size, "

@@ -11,6 +11,8 @@
 #   MSGRPRIV_BENCH_QUICK    1: tiny iteration counts, BENCHMARKS.md goes to the build dir
 #   MSGRPRIV_BENCH_OUT      where to write the report (default BENCHMARKS.md at the top)
 #   MSGRPRIV_BENCH_CORE     0: skip the Rust core benches (benches/core.rs)
+#   MSGRPRIV_BENCH_XMPP     0: skip the XMPP bench (benches/xmpp.rs; skipped anyway without
+#                           prosody and prosodyctl on the PATH)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -101,6 +103,18 @@ if [ "${MSGRPRIV_BENCH_CORE:-1}" = 1 ]; then
   say "Rust core benches (no C ABI): cargo bench --bench core"
   cargo build --release --benches --quiet
   "${prio[@]}" cargo bench --quiet --bench core -- "${quick_flag[@]}" >"$results/core.tsv"
+fi
+if [ "${MSGRPRIV_BENCH_XMPP:-1}" != 1 ]; then
+  say "XMPP bench skipped (MSGRPRIV_BENCH_XMPP=0)"
+elif ! command -v prosody >/dev/null || ! command -v prosodyctl >/dev/null; then
+  say "XMPP bench skipped: prosody is not installed (scripts/install-tools.sh installs it)"
+else
+  say "XMPP bench through a Prosody it starts: cargo bench --features xmpp --bench xmpp"
+  xmpp_env=(MSGRPRIV_XMPP_BENCH_REPS="$reps")
+  [ "$quick" = 1 ] && xmpp_env=(MSGRPRIV_XMPP_BENCH_REPS=2 MSGRPRIV_XMPP_BENCH_N=30 MSGRPRIV_XMPP_BENCH_ROUNDS=2)
+  cargo bench --features xmpp --bench xmpp --no-run --quiet
+  env "${xmpp_env[@]}" "${prio[@]}" cargo bench --quiet --features xmpp --bench xmpp \
+    >"$results/xmpp.tsv"
 fi
 echo "load_after	$(cut -d' ' -f1-3 /proc/loadavg)" >>"$results/meta.tsv"
 
