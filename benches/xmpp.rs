@@ -17,7 +17,7 @@ mod prosody;
 
 use futures_util::StreamExt;
 use msgrpriv::events::{ManagerEvent, ManagerEventKind, SessionEvent, SessionEventKind};
-use msgrpriv::xmpp::{XmppOptions, XmppService};
+use msgrpriv::xmpp::{Tls, XmppOptions, XmppService};
 use msgrpriv::{Client, DispatchMode, Service, SessionState};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -32,7 +32,11 @@ const GUID: &str = "{11111111-2222-3333-4444-555555555555}";
 
 fn service(server: &str, password: &'static str) -> Arc<dyn Service> {
     let creds: msgrpriv::xmpp::Credentials = Arc::new(move |_: &str| Some(password.to_string()));
-    Arc::new(XmppService::new(XmppOptions::new(server.parse().unwrap(), creds)).unwrap())
+    let addr: std::net::SocketAddr = server.parse().unwrap();
+    // The fixture's Prosody speaks plain TCP on loopback.
+    let mut options = XmppOptions::new(addr.ip().to_string(), addr.port(), creds);
+    options.tls = Tls::Plain;
+    Arc::new(XmppService::new(options).unwrap())
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
