@@ -155,6 +155,8 @@ async fn handshake(
 
 /// STARTTLS on a plain stream: asks, waits for `<proceed/>`, and hands the TCP connection
 /// back for the handshake. SR_NETWORK_CONFIG_FAILURE when the server answers `<failure/>`.
+/// Whatever came in the clear after `<proceed/>` goes with the discarded buffer: nothing
+/// unencrypted reaches the TLS stream.
 async fn starttls(mut stream: Stream) -> Result<TcpStream, Hr> {
     let request = XmppStreamElement::Starttls(starttls::Nonza::Request(starttls::Request));
     stream
