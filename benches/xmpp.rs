@@ -36,7 +36,7 @@ mod prosody;
 use futures_util::{SinkExt, StreamExt};
 use msgrpriv::events::{ManagerEvent, ManagerEventKind, SessionEvent, SessionEventKind};
 use msgrpriv::service::Message;
-use msgrpriv::xmpp::{protocol, XmppOptions, XmppService};
+use msgrpriv::xmpp::{protocol, Tls, XmppOptions, XmppService};
 use msgrpriv::{
     Client, DispatchMode, EmbeddedService, Service, ServiceOptions, SessionState, Text,
 };
@@ -78,7 +78,11 @@ fn gap() {
 
 fn service(server: &str, password: &'static str) -> Arc<dyn Service> {
     let creds: msgrpriv::xmpp::Credentials = Arc::new(move |_: &str| Some(password.to_string()));
-    Arc::new(XmppService::new(XmppOptions::new(server.parse().unwrap(), creds)).unwrap())
+    let addr: std::net::SocketAddr = server.parse().unwrap();
+    // The fixture's Prosody speaks plain TCP on loopback.
+    let mut options = XmppOptions::new(addr.ip().to_string(), addr.port(), creds);
+    options.tls = Tls::Plain;
+    Arc::new(XmppService::new(options).unwrap())
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {

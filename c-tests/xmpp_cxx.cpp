@@ -1,5 +1,5 @@
-// xmpp_cxx.cpp: msgrpriv::Service over XMPP from C++, without a server. Bad options throw
-// msgrpriv::error with the documented code; the credentials function is consulted on the
+// xmpp_cxx.cpp: msgrpriv::Service over XMPP from C++, without a server. Bad options (TLS
+// policy, CA file and domain included) throw msgrpriv::error with the documented code; the credentials function is consulted on the
 // thread that signs in (a refusal fails at once, before any connection), and the library's
 // copy of it is freed (ASan and valgrind would see a leak).
 #include "cxx_check.hpp"
@@ -18,6 +18,8 @@ static MSGR_HRESULT code_of(const msgrpriv::XmppOptions &options) {
 
 int main() {
     msgrpriv::XmppOptions o;
+    CHECK(o.tls == msgrpriv::Tls::starttls);  // the default
+    o.tls = msgrpriv::Tls::plain;
     o.server_port = 1;  // nothing listens there
     int asked = 0;
     std::string who;
@@ -30,6 +32,16 @@ int main() {
 
     msgrpriv::XmppOptions bad = o;
     bad.server_host = "192.0.2.1";  // plain TCP: loopback only
+    CHECK_EQ(code_of(bad), E_INVALIDARG);
+    bad.tls = msgrpriv::Tls::starttls;  // TLS: any host (nothing connects yet)
+    CHECK_EQ(code_of(bad), S_OK);
+    bad.tls = msgrpriv::Tls::direct;
+    bad.server_host = "xmpp.example.com";
+    CHECK_EQ(code_of(bad), S_OK);
+    bad.ca_file = "/nonexistent/ca.pem";
+    CHECK_EQ(code_of(bad), E_INVALIDARG);
+    bad = o;
+    bad.domain = "a@b";
     CHECK_EQ(code_of(bad), E_INVALIDARG);
     bad = o;
     bad.credentials = nullptr;  // an empty function refuses every sign-in, it is not NULL

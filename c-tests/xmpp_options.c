@@ -1,12 +1,15 @@
 /*
  * msgr_service_options for the XMPP transport, without a server: every refusal with its
- * documented code and nothing created; the first version's struct size still accepted; the
- * embedded service's test hooks refused on an XMPP service.
+ * documented code and nothing created (TLS policy, CA file, XMPP domain included); the
+ * first and second versions' struct sizes still accepted; the embedded service's test hooks
+ * refused on an XMPP service.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <unistd.h>
 
 static bool no_password(void *ud, const char *name, char *password, size_t size) {
     (void)ud;
@@ -29,6 +32,19 @@ static void xmpp_options(msgr_service_options *o) {
     o->server_host = "127.0.0.1";
     o->server_port = 1; /* nothing listens there: nothing connects until a sign-in */
     o->credentials = no_password;
+    o->tls = MSGR_TLS_PLAIN;
+}
+
+/* Creates a service from `o` and destroys it; returns the creation's code. */
+static MSGR_HRESULT create_code(const msgr_service_options *o) {
+    msgr_service *svc = NULL;
+    MSGR_HRESULT hr = msgr_service_create(o, &svc);
+    if (hr == S_OK) {
+        CHECK_OK(msgr_service_destroy(svc));
+    } else {
+        CHECK(svc == NULL);
+    }
+    return hr;
 }
 
 static void test_refusals(void) {
@@ -45,7 +61,9 @@ static void test_refusals(void) {
     CHECK_HR(E_POINTER, msgr_service_create(&o, &svc));
     o.server_host = "192.0.2.1"; /* plain TCP: loopback only */
     CHECK_HR(E_INVALIDARG, msgr_service_create(&o, &svc));
-    o.server_host = "localhost"; /* an IP literal */
+    o.server_host = "localhost"; /* plain TCP: an IP literal */
+    CHECK_HR(E_INVALIDARG, msgr_service_create(&o, &svc));
+    o.server_host = "";
     CHECK_HR(E_INVALIDARG, msgr_service_create(&o, &svc));
     o.server_host = "\xff";
     CHECK_HR(E_INVALIDARG, msgr_service_create(&o, &svc));
@@ -56,6 +74,97 @@ static void test_refusals(void) {
     o.xmpp_resource = "";
     CHECK_HR(E_INVALIDARG, msgr_service_create(&o, &svc));
     CHECK(svc == NULL);
+}
+
+static void test_tls_policy(void) {
+    msgr_service_options o;
+    xmpp_options(&o);
+    o.tls = 3;
+    CHECK_HR(E_INVALIDARG, create_code(&o));
+    o.tls = -1;
+    CHECK_HR(E_INVALIDARG, create_code(&o));
+    /* STARTTLS (the default) and direct TLS go to any host, IP literal or name; nothing
+     * connects until a sign-in. */
+    xmpp_options(&o);
+    o.tls = MSGR_TLS_STARTTLS;
+    CHECK_INT(MSGR_TLS_STARTTLS, 0);
+    o.server_host = "192.0.2.1";
+    CHECK_OK(create_code(&o));
+    o.server_host = "xmpp.example.com";
+    CHECK_OK(create_code(&o));
+    o.tls = MSGR_TLS_DIRECT;
+    CHECK_OK(create_code(&o));
+    o.server_host = "";
+    CHECK_HR(E_INVALIDARG, create_code(&o));
+    /* Plain TCP: loopback IP literals only. */
+    o.tls = MSGR_TLS_PLAIN;
+    o.server_host = "::1";
+    CHECK_OK(create_code(&o));
+    o.server_host = "2001:db8::1";
+    CHECK_HR(E_INVALIDARG, create_code(&o));
+}
+
+static void test_ca_file(void) {
+    msgr_service_options o;
+    char path[64];
+    FILE *f;
+    snprintf(path, sizeof path, "/tmp/msgrpriv-xmpp-options-%ld.pem", (long)getpid());
+    f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    fputs("no certificate in here\n", f);
+    fclose(f);
+    xmpp_options(&o);
+    o.tls = MSGR_TLS_STARTTLS;
+    o.ca_file = "/nonexistent/msgrpriv-ca.pem";
+    CHECK_HR(E_INVALIDARG, create_code(&o));
+    o.ca_file = path; /* readable, but holds no certificate */
+    CHECK_HR(E_INVALIDARG, create_code(&o));
+    o.ca_file = "/tmp"; /* a directory */
+    CHECK_HR(E_INVALIDARG, create_code(&o));
+    o.ca_file = "\xff";
+    CHECK_HR(E_INVALIDARG, create_code(&o));
+    o.tls = MSGR_TLS_PLAIN; /* checked whatever the policy */
+    o.ca_file = path;
+    CHECK_HR(E_INVALIDARG, create_code(&o));
+    unlink(path);
+}
+
+static void test_xmpp_domain(void) {
+    msgr_service_options o;
+    msgr_service *svc = NULL;
+    msgr_client *c = NULL;
+    xmpp_options(&o);
+    o.xmpp_domain = "";
+    CHECK_HR(E_INVALIDARG, create_code(&o));
+    o.xmpp_domain = "alice@localhost";
+    CHECK_HR(E_INVALIDARG, create_code(&o));
+    o.xmpp_domain = "\xff";
+    CHECK_HR(E_INVALIDARG, create_code(&o));
+    o.xmpp_domain = "localhost";
+    REQUIRE_OK(msgr_service_create(&o, &svc));
+    /* A name at another domain: refused before anything connects. A name without '@' is
+     * completed ("alice@localhost"), then refused by the password source. */
+    CHECK_HR(E_INVALIDARG, msgr_client_create(svc, "bob@example.com", MSGR_DISPATCH_MANUAL, &c));
+    CHECK_HR(SR_AUTHENTICATION_FAILED, msgr_client_create(svc, "alice", MSGR_DISPATCH_MANUAL, &c));
+    CHECK(c == NULL);
+    CHECK_OK(msgr_service_destroy(svc));
+}
+
+static void test_second_version_size(void) {
+    msgr_service_options o;
+    xmpp_options(&o);
+    /* A caller of the second version: tls, ca_file and xmpp_domain are not read and keep
+     * their defaults (STARTTLS, the system's store, each name's domain), so a host that is
+     * not loopback is accepted and garbage beyond the struct is ignored. */
+    o.struct_size = (uint32_t)(offsetof(msgr_service_options, credentials_destroy) +
+                               sizeof(msgr_destroy_callback));
+    o.server_host = "192.0.2.1";
+    o.tls = 77;
+    o.ca_file = "/nonexistent/msgrpriv-ca.pem";
+    CHECK_OK(create_code(&o));
+    /* One byte more or less than a known version: refused. */
+    o.struct_size += 1;
+    CHECK_HR(E_INVALIDARG, create_code(&o));
 }
 
 static void test_first_version_size(void) {
@@ -117,7 +226,11 @@ static void test_credentials_destroy_runs_once(void) {
 int main(void) {
     RUN(test_refusals);
     RUN(test_credentials_destroy_runs_once);
+    RUN(test_tls_policy);
+    RUN(test_ca_file);
+    RUN(test_xmpp_domain);
     RUN(test_first_version_size);
+    RUN(test_second_version_size);
     RUN(test_xmpp_service_without_server);
     return tu_finish();
 }

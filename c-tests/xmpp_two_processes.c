@@ -8,7 +8,9 @@
  * addresses with the users alice/alicepw and bob/bobpw in one shared group and sets
  * MSGRPRIV_XMPP_SERVER and MSGRPRIV_XMPP_SERVER2 ("127.0.0.1:<port>", "127.0.0.2:<port>"):
  * alice connects through the first address, bob through the second, as from two hosts.
- * Without it the test fails.
+ * Without it the test fails. With `with-prosody.sh --tls` (MSGRPRIV_XMPP_CA_FILE set) both
+ * sign in over STARTTLS, trusting the server's certificate through `ca_file`; otherwise over
+ * plain TCP (MSGR_TLS_PLAIN, loopback).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
@@ -52,6 +54,8 @@ static msgr_service *xmpp_service(void) {
     o.server_host = g_host;
     o.server_port = g_port;
     o.credentials = give_password;
+    o.ca_file = getenv("MSGRPRIV_XMPP_CA_FILE");
+    o.tls = o.ca_file != NULL ? MSGR_TLS_STARTTLS : MSGR_TLS_PLAIN;
     REQUIRE_OK(msgr_service_create(&o, &svc));
     return svc;
 }

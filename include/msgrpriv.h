@@ -369,6 +369,27 @@ typedef enum {
 } MSGR_TRANSPORT;
 
 /**
+ * How the XMPP service protects its connections (msgr_service_options.tls).
+ */
+typedef enum {
+    /**
+     * STARTTLS, required (the default): the server must offer it and its certificate must
+     * verify for the XMPP domain against the trust roots (the system's store, or
+     * `ca_file`); otherwise the sign-in fails with SR_NETWORK_CONFIG_FAILURE, at once.
+     */
+    MSGR_TLS_STARTTLS = 0,
+    /**
+     * Direct TLS (XEP-0368): TLS from the first byte, to a port that expects it (often
+     * 5223); the certificate is verified as for MSGR_TLS_STARTTLS.
+     */
+    MSGR_TLS_DIRECT = 1,
+    /**
+     * Plain TCP, unencrypted: accepted only when `server_host` is a loopback IP literal.
+     */
+    MSGR_TLS_PLAIN = 2,
+} MSGR_TLS;
+
+/**
  * A client: one signed-in identity attached to a service (opaque).
  */
 typedef struct msgr_client msgr_client;
@@ -432,9 +453,9 @@ typedef void (*msgr_destroy_callback)(void *user_data);
 typedef struct {
     /**
      * `sizeof(msgr_service_options)` as the caller compiled it: the size of this version,
-     * of the first one (every field up to `registry_path`), or of a later, larger one; any
-     * other value gives E_INVALIDARG. Fields beyond `struct_size` are not read and keep
-     * their defaults.
+     * of the first one (every field up to `registry_path`), of the second one (every field
+     * up to `credentials_destroy`), or of a later, larger one; any other value gives
+     * E_INVALIDARG. Fields beyond `struct_size` are not read and keep their defaults.
      */
     uint32_t struct_size;
     /**
@@ -464,12 +485,15 @@ typedef struct {
      */
     int32_t transport;
     /**
-     * XMPP: the server's address, an IP literal ("127.0.0.1", "::1"). The connection is
-     * plain TCP, so only a loopback address is accepted (E_INVALIDARG otherwise).
+     * XMPP: the server's host, UTF-8: an IP literal ("127.0.0.1", "::1", no brackets) or a
+     * host name, resolved at each sign-in (required: NULL gives E_POINTER, "" E_INVALIDARG).
+     * With `tls` MSGR_TLS_PLAIN only a loopback IP literal is accepted (E_INVALIDARG
+     * otherwise).
      */
     const char *server_host;
     /**
-     * XMPP: the server's client port; 0 means 5222 (above 65535: E_INVALIDARG).
+     * XMPP: the server's client port; 0 means 5222, the usual port for both STARTTLS and
+     * plain TCP (above 65535: E_INVALIDARG). Direct TLS servers usually listen on 5223.
      */
     uint32_t server_port;
     /**
@@ -500,6 +524,26 @@ typedef struct {
      * an XMPP service. Optional.
      */
     msgr_destroy_callback credentials_destroy;
+    /**
+     * XMPP: how the connection to the server is protected (an MSGR_TLS value; others give
+     * E_INVALIDARG): MSGR_TLS_STARTTLS (0, the default), MSGR_TLS_DIRECT or MSGR_TLS_PLAIN.
+     */
+    int32_t tls;
+    /**
+     * XMPP: UTF-8 path of a PEM file of the certificates trusted to sign (or be) the
+     * server's certificate; it replaces the system's trust store. NULL (the default): the
+     * system's store. A file that cannot be read or holds no certificate, or invalid UTF-8:
+     * E_INVALIDARG.
+     */
+    const char *ca_file;
+    /**
+     * XMPP: the XMPP domain, UTF-8. When set, it is the name the server's certificate must
+     * carry and the stream's `to`, a sign-in name without '@' is completed with it ("alice"
+     * signs in as "alice@<domain>"), and a sign-in name at another domain is refused
+     * (E_INVALIDARG at sign-in). NULL (the default): each sign-in name's own domain. An
+     * empty or invalid domain: E_INVALIDARG.
+     */
+    const char *xmpp_domain;
 } msgr_service_options;
 
 /**
@@ -781,8 +825,10 @@ MSGR_HRESULT msgr_lock_compute_response(const char *challenge,
 /**
  * Creates a service: the embedded Messenger service, or, with `transport` set to
  * MSGR_TRANSPORT_XMPP, an XMPP service that signs each client in to an XMPP server (a
- * sign-in name is then a bare JID, signing in is an XMPP login: SR_AUTHENTICATION_FAILED
- * when the server refuses it, MSGR_E_DISCONNECTED when it cannot be reached in time; the
+ * sign-in name is then a bare JID, signing in is an XMPP login over TLS (STARTTLS by
+ * default): SR_AUTHENTICATION_FAILED when the server refuses it, SR_NETWORK_CONFIG_FAILURE
+ * when the TLS the options ask for cannot be set up (no STARTTLS offered, a certificate that
+ * does not verify), MSGR_E_DISCONNECTED when the server cannot be reached in time; the
  * protocol is docs/xmpp.md). The XMPP service runs one thread of its own; callbacks still
  * run where each client's dispatch mode says. manual_clock is ignored by the XMPP service.
  *
@@ -790,8 +836,11 @@ MSGR_HRESULT msgr_lock_compute_response(const char *challenge,
  *                 memory).
  * @param out      Receives the service handle; release it with msgr_service_destroy().
  * @return S_OK; E_POINTER when `out` is NULL, or an XMPP service has no `credentials`;
- *         E_INVALIDARG for a bad `struct_size`, an unknown transport, an invalid UTF-8 path,
- *         a `server_host` that is not a loopback IP address or an empty `xmpp_resource`;
+ *         E_INVALIDARG for a bad `struct_size`, an unknown transport or TLS policy, an
+ *         invalid UTF-8 string, an empty `server_host`, MSGR_TLS_PLAIN with a
+ *         `server_host` that is not a loopback IP literal, a `ca_file` that cannot be read
+ *         or holds no certificate, an empty or invalid `xmpp_domain` or an empty
+ *         `xmpp_resource`;
  *         E_NOTIMPL for MSGR_TRANSPORT_XMPP when the library was built without the `xmpp`
  *         feature; E_FAIL when the registry file cannot be opened (a directory, a symbolic
  *         link, unparsable content).

@@ -174,12 +174,32 @@ struct ServiceOptions {
     std::string registry_path;
 };
 
+/** How an XMPP service protects its connections (msgr_service_options.tls). */
+enum class Tls : std::int32_t {
+    /** STARTTLS, required (the default); the server's certificate must verify
+     *  (SR_NETWORK_CONFIG_FAILURE at sign-in otherwise). */
+    starttls = MSGR_TLS_STARTTLS,
+    /** Direct TLS from the first byte (XEP-0368), certificate verified the same way. */
+    direct = MSGR_TLS_DIRECT,
+    /** Plain TCP: a loopback IP literal `server_host` only (E_INVALIDARG otherwise). */
+    plain = MSGR_TLS_PLAIN,
+};
+
 /** Options of an XMPP service (MSGR_TRANSPORT_XMPP; docs/xmpp.md). */
 struct XmppOptions {
-    /** The server's address: an IP literal; plain TCP reaches a loopback address only. */
+    /** The server's host: an IP literal or a host name (resolved at each sign-in). */
     std::string server_host = "127.0.0.1";
     /** The server's client port. */
     std::uint16_t server_port = 5222;
+    /** How the connection is protected; STARTTLS by default. */
+    Tls tls = Tls::starttls;
+    /** A PEM file of the certificates to trust instead of the system's store; "": the
+     *  system's store. Unreadable or holding no certificate: E_INVALIDARG. */
+    std::string ca_file;
+    /** The XMPP domain: the certificate's name and the stream's `to`; completes sign-in
+     *  names without '@' and refuses names at other domains (E_INVALIDARG). "": each sign-in
+     *  name's own domain. */
+    std::string domain;
     /** Gives the password of a sign-in name (a bare JID), or nothing to refuse the sign-in
      *  (SR_AUTHENTICATION_FAILED). Called on the thread that signs in; must not throw (an
      *  exception refuses the sign-in). */
@@ -953,6 +973,9 @@ public:
         o.server_host = options.server_host.c_str();
         o.server_port = options.server_port;
         o.xmpp_resource = options.resource.empty() ? nullptr : options.resource.c_str();
+        o.tls = static_cast<std::int32_t>(options.tls);
+        o.ca_file = options.ca_file.empty() ? nullptr : options.ca_file.c_str();
+        o.xmpp_domain = options.domain.empty() ? nullptr : options.domain.c_str();
         o.connect_timeout_ms = detail::timeout_ms(options.connect_timeout);
         o.request_timeout_ms = detail::timeout_ms(options.request_timeout);
         // The library owns the copy from here on and deletes it when done (also on failure).

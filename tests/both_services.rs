@@ -40,7 +40,7 @@ impl Net {
 
     #[cfg(feature = "xmpp")]
     fn xmpp(timeout: Duration) -> Net {
-        use msgrpriv::xmpp::{XmppOptions, XmppService};
+        use msgrpriv::xmpp::{Tls, XmppOptions, XmppService};
         let server = common::prosody::Prosody::start(&[("alice", "alicepw"), ("bob", "bobpw")]);
         let creds: msgrpriv::xmpp::Credentials = Arc::new(|name: &str| {
             Some(
@@ -52,7 +52,8 @@ impl Net {
                 .to_string(),
             )
         });
-        let mut options = XmppOptions::new(server.addr, creds);
+        let mut options = XmppOptions::new(server.host(), server.addr.port(), creds);
+        options.tls = Tls::Plain;
         options.invitation_timeout = timeout;
         let svc = XmppService::new(options).unwrap();
         let (alice, bob) = (server.jid("alice"), server.jid("bob"));

@@ -7,21 +7,31 @@ mod common;
 use common::prosody::Prosody;
 use common::*;
 use msgrpriv::error::*;
-use msgrpriv::xmpp::{XmppOptions, XmppService};
+use msgrpriv::xmpp::{Tls, XmppOptions, XmppService};
 use msgrpriv::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const USERS: &[(&str, &str)] = &[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")];
 
-fn xmpp(server: &Prosody) -> XmppService {
-    let creds: msgrpriv::xmpp::Credentials = Arc::new(|name: &str| {
+fn creds() -> msgrpriv::xmpp::Credentials {
+    Arc::new(|name: &str| {
         USERS
             .iter()
             .find(|(u, _)| name.starts_with(&format!("{u}@")))
             .map(|(_, p)| p.to_string())
-    });
-    XmppService::new(XmppOptions::new(server.addr, creds)).unwrap()
+    })
+}
+
+/// Options for the fixture's plain-TCP server on loopback.
+fn plain(server: &Prosody, creds: msgrpriv::xmpp::Credentials) -> XmppOptions {
+    let mut o = XmppOptions::new(server.host(), server.addr.port(), creds);
+    o.tls = Tls::Plain;
+    o
+}
+
+fn xmpp(server: &Prosody) -> XmppService {
+    XmppService::new(plain(server, creds())).unwrap()
 }
 
 /// The lines of side `tag` ("A" for "A:...") in `log`.
@@ -181,8 +191,8 @@ fn sign_in_is_xmpp_login() {
     let t0 = Instant::now();
     let nobody = Client::new(dynsvc.clone(), &server.jid("nobody"), DispatchMode::Manual);
     assert_eq!(nobody.unwrap_err(), SR_AUTHENTICATION_FAILED);
-    let wrong = XmppService::new(XmppOptions::new(
-        server.addr,
+    let wrong = XmppService::new(plain(
+        &server,
         Arc::new(|_: &str| Some("wrong".to_string())),
     ))
     .unwrap();
@@ -223,9 +233,16 @@ fn a_lost_server_ends_live_sessions_with_connection_failure() {
         s.state() == SessionState::Connected
     });
     // A acknowledged the Accept before it sent this: once it arrives, B has the
-    // acknowledgement too (one stream, in order).
+    // acknowledgement too (one stream, in order). B acknowledges "x" once its client has
+    // taken it, so A's acknowledgement is a moment behind: give it half a second (a round
+    // trip here takes about a millisecond), so that no step waits for one when the server
+    // goes.
     s.send_context_data("x").unwrap();
     wait_until(&w, "context data", |_| r.context_data().as_str() == "x");
+    let settle = Instant::now();
+    wait_until(&w, "the acknowledgement", |_| {
+        settle.elapsed() > Duration::from_millis(500)
+    });
     w.take();
     server.stop();
     wait_until(&w, "the end", |w| {

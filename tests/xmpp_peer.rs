@@ -9,7 +9,7 @@ use common::prosody::Prosody;
 use common::*;
 use futures_util::StreamExt;
 use msgrpriv::events::{ManagerEvent, ManagerEventKind};
-use msgrpriv::xmpp::{XmppOptions, XmppService};
+use msgrpriv::xmpp::{Tls, XmppOptions, XmppService};
 use msgrpriv::*;
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -250,7 +250,9 @@ struct Bob {
 impl Bob {
     fn sign_in(server: &Prosody) -> Bob {
         let creds: msgrpriv::xmpp::Credentials = Arc::new(|_: &str| Some("bobpw".to_string()));
-        let svc = XmppService::new(XmppOptions::new(server.addr, creds)).unwrap();
+        let mut options = XmppOptions::new(server.addr.ip().to_string(), server.addr.port(), creds);
+        options.tls = Tls::Plain;
+        let svc = XmppService::new(options).unwrap();
         let client = Client::new(Arc::new(svc), &server.jid("bob"), DispatchMode::Manual).unwrap();
         let manager = client.create_session_manager().unwrap();
         manager

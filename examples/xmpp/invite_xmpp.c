@@ -7,7 +7,10 @@
  * The server's address comes from MSGRPRIV_XMPP_SERVER ("127.0.0.1:5222"); the users are
  * alice@localhost / alicepw and bob@localhost / bobpw, who must see each other's presence
  * (contacts, or one shared group). `bash scripts/demo.sh --xmpp` starts such a Prosody
- * (scripts/with-prosody.sh) and runs this. Exits 0 when both sides saw the whole flow.
+ * (scripts/with-prosody.sh) and runs this. With MSGRPRIV_XMPP_CA_FILE set (a PEM file that
+ * vouches for the server's certificate; `scripts/with-prosody.sh --tls` sets it) the
+ * connections use STARTTLS; without it, plain TCP to a loopback address. Exits 0 when both
+ * sides saw the whole flow.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <msgrpriv.h>
@@ -145,6 +148,10 @@ static void sign_in(const char *jid, msgr_service **svc, msgr_client **c, msgr_s
     o.server_host = g_host;
     o.server_port = g_port;
     o.credentials = password;
+    /* STARTTLS (the default), trusting the certificate in MSGRPRIV_XMPP_CA_FILE instead of
+     * the system's store; without it, plain TCP, which the library allows to loopback only. */
+    o.ca_file = getenv("MSGRPRIV_XMPP_CA_FILE");
+    o.tls = o.ca_file != NULL ? MSGR_TLS_STARTTLS : MSGR_TLS_PLAIN;
     OK(msgr_service_create(&o, svc));
     OK(msgr_client_create(*svc, jid, MSGR_DISPATCH_THREAD, c));
     printf("[%s] signed in as %s\n", g_me, jid);

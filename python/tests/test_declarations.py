@@ -20,7 +20,7 @@ import pytest
 
 import msgrpriv
 from msgrpriv import _ffi, codes
-from msgrpriv.enums import DispatchMode, LockStatus, SessionFlags, SessionState
+from msgrpriv.enums import DispatchMode, LockStatus, SessionFlags, SessionState, Tls
 from helpers import CARGO_TOML, HEADER
 
 pytestmark = pytest.mark.skipif(not HEADER.is_file(), reason=f"{HEADER} not found (set MSGRPRIV_HEADER)")
@@ -177,7 +177,7 @@ def header_enum(name: str) -> Dict[str, int]:
 @pytest.mark.parametrize(
     "c_name,py_enum",
     [("SESSION_STATE", SessionState), ("LockStatus", LockStatus), ("SESSION_FLAGS", SessionFlags),
-     ("MSGR_DISPATCH_MODE", DispatchMode)],
+     ("MSGR_DISPATCH_MODE", DispatchMode), ("MSGR_TLS", Tls)],
 )
 def test_enums_match_header(c_name: str, py_enum: Any) -> None:
     values = header_enum(c_name)

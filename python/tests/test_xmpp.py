@@ -1,7 +1,9 @@
 """The Python package over XMPP, in two processes: alice (this process) invites bob (a child
 interpreter with its own Service) through a Prosody that scripts/with-prosody.sh starts and
 stops, each through its own loopback address of the server (as from two hosts); bob accepts,
-they exchange context data, alice cancels. Each side checks its events.
+they exchange context data, alice cancels. Each side checks its events. Over plain TCP, and
+over STARTTLS with the server's certificate trusted through ``ca_file``; the TLS, CA file
+and domain options' refusals.
 Needs prosody and a library built with the ``xmpp`` feature (CI has both; elsewhere the test
 is skipped when either is missing)."""
 
@@ -15,7 +17,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Any, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
@@ -34,27 +36,40 @@ def _missing(what: str) -> None:
     pytest.skip(what)
 
 
-@pytest.fixture
-def server() -> Iterator[Tuple[str, str]]:
+# A server: (alice's address, bob's address, the CA file to trust, or "" for plain TCP).
+Server = Tuple[str, str, str]
+
+
+@pytest.fixture(params=["plain", "starttls"])
+def server(request: Any) -> Iterator[Server]:
     if shutil.which("prosody") is None:
         _missing("prosody is not installed")
+    tls = ["--tls"] if request.param == "starttls" else []
     proc = subprocess.Popen(
-        ["bash", str(ROOT / "scripts/with-prosody.sh"), "sh", "-c",
-         'echo "$MSGRPRIV_XMPP_SERVER $MSGRPRIV_XMPP_SERVER2"; exec sleep 600'],
+        ["bash", str(ROOT / "scripts/with-prosody.sh"), *tls, "sh", "-c",
+         'echo "$MSGRPRIV_XMPP_SERVER $MSGRPRIV_XMPP_SERVER2 ${MSGRPRIV_XMPP_CA_FILE:--}";'
+         " exec sleep 600"],
         stdout=subprocess.PIPE, text=True, start_new_session=True,
     )
     try:
         assert proc.stdout is not None
-        first, second = proc.stdout.readline().split()
-        yield first, second
+        first, second, ca_file = proc.stdout.readline().split()
+        yield first, second, "" if ca_file == "-" else ca_file
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
 
 
-def xmpp_service(server: str) -> msgrpriv.Service:
+def tls_options(ca_file: str) -> Dict[str, Any]:
+    """STARTTLS trusting `ca_file`, or plain TCP (loopback) when there is none."""
+    if ca_file:
+        return {"tls": msgrpriv.Tls.STARTTLS, "ca_file": ca_file}
+    return {"tls": msgrpriv.Tls.PLAIN}
+
+
+def xmpp_service(server: str, **options: Any) -> msgrpriv.Service:
     try:
-        return msgrpriv.Service(xmpp_server=server, credentials=PASSWORDS.get)
+        return msgrpriv.Service(xmpp_server=server, credentials=PASSWORDS.get, **options)
     except msgrpriv.MsgrError as e:
         if e.code == codes.E_NOTIMPL:
             _missing("the library was built without the xmpp feature")
@@ -63,8 +78,10 @@ def xmpp_service(server: str) -> msgrpriv.Service:
 
 BOB = textwrap.dedent('''
     import sys, time, msgrpriv
-    server, guid = sys.argv[1], sys.argv[2]
-    svc = msgrpriv.Service(xmpp_server=server, credentials=lambda n: "bobpw")
+    server, guid, ca_file = sys.argv[1], sys.argv[2], sys.argv[3]
+    tls = msgrpriv.Tls.STARTTLS if ca_file else msgrpriv.Tls.PLAIN
+    svc = msgrpriv.Service(xmpp_server=server, credentials=lambda n: "bobpw", tls=tls,
+                           ca_file=ca_file or None)
     log = []
     def pump(client, cond):
         deadline = time.monotonic() + 15
@@ -96,10 +113,11 @@ BOB = textwrap.dedent('''
 ''')
 
 
-def test_two_processes_through_prosody(server: Tuple[str, str]) -> None:
-    with xmpp_service(server[0]) as svc, svc.client("alice@localhost") as alice:
+def test_two_processes_through_prosody(server: Server) -> None:
+    with xmpp_service(server[0], **tls_options(server[2])) as svc, \
+            svc.client("alice@localhost") as alice:
         bob = subprocess.Popen(
-            [sys.executable, "-c", BOB, server[1], GUID], stdout=subprocess.PIPE,
+            [sys.executable, "-c", BOB, server[1], GUID, server[2]], stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True,
             env=dict(os.environ, PYTHONPATH=str(Path(msgrpriv.__file__).resolve().parents[1])),
         )
@@ -161,7 +179,8 @@ def test_xmpp_options_are_checked() -> None:
     with pytest.raises(TypeError):
         msgrpriv.Service(xmpp_server="127.0.0.1:5222")
     try:
-        svc = msgrpriv.Service(xmpp_server="127.0.0.1:1", credentials=lambda n: None)
+        svc = msgrpriv.Service(xmpp_server="127.0.0.1:1", credentials=lambda n: None,
+                               tls=msgrpriv.Tls.PLAIN)
     except msgrpriv.MsgrError as e:
         if e.code == codes.E_NOTIMPL:
             _missing("the library was built without the xmpp feature")
@@ -171,6 +190,38 @@ def test_xmpp_options_are_checked() -> None:
         with pytest.raises(msgrpriv.MsgrError) as info:
             svc.client("alice@localhost")
         assert info.value.code == codes.SR_AUTHENTICATION_FAILED
-    with pytest.raises(msgrpriv.MsgrError) as info:
-        msgrpriv.Service(xmpp_server="192.0.2.1:5222", credentials=PASSWORDS.get)
-    assert info.value.code == codes.E_INVALIDARG
+    # Plain TCP: loopback IP literals only; TLS (the default) to any host.
+    for host in ["192.0.2.1:5222", "localhost:5222"]:
+        with pytest.raises(msgrpriv.MsgrError) as info:
+            msgrpriv.Service(xmpp_server=host, credentials=PASSWORDS.get, tls=msgrpriv.Tls.PLAIN)
+        assert info.value.code == codes.E_INVALIDARG
+        msgrpriv.Service(xmpp_server=host, credentials=PASSWORDS.get).close()
+    msgrpriv.Service(xmpp_server="[::1]:1", credentials=PASSWORDS.get, tls=msgrpriv.Tls.PLAIN).close()
+    bad: List[Dict[str, Any]] = [
+        {"tls": 3},
+        {"ca_file": "/nonexistent/msgrpriv-ca.pem"},
+        {"ca_file": __file__},  # readable, holds no certificate
+        {"xmpp_domain": ""},
+        {"xmpp_domain": "alice@localhost"},
+    ]
+    for options in bad:
+        with pytest.raises(msgrpriv.MsgrError) as info:
+            msgrpriv.Service(xmpp_server="127.0.0.1:1", credentials=PASSWORDS.get, **options)
+        assert info.value.code == codes.E_INVALIDARG, options
+    # The domain option: a name at another domain is refused before anything connects.
+    with msgrpriv.Service(xmpp_server="127.0.0.1:1", credentials=PASSWORDS.get,
+                          xmpp_domain="localhost") as svc:
+        with pytest.raises(msgrpriv.MsgrError) as info:
+            svc.client("bob@example.com")
+        assert info.value.code == codes.E_INVALIDARG
+
+
+def test_starttls_refusals(server: Server) -> None:
+    """A certificate the system's store does not vouch for, and STARTTLS required of a
+    server that offers none: refused at once with SR_NETWORK_CONFIG_FAILURE."""
+    with xmpp_service(server[0]) as svc:  # STARTTLS, the system's store
+        start = time.monotonic()
+        with pytest.raises(msgrpriv.MsgrError) as info:
+            svc.client("alice@localhost")
+        assert info.value.code == codes.SR_NETWORK_CONFIG_FAILURE
+        assert time.monotonic() - start < 3

@@ -18,9 +18,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy)]
 pub struct msgr_service_options {
     /// `sizeof(msgr_service_options)` as the caller compiled it: the size of this version,
-    /// of the first one (every field up to `registry_path`), or of a later, larger one; any
-    /// other value gives E_INVALIDARG. Fields beyond `struct_size` are not read and keep
-    /// their defaults.
+    /// of the first one (every field up to `registry_path`), of the second one (every field
+    /// up to `credentials_destroy`), or of a later, larger one; any other value gives
+    /// E_INVALIDARG. Fields beyond `struct_size` are not read and keep their defaults.
     pub struct_size: u32,
     /// How long an invitation may go unanswered before both sides end with
     /// SR_SESSION_TIMEOUT, in milliseconds; 0 means the default, 120000 (two minutes). The
@@ -40,10 +40,13 @@ pub struct msgr_service_options {
     pub registry_path: *const c_char,
     /// MSGR_TRANSPORT_EMBEDDED (0, the default) or MSGR_TRANSPORT_XMPP.
     pub transport: i32,
-    /// XMPP: the server's address, an IP literal ("127.0.0.1", "::1"). The connection is
-    /// plain TCP, so only a loopback address is accepted (E_INVALIDARG otherwise).
+    /// XMPP: the server's host, UTF-8: an IP literal ("127.0.0.1", "::1", no brackets) or a
+    /// host name, resolved at each sign-in (required: NULL gives E_POINTER, "" E_INVALIDARG).
+    /// With `tls` MSGR_TLS_PLAIN only a loopback IP literal is accepted (E_INVALIDARG
+    /// otherwise).
     pub server_host: *const c_char,
-    /// XMPP: the server's client port; 0 means 5222 (above 65535: E_INVALIDARG).
+    /// XMPP: the server's client port; 0 means 5222, the usual port for both STARTTLS and
+    /// plain TCP (above 65535: E_INVALIDARG). Direct TLS servers usually listen on 5223.
     pub server_port: u32,
     /// XMPP: the resource each client binds; NULL means "msgrpriv".
     pub xmpp_resource: *const c_char,
@@ -61,6 +64,20 @@ pub struct msgr_service_options {
     /// the service and every client on it are gone), or when msgr_service_create() fails for
     /// an XMPP service. Optional.
     pub credentials_destroy: msgr_destroy_callback,
+    /// XMPP: how the connection to the server is protected (an MSGR_TLS value; others give
+    /// E_INVALIDARG): MSGR_TLS_STARTTLS (0, the default), MSGR_TLS_DIRECT or MSGR_TLS_PLAIN.
+    pub tls: i32,
+    /// XMPP: UTF-8 path of a PEM file of the certificates trusted to sign (or be) the
+    /// server's certificate; it replaces the system's trust store. NULL (the default): the
+    /// system's store. A file that cannot be read or holds no certificate, or invalid UTF-8:
+    /// E_INVALIDARG.
+    pub ca_file: *const c_char,
+    /// XMPP: the XMPP domain, UTF-8. When set, it is the name the server's certificate must
+    /// carry and the stream's `to`, a sign-in name without '@' is completed with it ("alice"
+    /// signs in as "alice@<domain>"), and a sign-in name at another domain is refused
+    /// (E_INVALIDARG at sign-in). NULL (the default): each sign-in name's own domain. An
+    /// empty or invalid domain: E_INVALIDARG.
+    pub xmpp_domain: *const c_char,
 }
 
 impl Default for msgr_service_options {
@@ -80,6 +97,9 @@ impl Default for msgr_service_options {
             credentials: None,
             credentials_user_data: std::ptr::null_mut(),
             credentials_destroy: None,
+            tls: 0,
+            ca_file: std::ptr::null(),
+            xmpp_domain: std::ptr::null(),
         }
     }
 }
@@ -88,6 +108,26 @@ impl Default for msgr_service_options {
 /// `registry_path`): the smallest `struct_size` accepted.
 const OPTIONS_V1_SIZE: usize = std::mem::offset_of!(msgr_service_options, registry_path)
     + std::mem::size_of::<*const c_char>();
+
+/// The size of the second version of msgr_service_options (every field up to
+/// `credentials_destroy`).
+const OPTIONS_V2_SIZE: usize = std::mem::offset_of!(msgr_service_options, credentials_destroy)
+    + std::mem::size_of::<msgr_destroy_callback>();
+
+/// How the XMPP service protects its connections (msgr_service_options.tls).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MSGR_TLS {
+    /// STARTTLS, required (the default): the server must offer it and its certificate must
+    /// verify for the XMPP domain against the trust roots (the system's store, or
+    /// `ca_file`); otherwise the sign-in fails with SR_NETWORK_CONFIG_FAILURE, at once.
+    MSGR_TLS_STARTTLS = 0,
+    /// Direct TLS (XEP-0368): TLS from the first byte, to a port that expects it (often
+    /// 5223); the certificate is verified as for MSGR_TLS_STARTTLS.
+    MSGR_TLS_DIRECT = 1,
+    /// Plain TCP, unencrypted: accepted only when `server_host` is a loopback IP literal.
+    MSGR_TLS_PLAIN = 2,
+}
 
 /// Which service msgr_service_create() makes (msgr_service_options.transport).
 #[repr(C)]
@@ -117,8 +157,10 @@ pub type msgr_credential_callback = Option<
 
 /// Creates a service: the embedded Messenger service, or, with `transport` set to
 /// MSGR_TRANSPORT_XMPP, an XMPP service that signs each client in to an XMPP server (a
-/// sign-in name is then a bare JID, signing in is an XMPP login: SR_AUTHENTICATION_FAILED
-/// when the server refuses it, MSGR_E_DISCONNECTED when it cannot be reached in time; the
+/// sign-in name is then a bare JID, signing in is an XMPP login over TLS (STARTTLS by
+/// default): SR_AUTHENTICATION_FAILED when the server refuses it, SR_NETWORK_CONFIG_FAILURE
+/// when the TLS the options ask for cannot be set up (no STARTTLS offered, a certificate that
+/// does not verify), MSGR_E_DISCONNECTED when the server cannot be reached in time; the
 /// protocol is docs/xmpp.md). The XMPP service runs one thread of its own; callbacks still
 /// run where each client's dispatch mode says. manual_clock is ignored by the XMPP service.
 ///
@@ -126,8 +168,11 @@ pub type msgr_credential_callback = Option<
 ///                 memory).
 /// @param out      Receives the service handle; release it with msgr_service_destroy().
 /// @return S_OK; E_POINTER when `out` is NULL, or an XMPP service has no `credentials`;
-///         E_INVALIDARG for a bad `struct_size`, an unknown transport, an invalid UTF-8 path,
-///         a `server_host` that is not a loopback IP address or an empty `xmpp_resource`;
+///         E_INVALIDARG for a bad `struct_size`, an unknown transport or TLS policy, an
+///         invalid UTF-8 string, an empty `server_host`, MSGR_TLS_PLAIN with a
+///         `server_host` that is not a loopback IP literal, a `ca_file` that cannot be read
+///         or holds no certificate, an empty or invalid `xmpp_domain` or an empty
+///         `xmpp_resource`;
 ///         E_NOTIMPL for MSGR_TRANSPORT_XMPP when the library was built without the `xmpp`
 ///         feature; E_FAIL when the registry file cannot be opened (a directory, a symbolic
 ///         link, unparsable content).
@@ -144,7 +189,7 @@ pub unsafe extern "C" fn msgr_service_create(
             // versions keep their zero default for older callers.
             let size = options.cast::<u32>().read_unaligned() as usize;
             let current = std::mem::size_of::<msgr_service_options>();
-            if size != OPTIONS_V1_SIZE && size < current {
+            if size != OPTIONS_V1_SIZE && size != OPTIONS_V2_SIZE && size < current {
                 return Err(E_INVALIDARG);
             }
             let mut o = msgr_service_options::default();
@@ -183,18 +228,25 @@ pub unsafe extern "C" fn msgr_service_create(
 /// The XMPP service the options describe.
 #[cfg(feature = "xmpp")]
 unsafe fn xmpp_service(o: &msgr_service_options, opts: &ServiceOptions) -> Result<ServiceHandle> {
-    use crate::xmpp::{XmppOptions, XmppService};
+    use crate::xmpp::{Tls, XmppOptions, XmppService};
     // First: whatever fails below, the destroy notification runs once (when this drops).
     let user_data = Arc::new(UserData::new(
         o.credentials_user_data,
         o.credentials_destroy,
     ));
     let host = in_str(o.server_host)?;
-    let ip: std::net::IpAddr = host.parse().map_err(|_| E_INVALIDARG)?;
     let port = match o.server_port {
         0 => 5222u16,
         p => u16::try_from(p).map_err(|_| E_INVALIDARG)?,
     };
+    let tls = match o.tls {
+        0 => Tls::StartTls,
+        1 => Tls::Direct,
+        2 => Tls::Plain,
+        _ => return Err(E_INVALIDARG),
+    };
+    let ca_file = in_opt_str(o.ca_file)?.map(std::path::PathBuf::from);
+    let domain = in_opt_str(o.xmpp_domain)?.map(str::to_owned);
     let callback = o.credentials.ok_or(crate::error::E_POINTER)?;
     let credentials: crate::xmpp::Credentials = Arc::new(move |name: &str| {
         let name = std::ffi::CString::new(name).ok()?;
@@ -216,7 +268,10 @@ unsafe fn xmpp_service(o: &msgr_service_options, opts: &ServiceOptions) -> Resul
         crate::xmpp::wipe(&mut buf);
         password
     });
-    let mut x = XmppOptions::new(std::net::SocketAddr::new(ip, port), credentials);
+    let mut x = XmppOptions::new(host, port, credentials);
+    x.tls = tls;
+    x.ca_file = ca_file;
+    x.domain = domain;
     x.invitation_timeout = opts.invitation_timeout;
     x.registry_path = opts.registry_path.clone();
     if let Some(r) = in_opt_str(o.xmpp_resource)? {

@@ -1,22 +1,32 @@
 //! One client's connection to the XMPP server: a task on the service's runtime that logs in
-//! once (no retry loop: a refused login is final), binds its resource, announces its
-//! presence, then answers the server and carries the client's steps until it is closed or
-//! the connection is lost.
+//! once (no retry loop: a refused login is final) over the TLS the options ask for, binds its
+//! resource, announces its presence, then answers the server and carries the client's steps
+//! until it is closed or the connection is lost.
 
 use super::protocol::{self, Incoming};
-use super::{Shared, XmppOptions};
-use crate::error::{Hr, MSGR_E_DISCONNECTED, SR_AUTHENTICATION_FAILED, SR_CONNECTION_FAILURE};
+use super::{Shared, Tls, XmppOptions};
+use crate::error::{
+    Hr, MSGR_E_DISCONNECTED, SR_AUTHENTICATION_FAILED, SR_CONNECTION_FAILURE,
+    SR_NETWORK_CONFIG_FAILURE,
+};
 use crate::service::{Delivery, Endpoint, Message, SendDone, Undeliverable};
 use crate::types::Text;
 use futures_util::{SinkExt, StreamExt};
 use sasl::common::{ChannelBinding, Credentials};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
-use tokio::io::BufStream;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, BufStream, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::TlsConnector;
 use tokio_xmpp::xmlstream::{
     initiate_stream, FallibleStreamElement, ReadError, StreamHeader, Timeouts, XmppStreamElement,
 };
@@ -29,6 +39,7 @@ use xmpp_parsers::minidom::Element;
 use xmpp_parsers::ping::Ping;
 use xmpp_parsers::presence::{self, Presence};
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use xmpp_parsers::starttls;
 
 /// What the client asks of its connection.
 pub(crate) enum Command {
@@ -47,13 +58,61 @@ pub(crate) struct Setup {
     pub(crate) jid: BareJid,
     pub(crate) password: String,
     pub(crate) options: XmppOptions,
+    /// The TLS configuration; None for plain TCP.
+    pub(crate) tls: Option<Arc<ClientConfig>>,
     pub(crate) endpoint: Weak<dyn Endpoint>,
     pub(crate) shared: Arc<Shared>,
     /// Told once whether the login succeeded.
     pub(crate) ready: std::sync::mpsc::SyncSender<Result<(), Hr>>,
 }
 
-type Stream = tokio_xmpp::xmlstream::XmppStream<BufStream<TcpStream>>;
+/// The bytes under the XMPP stream: plain TCP, or TLS over it.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Transport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Transport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+type Stream = tokio_xmpp::xmlstream::XmppStream<BufStream<Transport>>;
 
 fn stanza(s: impl Into<Stanza>) -> XmppStreamElement {
     XmppStreamElement::Stanza(s.into())
@@ -67,24 +126,116 @@ fn header(domain: &str) -> StreamHeader<'static> {
     }
 }
 
-/// Logs in once: plain TCP to the server with Nagle's algorithm off (every step is a small
-/// write waiting for an answer; with Nagle each would wait for the delayed ACK of the last),
-/// SASL, resource binding, presence.
+/// The TLS handshake over `tcp` for `domain` (the name the certificate must carry).
+/// SR_NETWORK_CONFIG_FAILURE when TLS itself fails (the certificate does not verify, the
+/// server sends an alert or offers nothing in common); MSGR_E_DISCONNECTED when the
+/// connection does.
+async fn handshake(
+    config: &Arc<ClientConfig>,
+    domain: &str,
+    tcp: TcpStream,
+) -> Result<Transport, Hr> {
+    let name = ServerName::try_from(domain.to_owned()).map_err(|_| SR_NETWORK_CONFIG_FAILURE)?;
+    let tls = TlsConnector::from(Arc::clone(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            // tokio-rustls hands TLS errors over as the source of an InvalidData io::Error.
+            let tls_error = e
+                .get_ref()
+                .is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>());
+            if tls_error {
+                SR_NETWORK_CONFIG_FAILURE
+            } else {
+                MSGR_E_DISCONNECTED
+            }
+        })?;
+    Ok(Transport::Tls(Box::new(tls)))
+}
+
+/// STARTTLS on a plain stream: asks, waits for `<proceed/>`, and hands the TCP connection
+/// back for the handshake. SR_NETWORK_CONFIG_FAILURE when the server answers `<failure/>`.
+/// Whatever came in the clear after `<proceed/>` goes with the discarded buffer: nothing
+/// unencrypted reaches the TLS stream.
+async fn starttls(mut stream: Stream) -> Result<TcpStream, Hr> {
+    let request = XmppStreamElement::Starttls(starttls::Nonza::Request(starttls::Request));
+    stream
+        .send(&request)
+        .await
+        .map_err(|_| MSGR_E_DISCONNECTED)?;
+    loop {
+        match stream.next().await {
+            Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Starttls(nonza)))) => {
+                match nonza {
+                    starttls::Nonza::Proceed(_) => break,
+                    _ => return Err(SR_NETWORK_CONFIG_FAILURE),
+                }
+            }
+            Some(Ok(_))
+            | Some(Err(ReadError::ParseError(_)))
+            | Some(Err(ReadError::SoftTimeout)) => {}
+            _ => return Err(MSGR_E_DISCONNECTED),
+        }
+    }
+    match stream.into_inner().into_inner() {
+        Transport::Plain(tcp) => Ok(tcp),
+        Transport::Tls(_) => Err(SR_NETWORK_CONFIG_FAILURE),
+    }
+}
+
+/// Logs in once: TCP to the server (the host name resolved here) with Nagle's algorithm off
+/// (every step is a small write waiting for an answer; with Nagle each would wait for the
+/// delayed ACK of the last), TLS as the options say (direct, or STARTTLS, which the server
+/// must offer), SASL, resource binding, presence.
 async fn login(setup: &Setup) -> Result<(Stream, FullJid), Hr> {
     let down = |_| MSGR_E_DISCONNECTED;
-    let tcp = TcpStream::connect(setup.options.server)
+    let o = &setup.options;
+    let tcp = TcpStream::connect((o.server_host.as_str(), o.server_port))
         .await
         .map_err(down)?;
     tcp.set_nodelay(true).map_err(down)?;
+    // The domain option, when set, is the sign-in name's domain (XmppService::sign_in).
     let domain = setup.jid.domain().as_str();
     let ns = xmpp_parsers::ns::JABBER_CLIENT;
-    let pending = initiate_stream(BufStream::new(tcp), ns, header(domain), Timeouts::default())
-        .await
-        .map_err(down)?;
-    let (features, stream) = pending
+    let tls = match (o.tls, &setup.tls) {
+        (Tls::Plain, _) => None,
+        (_, Some(config)) => Some(config),
+        (_, None) => return Err(SR_NETWORK_CONFIG_FAILURE),
+    };
+    let transport = match (o.tls, tls) {
+        (Tls::Direct, Some(config)) => handshake(config, domain, tcp).await?,
+        _ => Transport::Plain(tcp),
+    };
+    let pending = initiate_stream(
+        BufStream::new(transport),
+        ns,
+        header(domain),
+        Timeouts::default(),
+    )
+    .await
+    .map_err(down)?;
+    let (mut features, mut stream) = pending
         .recv_features::<FallibleStreamElement>()
         .await
         .map_err(|_| MSGR_E_DISCONNECTED)?;
+    if let (Tls::StartTls, Some(config)) = (o.tls, tls) {
+        if !features.can_starttls() {
+            return Err(SR_NETWORK_CONFIG_FAILURE);
+        }
+        let tcp = starttls(stream).await?;
+        let transport = handshake(config, domain, tcp).await?;
+        (features, stream) = initiate_stream(
+            BufStream::new(transport),
+            ns,
+            header(domain),
+            Timeouts::default(),
+        )
+        .await
+        .map_err(down)?
+        .recv_features::<FallibleStreamElement>()
+        .await
+        .map_err(|_| MSGR_E_DISCONNECTED)?;
+    }
     let creds = Credentials::default()
         .with_username(setup.jid.node().map_or("", |n| n.as_str()))
         .with_password(setup.password.as_str())

@@ -26,10 +26,13 @@ use crate::timer::Timers;
 use crate::types::Text;
 use connection::Command;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use xmpp_parsers::jid::{BareJid, FullJid};
 
 /// Overwrites `buf` with zeros in a way the compiler keeps (for passwords).
@@ -45,17 +48,49 @@ pub(crate) fn wipe(buf: &mut [u8]) {
 /// used once and dropped.
 pub type Credentials = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
+/// How a connection to the server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tls {
+    /// STARTTLS, required (the default): the connection starts as plain TCP and is upgraded
+    /// to TLS before anything else is said; the server's certificate must verify for the
+    /// XMPP domain against the trust roots (the system's store, or `ca_file`). A server that
+    /// offers no STARTTLS, or whose certificate does not verify, refuses the sign-in with
+    /// SR_NETWORK_CONFIG_FAILURE.
+    #[default]
+    StartTls,
+    /// Direct TLS (XEP-0368): TLS from the first byte (ALPN `xmpp-client`), to a port that
+    /// expects it; the certificate is verified as for [`Tls::StartTls`].
+    Direct,
+    /// Plain TCP, no encryption: only to a loopback IP address (E_INVALIDARG otherwise).
+    Plain,
+}
+
 /// Options of the XMPP service.
 #[derive(Clone)]
 pub struct XmppOptions {
-    /// The server's client-to-server address. Plain TCP: a loopback address only.
-    pub server: SocketAddr,
+    /// The server's host: an IP literal ("127.0.0.1", "::1") or a host name, resolved at
+    /// each sign-in. [`Tls::Plain`] requires a loopback IP literal.
+    pub server_host: String,
+    /// The server's client port (5222 is the usual STARTTLS port, 5223 the usual direct TLS
+    /// one).
+    pub server_port: u16,
+    /// How the connection is protected (default: STARTTLS required).
+    pub tls: Tls,
+    /// A PEM file of the certificates trusted to sign (or be) the server's certificate; when
+    /// set, it replaces the system's store. Unreadable or holding no certificate:
+    /// E_INVALIDARG at [`XmppService::new`].
+    pub ca_file: Option<PathBuf>,
+    /// The XMPP domain. When set, it is the name the server's certificate must carry and the
+    /// stream's `to`, a sign-in name without '@' is completed with it (`alice` signs in as
+    /// `alice@<domain>`), and a sign-in name at another domain is refused (E_INVALIDARG).
+    /// None: each sign-in name's own domain.
+    pub domain: Option<String>,
     /// The resource each client binds (a client number is appended when several clients of
     /// this service sign in the same user, which the service refuses).
     pub resource: String,
     /// The password source.
     pub credentials: Credentials,
-    /// How long a sign-in (connect, authenticate, bind) may take.
+    /// How long a sign-in (connect, TLS, authenticate, bind) may take.
     pub connect_timeout: Duration,
     /// How long a step may wait for the peer's acknowledgement before it counts as not
     /// delivered.
@@ -63,13 +98,17 @@ pub struct XmppOptions {
     /// How long an invitation may go unanswered.
     pub invitation_timeout: Duration,
     /// Registry file; None keeps the registry in memory.
-    pub registry_path: Option<std::path::PathBuf>,
+    pub registry_path: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for XmppOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("XmppOptions")
-            .field("server", &self.server)
+            .field("server_host", &self.server_host)
+            .field("server_port", &self.server_port)
+            .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
+            .field("domain", &self.domain)
             .field("resource", &self.resource)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
@@ -79,10 +118,17 @@ impl std::fmt::Debug for XmppOptions {
 }
 
 impl XmppOptions {
-    /// Options for `server` with the given password source and the default timeouts.
-    pub fn new(server: SocketAddr, credentials: Credentials) -> Self {
+    /// Options for the server at `server_host`:`server_port` with the given password source
+    /// and the defaults: STARTTLS required, the system's trust store, each sign-in name's own
+    /// domain, resource "msgrpriv", 10 s connect and request timeouts, a two-minute
+    /// invitation timeout, the registry in memory.
+    pub fn new(server_host: impl Into<String>, server_port: u16, credentials: Credentials) -> Self {
         XmppOptions {
-            server,
+            server_host: server_host.into(),
+            server_port,
+            tls: Tls::StartTls,
+            ca_file: None,
+            domain: None,
             resource: "msgrpriv".into(),
             credentials,
             connect_timeout: Duration::from_secs(10),
@@ -91,6 +137,49 @@ impl XmppOptions {
             registry_path: None,
         }
     }
+}
+
+/// The TLS client configuration `options` ask for (None for plain TCP). E_INVALIDARG for a
+/// `ca_file` that cannot be read or holds no certificate, or a `domain` that is no valid
+/// server name.
+fn tls_config(options: &XmppOptions) -> Result<Option<Arc<ClientConfig>>> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = RootCertStore::empty();
+    if let Some(path) = &options.ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|_| E_INVALIDARG)?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| E_INVALIDARG)?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(E_INVALIDARG);
+        }
+    }
+    if options.tls == Tls::Plain {
+        return Ok(None);
+    }
+    if let Some(d) = &options.domain {
+        ServerName::try_from(d.as_str()).map_err(|_| E_INVALIDARG)?;
+    }
+    if options.ca_file.is_none() {
+        // Certificates of the store that do not parse are skipped, as is a store that
+        // cannot be read: no root then verifies, and sign-ins are refused.
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    }
+    // ring, not aws-lc-rs (which needs cmake and a C build, and is much larger); rustls
+    // 0.23.48 deprecates ring's provider only for its lack of post-quantum key exchange.
+    #[allow(deprecated)]
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|_| E_FAIL)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    if options.tls == Tls::Direct {
+        config.alpn_protocols = vec![b"xmpp-client".to_vec()];
+    }
+    Ok(Some(Arc::new(config)))
 }
 
 /// What the service knows of the network, shared with its connections.
@@ -176,6 +265,8 @@ struct User {
 
 struct Inner {
     options: XmppOptions,
+    /// The TLS configuration (None: plain TCP), made once.
+    tls: Option<Arc<ClientConfig>>,
     runtime: tokio::runtime::Handle,
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -224,13 +315,30 @@ fn canonical(name: &str) -> String {
 }
 
 impl XmppService {
-    /// Starts the service's runtime thread. E_INVALIDARG for a plain-TCP server that is not
-    /// a loopback address; E_FAIL when the registry file cannot be opened or the thread
-    /// cannot start.
+    /// Starts the service's runtime thread. E_INVALIDARG for an empty `server_host`, a
+    /// plain-TCP server that is not a loopback IP address, a `ca_file` that cannot be read or
+    /// holds no certificate, an empty `resource` or a `domain` that is not a valid XMPP
+    /// domain (or, with TLS, server name); E_FAIL when the registry file cannot be opened or
+    /// the thread cannot start.
     pub fn new(options: XmppOptions) -> Result<Self> {
-        if !options.server.ip().is_loopback() {
+        if options.server_host.is_empty() || options.resource.is_empty() {
             return Err(E_INVALIDARG);
         }
+        if options.tls == Tls::Plain
+            && !options
+                .server_host
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+        {
+            return Err(E_INVALIDARG);
+        }
+        if let Some(d) = &options.domain {
+            let jid = BareJid::new(d).map_err(|_| E_INVALIDARG)?;
+            if jid.node().is_some() || d.is_empty() {
+                return Err(E_INVALIDARG);
+            }
+        }
+        let tls = tls_config(&options)?;
         let registry = match &options.registry_path {
             Some(p) => AppRegistry::open(p)?,
             None => AppRegistry::in_memory(),
@@ -254,6 +362,7 @@ impl XmppService {
         Ok(XmppService {
             inner: Arc::new(Inner {
                 options,
+                tls,
                 runtime,
                 stop: Mutex::new(Some(stop_tx)),
                 thread: Mutex::new(Some(thread)),
@@ -269,6 +378,30 @@ impl XmppService {
         })
     }
 
+    /// `name` completed with the `domain` option when it has no '@' (unchanged otherwise).
+    fn completed<'a>(&self, name: &'a str) -> std::borrow::Cow<'a, str> {
+        match &self.inner.options.domain {
+            Some(d) if !name.contains('@') => format!("{name}@{d}").into(),
+            _ => name.into(),
+        }
+    }
+
+    /// The bare JID `name` signs in as: completed with the `domain` option, which it must
+    /// then be at. E_INVALIDARG for a name that is no bare JID with a local part, or one at
+    /// another domain than the option's.
+    fn sign_in_jid(&self, name: &str) -> Result<BareJid> {
+        let jid = BareJid::new(&self.completed(name)).map_err(|_| E_INVALIDARG)?;
+        if jid.node().is_none() {
+            return Err(E_INVALIDARG);
+        }
+        if let Some(d) = &self.inner.options.domain {
+            if !jid.domain().as_str().eq_ignore_ascii_case(d) {
+                return Err(E_INVALIDARG);
+            }
+        }
+        Ok(jid)
+    }
+
     /// Adds (or replaces) a Lock and Key application ID/key pair, kept by this service.
     /// E_INVALIDARG for an empty or over-long ID or key.
     pub fn add_app_key(&self, app_id: &str, key: &str) -> Result<()> {
@@ -281,10 +414,7 @@ impl Service for XmppService {
         if ON_RUNTIME.with(|r| r.get()) {
             return Err(E_ILLEGAL_METHOD_CALL);
         }
-        let jid = BareJid::new(name).map_err(|_| E_INVALIDARG)?;
-        if jid.node().is_none() {
-            return Err(E_INVALIDARG);
-        }
+        let jid = self.sign_in_jid(name)?;
         let key = canonical(jid.as_str());
         let signed_in = |users: &HashMap<String, User>| {
             users.get(&key).is_some_and(|u| !u.commands.is_closed())
@@ -300,6 +430,7 @@ impl Service for XmppService {
             jid: jid.clone(),
             password,
             options: self.inner.options.clone(),
+            tls: self.inner.tls.clone(),
             endpoint,
             shared: Arc::clone(&self.inner.shared),
             ready: ready_tx,
@@ -332,7 +463,7 @@ impl Service for XmppService {
     }
 
     fn online(&self, name: &str) -> Option<Text> {
-        let bare = BareJid::new(name).ok()?;
+        let bare = BareJid::new(&self.completed(name)).ok()?;
         let p = self.inner.shared.presence.lock();
         p.get(&canonical(bare.as_str()))
             .filter(|set| !set.is_empty())
@@ -340,7 +471,7 @@ impl Service for XmppService {
     }
 
     fn same_user(&self, a: &str, b: &str) -> bool {
-        a.eq_ignore_ascii_case(b)
+        self.completed(a).eq_ignore_ascii_case(&self.completed(b))
     }
 
     fn lock_enforced(&self) -> bool {

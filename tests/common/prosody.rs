@@ -1,7 +1,11 @@
 //! A throwaway Prosody for the XMPP tests: a config in a temporary directory, a free
 //! loopback port, users registered with prosodyctl, every user in one shared group (so
-//! presence flows without subscriptions), offline storage off, Nagle off. Stopped (SIGTERM,
-//! then waited for) when dropped, also when a test fails.
+//! presence flows without subscriptions), offline storage off, Nagle off. Plain TCP
+//! ([`Prosody::start`]), or TLS ([`Prosody::start_tls`]: STARTTLS required on the client
+//! port and direct TLS on a second one, with a self-signed leaf certificate for the domain
+//! that `openssl` makes in the directory; a second domain, [`MISNAMED`], presents that
+//! certificate too). Stopped (SIGTERM, then waited for) when dropped,
+//! also when a test fails.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -11,9 +15,20 @@ use std::time::{Duration, Instant};
 
 pub struct Prosody {
     pub dir: PathBuf,
+    /// The client port: plain TCP, or STARTTLS (required) for a TLS server.
     pub addr: SocketAddr,
     pub domain: String,
+    /// A TLS server's direct TLS port and its certificate (PEM), the one to trust.
+    pub tls: Option<TlsInfo>,
     child: Option<Child>,
+}
+
+/// A TLS server's second domain, whose certificate is the first domain's.
+pub const MISNAMED: &str = "misnamed.test";
+
+pub struct TlsInfo {
+    pub direct_port: u16,
+    pub cert: PathBuf,
 }
 
 fn free_port(ip: &str) -> u16 {
@@ -31,6 +46,16 @@ impl Prosody {
     }
 
     pub fn start_on(ip: &str, users: &[(&str, &str)]) -> Prosody {
+        Self::launch(ip, users, false)
+    }
+
+    /// Starts a TLS server on 127.0.0.1: STARTTLS required on `addr`, direct TLS on
+    /// `tls.direct_port`, the certificate in `tls.cert`.
+    pub fn start_tls(users: &[(&str, &str)]) -> Prosody {
+        Self::launch("127.0.0.1", users, true)
+    }
+
+    fn launch(ip: &str, users: &[(&str, &str)], tls: bool) -> Prosody {
         let domain = "localhost".to_string();
         let dir = std::env::temp_dir().join(format!(
             "msgrpriv-prosody-{}-{}",
@@ -47,6 +72,39 @@ impl Prosody {
             groups.push_str(&format!("{u}@{domain}\n"));
         }
         std::fs::write(dir.join("groups.txt"), groups).unwrap();
+        let direct_port = if tls { free_port(ip) } else { 0 };
+        if tls {
+            let certs = dir.join("certs");
+            make_certificate(&certs, &domain);
+            // A second host that presents the first one's certificate: a name mismatch.
+            for ext in ["crt", "key"] {
+                std::fs::copy(
+                    certs.join(format!("{domain}.{ext}")),
+                    certs.join(format!("{MISNAMED}.{ext}")),
+                )
+                .unwrap();
+            }
+        }
+        let tls_config = if tls {
+            format!(
+                r#"modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix"; "groups"; "tls" }}
+c2s_direct_tls_ports = {{ {direct_port} }}
+c2s_require_encryption = true
+"#
+            )
+        } else {
+            r#"modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "posix"; "groups" }
+c2s_direct_tls_ports = {}
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+"#
+            .to_string()
+        };
+        let misnamed = if tls {
+            format!("VirtualHost \"{MISNAMED}\"\n")
+        } else {
+            String::new()
+        };
         let d = dir.display();
         let config = format!(
             r#"pidfile = "{d}/prosody.pid"
@@ -56,17 +114,14 @@ log = {{ info = "{d}/prosody.log"; error = "{d}/prosody.err" }}
 run_as_root = {root}
 interfaces = {{ "{ip}" }}
 c2s_ports = {{ {port} }}
-c2s_direct_tls_ports = {{}}; s2s_ports = {{}}; component_ports = {{}}; http_ports = {{}}; https_ports = {{}}
+s2s_ports = {{}}; component_ports = {{}}; http_ports = {{}}; https_ports = {{}}
 network_settings = {{ nagle = false }}
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping"; "posix"; "groups" }}
-modules_disabled = {{ "offline" }}
+{tls_config}modules_disabled = {{ "offline" }}
 groups_file = "{d}/groups.txt"
 authentication = "internal_hashed"
 storage = "internal"
-c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
 VirtualHost "{domain}"
-"#
+{misnamed}"#
         );
         let cfg = dir.join("prosody.cfg.lua");
         std::fs::File::create(&cfg)
@@ -104,10 +159,12 @@ VirtualHost "{domain}"
             .spawn()
             .expect("prosody starts");
         let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+        let cert = dir.join("certs").join(format!("{domain}.crt"));
         let mut server = Prosody {
             dir,
             addr,
             domain,
+            tls: tls.then_some(TlsInfo { direct_port, cert }),
             child: Some(child),
         };
         let start = Instant::now();
@@ -123,6 +180,11 @@ VirtualHost "{domain}"
             std::thread::sleep(Duration::from_millis(10));
         }
         server
+    }
+
+    /// The server's IP address, as a host option.
+    pub fn host(&self) -> String {
+        self.addr.ip().to_string()
     }
 
     pub fn jid(&self, user: &str) -> String {
@@ -155,6 +217,35 @@ VirtualHost "{domain}"
         let _ = child.kill();
         let _ = child.wait();
     }
+}
+
+/// A self-signed leaf certificate for `domain` (CA:FALSE, serverAuth; a CA certificate would
+/// be refused as an end entity) and its key: `<dir>/<domain>.crt` and `.key`.
+fn make_certificate(dir: &Path, domain: &str) {
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj"])
+        .arg(format!("/CN={domain}"))
+        .arg("-addext")
+        .arg(format!("subjectAltName=DNS:{domain}"))
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(dir.join(format!("{domain}.key")))
+        .arg("-out")
+        .arg(dir.join(format!("{domain}.crt")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(st.success(), "openssl req");
 }
 
 impl Drop for Prosody {

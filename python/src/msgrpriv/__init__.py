@@ -58,7 +58,7 @@ from ._objects import (
     version,
 )
 from .codes import HResult, code_name
-from .enums import DispatchMode, LockStatus, SessionFlags, SessionState
+from .enums import DispatchMode, LockStatus, SessionFlags, SessionState, Tls
 from .errors import GenericError, LockError, MessengerError, MsgrError, SessionError
 
 __version__: str = EXPECTED_VERSION or LIBRARY_VERSION
@@ -90,6 +90,7 @@ __all__ = [
     "SessionFlags",
     "SessionManager",
     "SessionState",
+    "Tls",
     "code_name",
     "codes",
     "compute_response",

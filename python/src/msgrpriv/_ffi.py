@@ -74,6 +74,9 @@ class ServiceOptions(Structure):
         ("credentials", CREDENTIAL_CALLBACK),
         ("credentials_user_data", c_void_p),
         ("credentials_destroy", DESTROY_CALLBACK),
+        ("tls", c_int32),
+        ("ca_file", c_char_p),
+        ("xmpp_domain", c_char_p),
     ]
 
 

@@ -52,7 +52,7 @@ from .codes import (
     SR_SESSION_CANCELLED_REMOTE,
     HResult,
 )
-from .enums import DispatchMode, LockStatus, SessionFlags, SessionState, _enum_value
+from .enums import DispatchMode, LockStatus, SessionFlags, SessionState, Tls, _enum_value
 from .errors import GenericError, MsgrError, check, error_for
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -281,12 +281,23 @@ class Service(Managed):
         processes (a change made through any service on it reaches every manager's
         ``app_registered``/``app_unregistered`` within about a tenth of a second);
         ``None`` keeps it in memory.
-    :param xmpp_server: ``"host:port"`` of an XMPP server (an IP literal; plain TCP, so a
-        loopback address only). ``None``: the embedded service.
+    :param xmpp_server: ``"host:port"`` of an XMPP server (an IP literal, ``[...]`` for IPv6,
+        or a host name resolved at each sign-in). ``None``: the embedded service.
     :param credentials: with ``xmpp_server``: called with a sign-in name on the thread that
         signs in; returns its password, or ``None`` to refuse the sign-in
         (SR_AUTHENTICATION_FAILED). An exception counts as ``None``.
     :param xmpp_resource: the resource each client binds (``None``: "msgrpriv").
+    :param tls: how the connection is protected: :attr:`Tls.STARTTLS` (the default; the
+        server must offer STARTTLS and its certificate must verify, otherwise the sign-in
+        fails with SR_NETWORK_CONFIG_FAILURE), :attr:`Tls.DIRECT` (TLS from the first byte)
+        or :attr:`Tls.PLAIN` (plain TCP, to a loopback IP address only: E_INVALIDARG
+        otherwise).
+    :param ca_file: a PEM file of the certificates to trust for the server's certificate,
+        instead of the system's store (``None``). Unreadable or holding no certificate:
+        E_INVALIDARG.
+    :param xmpp_domain: the XMPP domain: the certificate's name and the stream's ``to``; a
+        sign-in name without '@' is completed with it, one at another domain is refused
+        (E_INVALIDARG). ``None``: each sign-in name's own domain.
     :param connect_timeout_ms: how long a sign-in may take (0: 10000 ms).
     :param request_timeout_ms: how long a step may wait for its acknowledgement (0: 10000 ms).
     """
@@ -300,6 +311,9 @@ class Service(Managed):
         xmpp_server: Optional[str] = None,
         credentials: Optional[Callable[[str], Optional[str]]] = None,
         xmpp_resource: Optional[StrLike] = None,
+        tls: Tls = Tls.STARTTLS,
+        ca_file: Union[str, "os.PathLike[str]", None] = None,
+        xmpp_domain: Optional[StrLike] = None,
         connect_timeout_ms: int = 0,
         request_timeout_ms: int = 0,
     ) -> None:
@@ -323,6 +337,9 @@ class Service(Managed):
             opts.server_host = _in_str(host.strip("[]"), "xmpp_server")
             opts.server_port = _in_int(int(port), "xmpp_server port", 1, 65535)
             opts.xmpp_resource = _in_str(xmpp_resource, "xmpp_resource", optional=True)
+            opts.tls = _in_int(tls, "tls", -0x8000_0000, 0x7FFF_FFFF)
+            opts.ca_file = _in_path(ca_file, "ca_file")
+            opts.xmpp_domain = _in_str(xmpp_domain, "xmpp_domain", optional=True)
             opts.connect_timeout_ms = _in_int(connect_timeout_ms, "connect_timeout_ms", 0, 0xFFFF_FFFF)
             opts.request_timeout_ms = _in_int(request_timeout_ms, "request_timeout_ms", 0, 0xFFFF_FFFF)
             self._credentials_cb = _credential_trampoline(credentials)

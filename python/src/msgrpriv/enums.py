@@ -88,6 +88,25 @@ class DispatchMode(IntEnum):
     MSGR_DISPATCH_THREAD = 1
 
 
+class Tls(IntEnum):
+    """MSGR_TLS: how an XMPP service protects its connections (``Service(tls=...)``).
+
+    ``STARTTLS`` (the default): STARTTLS required, the server's certificate verified (against
+    the system's store or ``ca_file``); a server that offers no STARTTLS or whose certificate
+    does not verify refuses the sign-in with SR_NETWORK_CONFIG_FAILURE. ``DIRECT``: TLS from
+    the first byte (XEP-0368), verified the same way. ``PLAIN``: plain TCP, to a loopback IP
+    address only (E_INVALIDARG otherwise).
+    """
+
+    STARTTLS = 0
+    DIRECT = 1
+    PLAIN = 2
+
+    MSGR_TLS_STARTTLS = 0
+    MSGR_TLS_DIRECT = 1
+    MSGR_TLS_PLAIN = 2
+
+
 def _enum_value(cls, value: int):  # type: ignore[no-untyped-def]
     """``cls(value)``, or the plain int when the library sent a value Python does not know."""
     try:
