@@ -1,4 +1,5 @@
-//! Generates `include/msgrpriv.h` with cbindgen and sets the shared library's SONAME.
+//! Generates `include/msgrpriv.h` with cbindgen and, for the CMake build, sets the shared
+//! library's SONAME.
 //!
 //! The header is written only when its content changes, so builds stay incremental. With
 //! `MSGRPRIV_CHECK_HEADER=1` nothing is written: the build fails if the committed header
@@ -32,6 +33,7 @@ fn main() {
         println!("cargo:rerun-if-changed={p}");
     }
     println!("cargo:rerun-if-env-changed=MSGRPRIV_CHECK_HEADER");
+    println!("cargo:rerun-if-env-changed=MSGRPRIV_SET_SONAME");
     let check = env::var("MSGRPRIV_CHECK_HEADER").is_ok_and(|v| v == "1");
     // The header itself is watched only by the check: a build that writes it would otherwise
     // see it changed and run again. (A hand edit survives until the next change of the inputs
@@ -41,7 +43,9 @@ fn main() {
     }
 
     let version = Version::from_env();
-    set_soname(&version);
+    if env::var("MSGRPRIV_SET_SONAME").is_ok_and(|v| v == "1") {
+        set_soname(&version);
+    }
 
     let fresh = generate(&root, &version);
     let path = root.join(HEADER);
@@ -97,8 +101,11 @@ impl Version {
     }
 }
 
-/// Cargo does not give a cdylib a SONAME (install name on macOS); the C build links against
-/// `libmsgrpriv.so.<abi>` through it.
+/// Gives the cdylib the SONAME `libmsgrpriv.so.<abi>` (install name on macOS), which cargo
+/// does not set. Only when asked (`MSGRPRIV_SET_SONAME=1`, set by CMakeLists.txt): the CMake
+/// build copies the library under that name and installs it with its links, while cargo
+/// leaves only `libmsgrpriv.so`, and a program linked against a library with a SONAME looks
+/// for that name when it starts. docs/BUILDING.md, "The library with cargo".
 fn set_soname(v: &Version) {
     let abi = v.abi();
     match env::var("CARGO_CFG_TARGET_OS").unwrap_or_default().as_str() {

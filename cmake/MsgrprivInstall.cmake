@@ -14,10 +14,17 @@
 #   lib/pkgconfig/msgrpriv-static.pc               links libmsgrpriv.a even beside the .so
 #   lib/cmake/msgrpriv/msgrprivConfig.cmake        find_package(msgrpriv CONFIG):
 #   lib/cmake/msgrpriv/msgrprivConfigVersion.cmake   msgrpriv::msgrpriv (shared), msgrpriv::static
+#   share/doc/msgrpriv/LICENSE, CHANGELOG.md       the licence (MIT), the release notes
 #
 # <abi> is MAJOR, or 0.MINOR before 1.0 (MSGRPRIV_ABI, the same rule as build.rs).
 #
-# Components: "runtime" (the shared library and its SONAME link) and "development" (the rest).
+# The installed libraries carry no debug information: `strip -S` runs on both after the copy
+# (MSGRPRIV_INSTALL_DEBUG_INFO=ON keeps it). `cmake --install --strip` also removes the shared
+# library's symbol table (.symtab; the exported .dynsym stays), as CMake does for its own
+# targets; the static library keeps its symbols, which linking needs.
+#
+# Components: "runtime" (the shared library, its SONAME link and the licence) and
+# "development" (the rest).
 # The CMake package is relocatable (paths relative to its own directory); the pkg-config files
 # hold the prefix given at install time (`cmake --install --prefix`, DESTDIR honoured).
 
@@ -52,7 +59,10 @@ file(MAKE_DIRECTORY "${_msgr_stage}")
 file(CREATE_LINK "${MSGRPRIV_SHARED_REAL}" "${_msgr_stage}/${MSGRPRIV_SONAME}" SYMBOLIC)
 file(CREATE_LINK "${MSGRPRIV_SONAME}" "${_msgr_stage}/${_msgr_link_name}" SYMBOLIC)
 
-install(PROGRAMS "${_msgr_cargo_shared}"
+# The shared library is the build tree's copy, the one the C tests ran against: cargo gave it
+# its SONAME for this build (MSGRPRIV_SET_SONAME, see CMakeLists.txt), which a plain
+# `cargo build` into the same target directory does not.
+install(PROGRAMS "${MSGRPRIV_SHARED_LIBRARY}"
   DESTINATION "${CMAKE_INSTALL_LIBDIR}"
   RENAME "${MSGRPRIV_SHARED_REAL}"
   COMPONENT runtime)
@@ -61,6 +71,62 @@ install(FILES "${_msgr_stage}/${MSGRPRIV_SONAME}"
   COMPONENT runtime)
 install(FILES "${_msgr_stage}/${_msgr_link_name}" "${MSGRPRIV_STATIC_LIBRARY}"
   DESTINATION "${CMAKE_INSTALL_LIBDIR}"
+  COMPONENT development)
+
+# ---- stripping ----
+
+option(MSGRPRIV_INSTALL_DEBUG_INFO
+       "install the libraries with their debug information (default: strip -S)" OFF)
+mark_as_advanced(MSGRPRIV_INSTALL_DEBUG_INFO)
+if(APPLE)
+  set(_msgr_strip_all -x)   # what CMake passes for a shared library on macOS
+else()
+  set(_msgr_strip_all "")
+endif()
+# msgr_strip_installed(<file name> <component> <static>): strips the installed file at install
+# time, under DESTDIR and whatever prefix `cmake --install --prefix` gives.
+function(msgr_strip_installed name component static)
+  if(NOT CMAKE_STRIP)
+    message(WARNING "no strip tool (CMAKE_STRIP): the libraries are installed unstripped")
+    return()
+  endif()
+  install(CODE "
+    set(_msgr_dir \"${CMAKE_INSTALL_LIBDIR}\")
+    if(NOT IS_ABSOLUTE \"\${_msgr_dir}\")
+      set(_msgr_dir \"\${CMAKE_INSTALL_PREFIX}/\${_msgr_dir}\")
+    endif()
+    set(_msgr_file \"\$ENV{DESTDIR}\${_msgr_dir}/${name}\")
+    set(_msgr_static ${static})
+    set(_msgr_keep_debug ${MSGRPRIV_INSTALL_DEBUG_INFO})
+    set(_msgr_strip ON)
+    set(_msgr_args \"\")
+    if(CMAKE_INSTALL_DO_STRIP AND NOT _msgr_static)
+      set(_msgr_args \"${_msgr_strip_all}\")
+    elseif(NOT _msgr_keep_debug)
+      set(_msgr_args -S)
+    else()
+      set(_msgr_strip OFF)
+    endif()
+    if(_msgr_strip)
+      message(STATUS \"Stripping: \${_msgr_file} (strip \${_msgr_args})\")
+      execute_process(COMMAND \"${CMAKE_STRIP}\" \${_msgr_args} \"\${_msgr_file}\"
+                      RESULT_VARIABLE _msgr_rc)
+      if(NOT _msgr_rc EQUAL 0)
+        message(FATAL_ERROR \"strip \${_msgr_args} \${_msgr_file}: \${_msgr_rc}\")
+      endif()
+    endif()
+    " COMPONENT ${component})
+endfunction()
+msgr_strip_installed("${MSGRPRIV_SHARED_REAL}" runtime OFF)
+msgr_strip_installed(libmsgrpriv.a development ON)
+
+# ---- the licence and the release notes ----
+
+install(FILES "${CMAKE_CURRENT_SOURCE_DIR}/LICENSE"
+  DESTINATION "${CMAKE_INSTALL_DOCDIR}"
+  COMPONENT runtime)
+install(FILES "${CMAKE_CURRENT_SOURCE_DIR}/CHANGELOG.md"
+  DESTINATION "${CMAKE_INSTALL_DOCDIR}"
   COMPONENT development)
 install(FILES
     "${CMAKE_CURRENT_SOURCE_DIR}/include/msgrpriv.h"

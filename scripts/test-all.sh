@@ -9,7 +9,10 @@
 #      (scripts/rust-asan.sh, its own target directory target/asan)
 #      and the loom model checks of the event queue and the sink lists (scripts/loom.sh, its
 #      own target directory target/loom)
-#   3. the C tests through CMake, three ways: plain, under valgrind, with ASan + UBSan
+#   3. the C tests through CMake, three ways: plain, under valgrind, with ASan + UBSan; then
+#      the library built with cargo alone, release, with and without the xmpp feature: a C
+#      and a C++ program linked against target/release run, and the stripped library is
+#      within its size budget (scripts/cargo-only.sh, scripts/check-size.sh)
 #   4. the Python package's pytest suite (python/run-tests.sh)
 #   5. a bounded fuzzing run of each cargo-fuzz target (scripts/fuzz.sh)
 #
@@ -97,7 +100,7 @@ configure() {
     local dir=$1
     shift
     cmake -S "$root" -B "$dir" "${generator[@]}" --log-level=WARNING \
-        -DCMAKE_BUILD_TYPE="$build_type" "$@"
+        -DCMAKE_BUILD_TYPE="$build_type" -DBUILD_TESTING=ON "$@"
 }
 c_tests() {
     local dir=$1
@@ -141,6 +144,8 @@ if [ "$skip_valgrind" = 0 ]; then
 fi
 step "C tests with AddressSanitizer and UndefinedBehaviorSanitizer" \
     c_tests build/test-all/sanitize -DMSGRPRIV_SANITIZE=address,undefined -DMSGRPRIV_VALGRIND=OFF
+# The release build (the C tests use the dev profile): the cargo-only path and the size budget.
+step "Cargo-only build and the size budget (scripts/cargo-only.sh)" bash scripts/cargo-only.sh
 # The Python package against the library cargo test built (python/run-tests.sh makes a venv).
 step "Python tests (pytest)" env MSGRPRIV_LIBRARY="$root/target/debug/libmsgrpriv.so" \
     bash python/run-tests.sh -q

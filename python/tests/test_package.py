@@ -42,6 +42,18 @@ def test_installed_package_bundles_the_library() -> None:
     assert (PKG / "py.typed").is_file()
 
 
+def test_installed_distribution_carries_the_licence() -> None:
+    if "site-packages" not in str(PKG):
+        pytest.skip("running from a source tree")
+    from importlib import metadata
+
+    dist = metadata.distribution("msgrpriv")
+    licences = [f for f in dist.files or [] if f.name == "LICENSE"]
+    assert licences, "no LICENSE in the installed distribution's metadata"
+    assert "MIT License" in licences[0].read_text(encoding="utf-8")
+    assert "the msgrpriv authors" in licences[0].read_text(encoding="utf-8")
+
+
 def test_py_typed_marker() -> None:
     assert (PKG / "py.typed").is_file()
 

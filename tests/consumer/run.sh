@@ -2,9 +2,10 @@
 # run.sh BUILD_DIR WORK_DIR CMAKE CC CXX GENERATOR VERSION SONAME
 #
 # The install_consumers test (CMakeLists.txt): installs the msgrpriv build BUILD_DIR into a
-# fresh prefix under WORK_DIR, checks the tree (files, SONAME and version links), then builds
-# this directory's consumer programs (consumer.c, consumer_cxx.cpp) against it four ways and
-# runs each:
+# fresh prefix under WORK_DIR, checks the tree (files, SONAME and version links, the licence,
+# no debug information in the libraries), checks that `cmake --install --strip` strips the
+# shared library further, then builds this directory's consumer programs (consumer.c,
+# consumer_cxx.cpp) against it four ways and runs each:
 #
 #   1. pkg-config, shared:   cc app.c $(pkg-config --cflags --libs msgrpriv)
 #   2. pkg-config, static:   cc app.c $(pkg-config --cflags --libs msgrpriv-static)
@@ -58,7 +59,43 @@ for f in "$includedir/msgrpriv.h" "$includedir/msgrpriv.hpp" "$libdir/pkgconfig/
     [ -f "$f" ] || bad "missing $f"
 done
 cmp -s "$includedir/msgrpriv.h" "$here/../../include/msgrpriv.h" || bad "installed msgrpriv.h differs"
-[ "$fail" = 0 ] && echo "ok: $real, $soname -> $real, libmsgrpriv.so -> $soname, headers, .pc, CMake package"
+docdir=$(find "$prefix" -type d -path '*/doc/msgrpriv' | head -n 1)
+if [ -z "$docdir" ]; then
+    bad "no doc/msgrpriv directory installed (CMAKE_INSTALL_DOCDIR)"
+else
+    cmp -s "$docdir/LICENSE" "$here/../../LICENSE" || bad "the licence is not installed as $docdir/LICENSE"
+    cmp -s "$docdir/CHANGELOG.md" "$here/../../CHANGELOG.md" || bad "CHANGELOG.md is not installed in $docdir"
+fi
+for f in "$libdir/$real" "$static_lib"; do
+    # (.debug_gdb_scripts is loaded code's gdb hook, not debug information: strip -S keeps it.)
+    if readelf -S -W "$f" | grep -Eq ' \.debug_(info|line|str|abbrev) '; then
+        bad "$f carries debug information (the install strips it)"
+    fi
+done
+[ "$fail" = 0 ] && echo "ok: $real, $soname -> $real, libmsgrpriv.so -> $soname, headers, .pc, CMake package, LICENSE, no debug information"
+
+step "cmake --install $build --strip --component runtime"
+stripped_prefix=$work/stripped
+if "$cmake" --install "$build" --prefix "$stripped_prefix" --strip --component runtime \
+    >"$work/install-strip.log"; then
+    stripped=$(find "$stripped_prefix" -name "$real" | head -n 1)
+    if [ -z "$stripped" ]; then
+        bad "--strip --component runtime installed no $real"
+    else
+        (cd "$stripped_prefix" && find . -mindepth 1 | sort)
+        if readelf -S -W "$stripped" | grep -q ' \.symtab '; then
+            bad "--strip left the symbol table (.symtab) in $stripped"
+        fi
+        size=$(wc -c <"$stripped") default_size=$(wc -c <"$libdir/$real")
+        [ "$size" -lt "$default_size" ] || bad "--strip had no effect: $size bytes, $default_size without"
+        nm -D --defined-only "$stripped" | grep -q ' msgr_version$' || bad "--strip removed the exported symbols"
+        [ -n "$(find "$stripped_prefix" -path '*/doc/msgrpriv/LICENSE')" ] || bad "the runtime component lacks the licence"
+        echo "ok: $real: $size bytes with --strip, $default_size without; exports kept; LICENSE"
+    fi
+else
+    cat "$work/install-strip.log"
+    bad "cmake --install --strip failed"
+fi
 
 # run_checked NAME EXE shared|static: runs a consumer and checks what it links.
 run_checked() {
