@@ -28,6 +28,15 @@ static void test_library() {
     CHECK_EQ(std::string(e.text()), std::string(msgr_result_text(SR_INVITED_SELF)));
     CHECK_EQ(std::string(e.what()),
              std::string("msgr_session_invite: 0x81000613 ") + msgr_result_text(SR_INVITED_SELF));
+    // An error thrown for a failed call says what the library said of it.
+    try {
+        msgrpriv::compute_lock_response(std::string(257, 'x'), "k");
+        CHECK(false);
+    } catch (const msgrpriv::error &x) {
+        CHECK_EQ(std::string(x.what()),
+                 std::string("msgr_lock_compute_response: challenge: 257 characters, over the limit of 256 "
+                             "(E_INVALIDARG)"));
+    }
     CHECK_EQ(msgrpriv::check(S_FALSE, "x"), S_FALSE);
     EXPECT_THROW_CODE(E_FAIL, msgrpriv::check(E_FAIL, "x"));
 }

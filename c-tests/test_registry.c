@@ -145,8 +145,8 @@ static void test_limits_and_codes(void) {
     CHECK_HR(E_INVALIDARG, msgr_session_manager_register_application(w.ma, TU_APP, "n", "u", p261, 0));
     CHECK_HR(E_INVALIDARG, msgr_session_manager_register_application(w.ma, TU_APP, "n", "u", "bin/sh", 0));
     CHECK_HR(E_INVALIDARG, msgr_session_manager_register_application(w.ma, TU_APP, "n", "u", "./sh", 0));
-    CHECK_HR(E_FAIL, msgr_session_manager_register_application(w.ma, TU_APP, "n", "u", "/no/such/dir/app", 0));
-    CHECK_HR(E_FAIL, msgr_session_manager_register_application(w.ma, TU_APP, "n", "u", missing260, 0));
+    CHECK_HR(E_FILE_NOT_FOUND, msgr_session_manager_register_application(w.ma, TU_APP, "n", "u", "/no/such/dir/app", 0));
+    CHECK_HR(E_FILE_NOT_FOUND, msgr_session_manager_register_application(w.ma, TU_APP, "n", "u", missing260, 0));
     /* Control characters would break the listing's lines. */
     CHECK_HR(E_INVALIDARG, msgr_session_manager_register_application(w.ma, TU_APP, "a\tb", "u", "", 0));
     CHECK_HR(E_INVALIDARG, msgr_session_manager_register_application(w.ma, TU_APP, "a\nb", "u", "", 0));

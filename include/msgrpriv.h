@@ -134,6 +134,10 @@ typedef int32_t MSGR_HRESULT;
 #if !defined(E_INVALIDARG)
 #define E_INVALIDARG ((MSGR_HRESULT)0x80070057)
 #endif
+/** The file does not exist (HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND)). */
+#if !defined(E_FILE_NOT_FOUND)
+#define E_FILE_NOT_FOUND ((MSGR_HRESULT)0x80070002)
+#endif
 /** The output buffer is NULL or too small; *needed holds the size required. */
 #if !defined(E_INSUFFICIENT_BUFFER)
 #define E_INSUFFICIENT_BUFFER ((MSGR_HRESULT)0x8007007A)
@@ -147,9 +151,9 @@ typedef int32_t MSGR_HRESULT;
 
 /** Lock and Key is not initialized: the client is not signed in yet. */
 #define MSGR_E_API_NOTINITIALIZED ((MSGR_HRESULT)0x81000751)
-/** The session manager is locked: complete the Lock and Key exchange first. */
+/** The session manager is locked: request a challenge (msgr_session_manager_request_challenge) and send its response (msgr_session_manager_send_response) first. */
 #define MSGR_E_API_LOCKED ((MSGR_HRESULT)0x81000752)
-/** The unlock failed; only one challenge is allowed per sign-in. */
+/** The unlock failed; a sign-in allows one challenge: sign out and in again to try again. */
 #define MSGR_E_API_UNLOCK_FAILED ((MSGR_HRESULT)0x81000753)
 /** The session manager is already unlocked. */
 #define MSGR_E_API_ALREADY_UNLOCKED ((MSGR_HRESULT)0x81000754)
@@ -804,6 +808,25 @@ MSGR_API const char *msgr_version(void);
 MSGR_API const char *msgr_result_text(MSGR_HRESULT hr);
 
 /**
+ * Returns this thread's last error: what the last call that failed on this thread
+ * returned and why, as "function: detail (CODE)", for example
+ * `msgr_session_manager_register_application: guid: "abc" is not a GUID: expected
+ * {XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX} with hex digits (E_INVALIDARG)`. The detail names
+ * the argument (as the header names the parameter) and the form expected, or the step to
+ * take next; when there is no more to say it is the code's text (msgr_result_text()).
+ *
+ * Calls that succeed leave it as it is: read it right after a call returned a failure
+ * code. Each thread has its own; a callback's failed calls are the callback thread's.
+ *
+ * May be called from any thread, at any time.
+ *
+ * @return a NUL-terminated UTF-8 string owned by the library, valid on this thread until
+ *         the next call that fails on it; "" when no call has failed on this thread. Never
+ *         NULL, never to be freed.
+ */
+MSGR_API const char *msgr_last_error(void);
+
+/**
  * Computes the Lock and Key response to a challenge: MD5 of the challenge immediately
  * followed by the key, as 32 lowercase hex digits. The application sends it with
  * msgr_session_manager_send_response() after OnLockChallenge gave it the challenge.
@@ -1323,7 +1346,8 @@ MSGR_HRESULT msgr_session_manager_get_launching_session(msgr_session_manager *ma
  * @param flags  Must be 0.
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for bad flags, a
  *         malformed GUID, an over-limit or invalid UTF-8 string, a relative path;
- *         E_FAIL when the path does not exist; SR_APP_ALREADY_REGISTERED;
+ *         E_FILE_NOT_FOUND when the path does not exist (E_FAIL when it cannot be
+ *         examined); SR_APP_ALREADY_REGISTERED;
  *         REGDB_E_WRITEREGDB when the registry file cannot be written.
  */
 MSGR_API

@@ -87,7 +87,9 @@ inline const char *result_text(MSGR_HRESULT hr) noexcept { return msgr_result_te
  */
 class error : public std::runtime_error {
 public:
-    /** An error for `code` returned by the C function named `function` (a static string). */
+    /** An error for `code` returned by the C function named `function` (a static string),
+     *  just now on this thread: what() is that call's msgr_last_error() text, which names
+     *  the argument and the form expected ("msgr_session_invite: ... (E_INVALIDARG)"). */
     error(MSGR_HRESULT code, const char *function)
         : std::runtime_error(describe(code, function)), code_(code), function_(function) {}
 
@@ -100,11 +102,15 @@ public:
 
 private:
     static std::string describe(MSGR_HRESULT code, const char *function) {
+        const std::string name = function ? function : "msgrpriv";
+        const std::string last = msgr_last_error();
+        if (function && last.compare(0, name.size() + 1, name + ":") == 0) {
+            return last;
+        }
         char hex[16];
         std::snprintf(hex, sizeof hex, "0x%08lX",
                       static_cast<unsigned long>(static_cast<std::uint32_t>(code)));
-        return std::string(function ? function : "msgrpriv") + ": " + hex + " " +
-               msgr_result_text(code);
+        return name + ": " + hex + " " + msgr_result_text(code);
     }
 
     MSGR_HRESULT code_;

@@ -93,11 +93,12 @@ codes! {
     E_HANDLE = 0x8007_0006, "generic", "The handle is stale, released, forged or of the wrong kind.";
     E_OUTOFMEMORY = 0x8007_000E, "generic", "Out of memory.";
     E_INVALIDARG = 0x8007_0057, "generic", "An argument is invalid: bad value, invalid UTF-8 or over its limit.";
+    E_FILE_NOT_FOUND = 0x8007_0002, "generic", "The file does not exist (HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND)).";
     E_INSUFFICIENT_BUFFER = 0x8007_007A, "generic", "The output buffer is NULL or too small; *needed holds the size required.";
     REGDB_E_WRITEREGDB = 0x8004_0151, "generic", "The application registry could not be written.";
     MSGR_E_API_NOTINITIALIZED = 0x8100_0751, "lock", "Lock and Key is not initialized: the client is not signed in yet.";
-    MSGR_E_API_LOCKED = 0x8100_0752, "lock", "The session manager is locked: complete the Lock and Key exchange first.";
-    MSGR_E_API_UNLOCK_FAILED = 0x8100_0753, "lock", "The unlock failed; only one challenge is allowed per sign-in.";
+    MSGR_E_API_LOCKED = 0x8100_0752, "lock", "The session manager is locked: request a challenge (msgr_session_manager_request_challenge) and send its response (msgr_session_manager_send_response) first.";
+    MSGR_E_API_UNLOCK_FAILED = 0x8100_0753, "lock", "The unlock failed; a sign-in allows one challenge: sign out and in again to try again.";
     MSGR_E_API_ALREADY_UNLOCKED = 0x8100_0754, "lock", "The session manager is already unlocked.";
     MSGR_E_API_PENDING_UNLOCK = 0x8100_0755, "lock", "A challenge is already pending; send its response first.";
     MSGR_E_API_DISABLED = 0x8100_0756, "lock", "Lock and Key is not in force on this service.";

@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod detail;
 mod dispatch;
 pub mod error;
 mod event;

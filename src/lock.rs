@@ -9,6 +9,7 @@
 //! status through a closure the manager passes, so that the announcements are queued in the
 //! order of the transitions.
 
+use crate::detail::detail;
 use crate::error::{
     Result, E_INVALIDARG, MSGR_E_API_ALREADY_UNLOCKED, MSGR_E_API_DISABLED, MSGR_E_API_LOCKED,
     MSGR_E_API_NOTINITIALIZED, MSGR_E_API_PENDING_UNLOCK, MSGR_E_API_UNLOCK_FAILED,
@@ -147,11 +148,13 @@ impl LockCell {
     /// connection enforces Lock and Key and open when it does not.
     pub(crate) fn gate(&self, connection: Connection) -> Result<()> {
         if !connection.signed_in() {
+            detail!("the client is signed out: msgr_client_sign_in() first");
             return Err(MSGR_E_NOT_LOGGED_ON);
         }
         let d = self.data.lock();
         if d.epoch != connection.epoch {
             return if connection.enforced {
+                locked(d.status);
                 Err(MSGR_E_API_LOCKED)
             } else {
                 Ok(())
@@ -159,8 +162,14 @@ impl LockCell {
         }
         match d.status {
             LockStatus::Unlocked | LockStatus::Disabled => Ok(()),
-            LockStatus::NotInitialized => Err(MSGR_E_NOT_LOGGED_ON),
-            _ => Err(MSGR_E_API_LOCKED),
+            LockStatus::NotInitialized => {
+                detail!("the client is signed out: msgr_client_sign_in() first");
+                Err(MSGR_E_NOT_LOGGED_ON)
+            }
+            status => {
+                locked(status);
+                Err(MSGR_E_API_LOCKED)
+            }
         }
     }
 
@@ -204,10 +213,16 @@ impl LockCell {
         let mut d = self.data.lock();
         match d.status {
             LockStatus::NotInitialized => return Err(MSGR_E_API_NOTINITIALIZED),
-            LockStatus::PendingResult => return Err(MSGR_E_API_PENDING_UNLOCK),
+            LockStatus::PendingResult => {
+                detail!("a challenge is pending: answer its OnLockChallenge with msgr_session_manager_send_response(), then wait for OnLockResult");
+                return Err(MSGR_E_API_PENDING_UNLOCK);
+            }
             LockStatus::Unlocked => return Err(MSGR_E_API_ALREADY_UNLOCKED),
             LockStatus::Disabled => return Err(MSGR_E_API_DISABLED),
-            LockStatus::UnlockFailed => return Err(MSGR_E_API_UNLOCK_FAILED),
+            LockStatus::UnlockFailed => {
+                unlock_failed();
+                return Err(MSGR_E_API_UNLOCK_FAILED);
+            }
             LockStatus::Initialized => {}
         }
         d.status = LockStatus::PendingResult;
@@ -263,9 +278,14 @@ impl LockCell {
             LockStatus::PendingResult => {}
         }
         if d.challenge.is_none() {
+            detail!("no challenge has arrived yet: wait for OnLockChallenge (dispatch), then send its response");
             return Err(MSGR_E_API_LOCKED);
         }
         if cookie != d.cookie {
+            detail!(
+                "cookie: {cookie}, but the pending challenge's cookie is {} (from OnLockChallenge)",
+                d.cookie
+            );
             return Err(E_INVALIDARG);
         }
         d.step += 1;
@@ -297,6 +317,25 @@ impl LockCell {
     }
 }
 
+/// Notes what a locked manager's caller can do next, given its status.
+#[cold]
+fn locked(status: LockStatus) {
+    match status {
+        LockStatus::PendingResult => detail!(
+            "the manager is locked, an unlock under way: wait for OnLockResult (dispatch)"
+        ),
+        LockStatus::UnlockFailed => unlock_failed(),
+        _ => detail!(
+            "the manager is locked: unlock it first (msgr_session_manager_request_challenge(), then msgr_session_manager_send_response() with the response to OnLockChallenge's challenge)"
+        ),
+    }
+}
+
+#[cold]
+fn unlock_failed() {
+    detail!("the unlock failed, and a sign-in allows one challenge: sign out and in again (msgr_client_sign_out(), msgr_client_sign_in()) to try again");
+}
+
 /// A service's Lock and Key application ID/key pairs. Lock and Key is in force while it holds
 /// one; responses are checked in constant time.
 #[derive(Default)]
@@ -306,12 +345,13 @@ impl AppKeys {
     /// Adds (or replaces) a pair. E_INVALIDARG for an empty or over-long ID or key.
     pub(crate) fn add(&self, app_id: &str, key: &str) -> crate::error::Result<()> {
         use crate::error::E_INVALIDARG;
-        use crate::types::{check_chars, limits};
-        for s in [app_id, key] {
+        use crate::types::limits;
+        for (name, s) in [("app_id", app_id), ("key", key)] {
             if s.is_empty() || s.contains('\0') {
+                detail!("{name}: empty or holding a NUL character");
                 return Err(E_INVALIDARG);
             }
-            check_chars(s, limits::LOCK_FIELD_CHARS, E_INVALIDARG)?;
+            crate::types::check_arg(name, s, limits::LOCK_FIELD_CHARS, E_INVALIDARG)?;
         }
         self.0.lock().insert(app_id.to_owned(), key.to_owned());
         Ok(())

@@ -72,12 +72,13 @@
 //! refused, never followed (symbolic links in the *directories* leading to it are followed as
 //! usual).
 
+use crate::detail::detail;
 use crate::error::{
-    Result, E_FAIL, E_INVALIDARG, REGDB_E_WRITEREGDB, SR_APP_ALREADY_REGISTERED,
+    Result, E_FAIL, E_FILE_NOT_FOUND, E_INVALIDARG, REGDB_E_WRITEREGDB, SR_APP_ALREADY_REGISTERED,
     SR_APP_NOT_REGISTERED,
 };
 use crate::locks::Mutex;
-use crate::types::{check_chars, limits, normalize_guid};
+use crate::types::{check_arg, check_chars, limits, normalize_guid};
 use crate::watch::{Poll, Watcher};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -228,23 +229,32 @@ impl AppRegistry {
         flags: u32,
     ) -> Result<()> {
         if flags != 0 {
+            detail!("flags: {flags}, must be 0");
             return Err(E_INVALIDARG);
         }
         let guid = normalize_guid(guid)?;
-        for s in [name, url, path] {
+        for (arg, s) in [("name", name), ("url", url), ("path", path)] {
             if s.as_bytes().contains(&0) {
+                detail!("{arg}: holds a NUL character");
                 return Err(E_INVALIDARG);
             }
         }
-        check_chars(name, limits::APP_NAME_CHARS, E_INVALIDARG)?;
-        check_chars(url, limits::APP_URL_CHARS, E_INVALIDARG)?;
-        check_chars(path, limits::APP_PATH_CHARS, E_INVALIDARG)?;
+        check_arg("name", name, limits::APP_NAME_CHARS, E_INVALIDARG)?;
+        check_arg("url", url, limits::APP_URL_CHARS, E_INVALIDARG)?;
+        check_arg("path", path, limits::APP_PATH_CHARS, E_INVALIDARG)?;
         if !path.is_empty() {
             if !Path::new(path).is_absolute() {
+                detail!("path: {path:?} is relative: an absolute path is required");
                 return Err(E_INVALIDARG);
             }
-            if std::fs::metadata(path).is_err() {
-                return Err(E_FAIL);
+            if let Err(e) = std::fs::metadata(path) {
+                return Err(if e.kind() == std::io::ErrorKind::NotFound {
+                    detail!("path: {path:?} does not exist");
+                    E_FILE_NOT_FOUND
+                } else {
+                    detail!("path: {path:?} cannot be examined: {e}");
+                    E_FAIL
+                });
             }
         }
         let entry = AppEntry {
@@ -255,6 +265,10 @@ impl AppRegistry {
         };
         self.change(Change::Registered, &guid, Some(&entry), |apps| {
             if apps.contains_key(&entry.guid) {
+                detail!(
+                    "guid: {} is registered already: unregister it first to change its name, URL or path",
+                    entry.guid
+                );
                 return Err(SR_APP_ALREADY_REGISTERED);
             }
             apps.insert(entry.guid.clone(), entry.clone());
@@ -272,7 +286,10 @@ impl AppRegistry {
         self.change(Change::Unregistered, &guid, None, |apps| {
             match apps.remove(&guid) {
                 Some(_) => Ok(()),
-                None => Err(SR_APP_NOT_REGISTERED),
+                None => {
+                    detail!("guid: {guid} is not registered");
+                    Err(SR_APP_NOT_REGISTERED)
+                }
             }
         })
     }
@@ -1270,7 +1287,7 @@ mod tests {
         // 5. missing path.
         assert_eq!(
             r.register(G1, "n", "u", "/no/such/msgrpriv/file", 0),
-            Err(E_FAIL)
+            Err(E_FILE_NOT_FOUND)
         );
         assert!(r.list().is_empty(), "nothing changed");
         // At the limits is fine.
@@ -1284,7 +1301,7 @@ mod tests {
         // ... but comes after the path check.
         assert_eq!(
             r.register(G1, "n", "u", "/no/such/msgrpriv/file", 0),
-            Err(E_FAIL)
+            Err(E_FILE_NOT_FOUND)
         );
         assert_eq!(r.get(G1).unwrap().name, name, "unchanged");
         // unregister codes.

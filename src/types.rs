@@ -1,5 +1,6 @@
 //! The documented enumerations, limits and the small value types shared by the core.
 
+use crate::detail::detail;
 use crate::error::{Hr, Result, E_INVALIDARG};
 use std::fmt;
 use std::sync::Arc;
@@ -117,6 +118,7 @@ impl Text {
     /// Makes a `Text`; fails with E_INVALIDARG when `s` contains a NUL character.
     pub fn new(s: &str) -> Result<Self> {
         if s.as_bytes().contains(&0) {
+            detail!("a string holds a NUL character");
             return Err(E_INVALIDARG);
         }
         let mut owned = String::with_capacity(s.len() + 1);
@@ -170,19 +172,42 @@ pub fn check_chars(s: &str, max: usize, over: Hr) -> Result<()> {
     }
 }
 
+/// [`check_chars`] of the argument `arg`, noting the detail when it is over the limit.
+pub fn check_arg(arg: &str, s: &str, max: usize, over: Hr) -> Result<()> {
+    check_chars(s, max, over).inspect_err(|_| {
+        detail!(
+            "{arg}: {} characters, over the limit of {max}",
+            s.chars().count()
+        )
+    })
+}
+
 /// Checks a sign-in name: 1 to 256 characters, no NUL.
 pub fn check_sign_in_name(name: &str) -> Result<()> {
     if name.is_empty() || name.contains('\0') || name.trim() != name {
+        detail!("the sign-in name {name:?} is empty, holds a NUL or has spaces around it");
         return Err(E_INVALIDARG);
     }
-    check_chars(name, limits::SIGN_IN_NAME_CHARS, E_INVALIDARG)
+    check_arg(
+        "the sign-in name",
+        name,
+        limits::SIGN_IN_NAME_CHARS,
+        E_INVALIDARG,
+    )
 }
 
 /// Validates optional application data (Invite/Accept/Decline/Cancel): at most 512 bytes.
 pub fn app_data(data: Option<&str>) -> Result<Option<Text>> {
     match data {
         None => Ok(None),
-        Some(d) if d.len() > limits::APP_DATA_BYTES => Err(E_INVALIDARG),
+        Some(d) if d.len() > limits::APP_DATA_BYTES => {
+            detail!(
+                "app_data: {} bytes (UTF-8), over the limit of {}",
+                d.len(),
+                limits::APP_DATA_BYTES
+            );
+            Err(E_INVALIDARG)
+        }
         Some(d) => Text::new(d).map(Some),
     }
 }
@@ -193,6 +218,9 @@ pub fn normalize_guid(s: &str) -> Result<String> {
     if is_guid(s) {
         Ok(s.to_ascii_uppercase())
     } else {
+        detail!(
+            "guid: {s:?} is not a GUID: expected {{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}}, hex digits in braces"
+        );
         Err(E_INVALIDARG)
     }
 }

@@ -57,7 +57,7 @@ fn register_application_rules() {
     );
     assert_eq!(
         m.register_application(APP, "n", "u", "/no/such/dir/app", 0),
-        Err(E_FAIL)
+        Err(E_FILE_NOT_FOUND)
     );
     assert!(m.applications().unwrap().is_empty());
     m.register_application(&APP.to_lowercase(), &"n".repeat(256), "u", "/bin/sh", 0)

@@ -3,7 +3,8 @@
 #![cfg(unix)]
 
 use msgrpriv::error::{
-    E_FAIL, E_INVALIDARG, REGDB_E_WRITEREGDB, SR_APP_ALREADY_REGISTERED, SR_APP_NOT_REGISTERED,
+    E_FAIL, E_FILE_NOT_FOUND, E_INVALIDARG, REGDB_E_WRITEREGDB, SR_APP_ALREADY_REGISTERED,
+    SR_APP_NOT_REGISTERED,
 };
 use msgrpriv::registry::*;
 use std::collections::BTreeSet;
@@ -118,7 +119,7 @@ fn persists_across_reopen() {
     );
     assert_eq!(
         r.register(&guid(1, 9), "x", "", "/no/such/msgrpriv/exe", 0),
-        Err(E_FAIL)
+        Err(E_FILE_NOT_FOUND)
     );
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
@@ -500,7 +501,7 @@ impl RegistryListener for Counter {
 }
 
 #[test]
-fn listeners_hear_changes_made_through_their_object_only() {
+fn listeners_hear_their_objects_changes_at_once_and_the_others_through_the_file() {
     let dir = TempDir::new("listeners");
     let path = dir.join("apps.json");
     let a = AppRegistry::open(&path).unwrap();
@@ -512,13 +513,34 @@ fn listeners_hear_changes_made_through_their_object_only() {
     let wb: std::sync::Weak<dyn RegistryListener> =
         Arc::downgrade(&(cb.clone() as Arc<dyn RegistryListener>));
     a.subscribe(wa);
-    b.subscribe(wb);
     a.register(&guid(8, 1), "x", "", "", 0).unwrap();
     a.unregister(&guid(8, 1)).unwrap();
-    assert_eq!(b.register(&guid(8, 2), "x", "", "", 1), Err(E_INVALIDARG));
+    // Through the object: at once, on the caller's thread.
     assert_eq!(ca.registered.load(Ordering::SeqCst), 1);
     assert_eq!(ca.unregistered.load(Ordering::SeqCst), 1);
-    assert_eq!(cb.registered.load(Ordering::SeqCst), 0);
+    // (b's listener comes after: b has nothing to announce of a change undone before.)
+    b.subscribe(wb);
+    assert_eq!(b.register(&guid(8, 2), "x", "", "", 1), Err(E_INVALIDARG));
+    b.register(&guid(8, 2), "x", "", "", 0).unwrap();
+    assert_eq!(cb.registered.load(Ordering::SeqCst), 1);
+    // Through the file: once, after a check of it (WATCH_PERIOD).
+    let start = std::time::Instant::now();
+    while ca.registered.load(Ordering::SeqCst) < 2 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "never announced"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(msgrpriv::registry::WATCH_PERIOD * 3);
+    assert_eq!(ca.registered.load(Ordering::SeqCst), 2);
+    assert_eq!(ca.unregistered.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        cb.registered.load(Ordering::SeqCst),
+        1,
+        "b's own change, once"
+    );
+    assert_eq!(cb.unregistered.load(Ordering::SeqCst), 0);
 }
 
 const RACE_PATH: &str = "MSGRPRIV_REGFILE_RACE_PATH";

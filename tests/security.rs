@@ -963,7 +963,7 @@ fn accepted_session_launches_a_nasty_path_directly() {
     }
     assert_eq!(
         w.ma.register_application(APP, "n", "u", "/no/such/prog", 0),
-        Err(E_FAIL)
+        Err(E_FILE_NOT_FOUND)
     );
     w.register_app(prog.to_str().unwrap());
     let (_a, b) = w.connected();

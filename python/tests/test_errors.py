@@ -205,10 +205,16 @@ def test_generic_errors_from_the_library(app_world: World) -> None:
     assert ei.value.name == "E_INVALIDARG"
     with pytest.raises(GenericError) as ei:
         w.ma.register_application("{AAAAAAAA-2222-3333-4444-555555555555}", "n", "u", "/no/such/file")
-    assert ei.value.name == "E_FAIL"
+    assert ei.value.name == "E_FILE_NOT_FOUND"
+    assert ei.value.detail == (
+        'msgr_session_manager_register_application: path: "/no/such/file" does not exist'
+        " (E_FILE_NOT_FOUND)"
+    )
     with pytest.raises(GenericError) as ei:
         w.ma.register_application("{AAAAAAAA-2222-3333-4444-555555555555}", "n", "u", None, 1)
     assert ei.value.name == "E_INVALIDARG"
+    assert ei.value.detail == "msgr_session_manager_register_application: flags: 1, must be 0 (E_INVALIDARG)"
+    assert "[msgr_session_manager_register_application: flags: 1, must be 0" in str(ei.value)
 
 
 def test_registry_write_error(tmp_path: "pytest.TempPathFactory") -> None:

@@ -71,7 +71,7 @@ pub(crate) unsafe fn advise_manager<F: Copy + Send + Sync + 'static>(
     make: MakeCallback<F, ManagerEvent>,
 ) -> Result<Hr> {
     let ud = UserData::new(user_data, destroy);
-    out_ptr(cookie)?;
+    out_ptr(cookie, "cookie")?;
     let cb = callback.ok_or(E_POINTER)?;
     let m: Arc<SessionManager> = handles::get(manager)?;
     let c = m.advise_boxed(kind, make(cb, ud, manager as usize))?;
@@ -90,7 +90,7 @@ pub(crate) unsafe fn advise_session<F: Copy + Send + Sync + 'static>(
     make: MakeCallback<F, SessionEvent>,
 ) -> Result<Hr> {
     let ud = UserData::new(user_data, destroy);
-    out_ptr(cookie)?;
+    out_ptr(cookie, "cookie")?;
     let cb = callback.ok_or(E_POINTER)?;
     let s: Arc<SessionCore> = handles::get(session)?;
     let c = Session(s).advise_boxed(kind, make(cb, ud, session as usize))?;

@@ -10,7 +10,7 @@ use crate::client::Client;
 use crate::dispatch::DispatchMode;
 use crate::error::{Hr, E_INVALIDARG, S_OK};
 use crate::launcher::{LaunchRequest, Launcher, ProcessLauncher};
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,10 +59,10 @@ pub unsafe extern "C" fn msgr_client_create(
     dispatch_mode: i32,
     out_client: *mut *mut msgr_client,
 ) -> MSGR_HRESULT {
-    guard(|| {
-        out_ptr(out_client)?;
+    guard(c"msgr_client_create", || {
+        out_ptr(out_client, "out_client")?;
         let svc: Arc<ServiceHandle> = handles::get(service)?;
-        let name = in_str(sign_in_name)?;
+        let name = in_str(sign_in_name, "sign_in_name")?;
         let mode = match dispatch_mode {
             0 => DispatchMode::Manual,
             1 => DispatchMode::Thread,
@@ -71,7 +71,7 @@ pub unsafe extern "C" fn msgr_client_create(
         let client = Client::new(Arc::clone(&svc.service), name, mode)?;
         match handles::insert::<msgr_client, Client>(Arc::new(client.clone())) {
             Ok(h) => {
-                out(out_client, h)?;
+                out(out_client, "out_client", h)?;
                 Ok(S_OK)
             }
             Err(e) => {
@@ -83,10 +83,11 @@ pub unsafe extern "C" fn msgr_client_create(
 }
 
 fn with_client(
+    name: &'static CStr,
     client: *mut msgr_client,
     f: impl FnOnce(&Client) -> crate::Result<Hr>,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(name, || {
         let c: Arc<Client> = handles::get(client)?;
         f(&c)
     })
@@ -99,7 +100,9 @@ fn with_client(
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_NOT_LOGGED_ON when not signed in.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_client_sign_out(client: *mut msgr_client) -> MSGR_HRESULT {
-    with_client(client, |c| c.sign_out().map(|_| S_OK))
+    with_client(c"msgr_client_sign_out", client, |c| {
+        c.sign_out().map(|_| S_OK)
+    })
 }
 
 /// Signs in again: every manager is locked again and gets OnLockEnable and
@@ -110,7 +113,9 @@ pub unsafe extern "C" fn msgr_client_sign_out(client: *mut msgr_client) -> MSGR_
 ///         msgr_client_shutdown().
 #[no_mangle]
 pub unsafe extern "C" fn msgr_client_sign_in(client: *mut msgr_client) -> MSGR_HRESULT {
-    with_client(client, |c| c.sign_in().map(|_| S_OK))
+    with_client(c"msgr_client_sign_in", client, |c| {
+        c.sign_in().map(|_| S_OK)
+    })
 }
 
 /// Shuts the client down: signs out if needed, then OnAppShutdown is queued as the last
@@ -119,7 +124,9 @@ pub unsafe extern "C" fn msgr_client_sign_in(client: *mut msgr_client) -> MSGR_H
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_SERVER_SHUTDOWN when already shut down.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_client_shutdown(client: *mut msgr_client) -> MSGR_HRESULT {
-    with_client(client, |c| c.shutdown().map(|_| S_OK))
+    with_client(c"msgr_client_shutdown", client, |c| {
+        c.shutdown().map(|_| S_OK)
+    })
 }
 
 /// Destroys the client: signs out (the other parties' sessions end with
@@ -130,7 +137,7 @@ pub unsafe extern "C" fn msgr_client_shutdown(client: *mut msgr_client) -> MSGR_
 /// @return S_OK; E_HANDLE for a stale or wrong-kind handle.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_client_destroy(client: *mut msgr_client) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_client_destroy", || {
         if let Some(c) = handles::remove::<msgr_client, Client>(client)? {
             c.destroy();
         }
@@ -151,11 +158,11 @@ pub unsafe extern "C" fn msgr_client_dispatch(
     timeout_ms: u32,
     dispatched: *mut u32,
 ) -> MSGR_HRESULT {
-    with_client(client, |c| {
-        out_ptr(dispatched)?;
+    with_client(c"msgr_client_dispatch", client, |c| {
+        out_ptr(dispatched, "dispatched")?;
         let t = (timeout_ms != MSGR_INFINITE).then(|| Duration::from_millis(timeout_ms.into()));
         let n = c.dispatch(t)?;
-        out(dispatched, n)?;
+        out(dispatched, "dispatched", n)?;
         Ok(S_OK)
     })
 }
@@ -171,10 +178,10 @@ pub unsafe extern "C" fn msgr_client_event_fd(
     client: *mut msgr_client,
     fd: *mut i32,
 ) -> MSGR_HRESULT {
-    with_client(client, |c| {
-        out_ptr(fd)?;
+    with_client(c"msgr_client_event_fd", client, |c| {
+        out_ptr(fd, "fd")?;
         let v = c.event_fd()?;
-        out(fd, v)?;
+        out(fd, "fd", v)?;
         Ok(S_OK)
     })
 }
@@ -227,7 +234,7 @@ pub unsafe extern "C" fn msgr_client_set_launcher(
     callback: msgr_launch_callback,
     user_data: *mut c_void,
 ) -> MSGR_HRESULT {
-    with_client(client, |c| {
+    with_client(c"msgr_client_set_launcher", client, |c| {
         let l: Arc<dyn Launcher> = match callback {
             Some(cb) => Arc::new(CLauncher {
                 callback: cb,

@@ -750,19 +750,41 @@ fn watch_forks() {
 pub(crate) trait Opaque {
     /// The kind of object behind handles of this type.
     const KIND: Kind;
+    /// The C type's name, for the detail of a refused handle.
+    const NAME: &'static str;
 }
 
 impl Opaque for super::msgr_service {
     const KIND: Kind = Kind::Service;
+    const NAME: &'static str = "msgr_service";
 }
 impl Opaque for super::msgr_client {
     const KIND: Kind = Kind::Client;
+    const NAME: &'static str = "msgr_client";
 }
 impl Opaque for super::msgr_session_manager {
     const KIND: Kind = Kind::SessionManager;
+    const NAME: &'static str = "msgr_session_manager";
 }
 impl Opaque for super::msgr_session {
     const KIND: Kind = Kind::Session;
+    const NAME: &'static str = "msgr_session";
+}
+
+/// Notes why a handle of type `H` was refused with `hr` (see `crate::detail`).
+#[cold]
+fn refused<H: Opaque>(hr: &Hr) {
+    let name = H::NAME;
+    match *hr {
+        E_POINTER => crate::detail::detail!("the {name} handle is NULL"),
+        E_HANDLE => crate::detail::detail!(
+            "not a live {name} handle: released, destroyed, forged or of another kind"
+        ),
+        E_INHERITED => crate::detail::detail!(
+            "the {name} handle was inherited across fork(): it belongs to the parent process"
+        ),
+        _ => {}
+    }
 }
 
 // Typed front ends over the process's table: the handle's C type fixes the kind.
@@ -774,13 +796,15 @@ pub(crate) fn with<H: Opaque, T: Any + Send + Sync, R>(
     h: *const H,
     f: impl FnOnce(&T) -> R,
 ) -> Result<R> {
-    table().with(h as Token, H::KIND, f)
+    table()
+        .with(h as Token, H::KIND, f)
+        .inspect_err(refused::<H>)
 }
 
 /// The object behind handle `h` (see [`HandleTable::get`]).
 #[inline]
 pub(crate) fn get<H: Opaque, T: Any + Send + Sync>(h: *const H) -> Result<Arc<T>> {
-    table().get(h as Token, H::KIND)
+    table().get(h as Token, H::KIND).inspect_err(refused::<H>)
 }
 
 /// A new handle with one reference for an object not yet in the table.
@@ -796,7 +820,9 @@ pub(crate) fn acquire<H: Opaque, T: Any + Send + Sync>(obj: &Arc<T>) -> Result<*
 
 /// One more reference to `h`; returns the new count.
 pub(crate) fn add_ref<H: Opaque>(h: *const H) -> Result<u32> {
-    table().add_ref(h as Token, H::KIND)
+    table()
+        .add_ref(h as Token, H::KIND)
+        .inspect_err(refused::<H>)
 }
 
 /// One reference less to `h`; the object when it was the last. Releasing NULL does nothing
@@ -809,7 +835,7 @@ pub(crate) fn release<H: Opaque, T: Any + Send + Sync>(h: *const H) -> Result<Op
     }
     match table().release(h as Token, H::KIND) {
         Err(E_INHERITED) => Ok(None),
-        r => r,
+        r => r.inspect_err(refused::<H>),
     }
 }
 
@@ -827,7 +853,7 @@ pub(crate) fn remove<H: Opaque, T: Any + Send + Sync>(h: *const H) -> Result<Opt
     }
     match table().remove(h as Token, H::KIND) {
         Err(E_INHERITED) => Ok(None),
-        r => r.map(Some),
+        r => r.map(Some).inspect_err(refused::<H>),
     }
 }
 

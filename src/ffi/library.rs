@@ -76,12 +76,32 @@ pub extern "C" fn msgr_version() -> *const c_char {
 /// @return a static NUL-terminated string; never NULL, never to be freed.
 #[no_mangle]
 pub extern "C" fn msgr_result_text(hr: MSGR_HRESULT) -> *const c_char {
-    guard_or(UNKNOWN.as_ptr(), || {
+    guard_or(c"msgr_result_text", UNKNOWN.as_ptr(), || {
         match CODES.iter().position(|c| c.code == Hr(hr)) {
             Some(i) => texts()[i].as_ptr(),
             None => UNKNOWN.as_ptr(),
         }
     })
+}
+
+/// Returns this thread's last error: what the last call that failed on this thread
+/// returned and why, as "function: detail (CODE)", for example
+/// `msgr_session_manager_register_application: guid: "abc" is not a GUID: expected
+/// {XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX} with hex digits (E_INVALIDARG)`. The detail names
+/// the argument (as the header names the parameter) and the form expected, or the step to
+/// take next; when there is no more to say it is the code's text (msgr_result_text()).
+///
+/// Calls that succeed leave it as it is: read it right after a call returned a failure
+/// code. Each thread has its own; a callback's failed calls are the callback thread's.
+///
+/// May be called from any thread, at any time.
+///
+/// @return a NUL-terminated UTF-8 string owned by the library, valid on this thread until
+///         the next call that fails on it; "" when no call has failed on this thread. Never
+///         NULL, never to be freed.
+#[no_mangle]
+pub extern "C" fn msgr_last_error() -> *const c_char {
+    guard_or(c"msgr_last_error", c"".as_ptr(), super::guard::last_error)
 }
 
 /// Computes the Lock and Key response to a challenge: MD5 of the challenge immediately
@@ -102,10 +122,10 @@ pub unsafe extern "C" fn msgr_lock_compute_response(
     key: *const c_char,
     out_hex_33: *mut c_char,
 ) -> MSGR_HRESULT {
-    guard(|| {
-        out_ptr(out_hex_33)?;
-        let challenge = in_str_max(challenge, LOCK_FIELD_CHARS, E_INVALIDARG)?;
-        let key = in_str_max(key, LOCK_FIELD_CHARS, E_INVALIDARG)?;
+    guard(c"msgr_lock_compute_response", || {
+        out_ptr(out_hex_33, "out_hex_33")?;
+        let challenge = in_str_max(challenge, "challenge", LOCK_FIELD_CHARS, E_INVALIDARG)?;
+        let key = in_str_max(key, "key", LOCK_FIELD_CHARS, E_INVALIDARG)?;
         let hex = crate::lock::compute_response(challenge, key);
         debug_assert_eq!(hex.len(), 32);
         std::ptr::copy_nonoverlapping(hex.as_ptr(), out_hex_33.cast::<u8>(), 32);

@@ -13,7 +13,7 @@
 //!     buf_len: usize,
 //!     needed: *mut usize,
 //! ) -> MSGR_HRESULT {
-//!     guard(|| {
+//!     guard(c"msgr_session_get_local_address", || {
 //!         let s: Arc<Session> = handles::get(session)?; // E_POINTER / E_HANDLE
 //!         let addr = s.local_address()?;                // core error codes pass through
 //!         strings::out_str(addr.as_str(), buf, buf_len, needed)

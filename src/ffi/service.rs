@@ -181,8 +181,8 @@ pub unsafe extern "C" fn msgr_service_create(
     options: *const msgr_service_options,
     out_service: *mut *mut msgr_service,
 ) -> MSGR_HRESULT {
-    guard(|| {
-        out_ptr(out_service)?;
+    guard(c"msgr_service_create", || {
+        out_ptr(out_service, "out_service")?;
         let mut opts = ServiceOptions::default();
         if !options.is_null() {
             // Read only the `struct_size` bytes the caller has: fields added in later
@@ -203,13 +203,15 @@ pub unsafe extern "C" fn msgr_service_create(
                 opts.invitation_timeout = Duration::from_millis(o.invitation_timeout_ms.into());
             }
             opts.manual_clock = o.manual_clock;
-            opts.registry_path = in_opt_str(o.registry_path)?.map(Into::into);
+            opts.registry_path =
+                in_opt_str(o.registry_path, "options->registry_path")?.map(Into::into);
             match o.transport {
                 0 => {}
                 1 => {
                     let h = xmpp_service(&o, &opts)?;
                     out(
                         out_service,
+                        "out_service",
                         handles::insert::<msgr_service, ServiceHandle>(Arc::new(h))?,
                     )?;
                     return Ok(S_OK);
@@ -220,7 +222,7 @@ pub unsafe extern "C" fn msgr_service_create(
         let svc = EmbeddedService::new(opts)?;
         let h =
             handles::insert::<msgr_service, ServiceHandle>(Arc::new(ServiceHandle::embedded(svc)))?;
-        out(out_service, h)?;
+        out(out_service, "out_service", h)?;
         Ok(S_OK)
     })
 }
@@ -234,7 +236,7 @@ unsafe fn xmpp_service(o: &msgr_service_options, opts: &ServiceOptions) -> Resul
         o.credentials_user_data,
         o.credentials_destroy,
     ));
-    let host = in_str(o.server_host)?;
+    let host = in_str(o.server_host, "options->server_host")?;
     let port = match o.server_port {
         0 => 5222u16,
         p => u16::try_from(p).map_err(|_| E_INVALIDARG)?,
@@ -245,8 +247,8 @@ unsafe fn xmpp_service(o: &msgr_service_options, opts: &ServiceOptions) -> Resul
         2 => Tls::Plain,
         _ => return Err(E_INVALIDARG),
     };
-    let ca_file = in_opt_str(o.ca_file)?.map(std::path::PathBuf::from);
-    let domain = in_opt_str(o.xmpp_domain)?.map(str::to_owned);
+    let ca_file = in_opt_str(o.ca_file, "options->ca_file")?.map(std::path::PathBuf::from);
+    let domain = in_opt_str(o.xmpp_domain, "options->xmpp_domain")?.map(str::to_owned);
     let callback = o.credentials.ok_or(crate::error::E_POINTER)?;
     let credentials: crate::xmpp::Credentials = Arc::new(move |name: &str| {
         let name = std::ffi::CString::new(name).ok()?;
@@ -274,7 +276,7 @@ unsafe fn xmpp_service(o: &msgr_service_options, opts: &ServiceOptions) -> Resul
     x.domain = domain;
     x.invitation_timeout = opts.invitation_timeout;
     x.registry_path = opts.registry_path.clone();
-    if let Some(r) = in_opt_str(o.xmpp_resource)? {
+    if let Some(r) = in_opt_str(o.xmpp_resource, "options->xmpp_resource")? {
         if r.is_empty() {
             return Err(E_INVALIDARG);
         }
@@ -309,9 +311,9 @@ pub unsafe extern "C" fn msgr_service_add_app_key(
     app_id: *const c_char,
     key: *const c_char,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_service_add_app_key", || {
         let h: Arc<ServiceHandle> = handles::get(service)?;
-        h.add_app_key(in_str(app_id)?, in_str(key)?)?;
+        h.add_app_key(in_str(app_id, "app_id")?, in_str(key, "key")?)?;
         Ok(S_OK)
     })
 }
@@ -327,7 +329,7 @@ pub unsafe extern "C" fn msgr_service_advance_clock(
     service: *mut msgr_service,
     ms: u64,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_service_advance_clock", || {
         let svc = embedded(service)?;
         svc.advance_clock(ms)?;
         Ok(S_OK)
@@ -346,9 +348,9 @@ pub unsafe extern "C" fn msgr_service_set_reachable(
     sign_in_name: *const c_char,
     reachable: bool,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_service_set_reachable", || {
         let svc = embedded(service)?;
-        let name = in_str(sign_in_name)?;
+        let name = in_str(sign_in_name, "sign_in_name")?;
         Ok(if svc.set_reachable(name, reachable) {
             S_OK
         } else {
@@ -363,7 +365,7 @@ pub unsafe extern "C" fn msgr_service_set_reachable(
 /// @return S_OK; E_HANDLE for a stale or wrong-kind handle.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_service_destroy(service: *mut msgr_service) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_service_destroy", || {
         let svc = handles::remove::<msgr_service, ServiceHandle>(service)?;
         drop(svc);
         Ok(S_OK)

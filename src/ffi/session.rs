@@ -11,28 +11,30 @@ use crate::error::{Hr, S_FALSE, S_OK};
 use crate::events::{SessionEvent, SessionEventKind};
 use crate::session::{Session, SessionCore};
 use crate::Text;
-use std::ffi::{c_char, c_void};
+use std::ffi::{c_char, c_void, CStr};
 use std::sync::Arc;
 
 fn with_session(
+    name: &'static CStr,
     session: *mut msgr_session,
     f: impl FnOnce(&Session) -> crate::Result<Hr>,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(name, || {
         let s: Arc<SessionCore> = handles::get(session)?;
         f(&Session(s))
     })
 }
 
 unsafe fn get_text(
+    name: &'static CStr,
     session: *mut msgr_session,
     buf: *mut c_char,
     buf_len: usize,
     needed: *mut usize,
     f: impl FnOnce(&Session) -> crate::Result<Text>,
 ) -> MSGR_HRESULT {
-    with_session(session, |s| {
-        out_ptr(needed)?;
+    with_session(name, session, |s| {
+        out_ptr(needed, "needed")?;
         let t = f(s)?;
         out_str(t.as_str(), buf, buf_len, needed)
     })
@@ -44,7 +46,7 @@ unsafe fn get_text(
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_add_ref(session: *mut msgr_session) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_add_ref", || {
         handles::add_ref(session)?;
         Ok(S_OK)
     })
@@ -58,7 +60,7 @@ pub unsafe extern "C" fn msgr_session_add_ref(session: *mut msgr_session) -> MSG
 /// @return S_OK; E_HANDLE for a stale or wrong-kind handle.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_release(session: *mut msgr_session) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_release", || {
         if session.is_null() {
             return Ok(S_OK);
         }
@@ -74,10 +76,10 @@ pub unsafe extern "C" fn msgr_session_get_state(
     session: *mut msgr_session,
     state: *mut SESSION_STATE,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_get_state", || {
         // A plain getter: read while the handle is pinned, no reference taken.
         let st = handles::with(session, SessionCore::state)?;
-        out(state, st.into())?;
+        out(state, "state", st.into())?;
         Ok(S_OK)
     })
 }
@@ -90,9 +92,9 @@ pub unsafe extern "C" fn msgr_session_get_flags(
     session: *mut msgr_session,
     flags: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_get_flags", || {
         let f = handles::with(session, SessionCore::flags)?;
-        out(flags, f)?;
+        out(flags, "flags", f)?;
         Ok(S_OK)
     })
 }
@@ -110,7 +112,14 @@ pub unsafe extern "C" fn msgr_session_get_session_id(
     buf_len: usize,
     needed: *mut usize,
 ) -> MSGR_HRESULT {
-    get_text(session, buf, buf_len, needed, |s| Ok(s.id().clone()))
+    get_text(
+        c"msgr_session_get_session_id",
+        session,
+        buf,
+        buf_len,
+        needed,
+        |s| Ok(s.id().clone()),
+    )
 }
 
 /// Application: the GUID of the session's application.
@@ -124,7 +133,14 @@ pub unsafe extern "C" fn msgr_session_get_application(
     buf_len: usize,
     needed: *mut usize,
 ) -> MSGR_HRESULT {
-    get_text(session, buf, buf_len, needed, |s| s.application())
+    get_text(
+        c"msgr_session_get_application",
+        session,
+        buf,
+        buf_len,
+        needed,
+        |s| s.application(),
+    )
 }
 
 /// Sets Application: the GUID of an application registered with the client's registry.
@@ -136,8 +152,8 @@ pub unsafe extern "C" fn msgr_session_set_application(
     session: *mut msgr_session,
     guid: *const c_char,
 ) -> MSGR_HRESULT {
-    with_session(session, |s| {
-        s.set_application(in_str(guid)?)?;
+    with_session(c"msgr_session_set_application", session, |s| {
+        s.set_application(in_str(guid, "guid")?)?;
         Ok(S_OK)
     })
 }
@@ -152,7 +168,14 @@ pub unsafe extern "C" fn msgr_session_get_application_name(
     buf_len: usize,
     needed: *mut usize,
 ) -> MSGR_HRESULT {
-    get_text(session, buf, buf_len, needed, |s| s.application_name())
+    get_text(
+        c"msgr_session_get_application_name",
+        session,
+        buf,
+        buf_len,
+        needed,
+        |s| s.application_name(),
+    )
 }
 
 /// ApplicationURL, from the registry.
@@ -165,7 +188,14 @@ pub unsafe extern "C" fn msgr_session_get_application_url(
     buf_len: usize,
     needed: *mut usize,
 ) -> MSGR_HRESULT {
-    get_text(session, buf, buf_len, needed, |s| s.application_url())
+    get_text(
+        c"msgr_session_get_application_url",
+        session,
+        buf,
+        buf_len,
+        needed,
+        |s| s.application_url(),
+    )
 }
 
 /// ContextData: the last application data received from the other side (the invitation's
@@ -179,7 +209,14 @@ pub unsafe extern "C" fn msgr_session_get_context_data(
     buf_len: usize,
     needed: *mut usize,
 ) -> MSGR_HRESULT {
-    get_text(session, buf, buf_len, needed, |s| Ok(s.context_data()))
+    get_text(
+        c"msgr_session_get_context_data",
+        session,
+        buf,
+        buf_len,
+        needed,
+        |s| Ok(s.context_data()),
+    )
 }
 
 /// LocalAddress: a stored value handed to the other side with Invite (inviter) or Accept
@@ -193,7 +230,14 @@ pub unsafe extern "C" fn msgr_session_get_local_address(
     buf_len: usize,
     needed: *mut usize,
 ) -> MSGR_HRESULT {
-    get_text(session, buf, buf_len, needed, |s| Ok(s.local_address()))
+    get_text(
+        c"msgr_session_get_local_address",
+        session,
+        buf,
+        buf_len,
+        needed,
+        |s| Ok(s.local_address()),
+    )
 }
 
 /// Sets LocalAddress (at most 30 characters).
@@ -205,8 +249,8 @@ pub unsafe extern "C" fn msgr_session_set_local_address(
     session: *mut msgr_session,
     address: *const c_char,
 ) -> MSGR_HRESULT {
-    with_session(session, |s| {
-        s.set_local_address(in_str(address)?)?;
+    with_session(c"msgr_session_set_local_address", session, |s| {
+        s.set_local_address(in_str(address, "address")?)?;
         Ok(S_OK)
     })
 }
@@ -222,8 +266,8 @@ pub unsafe extern "C" fn msgr_session_get_remote_address(
     buf_len: usize,
     needed: *mut usize,
 ) -> MSGR_HRESULT {
-    with_session(session, |s| {
-        out_ptr(needed)?;
+    with_session(c"msgr_session_get_remote_address", session, |s| {
+        out_ptr(needed, "needed")?;
         match s.remote_address() {
             Some(t) => out_str(t.as_str(), buf, buf_len, needed),
             None => out_str("", buf, buf_len, needed).map(|_| S_FALSE),
@@ -242,7 +286,14 @@ pub unsafe extern "C" fn msgr_session_get_user(
     buf_len: usize,
     needed: *mut usize,
 ) -> MSGR_HRESULT {
-    get_text(session, buf, buf_len, needed, |s| s.user())
+    get_text(
+        c"msgr_session_get_user",
+        session,
+        buf,
+        buf_len,
+        needed,
+        |s| s.user(),
+    )
 }
 
 /// Invite(user, app data): sends the invitation; the state becomes SS_INVITATION
@@ -259,8 +310,11 @@ pub unsafe extern "C" fn msgr_session_invite(
     user_sign_in_name: *const c_char,
     app_data: *const c_char,
 ) -> MSGR_HRESULT {
-    with_session(session, |s| {
-        s.invite(in_str(user_sign_in_name)?, in_opt_str(app_data)?)?;
+    with_session(c"msgr_session_invite", session, |s| {
+        s.invite(
+            in_str(user_sign_in_name, "user_sign_in_name")?,
+            in_opt_str(app_data, "app_data")?,
+        )?;
         Ok(S_OK)
     })
 }
@@ -277,8 +331,8 @@ pub unsafe extern "C" fn msgr_session_accept(
     session: *mut msgr_session,
     app_data: *const c_char,
 ) -> MSGR_HRESULT {
-    with_session(session, |s| {
-        s.accept(in_opt_str(app_data)?)?;
+    with_session(c"msgr_session_accept", session, |s| {
+        s.accept(in_opt_str(app_data, "app_data")?)?;
         Ok(S_OK)
     })
 }
@@ -292,8 +346,8 @@ pub unsafe extern "C" fn msgr_session_decline(
     session: *mut msgr_session,
     app_data: *const c_char,
 ) -> MSGR_HRESULT {
-    with_session(session, |s| {
-        s.decline(in_opt_str(app_data)?)?;
+    with_session(c"msgr_session_decline", session, |s| {
+        s.decline(in_opt_str(app_data, "app_data")?)?;
         Ok(S_OK)
     })
 }
@@ -310,8 +364,8 @@ pub unsafe extern "C" fn msgr_session_cancel(
     hr: MSGR_HRESULT,
     app_data: *const c_char,
 ) -> MSGR_HRESULT {
-    with_session(session, |s| {
-        s.cancel(Hr(hr), in_opt_str(app_data)?)?;
+    with_session(c"msgr_session_cancel", session, |s| {
+        s.cancel(Hr(hr), in_opt_str(app_data, "app_data")?)?;
         Ok(S_OK)
     })
 }
@@ -327,8 +381,8 @@ pub unsafe extern "C" fn msgr_session_send_context_data(
     session: *mut msgr_session,
     data: *const c_char,
 ) -> MSGR_HRESULT {
-    with_session(session, |s| {
-        s.send_context_data(in_str(data)?)?;
+    with_session(c"msgr_session_send_context_data", session, |s| {
+        s.send_context_data(in_str(data, "data")?)?;
         Ok(S_OK)
     })
 }
@@ -346,7 +400,9 @@ pub unsafe extern "C" fn msgr_session_unadvise(
     session: *mut msgr_session,
     cookie: u32,
 ) -> MSGR_HRESULT {
-    with_session(session, |s| s.unadvise(cookie).map(|_| S_OK))
+    with_session(c"msgr_session_unadvise", session, |s| {
+        s.unadvise(cookie).map(|_| S_OK)
+    })
 }
 
 /// BeforeAppLaunch(in/out enable): set `*enable` to false to keep the application from
@@ -450,7 +506,7 @@ pub unsafe extern "C" fn msgr_session_before_app_launch(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_before_app_launch", || {
         advise_session(
             session,
             SessionEventKind::BeforeAppLaunch,
@@ -482,7 +538,7 @@ pub unsafe extern "C" fn msgr_session_on_accepted(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_on_accepted", || {
         advise_session(
             session,
             SessionEventKind::Accepted,
@@ -512,7 +568,7 @@ pub unsafe extern "C" fn msgr_session_on_app_not_present(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_on_app_not_present", || {
         advise_session(
             session,
             SessionEventKind::AppNotPresent,
@@ -547,7 +603,7 @@ pub unsafe extern "C" fn msgr_session_on_cancelled(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_on_cancelled", || {
         advise_session(
             session,
             SessionEventKind::Cancelled,
@@ -577,7 +633,7 @@ pub unsafe extern "C" fn msgr_session_on_context_data(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_on_context_data", || {
         advise_session(
             session,
             SessionEventKind::ContextData,
@@ -607,7 +663,7 @@ pub unsafe extern "C" fn msgr_session_on_declined(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_on_declined", || {
         advise_session(
             session,
             SessionEventKind::Declined,
@@ -637,7 +693,7 @@ pub unsafe extern "C" fn msgr_session_on_ready_to_launch(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_on_ready_to_launch", || {
         advise_session(
             session,
             SessionEventKind::ReadyToLaunch,
@@ -667,7 +723,7 @@ pub unsafe extern "C" fn msgr_session_on_send_error(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_on_send_error", || {
         advise_session(
             session,
             SessionEventKind::SendError,
@@ -698,7 +754,7 @@ pub unsafe extern "C" fn msgr_session_on_state_changed(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_on_state_changed", || {
         advise_session(
             session,
             SessionEventKind::StateChanged,
@@ -737,7 +793,7 @@ pub unsafe extern "C" fn msgr_session_on_state_transition(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_on_state_transition", || {
         advise_session(
             session,
             SessionEventKind::StateChanged,
@@ -772,7 +828,7 @@ pub unsafe extern "C" fn msgr_session_on_termination(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_on_termination", || {
         advise_session(
             session,
             SessionEventKind::Termination,

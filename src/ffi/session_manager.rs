@@ -12,15 +12,16 @@ use crate::error::{Hr, S_OK};
 use crate::events::{ManagerEvent, ManagerEventKind};
 use crate::session::SessionCore;
 use crate::session_manager::SessionManager;
-use std::ffi::{c_char, c_void};
+use std::ffi::{c_char, c_void, CStr};
 use std::fmt::Write;
 use std::sync::Arc;
 
 fn with_manager(
+    name: &'static CStr,
     manager: *mut msgr_session_manager,
     f: impl FnOnce(&SessionManager) -> crate::Result<Hr>,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(name, || {
         let m: Arc<SessionManager> = handles::get(manager)?;
         f(&m)
     })
@@ -39,13 +40,13 @@ pub unsafe extern "C" fn msgr_session_manager_create(
     client: *mut msgr_client,
     out_manager: *mut *mut msgr_session_manager,
 ) -> MSGR_HRESULT {
-    guard(|| {
-        out_ptr(out_manager)?;
+    guard(c"msgr_session_manager_create", || {
+        out_ptr(out_manager, "out_manager")?;
         let c: Arc<Client> = handles::get(client)?;
         let m = SessionManager::new(&c)?;
         match handles::insert::<msgr_session_manager, SessionManager>(Arc::new(m.clone())) {
             Ok(h) => {
-                out(out_manager, h)?;
+                out(out_manager, "out_manager", h)?;
                 Ok(S_OK)
             }
             Err(e) => {
@@ -65,7 +66,7 @@ pub unsafe extern "C" fn msgr_session_manager_create(
 pub unsafe extern "C" fn msgr_session_manager_release(
     manager: *mut msgr_session_manager,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_manager_release", || {
         if let Some(m) = handles::remove::<msgr_session_manager, SessionManager>(manager)? {
             m.close();
         }
@@ -84,11 +85,11 @@ pub unsafe extern "C" fn msgr_session_manager_create_session(
     manager: *mut msgr_session_manager,
     out_session: *mut *mut msgr_session,
 ) -> MSGR_HRESULT {
-    with_manager(manager, |m| {
-        out_ptr(out_session)?;
+    with_manager(c"msgr_session_manager_create_session", manager, |m| {
+        out_ptr(out_session, "out_session")?;
         let s = m.create_session()?;
         let h = handles::insert::<msgr_session, SessionCore>(Arc::clone(&s.0))?;
-        out(out_session, h)?;
+        out(out_session, "out_session", h)?;
         Ok(S_OK)
     })
 }
@@ -105,13 +106,17 @@ pub unsafe extern "C" fn msgr_session_manager_get_launching_session(
     pid: u32,
     out_session: *mut *mut msgr_session,
 ) -> MSGR_HRESULT {
-    with_manager(manager, |m| {
-        out_ptr(out_session)?;
-        let s = m.launching_session(pid)?;
-        let h = handles::acquire::<msgr_session, SessionCore>(&s.0)?;
-        out(out_session, h)?;
-        Ok(S_OK)
-    })
+    with_manager(
+        c"msgr_session_manager_get_launching_session",
+        manager,
+        |m| {
+            out_ptr(out_session, "out_session")?;
+            let s = m.launching_session(pid)?;
+            let h = handles::acquire::<msgr_session, SessionCore>(&s.0)?;
+            out(out_session, "out_session", h)?;
+            Ok(S_OK)
+        },
+    )
 }
 
 /// RegisterApplication: adds an application to the registry this client shares; every
@@ -127,7 +132,8 @@ pub unsafe extern "C" fn msgr_session_manager_get_launching_session(
 /// @param flags  Must be 0.
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for bad flags, a
 ///         malformed GUID, an over-limit or invalid UTF-8 string, a relative path;
-///         E_FAIL when the path does not exist; SR_APP_ALREADY_REGISTERED;
+///         E_FILE_NOT_FOUND when the path does not exist (E_FAIL when it cannot be
+///         examined); SR_APP_ALREADY_REGISTERED;
 ///         REGDB_E_WRITEREGDB when the registry file cannot be written.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_register_application(
@@ -138,9 +144,13 @@ pub unsafe extern "C" fn msgr_session_manager_register_application(
     path: *const c_char,
     flags: u32,
 ) -> MSGR_HRESULT {
-    with_manager(manager, |m| {
-        let (g, n, u) = (in_str(guid)?, in_str(name)?, in_str(url)?);
-        let p = in_opt_str(path)?.unwrap_or("");
+    with_manager(c"msgr_session_manager_register_application", manager, |m| {
+        let (g, n, u) = (
+            in_str(guid, "guid")?,
+            in_str(name, "name")?,
+            in_str(url, "url")?,
+        );
+        let p = in_opt_str(path, "path")?.unwrap_or("");
         m.register_application(g, n, u, p, flags)?;
         Ok(S_OK)
     })
@@ -156,10 +166,14 @@ pub unsafe extern "C" fn msgr_session_manager_unregister_application(
     manager: *mut msgr_session_manager,
     guid: *const c_char,
 ) -> MSGR_HRESULT {
-    with_manager(manager, |m| {
-        m.unregister_application(in_str(guid)?)?;
-        Ok(S_OK)
-    })
+    with_manager(
+        c"msgr_session_manager_unregister_application",
+        manager,
+        |m| {
+            m.unregister_application(in_str(guid, "guid")?)?;
+            Ok(S_OK)
+        },
+    )
 }
 
 /// Applications (a read-only listing; not implemented in the original): one line per
@@ -175,8 +189,8 @@ pub unsafe extern "C" fn msgr_session_manager_get_applications(
     buf_len: usize,
     needed: *mut usize,
 ) -> MSGR_HRESULT {
-    with_manager(manager, |m| {
-        out_ptr(needed)?;
+    with_manager(c"msgr_session_manager_get_applications", manager, |m| {
+        out_ptr(needed, "needed")?;
         let mut s = String::new();
         for a in m.applications()? {
             let _ = writeln!(s, "{}\t{}\t{}\t{}", a.guid, a.name, a.url, a.path);
@@ -193,8 +207,8 @@ pub unsafe extern "C" fn msgr_session_manager_get_lock_status(
     manager: *mut msgr_session_manager,
     status: *mut MsgrLockStatus,
 ) -> MSGR_HRESULT {
-    with_manager(manager, |m| {
-        out(status, m.lock_status().into())?;
+    with_manager(c"msgr_session_manager_get_lock_status", manager, |m| {
+        out(status, "status", m.lock_status().into())?;
         Ok(S_OK)
     })
 }
@@ -210,7 +224,9 @@ pub unsafe extern "C" fn msgr_session_manager_request_challenge(
     manager: *mut msgr_session_manager,
     cookie: i32,
 ) -> MSGR_HRESULT {
-    with_manager(manager, |m| m.request_challenge(cookie).map(|_| S_OK))
+    with_manager(c"msgr_session_manager_request_challenge", manager, |m| {
+        m.request_challenge(cookie).map(|_| S_OK)
+    })
 }
 
 /// SendResponse(application ID, response, cookie): the service checks the response (the
@@ -229,8 +245,12 @@ pub unsafe extern "C" fn msgr_session_manager_send_response(
     response: *const c_char,
     cookie: i32,
 ) -> MSGR_HRESULT {
-    with_manager(manager, |m| {
-        m.send_response(in_str(app_id)?, in_str(response)?, cookie)?;
+    with_manager(c"msgr_session_manager_send_response", manager, |m| {
+        m.send_response(
+            in_str(app_id, "app_id")?,
+            in_str(response, "response")?,
+            cookie,
+        )?;
         Ok(S_OK)
     })
 }
@@ -249,7 +269,9 @@ pub unsafe extern "C" fn msgr_session_manager_unadvise(
     manager: *mut msgr_session_manager,
     cookie: u32,
 ) -> MSGR_HRESULT {
-    with_manager(manager, |m| m.unadvise(cookie).map(|_| S_OK))
+    with_manager(c"msgr_session_manager_unadvise", manager, |m| {
+        m.unadvise(cookie).map(|_| S_OK)
+    })
 }
 
 /// OnAppRegistered(guid).
@@ -331,7 +353,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_app_registered(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_manager_on_app_registered", || {
         advise_manager(
             manager,
             ManagerEventKind::AppRegistered,
@@ -361,7 +383,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_app_unregistered(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_manager_on_app_unregistered", || {
         advise_manager(
             manager,
             ManagerEventKind::AppUnregistered,
@@ -391,7 +413,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_app_shutdown(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_manager_on_app_shutdown", || {
         advise_manager(
             manager,
             ManagerEventKind::AppShutdown,
@@ -422,7 +444,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_invitation(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_manager_on_invitation", || {
         advise_manager(
             manager,
             ManagerEventKind::Invitation,
@@ -468,7 +490,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_challenge(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_manager_on_lock_challenge", || {
         advise_manager(
             manager,
             ManagerEventKind::LockChallenge,
@@ -503,7 +525,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_enable(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_manager_on_lock_enable", || {
         advise_manager(
             manager,
             ManagerEventKind::LockEnable,
@@ -533,7 +555,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_result(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_manager_on_lock_result", || {
         advise_manager(
             manager,
             ManagerEventKind::LockResult,
@@ -568,7 +590,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_status_changed(
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
 ) -> MSGR_HRESULT {
-    guard(|| {
+    guard(c"msgr_session_manager_on_lock_status_changed", || {
         advise_manager(
             manager,
             ManagerEventKind::LockStatusChanged,

@@ -4,21 +4,27 @@
 
 // Helpers for the object-level functions; until all of them exist some have no caller.
 
+use crate::detail::detail;
 use crate::error::{Hr, Result, E_INSUFFICIENT_BUFFER, E_INVALIDARG, E_POINTER, S_OK};
 use crate::types::check_chars;
 use std::ffi::{c_char, CStr};
 
-/// Borrows a required input string. NULL gives E_POINTER, invalid UTF-8 E_INVALIDARG.
+/// Borrows a required input string, the argument `name`. NULL gives E_POINTER, invalid UTF-8
+/// E_INVALIDARG (each with its detail).
 ///
 /// # Safety
 /// `p` is NULL or points to a NUL-terminated string that outlives `'a` and is not written
 /// meanwhile.
 #[inline]
-pub(crate) unsafe fn in_str<'a>(p: *const c_char) -> Result<&'a str> {
+pub(crate) unsafe fn in_str<'a>(p: *const c_char, name: &str) -> Result<&'a str> {
     if p.is_null() {
+        detail!("{name}: NULL, where a string is required");
         return Err(E_POINTER);
     }
-    CStr::from_ptr(p).to_str().map_err(|_| E_INVALIDARG)
+    CStr::from_ptr(p).to_str().map_err(|e| {
+        detail!("{name}: not valid UTF-8 (byte {} is not)", e.valid_up_to());
+        E_INVALIDARG
+    })
 }
 
 /// Borrows an optional input string: NULL gives `None`, invalid UTF-8 E_INVALIDARG.
@@ -26,11 +32,11 @@ pub(crate) unsafe fn in_str<'a>(p: *const c_char) -> Result<&'a str> {
 /// # Safety
 /// As [`in_str`].
 #[inline]
-pub(crate) unsafe fn in_opt_str<'a>(p: *const c_char) -> Result<Option<&'a str>> {
+pub(crate) unsafe fn in_opt_str<'a>(p: *const c_char, name: &str) -> Result<Option<&'a str>> {
     if p.is_null() {
         Ok(None)
     } else {
-        in_str(p).map(Some)
+        in_str(p, name).map(Some)
     }
 }
 
@@ -42,19 +48,26 @@ pub(crate) unsafe fn in_opt_str<'a>(p: *const c_char) -> Result<Option<&'a str>>
 #[inline]
 pub(crate) unsafe fn in_str_max<'a>(
     p: *const c_char,
+    name: &str,
     max_chars: usize,
     over: Hr,
 ) -> Result<&'a str> {
-    let s = in_str(p)?;
-    check_chars(s, max_chars, over)?;
+    let s = in_str(p, name)?;
+    check_chars(s, max_chars, over).inspect_err(|_| {
+        detail!(
+            "{name}: {} characters, over the limit of {max_chars}",
+            s.chars().count()
+        )
+    })?;
     Ok(s)
 }
 
 /// Checks an output pointer before any work is done, so that a call with a NULL output
 /// fails with E_POINTER and changes nothing.
 #[inline]
-pub(crate) fn out_ptr<T>(p: *mut T) -> Result<()> {
+pub(crate) fn out_ptr<T>(p: *mut T, name: &str) -> Result<()> {
     if p.is_null() {
+        detail!("{name}: NULL, where the result is to be written");
         Err(E_POINTER)
     } else {
         Ok(())
@@ -67,8 +80,8 @@ pub(crate) fn out_ptr<T>(p: *mut T) -> Result<()> {
 /// # Safety
 /// `p` is NULL or valid for a write of `T`.
 #[inline]
-pub(crate) unsafe fn out<T>(p: *mut T, v: T) -> Result<()> {
-    out_ptr(p)?;
+pub(crate) unsafe fn out<T>(p: *mut T, name: &str, v: T) -> Result<()> {
+    out_ptr(p, name)?;
     p.write_unaligned(v);
     Ok(())
 }
@@ -87,10 +100,11 @@ pub(crate) unsafe fn out_str(
     buf_len: usize,
     needed: *mut usize,
 ) -> Result<Hr> {
-    out_ptr(needed)?;
+    out_ptr(needed, "needed")?;
     let size = s.len() + 1;
     needed.write_unaligned(size);
     if buf.is_null() || buf_len < size {
+        detail!("buf: {buf_len} bytes, {size} needed (*needed holds it)");
         return Err(E_INSUFFICIENT_BUFFER);
     }
     std::ptr::copy_nonoverlapping(s.as_ptr(), buf.cast::<u8>(), s.len());
@@ -106,17 +120,17 @@ mod tests {
     #[test]
     fn input_strings() {
         unsafe {
-            assert_eq!(in_str(c"héllo".as_ptr()), Ok("héllo"));
-            assert_eq!(in_str(null()), Err(E_POINTER));
+            assert_eq!(in_str(c"héllo".as_ptr(), "s"), Ok("héllo"));
+            assert_eq!(in_str(null(), "s"), Err(E_POINTER));
             let bad = b"a\xffb\0";
-            assert_eq!(in_str(bad.as_ptr().cast()), Err(E_INVALIDARG));
-            assert_eq!(in_opt_str(null()), Ok(None));
-            assert_eq!(in_opt_str(c"".as_ptr()), Ok(Some("")));
-            assert_eq!(in_opt_str(bad.as_ptr().cast()), Err(E_INVALIDARG));
-            assert_eq!(in_str_max(c"ééé".as_ptr(), 3, E_INVALIDARG), Ok("ééé"));
+            assert_eq!(in_str(bad.as_ptr().cast(), "s"), Err(E_INVALIDARG));
+            assert_eq!(in_opt_str(null(), "s"), Ok(None));
+            assert_eq!(in_opt_str(c"".as_ptr(), "s"), Ok(Some("")));
+            assert_eq!(in_opt_str(bad.as_ptr().cast(), "s"), Err(E_INVALIDARG));
+            assert_eq!(in_str_max(c"ééé".as_ptr(), "s", 3, E_INVALIDARG), Ok("ééé"));
             let over = crate::error::SR_CONTEXT_DATA_OVER_LIMIT;
-            assert_eq!(in_str_max(c"éééé".as_ptr(), 3, over), Err(over));
-            assert_eq!(in_str_max(null(), 3, over), Err(E_POINTER));
+            assert_eq!(in_str_max(c"éééé".as_ptr(), "s", 3, over), Err(over));
+            assert_eq!(in_str_max(null(), "s", 3, over), Err(E_POINTER));
         }
     }
 
@@ -124,11 +138,11 @@ mod tests {
     fn output_values() {
         let mut v = 0u32;
         unsafe {
-            assert_eq!(out(null_mut::<u32>(), 5), Err(E_POINTER));
-            assert_eq!(out(&mut v, 5), Ok(()));
+            assert_eq!(out(null_mut::<u32>(), "p", 5), Err(E_POINTER));
+            assert_eq!(out(&mut v, "p", 5), Ok(()));
         }
         assert_eq!(v, 5);
-        assert_eq!(out_ptr(null_mut::<u8>()), Err(E_POINTER));
+        assert_eq!(out_ptr(null_mut::<u8>(), "p"), Err(E_POINTER));
     }
 
     #[test]

@@ -130,6 +130,7 @@ FUNCTIONS: Sequence[Tuple[str, Sequence[Any], Any]] = (
     # library
     ("msgr_version", [], c_char_p),
     ("msgr_result_text", [HRESULT], c_char_p),
+    ("msgr_last_error", [], c_char_p),
     ("msgr_lock_compute_response", [c_char_p, c_char_p, POINTER(c_char)], HRESULT),
     # service
     ("msgr_service_create", [POINTER(ServiceOptions), POINTER(ServiceHandle)], HRESULT),

@@ -96,3 +96,9 @@ if EXPECTED_VERSION is not None and EXPECTED_VERSION != LIBRARY_VERSION:
 def result_text(code: int) -> str:
     """``msgr_result_text(code)``: the library's English text for a result code."""
     return str(lib.msgr_result_text(code).decode("utf-8", "replace"))
+
+
+def last_error() -> str:
+    """``msgr_last_error()``: why the last call that failed on this thread failed
+    ("function: detail (CODE)"); "" when none has."""
+    return str(lib.msgr_last_error().decode("utf-8", "replace"))

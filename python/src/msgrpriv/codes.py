@@ -101,6 +101,8 @@ E_OUTOFMEMORY: Final[HResult] = HResult(0x8007000E)
 """Out of memory."""
 E_INVALIDARG: Final[HResult] = HResult(0x80070057)
 """An argument is invalid: bad value, invalid UTF-8 or over its limit."""
+E_FILE_NOT_FOUND: Final[HResult] = HResult(0x80070002)
+"""The file does not exist (HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND))."""
 E_INSUFFICIENT_BUFFER: Final[HResult] = HResult(0x8007007A)
 """The output buffer is NULL or too small; *needed holds the size required."""
 REGDB_E_WRITEREGDB: Final[HResult] = HResult(0x80040151)
@@ -108,9 +110,9 @@ REGDB_E_WRITEREGDB: Final[HResult] = HResult(0x80040151)
 MSGR_E_API_NOTINITIALIZED: Final[HResult] = HResult(0x81000751)
 """Lock and Key is not initialized: the client is not signed in yet."""
 MSGR_E_API_LOCKED: Final[HResult] = HResult(0x81000752)
-"""The session manager is locked: complete the Lock and Key exchange first."""
+"""The session manager is locked: request a challenge (msgr_session_manager_request_challenge) and send its response (msgr_session_manager_send_response) first."""
 MSGR_E_API_UNLOCK_FAILED: Final[HResult] = HResult(0x81000753)
-"""The unlock failed; only one challenge is allowed per sign-in."""
+"""The unlock failed; a sign-in allows one challenge: sign out and in again to try again."""
 MSGR_E_API_ALREADY_UNLOCKED: Final[HResult] = HResult(0x81000754)
 """The session manager is already unlocked."""
 MSGR_E_API_PENDING_UNLOCK: Final[HResult] = HResult(0x81000755)

@@ -31,7 +31,10 @@ class MsgrError(Exception):
     """Base class of every failure code the library returns.
 
     Attributes: ``code`` (:class:`~msgrpriv.codes.HResult`, signed), ``name`` (documented
-    name or ``None``), ``text`` (the library's description), ``hex`` (``0x%08X``).
+    name or ``None``), ``text`` (the library's description), ``hex`` (``0x%08X``),
+    ``detail`` (for a failed library call, its ``msgr_last_error()``: the function, the
+    argument and the form expected, e.g. ``"msgr_session_manager_register_application:
+    flags: 1, must be 0 (E_INVALIDARG)"``; else ``None``).
     """
 
     code: HResult
@@ -97,7 +100,11 @@ def error_for(code: int, detail: Optional[str] = None) -> MsgrError:
 
 
 def check(code: int) -> int:
-    """Returns ``code`` when it is a success code (S_OK, S_FALSE), raises it otherwise."""
+    """Returns ``code`` when it is a success code (S_OK, S_FALSE), raises it otherwise,
+    with the failed call's ``msgr_last_error()`` as the exception's ``detail`` (call it
+    right after the library call, on the same thread)."""
     if code < 0:
-        raise error_for(code)
+        from ._library import last_error
+
+        raise error_for(code, last_error() or None)
     return code
