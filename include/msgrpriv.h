@@ -460,6 +460,10 @@ typedef bool (*msgr_credential_callback)(void *user_data,
 /**
  * Called once when a registration ends (unadvise, release of its object, or a failed
  * registration call), with the registration's user data. Optional (NULL: nothing is called).
+ *
+ * @param user_data  The user data given with this callback: the registration's `user_data`
+ *                   (or the options' `credentials_user_data`); the library does not use it
+ *                   after this call.
  */
 typedef void (*msgr_destroy_callback)(void *user_data);
 
