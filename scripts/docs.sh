@@ -17,10 +17,14 @@ out=$(cd "$out" && pwd)
 log=$out/warnings.log
 rm -f "$log"
 
-# The Doxyfile reads $(MSGRPRIV_DOCS_DIR) for OUTPUT_DIRECTORY and WARN_LOGFILE. Warnings about
-# the configuration itself go to stderr, the others to the log: both count.
+# docs/Doxyfile with the output directory and the log file of this run (a later setting of a
+# tag replaces an earlier one). Warnings about the configuration itself go to stderr, the others
+# to the log: both count.
 echo "doxygen $(doxygen --version), output in $out"
-MSGRPRIV_DOCS_DIR=$out doxygen docs/Doxyfile 2>"$out/stderr.log" || {
+{
+    cat docs/Doxyfile
+    printf 'OUTPUT_DIRECTORY = "%s"\nWARN_LOGFILE = "%s"\n' "$out" "$log"
+} | doxygen - 2>"$out/stderr.log" || {
     cat "$out/stderr.log" >&2
     echo "docs.sh: doxygen failed" >&2
     exit 1
