@@ -425,6 +425,14 @@ typedef struct msgr_session_manager msgr_session_manager;
  * Receives the registered absolute path, the SessionID and the application GUID; stores
  * the new process id in `*pid` and returns S_OK, or returns a failure code, which ends the
  * session with SR_APPLICATION_LAUNCH_FAILED. Runs on the dispatching thread.
+ *
+ * @param user_data   The user_data given to msgr_client_set_launcher().
+ * @param path        The application's registered path, absolute; NUL-terminated UTF-8,
+ *                    valid during the call only.
+ * @param session_id  The session's SessionID, `{XXXXXXXX-...}`; valid during the call only.
+ * @param app_guid    The application's GUID, braced; valid during the call only.
+ * @param pid         Never NULL; receives the process id of the started application.
+ * @return S_OK (or S_FALSE) when the application was started; a failure code otherwise.
  */
 typedef MSGR_HRESULT (*msgr_launch_callback)(void *user_data,
                                              const char *path,
@@ -438,6 +446,15 @@ typedef MSGR_HRESULT (*msgr_launch_callback)(void *user_data,
  * (SR_AUTHENTICATION_FAILED). Called on the thread that signs in (msgr_client_create(),
  * msgr_client_sign_in()), once per sign-in. The library wipes the buffer after use and
  * never logs it.
+ *
+ * @param user_data      The options' `credentials_user_data`.
+ * @param sign_in_name   The sign-in name (the bare JID), NUL-terminated UTF-8; valid during
+ *                       the call only.
+ * @param password       The buffer to write the password into, UTF-8 and NUL-terminated
+ *                       (a password without a NUL in the buffer, or not UTF-8, refuses the
+ *                       sign-in); valid during the call only.
+ * @param password_size  The size of `password` in bytes, the terminator included.
+ * @return true when `password` holds the password; false to refuse the sign-in.
  */
 typedef bool (*msgr_credential_callback)(void *user_data,
                                          const char *sign_in_name,
@@ -447,6 +464,10 @@ typedef bool (*msgr_credential_callback)(void *user_data,
 /**
  * Called once when a registration ends (unadvise, release of its object, or a failed
  * registration call), with the registration's user data. Optional (NULL: nothing is called).
+ *
+ * @param user_data  The user data given with this callback: the registration's `user_data`
+ *                   (or the options' `credentials_user_data`); the library does not use it
+ *                   after this call.
  */
 typedef void (*msgr_destroy_callback)(void *user_data);
 
@@ -553,11 +574,20 @@ typedef struct {
 /**
  * BeforeAppLaunch(in/out enable): set `*enable` to false to keep the application from
  * being launched.
+ *
+ * @param user_data  The user data given at registration.
+ * @param session    The session the callback was registered on (valid during the call).
+ * @param enable     Never NULL: true, unless another BeforeAppLaunch callback set it to
+ *                   false; set `*enable` to false to prevent the launch.
  */
 typedef void (*msgr_before_app_launch_callback)(void *user_data, msgr_session *session, bool *enable);
 
 /**
  * OnAccepted(app data); `app_data` may be NULL.
+ *
+ * @param user_data  The user data given at registration.
+ * @param session    The session the callback was registered on (valid during the call).
+ * @param app_data   The app data the invitee gave to Accept, or NULL.
  */
 typedef void (*msgr_on_accepted_callback)(void *user_data,
                                           msgr_session *session,
@@ -565,6 +595,12 @@ typedef void (*msgr_on_accepted_callback)(void *user_data,
 
 /**
  * OnAppNotPresent(name, URL).
+ *
+ * @param user_data  The user data given at registration.
+ * @param session    The session the callback was registered on (valid during the call).
+ * @param name       The application's name, from the inviter's registry; never NULL.
+ * @param url        The application's URL, from the inviter's registry (where to get
+ *                   it); never NULL.
  */
 typedef void (*msgr_on_app_not_present_callback)(void *user_data,
                                                  msgr_session *session,
@@ -573,6 +609,10 @@ typedef void (*msgr_on_app_not_present_callback)(void *user_data,
 
 /**
  * OnCancelled(app data); `app_data` may be NULL.
+ *
+ * @param user_data  The user data given at registration.
+ * @param session    The session the callback was registered on (valid during the call).
+ * @param app_data   The app data the other side gave to Cancel, or NULL.
  */
 typedef void (*msgr_on_cancelled_callback)(void *user_data,
                                            msgr_session *session,
@@ -580,6 +620,11 @@ typedef void (*msgr_on_cancelled_callback)(void *user_data,
 
 /**
  * OnContextData(data).
+ *
+ * @param user_data  The user data given at registration.
+ * @param session    The session the callback was registered on (valid during the call).
+ * @param data       The data the other side sent with
+ *                   msgr_session_send_context_data(); never NULL.
  */
 typedef void (*msgr_on_context_data_callback)(void *user_data,
                                               msgr_session *session,
@@ -587,6 +632,10 @@ typedef void (*msgr_on_context_data_callback)(void *user_data,
 
 /**
  * OnDeclined(app data); `app_data` may be NULL.
+ *
+ * @param user_data  The user data given at registration.
+ * @param session    The session the callback was registered on (valid during the call).
+ * @param app_data   The app data the invitee gave to Decline, or NULL.
  */
 typedef void (*msgr_on_declined_callback)(void *user_data,
                                           msgr_session *session,
@@ -594,11 +643,18 @@ typedef void (*msgr_on_declined_callback)(void *user_data,
 
 /**
  * OnReadyToLaunch().
+ *
+ * @param user_data  The user data given at registration.
+ * @param session    The session the callback was registered on (valid during the call).
  */
 typedef void (*msgr_on_ready_to_launch_callback)(void *user_data, msgr_session *session);
 
 /**
  * OnSendError(hr): SR_*_SEND_FAILURE of the step whose message was not delivered.
+ *
+ * @param user_data  The user data given at registration.
+ * @param session    The session the callback was registered on (valid during the call).
+ * @param hr         The SR_*_SEND_FAILURE code of the step that was not delivered.
  */
 typedef void (*msgr_on_send_error_callback)(void *user_data, msgr_session *session, MSGR_HRESULT hr);
 
@@ -608,6 +664,10 @@ typedef void (*msgr_on_send_error_callback)(void *user_data, msgr_session *sessi
  * call is about (an inviter sees SS_INVITATION then SS_ACCEPTED as `previous`, both with
  * SS_CONNECTED as the current state): to react once per transition, register a
  * msgr_on_state_transition_callback (msgr_session_on_state_transition()) instead.
+ *
+ * @param user_data  The user data given at registration.
+ * @param session    The session the callback was registered on (valid during the call).
+ * @param previous   The state the session left.
  */
 typedef void (*msgr_on_state_changed_callback)(void *user_data,
                                                msgr_session *session,
@@ -619,6 +679,11 @@ typedef void (*msgr_on_state_changed_callback)(void *user_data,
  * (an inviter goes SS_INVITATION -> SS_ACCEPTED -> SS_CONNECTED in one step), so
  * msgr_session_get_state() in a msgr_on_state_changed_callback may already give a later
  * state; `current` never does. Registered with msgr_session_on_state_transition().
+ *
+ * @param user_data  The user data given at registration.
+ * @param session    The session the callback was registered on (valid during the call).
+ * @param previous   The state the session left.
+ * @param current    The state this transition led to.
  */
 typedef void (*msgr_on_state_transition_callback)(void *user_data,
                                                   msgr_session *session,
@@ -627,6 +692,13 @@ typedef void (*msgr_on_state_transition_callback)(void *user_data,
 
 /**
  * OnTermination(hr, app data): the last event of the session on this side, exactly once.
+ *
+ * @param user_data  The user data given at registration.
+ * @param session    The session the callback was registered on (valid during the call).
+ * @param hr         Why the session ended (docs/CONTRACT.md, "Event order"): for example
+ *                   SR_SESSION_CANCELLED_LOCAL, the code the other side gave to Cancel,
+ *                   SR_SESSION_TIMEOUT or SR_CONNECTION_FAILURE.
+ * @param app_data   The app data of the step that ended it (Decline, Cancel), or NULL.
  */
 typedef void (*msgr_on_termination_callback)(void *user_data,
                                              msgr_session *session,
@@ -635,6 +707,10 @@ typedef void (*msgr_on_termination_callback)(void *user_data,
 
 /**
  * OnAppRegistered(guid).
+ *
+ * @param user_data  The user data given at registration.
+ * @param manager    The manager the callback was registered on (valid during the call).
+ * @param guid       The GUID of the application registered (braced).
  */
 typedef void (*msgr_on_app_registered_callback)(void *user_data,
                                                 msgr_session_manager *manager,
@@ -642,6 +718,10 @@ typedef void (*msgr_on_app_registered_callback)(void *user_data,
 
 /**
  * OnAppUnRegistered(guid).
+ *
+ * @param user_data  The user data given at registration.
+ * @param manager    The manager the callback was registered on (valid during the call).
+ * @param guid       The GUID of the application unregistered (braced).
  */
 typedef void (*msgr_on_app_unregistered_callback)(void *user_data,
                                                   msgr_session_manager *manager,
@@ -649,6 +729,9 @@ typedef void (*msgr_on_app_unregistered_callback)(void *user_data,
 
 /**
  * OnAppShutdown(): the last event the manager receives.
+ *
+ * @param user_data  The user data given at registration.
+ * @param manager    The manager the callback was registered on (valid during the call).
  */
 typedef void (*msgr_on_app_shutdown_callback)(void *user_data, msgr_session_manager *manager);
 
@@ -656,6 +739,15 @@ typedef void (*msgr_on_app_shutdown_callback)(void *user_data, msgr_session_mana
  * OnInvitation(session, app data, in/out handled). `session` is lent for the call: call
  * msgr_session_add_ref() to keep it. `app_data` may be NULL. Set `*handled` to true when
  * the application takes care of the invitation.
+ *
+ * @param user_data  The user data given at registration.
+ * @param manager    The manager the callback was registered on (valid during the call).
+ * @param session    The new session, on the invited side (created in SS_INVITATION); lent
+ *                   for the call (msgr_session_add_ref() to keep it).
+ * @param app_data   The app data the inviter gave to Invite, or NULL.
+ * @param handled    Never NULL; false on entry (true when an earlier callback set it for
+ *                   this manager); set `*handled` to true when the application takes care
+ *                   of the invitation.
  */
 typedef void (*msgr_on_invitation_callback)(void *user_data,
                                             msgr_session_manager *manager,
@@ -665,6 +757,11 @@ typedef void (*msgr_on_invitation_callback)(void *user_data,
 
 /**
  * OnLockChallenge(cookie, challenge).
+ *
+ * @param user_data  The user data given at registration.
+ * @param manager    The manager the callback was registered on (valid during the call).
+ * @param cookie     The cookie given to msgr_session_manager_request_challenge().
+ * @param challenge  The challenge: 32 uppercase hex digits; valid during the call only.
  */
 typedef void (*msgr_on_lock_challenge_callback)(void *user_data,
                                                 msgr_session_manager *manager,
@@ -673,6 +770,11 @@ typedef void (*msgr_on_lock_challenge_callback)(void *user_data,
 
 /**
  * OnLockEnable(enabled).
+ *
+ * @param user_data  The user data given at registration.
+ * @param manager    The manager the callback was registered on (valid during the call).
+ * @param enabled    true when Lock and Key is in force on the service (the manager is
+ *                   locked), false when not (LOCK_DISABLED).
  */
 typedef void (*msgr_on_lock_enable_callback)(void *user_data,
                                              msgr_session_manager *manager,
@@ -680,6 +782,12 @@ typedef void (*msgr_on_lock_enable_callback)(void *user_data,
 
 /**
  * OnLockResult(cookie, succeeded).
+ *
+ * @param user_data  The user data given at registration.
+ * @param manager    The manager the callback was registered on (valid during the call).
+ * @param cookie     The cookie of the challenge answered.
+ * @param succeeded  true when the response was right (LOCK_UNLOCKED follows), false when
+ *                   not (LOCK_UNLOCKFAILED follows).
  */
 typedef void (*msgr_on_lock_result_callback)(void *user_data,
                                              msgr_session_manager *manager,
@@ -688,6 +796,10 @@ typedef void (*msgr_on_lock_result_callback)(void *user_data,
 
 /**
  * OnLockStatusChanged(status).
+ *
+ * @param user_data  The user data given at registration.
+ * @param manager    The manager the callback was registered on (valid during the call).
+ * @param status     The new status.
  */
 typedef void (*msgr_on_lock_status_changed_callback)(void *user_data,
                                                      msgr_session_manager *manager,
@@ -700,8 +812,11 @@ extern "C" {
 /**
  * Creates a client and signs `sign_in_name` in on `service`.
  *
+ * @param service        The service to sign in on (msgr_service_create()); the client
+ *                       holds on to it (see msgr_service_destroy()).
+ * @param sign_in_name   The user's sign-in name: UTF-8, 1 to 256 characters; copied.
  * @param dispatch_mode  MSGR_DISPATCH_MANUAL or MSGR_DISPATCH_THREAD.
- * @param out            Receives the client; destroy it with msgr_client_destroy().
+ * @param out_client     Receives the client; destroy it with msgr_client_destroy().
  * @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an empty, over 256 characters or
  *         invalid UTF-8 name, or an unknown mode; MSGR_E_ALREADY_LOGGED_ON when that name
  *         (compared without regard to ASCII case) is signed in already.
@@ -717,6 +832,7 @@ MSGR_HRESULT msgr_client_create(msgr_service *service,
  * OnTermination(SR_CONNECTION_FAILURE)) and every manager goes back to LOCK_NOTINITIALIZED
  * (OnLockStatusChanged).
  *
+ * @param client  The client (msgr_client_create()).
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_NOT_LOGGED_ON when not signed in.
  */
 MSGR_API MSGR_HRESULT msgr_client_sign_out(msgr_client *client);
@@ -725,6 +841,7 @@ MSGR_API MSGR_HRESULT msgr_client_sign_out(msgr_client *client);
  * Signs in again: every manager is locked again and gets OnLockEnable and
  * OnLockStatusChanged.
  *
+ * @param client  The client (msgr_client_create()).
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_ALREADY_LOGGED_ON when signed in (here or by
  *         another client of the same name); MSGR_E_SERVER_SHUTDOWN after
  *         msgr_client_shutdown().
@@ -735,6 +852,7 @@ MSGR_API MSGR_HRESULT msgr_client_sign_in(msgr_client *client);
  * Shuts the client down: signs out if needed, then OnAppShutdown is queued as the last
  * event of each of its managers. The client can no longer sign in or create managers.
  *
+ * @param client  The client (msgr_client_create()).
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_SERVER_SHUTDOWN when already shut down.
  */
 MSGR_API MSGR_HRESULT msgr_client_shutdown(msgr_client *client);
@@ -745,6 +863,7 @@ MSGR_API MSGR_HRESULT msgr_client_shutdown(msgr_client *client);
  * sessions stay valid handles until released, and behave as signed out. May be called from
  * the client's own callbacks. NULL does nothing.
  *
+ * @param client  The client, or NULL; the handle is stale once this returns S_OK.
  * @return S_OK; E_HANDLE for a stale or wrong-kind handle.
  */
 MSGR_API MSGR_HRESULT msgr_client_destroy(msgr_client *client);
@@ -755,6 +874,9 @@ MSGR_API MSGR_HRESULT msgr_client_destroy(msgr_client *client);
  * raised by the callbacks it runs. Only one thread delivers a client's events at a time;
  * a callback may call this again (a nested loop continues with the next event).
  *
+ * @param client      The client, created with MSGR_DISPATCH_MANUAL.
+ * @param timeout_ms  Milliseconds to wait for the first event: 0 polls, MSGR_INFINITE waits
+ *                    for ever.
  * @param dispatched  Receives how many events were delivered (0 when the timeout passed).
  * @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL for a thread-mode client.
  */
@@ -768,6 +890,8 @@ MSGR_HRESULT msgr_client_dispatch(msgr_client *client,
  * poll/epoll/select. The client owns it: do not read or close it; it is valid until
  * msgr_client_destroy().
  *
+ * @param client  The client, created with MSGR_DISPATCH_MANUAL.
+ * @param fd      Receives the descriptor.
  * @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL for a thread-mode client;
  *         E_FAIL when the descriptor cannot be created.
  */
@@ -780,6 +904,10 @@ MSGR_API MSGR_HRESULT msgr_client_event_fd(msgr_client *client, int32_t *fd);
  * SessionID as its only argument. The session is then recorded as the launching session
  * of the returned process id (msgr_session_manager_get_launching_session()).
  *
+ * @param client     The client whose accepted invitations the launcher starts.
+ * @param callback   The launcher, or NULL for the default one.
+ * @param user_data  Passed to every call of `callback`; any value, never dereferenced by
+ *                   the library, which does not free it (there is no destroy callback).
  * @return S_OK; E_POINTER for a NULL client; E_HANDLE.
  */
 MSGR_API
@@ -857,8 +985,10 @@ MSGR_HRESULT msgr_lock_compute_response(const char *challenge,
  *
  * @param options  NULL for the defaults (embedded, 120 s timeout, real clock, registry in
  *                 memory).
- * @param out      Receives the service handle; release it with msgr_service_destroy().
- * @return S_OK; E_POINTER when `out` is NULL, or an XMPP service has no `credentials`;
+ *                 Otherwise read only during the call (strings are copied); its
+ *                 `struct_size` says how much of it the caller has.
+ * @param out_service  Receives the service handle; release it with msgr_service_destroy().
+ * @return S_OK; E_POINTER when `out_service` is NULL, or an XMPP service has no `credentials`;
  *         E_INVALIDARG for a bad `struct_size`, an unknown transport or TLS policy, an
  *         invalid UTF-8 string, an empty `server_host`, MSGR_TLS_PLAIN with a
  *         `server_host` that is not a loopback IP literal, a `ca_file` that cannot be read
@@ -876,6 +1006,10 @@ MSGR_HRESULT msgr_service_create(const msgr_service_options *options,
  * Adds (or replaces) a Lock and Key application ID/key pair. Lock and Key is in force from
  * the next sign-in on as soon as the service holds one pair.
  *
+ * @param service  The service (embedded or XMPP).
+ * @param app_id   The application ID: UTF-8, 1 to 256 characters; copied.
+ * @param key      Its key: UTF-8, 1 to 256 characters; copied. A pair with the same ID
+ *                 replaces the previous key.
  * @return S_OK; E_POINTER for a NULL argument; E_HANDLE; E_INVALIDARG for an empty, over
  *         256 characters or invalid UTF-8 ID or key.
  */
@@ -889,6 +1023,9 @@ MSGR_HRESULT msgr_service_add_app_key(msgr_service *service,
  * session deadlines that fell due (invitation timeouts; their events are queued to the
  * clients).
  *
+ * @param service  An embedded service created with `manual_clock` true (any other service
+ *                 gives E_ILLEGAL_METHOD_CALL).
+ * @param ms       How far to move the clock, in milliseconds.
  * @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL when the service runs on the
  *         real clock.
  */
@@ -899,6 +1036,10 @@ MSGR_API MSGR_HRESULT msgr_service_advance_clock(msgr_service *service, uint64_t
  * so senders get OnSendError, or succeed again. An undelivered invitation, Accept or
  * Decline leaves the inviter to time out.
  *
+ * @param service       An embedded service (an XMPP service gives E_ILLEGAL_METHOD_CALL).
+ * @param sign_in_name  The user whose messages to cut or restore, NUL-terminated UTF-8.
+ * @param reachable     false: messages to that user fail delivery; true: they are delivered
+ *                      again.
  * @return S_OK; S_FALSE when that user is not signed in (nothing changes); E_POINTER;
  *         E_HANDLE; E_INVALIDARG for invalid UTF-8.
  */
@@ -911,6 +1052,7 @@ MSGR_HRESULT msgr_service_set_reachable(msgr_service *service,
  * Destroys a service handle. Clients created on it keep working until they are destroyed
  * (they hold the service alive). NULL does nothing.
  *
+ * @param service  The service, or NULL; the handle is stale once this returns S_OK.
  * @return S_OK; E_HANDLE for a stale or wrong-kind handle.
  */
 MSGR_API MSGR_HRESULT msgr_service_destroy(msgr_service *service);
@@ -919,6 +1061,8 @@ MSGR_API MSGR_HRESULT msgr_service_destroy(msgr_service *service);
  * Adds a reference to a session handle (for example to keep the session lent to
  * OnInvitation).
  *
+ * @param session  The session; on success the caller owns one more reference, to give
+ *                 back with msgr_session_release().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API MSGR_HRESULT msgr_session_add_ref(msgr_session *session);
@@ -929,6 +1073,7 @@ MSGR_API MSGR_HRESULT msgr_session_add_ref(msgr_session *session);
  * session itself goes on until it ends (the other side is not affected). May be called
  * from the session's own callbacks. NULL does nothing.
  *
+ * @param session  The session, or NULL; the caller gives up one reference it owns.
  * @return S_OK; E_HANDLE for a stale or wrong-kind handle.
  */
 MSGR_API MSGR_HRESULT msgr_session_release(msgr_session *session);
@@ -936,6 +1081,8 @@ MSGR_API MSGR_HRESULT msgr_session_release(msgr_session *session);
 /**
  * State.
  *
+ * @param session  The session.
+ * @param state    Receives the state.
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API MSGR_HRESULT msgr_session_get_state(msgr_session *session, SESSION_STATE *state);
@@ -943,6 +1090,8 @@ MSGR_API MSGR_HRESULT msgr_session_get_state(msgr_session *session, SESSION_STAT
 /**
  * Flags: SF_INVITER on the inviting side, SF_INVITEE on the invited side.
  *
+ * @param session  The session.
+ * @param flags    Receives the SESSION_FLAGS bits.
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API MSGR_HRESULT msgr_session_get_flags(msgr_session *session, uint32_t *flags);
@@ -953,6 +1102,11 @@ MSGR_API MSGR_HRESULT msgr_session_get_flags(msgr_session *session, uint32_t *fl
  * terminator; with a NULL or short `buf` they return E_INSUFFICIENT_BUFFER (0x8007007A)
  * and write nothing else.
  *
+ * @param session  The session.
+ * @param buf      Receives the SessionID and a NUL; NULL to ask for the size only.
+ * @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+ * @param needed   Receives the size the SessionID needs in bytes, the NUL included (also with
+ *                 E_INSUFFICIENT_BUFFER).
  * @return S_OK; E_POINTER (NULL session or `needed`); E_HANDLE; E_INSUFFICIENT_BUFFER.
  */
 MSGR_API
@@ -964,6 +1118,11 @@ MSGR_HRESULT msgr_session_get_session_id(msgr_session *session,
 /**
  * Application: the GUID of the session's application.
  *
+ * @param session  The session.
+ * @param buf      Receives the GUID and a NUL; NULL to ask for the size only.
+ * @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+ * @param needed   Receives the size the GUID needs in bytes, the NUL included (also with
+ *                 E_INSUFFICIENT_BUFFER).
  * @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_APP_NOT_SPECIFIED when none
  *         is set.
  */
@@ -976,6 +1135,9 @@ MSGR_HRESULT msgr_session_get_application(msgr_session *session,
 /**
  * Sets Application: the GUID of an application registered with the client's registry.
  *
+ * @param session  The session, in SS_READY.
+ * @param guid     The application's GUID, braced: `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`,
+ *                 hex digits in either case (stored in uppercase).
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for a malformed GUID;
  *         SR_SESSION_NOT_READY unless SS_READY; SR_APP_NOT_REGISTERED.
  */
@@ -986,6 +1148,11 @@ MSGR_HRESULT msgr_session_set_application(msgr_session *session,
 /**
  * ApplicationName, from the registry ("" when the application is not registered here).
  *
+ * @param session  The session.
+ * @param buf      Receives the name and a NUL; NULL to ask for the size only.
+ * @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+ * @param needed   Receives the size the name needs in bytes, the NUL included (also with
+ *                 E_INSUFFICIENT_BUFFER).
  * @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_APP_NOT_SPECIFIED.
  */
 MSGR_API
@@ -997,6 +1164,11 @@ MSGR_HRESULT msgr_session_get_application_name(msgr_session *session,
 /**
  * ApplicationURL, from the registry.
  *
+ * @param session  The session.
+ * @param buf      Receives the URL and a NUL; NULL to ask for the size only.
+ * @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+ * @param needed   Receives the size the URL needs in bytes, the NUL included (also with
+ *                 E_INSUFFICIENT_BUFFER).
  * @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_APP_NOT_SPECIFIED.
  */
 MSGR_API
@@ -1009,6 +1181,11 @@ MSGR_HRESULT msgr_session_get_application_url(msgr_session *session,
  * ContextData: the last application data received from the other side (the invitation's
  * app data, then Accept/Decline/Cancel data and SendContextData); "" when none yet.
  *
+ * @param session  The session.
+ * @param buf      Receives the data and a NUL; NULL to ask for the size only.
+ * @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+ * @param needed   Receives the size the data needs in bytes, the NUL included (also with
+ *                 E_INSUFFICIENT_BUFFER).
  * @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER.
  */
 MSGR_API
@@ -1021,6 +1198,11 @@ MSGR_HRESULT msgr_session_get_context_data(msgr_session *session,
  * LocalAddress: a stored value handed to the other side with Invite (inviter) or Accept
  * (invitee); not the machine's address. "" until set.
  *
+ * @param session  The session.
+ * @param buf      Receives the address and a NUL; NULL to ask for the size only.
+ * @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+ * @param needed   Receives the size the address needs in bytes, the NUL included (also with
+ *                 E_INSUFFICIENT_BUFFER).
  * @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER.
  */
 MSGR_API
@@ -1032,6 +1214,9 @@ MSGR_HRESULT msgr_session_get_local_address(msgr_session *session,
 /**
  * Sets LocalAddress (at most 30 characters).
  *
+ * @param session  The session.
+ * @param address  The address: NUL-terminated UTF-8, at most 30 characters ("" clears it);
+ *                 copied.
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for an over-long or
  *         invalid UTF-8 address.
  */
@@ -1042,6 +1227,11 @@ MSGR_HRESULT msgr_session_set_local_address(msgr_session *session,
 /**
  * RemoteAddress: the other side's LocalAddress, valid once SS_CONNECTED.
  *
+ * @param session  The session.
+ * @param buf      Receives the address and a NUL; NULL to ask for the size only.
+ * @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+ * @param needed   Receives the size the address needs in bytes, the NUL included (also with
+ *                 E_INSUFFICIENT_BUFFER).
  * @return S_OK; S_FALSE with "" before SS_CONNECTED; E_POINTER; E_HANDLE;
  *         E_INSUFFICIENT_BUFFER.
  */
@@ -1054,6 +1244,11 @@ MSGR_HRESULT msgr_session_get_remote_address(msgr_session *session,
 /**
  * User: the other party's sign-in name.
  *
+ * @param session  The session.
+ * @param buf      Receives the sign-in name and a NUL; NULL to ask for the size only.
+ * @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+ * @param needed   Receives the size the sign-in name needs in bytes, the NUL included (also with
+ *                 E_INSUFFICIENT_BUFFER).
  * @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_NO_USER_INVITED when nobody
  *         was invited.
  */
@@ -1068,6 +1263,9 @@ MSGR_HRESULT msgr_session_get_user(msgr_session *session,
  * (OnStateChanged(SS_READY)) and the invited client's unlocked managers get OnInvitation.
  *
  * @param app_data  NULL or at most 512 bytes.
+ * @param session            The session, in SS_READY, with its application set.
+ * @param user_sign_in_name  The user to invite: NUL-terminated UTF-8, 1 to 256 characters,
+ *                           no leading or trailing white space; not the session's own user.
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for a bad name or
  *         app data; SR_APP_NOT_SPECIFIED; SR_SESSION_NOT_READY; SR_INVITED_SELF;
  *         MSGR_E_NOT_LOGGED_ON when either user is not signed in. A message that cannot be
@@ -1084,6 +1282,7 @@ MSGR_HRESULT msgr_session_invite(msgr_session *session,
  * SR_APP_NOT_REGISTERED.
  *
  * @param app_data  NULL or at most 512 bytes.
+ * @param session   The session, on the invited side, in SS_INVITATION.
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG; SR_NOT_INVITEE;
  *         SR_SESSION_STATE_INVALID.
  */
@@ -1094,6 +1293,8 @@ MSGR_HRESULT msgr_session_accept(msgr_session *session,
 /**
  * Decline(app data): invitee only, in SS_INVITATION only; both sides end in SS_DECLINED.
  *
+ * @param session   The session, on the invited side, in SS_INVITATION.
+ * @param app_data  NULL or at most 512 bytes of UTF-8, handed to the inviter's OnDeclined.
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG; SR_NOT_INVITEE;
  *         SR_SESSION_STATE_INVALID.
  */
@@ -1106,6 +1307,11 @@ MSGR_HRESULT msgr_session_decline(msgr_session *session,
  * OnTermination(SR_SESSION_CANCELLED_LOCAL) (SR_CANCEL_BEFORE_CONNECT in SS_READY, where
  * nothing is sent); the other side gets OnCancelled(app data) then OnTermination(hr).
  *
+ * @param session   The session, on either side.
+ * @param hr        The code the other side's OnTermination receives, any value (usually
+ *                  SR_SESSION_CANCELLED_REMOTE).
+ * @param app_data  NULL or at most 512 bytes of UTF-8, handed to the other side's
+ *                  OnCancelled.
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG;
  *         SR_SESSION_STATE_INVALID once the session has ended.
  */
@@ -1118,6 +1324,8 @@ MSGR_HRESULT msgr_session_cancel(msgr_session *session,
  * SendContextData(data): at most 300 characters, at most five times per side; the other
  * side gets OnContextData(data).
  *
+ * @param session  The session, once the invitation was accepted.
+ * @param data     The data: NUL-terminated UTF-8, at most 300 characters.
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for invalid UTF-8;
  *         SR_CONTEXT_DATA_OVER_LIMIT; SR_NOT_VALID_FOR_APP_INVITE before the invitation was
  *         accepted; SR_SESSION_STATE_INVALID once ended.
@@ -1132,6 +1340,8 @@ MSGR_HRESULT msgr_session_send_context_data(msgr_session *session,
  * is delivering an event (this call made from a callback, or from another thread meanwhile),
  * once that event's delivery has finished.
  *
+ * @param session  The session the registration was made on.
+ * @param cookie   The cookie the registration function gave.
  * @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for a cookie this object did not issue
  * or that was unadvised already (cookies are unique in the process: another object's
  * cookie is never this one's), changing nothing.
@@ -1145,6 +1355,13 @@ MSGR_API MSGR_HRESULT msgr_session_unadvise(msgr_session *session, uint32_t cook
  * any reason, also when this call fails) and `cookie`, which receives the cookie for
  * msgr_session_unadvise(). Registrations end at the session handle's last release.
  *
+ * @param session    The session to watch.
+ * @param callback   Called for each BeforeAppLaunch, with (user_data, session, enable); not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
  * @return S_OK; E_POINTER for a NULL session, callback or cookie; E_HANDLE.
  */
 MSGR_API
@@ -1157,6 +1374,13 @@ MSGR_HRESULT msgr_session_before_app_launch(msgr_session *session,
 /**
  * Registers for OnAccepted (see msgr_session_before_app_launch()).
  *
+ * @param session    The session to watch.
+ * @param callback   Called for each OnAccepted, with (user_data, session, app_data); not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1169,6 +1393,14 @@ MSGR_HRESULT msgr_session_on_accepted(msgr_session *session,
 /**
  * Registers for OnAppNotPresent (see msgr_session_before_app_launch()).
  *
+ * @param session    The session to watch.
+ * @param callback   Called for each OnAppNotPresent, with (user_data, session, name, url);
+ *                   not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1181,6 +1413,13 @@ MSGR_HRESULT msgr_session_on_app_not_present(msgr_session *session,
 /**
  * Registers for OnCancelled (see msgr_session_before_app_launch()).
  *
+ * @param session    The session to watch.
+ * @param callback   Called for each OnCancelled, with (user_data, session, app_data); not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1193,6 +1432,13 @@ MSGR_HRESULT msgr_session_on_cancelled(msgr_session *session,
 /**
  * Registers for OnContextData (see msgr_session_before_app_launch()).
  *
+ * @param session    The session to watch.
+ * @param callback   Called for each OnContextData, with (user_data, session, data); not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1205,6 +1451,13 @@ MSGR_HRESULT msgr_session_on_context_data(msgr_session *session,
 /**
  * Registers for OnDeclined (see msgr_session_before_app_launch()).
  *
+ * @param session    The session to watch.
+ * @param callback   Called for each OnDeclined, with (user_data, session, app_data); not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1217,6 +1470,13 @@ MSGR_HRESULT msgr_session_on_declined(msgr_session *session,
 /**
  * Registers for OnReadyToLaunch (see msgr_session_before_app_launch()).
  *
+ * @param session    The session to watch.
+ * @param callback   Called for each OnReadyToLaunch, with (user_data, session); not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1229,6 +1489,13 @@ MSGR_HRESULT msgr_session_on_ready_to_launch(msgr_session *session,
 /**
  * Registers for OnSendError (see msgr_session_before_app_launch()).
  *
+ * @param session    The session to watch.
+ * @param callback   Called for each OnSendError, with (user_data, session, hr); not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1242,6 +1509,13 @@ MSGR_HRESULT msgr_session_on_send_error(msgr_session *session,
  * Registers for OnStateChanged (see msgr_session_before_app_launch(), and
  * msgr_session_on_state_transition() for the callback that also gets the new state).
  *
+ * @param session    The session to watch.
+ * @param callback   Called for each OnStateChanged, with (user_data, session, previous); not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1275,6 +1549,14 @@ MSGR_HRESULT msgr_session_on_state_transition(msgr_session *session,
 /**
  * Registers for OnTermination (see msgr_session_before_app_launch()).
  *
+ * @param session    The session to watch.
+ * @param callback   Called for each OnTermination, with (user_data, session, hr, app_data);
+ *                   not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1291,7 +1573,8 @@ MSGR_HRESULT msgr_session_on_termination(msgr_session *session,
  * read msgr_session_manager_get_lock_status() instead, or register first and then sign in
  * (msgr_client_sign_out(), register, msgr_client_sign_in()) to receive them.
  *
- * @param out  Receives the manager; release it with msgr_session_manager_release().
+ * @param client       The client (msgr_client_create()).
+ * @param out_manager  Receives the manager; release it with msgr_session_manager_release().
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_SERVER_SHUTDOWN after msgr_client_shutdown().
  */
 MSGR_API
@@ -1303,6 +1586,7 @@ MSGR_HRESULT msgr_session_manager_create(msgr_client *client,
  * for it are dropped, the handle becomes stale. Its sessions go on. May be called from the
  * manager's own callbacks. NULL does nothing.
  *
+ * @param manager  The manager, or NULL; the handle is stale once this returns S_OK.
  * @return S_OK; E_HANDLE for a stale or wrong-kind handle.
  */
 MSGR_API MSGR_HRESULT msgr_session_manager_release(msgr_session_manager *manager);
@@ -1311,8 +1595,9 @@ MSGR_API MSGR_HRESULT msgr_session_manager_release(msgr_session_manager *manager
  * CreateSession: a new session in SS_READY, flags SF_INVITER, a fresh SessionID. A new
  * session is needed for every invitation.
  *
- * @param out  Receives the session with one reference; release it with
- *             msgr_session_release().
+ * @param manager      The manager, unlocked (LOCK_UNLOCKED or LOCK_DISABLED).
+ * @param out_session  Receives the session with one reference; release it with
+ *                     msgr_session_release().
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED while the manager is locked; MSGR_E_NOT_LOGGED_ON while signed out.
  */
 MSGR_API
@@ -1323,7 +1608,10 @@ MSGR_HRESULT msgr_session_manager_create_session(msgr_session_manager *manager,
  * GetLaunchingSession: the session whose acceptance launched process `pid` (through this
  * manager's client).
  *
- * @param out  Receives the session with one more reference (release it).
+ * @param manager      The manager, unlocked (LOCK_UNLOCKED or LOCK_DISABLED).
+ * @param pid          The process id the launcher returned (not 0).
+ * @param out_session  Receives the session with one more reference (release it with
+ *                     msgr_session_release()).
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for pid 0; E_FAIL when
  *         no session launched that process.
  */
@@ -1338,12 +1626,16 @@ MSGR_HRESULT msgr_session_manager_get_launching_session(msgr_session_manager *ma
  * within a tenth of a second or so those of other services on the same registry file
  * (msgr_service_options.registry_path), in any process.
  *
- * @param guid   `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`, hex in either case (stored
- *               uppercase).
- * @param name   At most 256 characters. @param url At most 256 characters.
- * @param path   NULL or "" for none; else an absolute path of at most 260 characters to an
- *               existing file. Name, URL and path may not contain control characters.
- * @param flags  Must be 0.
+ * @param manager  The manager, unlocked (LOCK_UNLOCKED or LOCK_DISABLED).
+ * @param guid     The application's GUID, `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`, hex in
+ *                 either case (stored uppercase).
+ * @param name     Its name: NUL-terminated UTF-8, at most 256 characters ("" allowed).
+ * @param url      Its URL (where to get it): NUL-terminated UTF-8, at most 256 characters
+ *                 ("" allowed).
+ * @param path     NULL or "" for none; else an absolute path of at most 260 characters to an
+ *                 existing file: the executable the default launcher starts. Name, URL and
+ *                 path may not contain control characters; all three are copied.
+ * @param flags    Must be 0.
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for bad flags, a
  *         malformed GUID, an over-limit or invalid UTF-8 string, a relative path;
  *         E_FILE_NOT_FOUND when the path does not exist (E_FAIL when it cannot be
@@ -1362,6 +1654,8 @@ MSGR_HRESULT msgr_session_manager_register_application(msgr_session_manager *man
  * UnRegisterApplication: every manager sharing the registry gets OnAppUnRegistered(guid)
  * (as for msgr_session_manager_register_application()).
  *
+ * @param manager  The manager, unlocked (LOCK_UNLOCKED or LOCK_DISABLED).
+ * @param guid     The application's GUID, braced, hex in either case.
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for a malformed GUID;
  *         SR_APP_NOT_REGISTERED; REGDB_E_WRITEREGDB.
  */
@@ -1374,6 +1668,11 @@ MSGR_HRESULT msgr_session_manager_unregister_application(msgr_session_manager *m
  * registered application, sorted by GUID, `GUID<TAB>name<TAB>url<TAB>path<LF>`; "" when
  * none. Caller buffer: `*needed` receives the size including the terminator.
  *
+ * @param manager  The manager, unlocked (LOCK_UNLOCKED or LOCK_DISABLED).
+ * @param buf      Receives the listing and a NUL; NULL to ask for the size only.
+ * @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+ * @param needed   Receives the size the listing needs in bytes, the NUL included (also with
+ *                 E_INSUFFICIENT_BUFFER).
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INSUFFICIENT_BUFFER (0x8007007A)
  *         when `buf` is NULL or shorter than `*needed`.
  */
@@ -1386,6 +1685,8 @@ MSGR_HRESULT msgr_session_manager_get_applications(msgr_session_manager *manager
 /**
  * Gets the manager's Lock and Key status.
  *
+ * @param manager  The manager.
+ * @param status   Receives the status (a LockStatus value).
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1396,6 +1697,10 @@ MSGR_HRESULT msgr_session_manager_get_lock_status(msgr_session_manager *manager,
  * RequestChallenge(cookie): status becomes LOCK_PENDINGRESULT (OnLockStatusChanged), then
  * OnLockChallenge(cookie, challenge) is queued. Only one challenge per sign-in.
  *
+ * @param manager  The manager, in LOCK_INITIALIZED.
+ * @param cookie   Any value the application chooses (a fresh random one, docs/CONTRACT.md);
+ *                 OnLockChallenge hands it back, and msgr_session_manager_send_response()
+ *                 must give it again.
  * @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_NOTINITIALIZED (not signed in);
  *         MSGR_E_API_PENDING_UNLOCK; MSGR_E_API_ALREADY_UNLOCKED; MSGR_E_API_DISABLED;
  *         MSGR_E_API_UNLOCK_FAILED (after a failed unlock in this sign-in).
@@ -1410,6 +1715,12 @@ MSGR_HRESULT msgr_session_manager_request_challenge(msgr_session_manager *manage
  * msgr_lock_compute_response()) in constant time; OnLockResult(cookie, succeeded) then
  * OnLockStatusChanged(LOCK_UNLOCKED or LOCK_UNLOCKFAILED) are queued.
  *
+ * @param manager   The manager, in LOCK_PENDINGRESULT with the challenge received.
+ * @param app_id    The application ID (msgr_service_add_app_key()): NUL-terminated UTF-8,
+ *                  at most 256 characters. An unknown ID fails like a wrong key.
+ * @param response  The response (msgr_lock_compute_response()): NUL-terminated UTF-8, at
+ *                  most 256 characters.
+ * @param cookie    The cookie given to msgr_session_manager_request_challenge().
  * @return S_OK (whatever the outcome); E_POINTER; E_HANDLE; E_INVALIDARG for a cookie other
  *         than the pending challenge's (nothing changes) or an over-long or invalid UTF-8
  *         string; MSGR_E_API_LOCKED when no challenge is pending; MSGR_E_API_NOTINITIALIZED,
@@ -1428,6 +1739,8 @@ MSGR_HRESULT msgr_session_manager_send_response(msgr_session_manager *manager,
  * meanwhile), once that event's delivery has finished. May be called from a callback,
  * including the registration's own.
  *
+ * @param manager  The manager the registration was made on.
+ * @param cookie   The cookie the registration function gave.
  * @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for a cookie this object did not issue
  * or that was unadvised already (cookies are unique in the process: another object's
  * cookie is never this one's), changing nothing.
@@ -1441,6 +1754,14 @@ MSGR_API MSGR_HRESULT msgr_session_manager_unadvise(msgr_session_manager *manage
  * reason, also when this call fails) and `cookie`, which receives the registration's
  * cookie for msgr_session_manager_unadvise(). Callbacks run in registration order.
  *
+ * @param manager    The manager to watch.
+ * @param callback   Called for each OnAppRegistered, with (user_data, manager, guid);
+ *                   not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
  * @return S_OK; E_POINTER for a NULL manager, callback or cookie; E_HANDLE.
  */
 MSGR_API
@@ -1453,6 +1774,14 @@ MSGR_HRESULT msgr_session_manager_on_app_registered(msgr_session_manager *manage
 /**
  * Registers for OnAppUnRegistered (see msgr_session_manager_on_app_registered()).
  *
+ * @param manager    The manager to watch.
+ * @param callback   Called for each OnAppUnRegistered, with (user_data, manager, guid);
+ *                   not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1465,6 +1794,14 @@ MSGR_HRESULT msgr_session_manager_on_app_unregistered(msgr_session_manager *mana
 /**
  * Registers for OnAppShutdown (see msgr_session_manager_on_app_registered()).
  *
+ * @param manager    The manager to watch.
+ * @param callback   Called for each OnAppShutdown, with (user_data, manager);
+ *                   not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1478,6 +1815,14 @@ MSGR_HRESULT msgr_session_manager_on_app_shutdown(msgr_session_manager *manager,
  * Registers for OnInvitation (see msgr_session_manager_on_app_registered()). Only unlocked
  * managers receive invitations.
  *
+ * @param manager    The manager to watch.
+ * @param callback   Called for each OnInvitation, with (user_data, manager, session,
+ *                   app_data, handled); not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1490,6 +1835,14 @@ MSGR_HRESULT msgr_session_manager_on_invitation(msgr_session_manager *manager,
 /**
  * Registers for OnLockChallenge (see msgr_session_manager_on_app_registered()).
  *
+ * @param manager    The manager to watch.
+ * @param callback   Called for each OnLockChallenge, with (user_data, manager, cookie, challenge);
+ *                   not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1502,6 +1855,14 @@ MSGR_HRESULT msgr_session_manager_on_lock_challenge(msgr_session_manager *manage
 /**
  * Registers for OnLockEnable (see msgr_session_manager_on_app_registered()).
  *
+ * @param manager    The manager to watch.
+ * @param callback   Called for each OnLockEnable, with (user_data, manager, enabled);
+ *                   not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1514,6 +1875,14 @@ MSGR_HRESULT msgr_session_manager_on_lock_enable(msgr_session_manager *manager,
 /**
  * Registers for OnLockResult (see msgr_session_manager_on_app_registered()).
  *
+ * @param manager    The manager to watch.
+ * @param callback   Called for each OnLockResult, with (user_data, manager, cookie, succeeded);
+ *                   not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API
@@ -1526,6 +1895,14 @@ MSGR_HRESULT msgr_session_manager_on_lock_result(msgr_session_manager *manager,
 /**
  * Registers for OnLockStatusChanged (see msgr_session_manager_on_app_registered()).
  *
+ * @param manager    The manager to watch.
+ * @param callback   Called for each OnLockStatusChanged, with (user_data, manager, status);
+ *                   not NULL.
+ * @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+ *                   dereferences it).
+ * @param destroy    Called once with `user_data` when the registration ends (also when this
+ *                   call fails); NULL for none.
+ * @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
  * @return S_OK; E_POINTER; E_HANDLE.
  */
 MSGR_API

@@ -1,4 +1,6 @@
-/*
+/**
+ * @file msgrpriv.hpp
+ *
  * msgrpriv.hpp: a header-only C++17 layer over msgrpriv.h (hand-written; msgrpriv.h is
  * generated). Same objects, same rules, same events; what C++ adds:
  *
@@ -72,12 +74,20 @@
 #include <utility>
 #include <vector>
 
+/** The C++17 layer over msgrpriv.h: RAII handles, exceptions, any callable as a callback. */
 namespace msgrpriv {
 
-/** The library's version, "MAJOR.MINOR.PATCH" (msgr_version()). */
+/**
+ * The library's version (msgr_version()).
+ * @return "MAJOR.MINOR.PATCH": a static string, never nullptr.
+ */
 inline const char *version() noexcept { return msgr_version(); }
 
-/** The static English text of a result code (msgr_result_text()). */
+/**
+ * The static English text of a result code (msgr_result_text()).
+ * @param hr  Any value; codes the library does not define give "Unknown result code.".
+ * @return A static string, never nullptr.
+ */
 inline const char *result_text(MSGR_HRESULT hr) noexcept { return msgr_result_text(hr); }
 
 /**
@@ -87,17 +97,30 @@ inline const char *result_text(MSGR_HRESULT hr) noexcept { return msgr_result_te
  */
 class error : public std::runtime_error {
 public:
-    /** An error for `code` returned by the C function named `function` (a static string),
-     *  just now on this thread: what() is that call's msgr_last_error() text, which names
-     *  the argument and the form expected ("msgr_session_invite: ... (E_INVALIDARG)"). */
+    /**
+     * An error for `code` returned by the C function named `function`, just now on this
+     * thread: what() is that call's msgr_last_error() text, which names the argument and
+     * the form expected ("msgr_session_invite: ... (E_INVALIDARG)").
+     * @param code      The failure code.
+     * @param function  The C function's name: a static string (not copied), or nullptr.
+     */
     error(MSGR_HRESULT code, const char *function)
         : std::runtime_error(describe(code, function)), code_(code), function_(function) {}
 
-    /** The result code (a failure code: negative). */
+    /**
+     * The result code.
+     * @return The failure code (negative).
+     */
     MSGR_HRESULT code() const noexcept { return code_; }
-    /** The code's text, from msgr_result_text(). */
+    /**
+     * The code's text.
+     * @return msgr_result_text() of code(): a static string.
+     */
     const char *text() const noexcept { return msgr_result_text(code_); }
-    /** The C function that returned the code, e.g. "msgr_session_invite". */
+    /**
+     * The C function that returned the code.
+     * @return Its name, e.g. "msgr_session_invite" (the static string given to the constructor).
+     */
     const char *function() const noexcept { return function_; }
 
 private:
@@ -117,7 +140,13 @@ private:
     const char *function_;
 };
 
-/** Throws msgrpriv::error when `hr` is a failure code; returns it otherwise (S_OK, S_FALSE). */
+/**
+ * Throws msgrpriv::error when `hr` is a failure code.
+ * @param hr        A result code.
+ * @param function  The name of the C function that returned it, for the error (a static
+ *                  string).
+ * @return `hr` when it is a success code (S_OK, S_FALSE).
+ */
 inline MSGR_HRESULT check(MSGR_HRESULT hr, const char *function) {
     if (hr < 0) {
         throw error(hr, function);
@@ -131,13 +160,23 @@ inline MSGR_HRESULT check(MSGR_HRESULT hr, const char *function) {
  */
 class string_arg {
 public:
-    /** A C string; nullptr only where the function allows NULL (E_POINTER otherwise). */
+    /**
+     * A C string.
+     * @param s  NUL-terminated UTF-8; nullptr only where the function allows NULL (E_POINTER
+     *           otherwise). Not copied: it must live for the call.
+     */
     string_arg(const char *s) noexcept : p_(s) {}
-    /** A std::string (its c_str()). */
+    /**
+     * A std::string.
+     * @param s  The string (its c_str() is used, not copied): it must live for the call.
+     */
     string_arg(const std::string &s) noexcept : p_(s.c_str()) {}
     /** No string (NULL), for the optional app data. */
     string_arg(std::nullptr_t) noexcept : p_(nullptr) {}
-    /** The C string, or nullptr. */
+    /**
+     * The C string.
+     * @return The string given, or nullptr.
+     */
     const char *c_str() const noexcept { return p_; }
 
 private:
@@ -388,6 +427,8 @@ inline std::uint32_t timeout_ms(std::chrono::milliseconds t) noexcept {
  * Sets the handler for exceptions thrown by callbacks outside a Client::dispatch() call (see
  * the top of this file); nullptr restores the default, std::terminate(). Returns the previous
  * handler. Process-wide; may be called from any thread.
+ * @param h  The new handler (must not throw), or nullptr for the default.
+ * @return The previous handler (nullptr: the default).
  */
 inline callback_exception_handler set_callback_exception_handler(callback_exception_handler h) noexcept {
     return detail::handler_slot().exchange(h);
@@ -396,6 +437,9 @@ inline callback_exception_handler set_callback_exception_handler(callback_except
 /**
  * The Lock and Key response to a challenge: MD5 of the challenge followed by the key, as 32
  * lowercase hex digits (msgr_lock_compute_response()).
+ * @param challenge  The challenge of OnLockChallenge: UTF-8, at most 256 characters.
+ * @param key        The application's key: UTF-8, at most 256 characters.
+ * @return The response, for SessionManagerRef::send_response().
  */
 inline std::string compute_lock_response(string_arg challenge, string_arg key) {
     char out[MSGR_LOCK_RESPONSE_SIZE];
@@ -417,10 +461,16 @@ class SessionRef {
 public:
     /** No session. */
     SessionRef() noexcept = default;
-    /** A view of `h` (no reference is taken). */
+    /**
+     * A view of `h` (no reference is taken).
+     * @param h  A session handle, or nullptr for an empty view; the view does not keep it alive.
+     */
     explicit SessionRef(msgr_session *h) noexcept : h_(h) {}
 
-    /** The C handle (nullptr when empty). */
+    /**
+     * The C handle.
+     * @return The handle, nullptr when empty.
+     */
     msgr_session *get() const noexcept { return h_; }
     /** True when not empty. */
     explicit operator bool() const noexcept { return h_ != nullptr; }
@@ -429,163 +479,279 @@ public:
     /** Different handles. */
     friend bool operator!=(const SessionRef &a, const SessionRef &b) noexcept { return a.h_ != b.h_; }
 
-    /** An owning Session with one more reference (msgr_session_add_ref): keeps a lent session. */
+    /**
+     * An owning Session with one more reference (msgr_session_add_ref): keeps a lent session.
+     * @return The new owner (empty when this view is empty); throws E_HANDLE for a stale handle.
+     */
     Session keep() const;
 
-    /** State (msgr_session_get_state). */
+    /**
+     * State (msgr_session_get_state).
+     * @return The state.
+     */
     SESSION_STATE state() const {
         SESSION_STATE s = SS_UNKNOWN;
         check(msgr_session_get_state(h_, &s), "msgr_session_get_state");
         return s;
     }
-    /** Flags: SF_INVITER or SF_INVITEE bits (msgr_session_get_flags). */
+    /**
+     * Flags: SF_INVITER or SF_INVITEE bits (msgr_session_get_flags).
+     * @return SF_INVITER or SF_INVITEE.
+     */
     std::uint32_t flags() const {
         std::uint32_t f = 0;
         check(msgr_session_get_flags(h_, &f), "msgr_session_get_flags");
         return f;
     }
-    /** SessionID, `{XXXXXXXX-...}`, the same on both sides (msgr_session_get_session_id). */
+    /**
+     * SessionID, `{XXXXXXXX-...}`, the same on both sides (msgr_session_get_session_id).
+     * @return The SessionID.
+     */
     std::string session_id() const {
         return get_string(msgr_session_get_session_id, "msgr_session_get_session_id");
     }
-    /** Application: the GUID; throws SR_APP_NOT_SPECIFIED when none is set. */
+    /**
+     * Application: the GUID; throws SR_APP_NOT_SPECIFIED when none is set.
+     * @return The GUID, braced.
+     */
     std::string application() const {
         return get_string(msgr_session_get_application, "msgr_session_get_application");
     }
-    /** Sets Application (msgr_session_set_application). */
+    /**
+     * Sets Application (msgr_session_set_application), in SS_READY.
+     * @param guid  The GUID of an application registered here, braced, hex digits in either case.
+     */
     void set_application(string_arg guid) const {
         check(msgr_session_set_application(h_, guid.c_str()), "msgr_session_set_application");
     }
-    /** ApplicationName, from this side's registry ("" when not registered here). */
+    /**
+     * ApplicationName, from this side's registry ("" when not registered here).
+     * @return The name ("" when not registered here).
+     */
     std::string application_name() const {
         return get_string(msgr_session_get_application_name, "msgr_session_get_application_name");
     }
-    /** ApplicationURL, from this side's registry. */
+    /**
+     * ApplicationURL, from this side's registry.
+     * @return The URL.
+     */
     std::string application_url() const {
         return get_string(msgr_session_get_application_url, "msgr_session_get_application_url");
     }
-    /** ContextData: the last application data received ("" when none). */
+    /**
+     * ContextData: the last application data received ("" when none).
+     * @return The data ("" when none).
+     */
     std::string context_data() const {
         return get_string(msgr_session_get_context_data, "msgr_session_get_context_data");
     }
-    /** LocalAddress ("" until set). */
+    /**
+     * LocalAddress ("" until set).
+     * @return The address ("" until set).
+     */
     std::string local_address() const {
         return get_string(msgr_session_get_local_address, "msgr_session_get_local_address");
     }
-    /** Sets LocalAddress (at most 30 characters). */
+    /**
+     * Sets LocalAddress (msgr_session_set_local_address).
+     * @param address  UTF-8, at most 30 characters; handed to the other side with Invite or Accept.
+     */
     void set_local_address(string_arg address) const {
         check(msgr_session_set_local_address(h_, address.c_str()), "msgr_session_set_local_address");
     }
-    /** RemoteAddress: the other side's LocalAddress; "" before SS_CONNECTED (S_FALSE). */
+    /**
+     * RemoteAddress: the other side's LocalAddress; "" before SS_CONNECTED (S_FALSE).
+     * @return The other side's address ("" before SS_CONNECTED).
+     */
     std::string remote_address() const {
         return get_string(msgr_session_get_remote_address, "msgr_session_get_remote_address");
     }
-    /** User: the other party's sign-in name; throws SR_NO_USER_INVITED before Invite. */
+    /**
+     * User: the other party's sign-in name; throws SR_NO_USER_INVITED before Invite.
+     * @return The other party's sign-in name.
+     */
     std::string user() const { return get_string(msgr_session_get_user, "msgr_session_get_user"); }
 
-    /** Invite(user, app data): app data nullptr or at most 512 bytes (msgr_session_invite). */
+    /**
+     * Invite(user, app data) (msgr_session_invite).
+     * @param user      The sign-in name to invite (not this session's own user).
+     * @param app_data  nullptr or at most 512 bytes of UTF-8, handed to the invitee's OnInvitation.
+     */
     void invite(string_arg user, string_arg app_data = nullptr) const {
         check(msgr_session_invite(h_, user.c_str(), app_data.c_str()), "msgr_session_invite");
     }
-    /** Accept(app data), invitee only (msgr_session_accept). */
+    /**
+     * Accept(app data), invitee only (msgr_session_accept).
+     * @param app_data  nullptr or at most 512 bytes of UTF-8, handed to the inviter's OnAccepted.
+     */
     void accept(string_arg app_data = nullptr) const {
         check(msgr_session_accept(h_, app_data.c_str()), "msgr_session_accept");
     }
-    /** Decline(app data), invitee only (msgr_session_decline). */
+    /**
+     * Decline(app data), invitee only (msgr_session_decline).
+     * @param app_data  nullptr or at most 512 bytes of UTF-8, handed to the inviter's OnDeclined.
+     */
     void decline(string_arg app_data = nullptr) const {
         check(msgr_session_decline(h_, app_data.c_str()), "msgr_session_decline");
     }
-    /** Cancel(hr, app data): `hr` is the reason the other side's OnTermination gets. */
+    /**
+     * Cancel(hr, app data), either side (msgr_session_cancel).
+     * @param hr        The code the other side's OnTermination receives (any value).
+     * @param app_data  nullptr or at most 512 bytes of UTF-8, handed to the other side's
+     *                  OnCancelled.
+     */
     void cancel(MSGR_HRESULT hr, string_arg app_data = nullptr) const {
         check(msgr_session_cancel(h_, hr, app_data.c_str()), "msgr_session_cancel");
     }
-    /** SendContextData(data): at most 300 characters, five times per side. */
+    /**
+     * SendContextData(data), five times per side (msgr_session_send_context_data).
+     * @param data  UTF-8, at most 300 characters (SR_CONTEXT_DATA_OVER_LIMIT otherwise).
+     */
     void send_context_data(string_arg data) const {
         check(msgr_session_send_context_data(h_, data.c_str()), "msgr_session_send_context_data");
     }
-    /** Ends a registration made by one of the functions below (msgr_session_unadvise). */
+    /**
+     * Ends a registration made by one of the session's registration functions
+     * (msgr_session_unadvise).
+     * @param cookie  The cookie the registration function returned.
+     */
     void unadvise(std::uint32_t cookie) const {
         check(msgr_session_unadvise(h_, cookie), "msgr_session_unadvise");
     }
 
-    /** BeforeAppLaunch: `f([SessionRef,] bool &enable)`; set enable to false to prevent the
-     *  launch. Returns the cookie for unadvise(). */
+    /**
+     * BeforeAppLaunch: `f([SessionRef,] bool &enable)`; set enable to false to prevent the
+     * launch.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t before_app_launch(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_before_app_launch, h_, &t_before_app_launch<FD>,
                               std::forward<F>(f), "msgr_session_before_app_launch");
     }
-    /** OnAccepted: `f([SessionRef,] std::string_view app_data)`. */
+    /**
+     * OnAccepted: `f([SessionRef,] std::string_view app_data)`.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_accepted(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_on_accepted, h_, &t_app_data<FD>, std::forward<F>(f),
                               "msgr_session_on_accepted");
     }
-    /** OnAppNotPresent: `f([SessionRef,] std::string_view name, std::string_view url)`. */
+    /**
+     * OnAppNotPresent: `f([SessionRef,] std::string_view name, std::string_view url)`.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_app_not_present(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_on_app_not_present, h_, &t_app_not_present<FD>,
                               std::forward<F>(f), "msgr_session_on_app_not_present");
     }
-    /** OnCancelled: `f([SessionRef,] std::string_view app_data)`. */
+    /**
+     * OnCancelled: `f([SessionRef,] std::string_view app_data)`.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_cancelled(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_on_cancelled, h_, &t_app_data<FD>, std::forward<F>(f),
                               "msgr_session_on_cancelled");
     }
-    /** OnContextData: `f([SessionRef,] std::string_view data)`. */
+    /**
+     * OnContextData: `f([SessionRef,] std::string_view data)`.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_context_data(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_on_context_data, h_, &t_app_data<FD>,
                               std::forward<F>(f), "msgr_session_on_context_data");
     }
-    /** OnDeclined: `f([SessionRef,] std::string_view app_data)`. */
+    /**
+     * OnDeclined: `f([SessionRef,] std::string_view app_data)`.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_declined(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_on_declined, h_, &t_app_data<FD>, std::forward<F>(f),
                               "msgr_session_on_declined");
     }
-    /** OnReadyToLaunch: `f([SessionRef])`. */
+    /**
+     * OnReadyToLaunch: `f([SessionRef])`.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_ready_to_launch(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_on_ready_to_launch, h_, &t_no_args<FD>,
                               std::forward<F>(f), "msgr_session_on_ready_to_launch");
     }
-    /** OnSendError: `f([SessionRef,] MSGR_HRESULT hr)`, hr an SR_*_SEND_FAILURE. */
+    /**
+     * OnSendError: `f([SessionRef,] MSGR_HRESULT hr)`, hr an SR_*_SEND_FAILURE.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_send_error(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_on_send_error, h_, &t_send_error<FD>,
                               std::forward<F>(f), "msgr_session_on_send_error");
     }
-    /** OnStateChanged: `f([SessionRef,] SESSION_STATE previous)`. state() is the state when
-     *  `f` runs, possibly several transitions later (an inviter sees SS_INVITATION and
-     *  then SS_ACCEPTED as `previous`, both with state() SS_CONNECTED): to react once per
-     *  transition, use on_state_transition(). */
+    /**
+     * OnStateChanged: `f([SessionRef,] SESSION_STATE previous)`. state() is the state when
+     * `f` runs, possibly several transitions later (an inviter sees SS_INVITATION and
+     * then SS_ACCEPTED as `previous`, both with state() SS_CONNECTED): to react once per
+     * transition, use on_state_transition().
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_state_changed(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_on_state_changed, h_, &t_state_changed<FD>,
                               std::forward<F>(f), "msgr_session_on_state_changed");
     }
-    /** OnStateChanged with both ends of each transition:
-     *  `f([SessionRef,] SESSION_STATE previous, SESSION_STATE current)`, `current` the
-     *  state this one transition led to. */
+    /**
+     * OnStateChanged with both ends of each transition:
+     * `f([SessionRef,] SESSION_STATE previous, SESSION_STATE current)`, `current` the
+     * state this one transition led to.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_state_transition(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_on_state_transition, h_, &t_state_transition<FD>,
                               std::forward<F>(f), "msgr_session_on_state_transition");
     }
-    /** OnTermination: `f([SessionRef,] MSGR_HRESULT hr, std::string_view app_data)`; the
-     *  session's last event on this side. */
+    /**
+     * OnTermination: `f([SessionRef,] MSGR_HRESULT hr, std::string_view app_data)`; the
+     * session's last event on this side.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_termination(F &&f) const {
         using FD = std::decay_t<F>;
@@ -594,6 +760,7 @@ public:
     }
 
 protected:
+    /** The handle (nullptr when empty): viewed by SessionRef, one reference owned by Session. */
     msgr_session *h_ = nullptr;
 
 private:
@@ -654,29 +821,50 @@ class Session : public SessionRef {
 public:
     /** No session. */
     Session() noexcept = default;
-    /** Takes over one reference the caller owns (e.g. from msgr_session_manager_create_session). */
+    /**
+     * Takes over one reference the caller owns (e.g. from msgr_session_manager_create_session).
+     * @param h  The handle, or nullptr for an empty Session.
+     * @return The Session that owns that reference.
+     */
     static Session adopt(msgr_session *h) noexcept {
         Session s;
         s.h_ = h;
         return s;
     }
-    /** Adds a reference to `ref`'s session (throws E_HANDLE for a stale handle). */
+    /**
+     * Adds a reference to `ref`'s session (throws E_HANDLE for a stale handle).
+     * @param ref  The session to keep; empty gives an empty Session.
+     */
     explicit Session(SessionRef ref) : SessionRef(ref.get()) {
         if (h_) {
             check(msgr_session_add_ref(h_), "msgr_session_add_ref");
         }
     }
-    /** Adds a reference. */
+    /**
+     * Adds a reference.
+     * @param other  The session to share.
+     */
     Session(const Session &other) : Session(static_cast<const SessionRef &>(other)) {}
-    /** Takes other's reference; other becomes empty. */
+    /**
+     * Takes other's reference.
+     * @param other  Becomes empty.
+     */
     Session(Session &&other) noexcept : SessionRef(std::exchange(other.h_, nullptr)) {}
-    /** Releases the current reference, adds one to other's session. */
+    /**
+     * Releases the current reference, adds one to other's session.
+     * @param other  The session to share.
+     * @return `*this`.
+     */
     Session &operator=(const Session &other) {
         Session copy(other);
         swap(copy);
         return *this;
     }
-    /** Releases the current reference, takes other's. */
+    /**
+     * Releases the current reference, takes other's.
+     * @param other  Becomes empty.
+     * @return `*this`.
+     */
     Session &operator=(Session &&other) noexcept {
         Session moved(std::move(other));
         swap(moved);
@@ -691,9 +879,16 @@ public:
             (void)msgr_session_release(h);
         }
     }
-    /** Gives the reference up to the caller (who must release it); the object becomes empty. */
+    /**
+     * Gives the reference up to the caller; the object becomes empty.
+     * @return The handle, whose reference the caller must release (msgr_session_release); nullptr
+     *         when empty.
+     */
     msgr_session *detach() noexcept { return std::exchange(h_, nullptr); }
-    /** Exchanges the handles. */
+    /**
+     * Exchanges the handles.
+     * @param other  The session to exchange with.
+     */
     void swap(Session &other) noexcept { std::swap(h_, other.h_); }
 };
 
@@ -711,10 +906,16 @@ class SessionManagerRef {
 public:
     /** No manager. */
     SessionManagerRef() noexcept = default;
-    /** A view of `h`. */
+    /**
+     * A view of `h`.
+     * @param h  A manager handle, or nullptr for an empty view; the view does not keep it alive.
+     */
     explicit SessionManagerRef(msgr_session_manager *h) noexcept : h_(h) {}
 
-    /** The C handle (nullptr when empty). */
+    /**
+     * The C handle.
+     * @return The handle, nullptr when empty.
+     */
     msgr_session_manager *get() const noexcept { return h_; }
     /** True when not empty. */
     explicit operator bool() const noexcept { return h_ != nullptr; }
@@ -723,32 +924,54 @@ public:
     /** Different handles. */
     friend bool operator!=(const SessionManagerRef &a, const SessionManagerRef &b) noexcept { return a.h_ != b.h_; }
 
-    /** CreateSession: a new session in SS_READY (msgr_session_manager_create_session). */
+    /**
+     * CreateSession: a new session in SS_READY (msgr_session_manager_create_session).
+     * @return The new session, with one reference of its own.
+     */
     Session create_session() const {
         msgr_session *s = nullptr;
         check(msgr_session_manager_create_session(h_, &s), "msgr_session_manager_create_session");
         return Session::adopt(s);
     }
-    /** GetLaunchingSession(pid): the session whose acceptance launched process `pid`. */
+    /**
+     * GetLaunchingSession(pid): the session whose acceptance launched process `pid`.
+     * @param pid  The process id a launcher returned (not 0).
+     * @return The session, with one more reference; throws E_FAIL when no session launched `pid`.
+     */
     Session launching_session(std::uint32_t pid) const {
         msgr_session *s = nullptr;
         check(msgr_session_manager_get_launching_session(h_, pid, &s),
               "msgr_session_manager_get_launching_session");
         return Session::adopt(s);
     }
-    /** RegisterApplication(guid, name, url, path, flags): path nullptr or "" for none. */
+    /**
+     * RegisterApplication(guid, name, url, path, flags)
+     * (msgr_session_manager_register_application).
+     * @param guid   `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`, hex digits in either case.
+     * @param name   UTF-8, at most 256 characters.
+     * @param url    UTF-8, at most 256 characters.
+     * @param path   nullptr or "" for none; else an absolute path of at most 260 characters to an
+     *               existing file.
+     * @param flags  Must be 0.
+     */
     void register_application(string_arg guid, string_arg name, string_arg url,
                               string_arg path = nullptr, std::uint32_t flags = 0) const {
         check(msgr_session_manager_register_application(h_, guid.c_str(), name.c_str(), url.c_str(),
                                                         path.c_str(), flags),
               "msgr_session_manager_register_application");
     }
-    /** UnRegisterApplication(guid). */
+    /**
+     * UnRegisterApplication(guid) (msgr_session_manager_unregister_application).
+     * @param guid  The application's GUID, braced, hex digits in either case.
+     */
     void unregister_application(string_arg guid) const {
         check(msgr_session_manager_unregister_application(h_, guid.c_str()),
               "msgr_session_manager_unregister_application");
     }
-    /** Applications, as the C function gives it: `GUID\tname\turl\tpath\n` per application. */
+    /**
+     * Applications, as the C function gives it: `GUID\tname\turl\tpath\n` per application.
+     * @return The listing, sorted by GUID; "" when none.
+     */
     std::string applications() const {
         msgr_session_manager *h = h_;
         return detail::get_string(
@@ -757,7 +980,10 @@ public:
             },
             "msgr_session_manager_get_applications");
     }
-    /** Applications, one entry per registered application, sorted by GUID. */
+    /**
+     * Applications, one entry per registered application, sorted by GUID.
+     * @return The applications (empty when none).
+     */
     std::vector<Application> application_list() const {
         std::vector<Application> apps;
         const std::string all = applications();
@@ -783,78 +1009,134 @@ public:
         }
         return apps;
     }
-    /** Lock and Key status (IMsgrLock::get_Status). */
+    /**
+     * Lock and Key status (IMsgrLock::get_Status).
+     * @return The status.
+     */
     LockStatus lock_status() const {
         LockStatus s = LOCK_NOTINITIALIZED;
         check(msgr_session_manager_get_lock_status(h_, &s), "msgr_session_manager_get_lock_status");
         return s;
     }
-    /** RequestChallenge(cookie): OnLockChallenge(cookie, challenge) follows. */
+    /**
+     * RequestChallenge(cookie): OnLockChallenge(cookie, challenge) follows.
+     * @param cookie  Any value the application chooses (a fresh random one); give it again to
+     *                send_response().
+     */
     void request_challenge(std::int32_t cookie) const {
         check(msgr_session_manager_request_challenge(h_, cookie),
               "msgr_session_manager_request_challenge");
     }
-    /** SendResponse(application ID, response, cookie): OnLockResult follows. */
+    /**
+     * SendResponse(application ID, response, cookie): OnLockResult follows.
+     * @param app_id    The application ID: UTF-8, at most 256 characters.
+     * @param response  compute_lock_response() of the challenge and the key.
+     * @param cookie    The cookie given to request_challenge().
+     */
     void send_response(string_arg app_id, string_arg response, std::int32_t cookie) const {
         check(msgr_session_manager_send_response(h_, app_id.c_str(), response.c_str(), cookie),
               "msgr_session_manager_send_response");
     }
-    /** Ends a registration made by one of the functions below. */
+    /**
+     * Ends a registration made by one of the manager's registration functions
+     * (msgr_session_manager_unadvise).
+     * @param cookie  The cookie the registration function returned.
+     */
     void unadvise(std::uint32_t cookie) const {
         check(msgr_session_manager_unadvise(h_, cookie), "msgr_session_manager_unadvise");
     }
 
-    /** OnAppRegistered: `f([SessionManagerRef,] std::string_view guid)`. Returns the cookie. */
+    /**
+     * OnAppRegistered: `f([SessionManagerRef,] std::string_view guid)`.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_app_registered(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_manager_on_app_registered, h_, &t_string<FD>,
                               std::forward<F>(f), "msgr_session_manager_on_app_registered");
     }
-    /** OnAppUnRegistered: `f([SessionManagerRef,] std::string_view guid)`. */
+    /**
+     * OnAppUnRegistered: `f([SessionManagerRef,] std::string_view guid)`.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_app_unregistered(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_manager_on_app_unregistered, h_, &t_string<FD>,
                               std::forward<F>(f), "msgr_session_manager_on_app_unregistered");
     }
-    /** OnAppShutdown: `f([SessionManagerRef])`, the manager's last event. */
+    /**
+     * OnAppShutdown: `f([SessionManagerRef])`, the manager's last event.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_app_shutdown(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_manager_on_app_shutdown, h_, &t_no_args<FD>,
                               std::forward<F>(f), "msgr_session_manager_on_app_shutdown");
     }
-    /** OnInvitation: `f([SessionManagerRef,] SessionRef session, std::string_view app_data,
-     *  bool &handled)`. The session is lent for the call: session.keep() to keep it. */
+    /**
+     * OnInvitation: `f([SessionManagerRef,] SessionRef session, std::string_view app_data,
+     * bool &handled)`. The session is lent for the call: session.keep() to keep it.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_invitation(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_manager_on_invitation, h_, &t_invitation<FD>,
                               std::forward<F>(f), "msgr_session_manager_on_invitation");
     }
-    /** OnLockChallenge: `f([SessionManagerRef,] std::int32_t cookie, std::string_view challenge)`. */
+    /**
+     * OnLockChallenge: `f([SessionManagerRef,] std::int32_t cookie, std::string_view challenge)`.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_lock_challenge(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_manager_on_lock_challenge, h_, &t_lock_challenge<FD>,
                               std::forward<F>(f), "msgr_session_manager_on_lock_challenge");
     }
-    /** OnLockEnable: `f([SessionManagerRef,] bool enabled)`. */
+    /**
+     * OnLockEnable: `f([SessionManagerRef,] bool enabled)`.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_lock_enable(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_manager_on_lock_enable, h_, &t_lock_enable<FD>,
                               std::forward<F>(f), "msgr_session_manager_on_lock_enable");
     }
-    /** OnLockResult: `f([SessionManagerRef,] std::int32_t cookie, bool succeeded)`. */
+    /**
+     * OnLockResult: `f([SessionManagerRef,] std::int32_t cookie, bool succeeded)`.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_lock_result(F &&f) const {
         using FD = std::decay_t<F>;
         return detail::advise(msgr_session_manager_on_lock_result, h_, &t_lock_result<FD>,
                               std::forward<F>(f), "msgr_session_manager_on_lock_result");
     }
-    /** OnLockStatusChanged: `f([SessionManagerRef,] LockStatus status)`. */
+    /**
+     * OnLockStatusChanged: `f([SessionManagerRef,] LockStatus status)`.
+     * @param f  The callback: any callable of that signature (lambda, function pointer, function
+     *           object), moved or copied to the heap and deleted once, when the registration ends.
+     * @return The registration's cookie, for unadvise().
+     */
     template <class F>
     std::uint32_t on_lock_status_changed(F &&f) const {
         using FD = std::decay_t<F>;
@@ -864,6 +1146,7 @@ public:
     }
 
 protected:
+    /** The handle (nullptr when empty): viewed by SessionManagerRef, owned by SessionManager. */
     msgr_session_manager *h_ = nullptr;
 
 private:
@@ -911,9 +1194,16 @@ class SessionManager : public SessionManagerRef {
 public:
     /** No manager. */
     SessionManager() noexcept = default;
-    /** A new manager on `client` (msgr_session_manager_create). */
+    /**
+     * A new manager on `client` (msgr_session_manager_create).
+     * @param client  The client to create it on.
+     */
     explicit SessionManager(const Client &client);
-    /** Takes over a manager handle the caller owns. */
+    /**
+     * Takes over a manager handle the caller owns.
+     * @param h  The handle, or nullptr for an empty SessionManager.
+     * @return The SessionManager that owns it.
+     */
     static SessionManager adopt(msgr_session_manager *h) noexcept {
         SessionManager m;
         m.h_ = h;
@@ -921,9 +1211,16 @@ public:
     }
     SessionManager(const SessionManager &) = delete;
     SessionManager &operator=(const SessionManager &) = delete;
-    /** Takes other's handle; other becomes empty. */
+    /**
+     * Takes other's handle.
+     * @param other  Becomes empty.
+     */
     SessionManager(SessionManager &&other) noexcept : SessionManagerRef(std::exchange(other.h_, nullptr)) {}
-    /** Releases the current manager, takes other's. */
+    /**
+     * Releases the current manager, takes other's.
+     * @param other  Becomes empty.
+     * @return `*this`.
+     */
     SessionManager &operator=(SessionManager &&other) noexcept {
         SessionManager moved(std::move(other));
         std::swap(h_, moved.h_);
@@ -937,7 +1234,11 @@ public:
             (void)msgr_session_manager_release(h);
         }
     }
-    /** Gives the handle up to the caller (who must release it). */
+    /**
+     * Gives the handle up to the caller; the object becomes empty.
+     * @return The handle, which the caller must release (msgr_session_manager_release); nullptr
+     *         when empty.
+     */
     msgr_session_manager *detach() noexcept { return std::exchange(h_, nullptr); }
 };
 
@@ -952,7 +1253,10 @@ public:
     /** A service with the defaults: two-minute invitation timeout, real clock, registry in
      *  memory. */
     Service() { check(msgr_service_create(nullptr, &h_), "msgr_service_create"); }
-    /** A service with `options`. */
+    /**
+     * A service with `options`.
+     * @param options  The options; read during the call only.
+     */
     explicit Service(const ServiceOptions &options) {
         msgr_service_options o{};
         o.struct_size = static_cast<std::uint32_t>(sizeof o);
@@ -964,8 +1268,12 @@ public:
         o.registry_path = options.registry_path.empty() ? nullptr : options.registry_path.c_str();
         check(msgr_service_create(&o, &h_), "msgr_service_create");
     }
-    /** An XMPP service: clients sign in to the server in `options` (the library built with
-     *  its xmpp feature; msgrpriv::error E_NOTIMPL otherwise). */
+    /**
+     * An XMPP service: clients sign in to the server in `options` (the library built with
+     * its xmpp feature; msgrpriv::error E_NOTIMPL otherwise).
+     * @param options  The options; `credentials` is copied and kept as long as the service needs
+     *                 it, the rest is read during the call only.
+     */
     explicit Service(const XmppOptions &options) {
         using Source = std::function<std::optional<std::string>(std::string_view)>;
         msgr_service_options o{};
@@ -1006,13 +1314,24 @@ public:
         };
         check(msgr_service_create(&o, &h_), "msgr_service_create");
     }
-    /** Takes over a service handle the caller owns. */
+    /**
+     * Takes over a service handle the caller owns.
+     * @param h  The handle, or nullptr for an empty Service.
+     * @return The Service that owns it.
+     */
     static Service adopt(msgr_service *h) noexcept { return Service(h); }
     Service(const Service &) = delete;
     Service &operator=(const Service &) = delete;
-    /** Takes other's handle. */
+    /**
+     * Takes other's handle.
+     * @param other  Becomes empty.
+     */
     Service(Service &&other) noexcept : h_(std::exchange(other.h_, nullptr)) {}
-    /** Destroys the current service, takes other's. */
+    /**
+     * Destroys the current service, takes other's.
+     * @param other  Becomes empty.
+     * @return `*this`.
+     */
     Service &operator=(Service &&other) noexcept {
         Service moved(std::move(other));
         std::swap(h_, moved.h_);
@@ -1026,21 +1345,42 @@ public:
             (void)msgr_service_destroy(h);
         }
     }
-    /** The C handle. */
+    /**
+     * The C handle.
+     * @return The handle, nullptr when empty.
+     */
     msgr_service *get() const noexcept { return h_; }
-    /** Gives the handle up to the caller (who must destroy it). */
+    /**
+     * Gives the handle up to the caller; the object becomes empty.
+     * @return The handle, which the caller must destroy (msgr_service_destroy); nullptr when
+     *         empty.
+     */
     msgr_service *detach() noexcept { return std::exchange(h_, nullptr); }
 
-    /** Adds a Lock and Key application ID/key pair (in force from the next sign-in). */
+    /**
+     * Adds a Lock and Key application ID/key pair (in force from the next sign-in).
+     * @param app_id  The application ID: UTF-8, 1 to 256 characters.
+     * @param key     Its key: UTF-8, 1 to 256 characters (replaces the key of a known ID).
+     */
     void add_app_key(string_arg app_id, string_arg key) const {
         check(msgr_service_add_app_key(h_, app_id.c_str(), key.c_str()), "msgr_service_add_app_key");
     }
-    /** Moves a manual clock forward, firing the invitation timeouts that fell due. */
+    /**
+     * Moves a manual clock forward, firing the invitation timeouts that fell due.
+     * @param ms  How far to move the clock (a negative value counts as 0). The service must
+     *            have been created with `manual_clock` (E_ILLEGAL_METHOD_CALL otherwise).
+     */
     void advance_clock(std::chrono::milliseconds ms) const {
         check(msgr_service_advance_clock(h_, static_cast<std::uint64_t>(ms.count() > 0 ? ms.count() : 0)),
               "msgr_service_advance_clock");
     }
-    /** Test hook: cuts or restores delivery to a user; false when that user is not signed in. */
+    /**
+     * Test hook (embedded service): cuts or restores delivery to a user
+     * (msgr_service_set_reachable).
+     * @param sign_in_name  The user.
+     * @param reachable     false: messages to the user fail delivery; true: they are delivered.
+     * @return true; false when that user is not signed in (nothing changes).
+     */
     bool set_reachable(string_arg sign_in_name, bool reachable) const {
         return check(msgr_service_set_reachable(h_, sign_in_name.c_str(), reachable),
                      "msgr_service_set_reachable") == S_OK;
@@ -1059,17 +1399,30 @@ class Client {
 public:
     /** An empty client. */
     Client() noexcept = default;
-    /** Creates a client on `service` and signs `sign_in_name` in (msgr_client_create). */
+    /**
+     * Creates a client on `service` and signs `sign_in_name` in (msgr_client_create).
+     * @param service       The service (the client holds it alive: it keeps working after the
+     *                      Service object is destroyed).
+     * @param sign_in_name  UTF-8, 1 to 256 characters, no leading or trailing white space.
+     * @param mode          How its events are delivered.
+     */
     Client(const Service &service, string_arg sign_in_name, DispatchMode mode = DispatchMode::manual) {
         check(msgr_client_create(service.get(), sign_in_name.c_str(), static_cast<std::int32_t>(mode), &h_),
               "msgr_client_create");
     }
     Client(const Client &) = delete;
     Client &operator=(const Client &) = delete;
-    /** Takes other's client (and launchers). */
+    /**
+     * Takes other's client (and launchers).
+     * @param other  Becomes empty.
+     */
     Client(Client &&other) noexcept
         : h_(std::exchange(other.h_, nullptr)), launchers_(std::move(other.launchers_)) {}
-    /** Destroys the current client, takes other's. */
+    /**
+     * Destroys the current client, takes other's.
+     * @param other  Becomes empty.
+     * @return `*this`.
+     */
     Client &operator=(Client &&other) noexcept {
         Client moved(std::move(other));
         std::swap(h_, moved.h_);
@@ -1085,13 +1438,20 @@ public:
         }
         launchers_.clear();
     }
-    /** Takes over a client handle the caller owns. */
+    /**
+     * Takes over a client handle the caller owns.
+     * @param h  The handle, or nullptr for an empty Client.
+     * @return The Client that owns it.
+     */
     static Client adopt(msgr_client *h) noexcept {
         Client c;
         c.h_ = h;
         return c;
     }
-    /** The C handle. */
+    /**
+     * The C handle.
+     * @return The handle, nullptr when empty.
+     */
     msgr_client *get() const noexcept { return h_; }
 
     /** Signs out: live sessions end with SR_CONNECTION_FAILURE on both sides. */
@@ -1104,8 +1464,11 @@ public:
     /**
      * Delivers the queued events (manual mode; msgr_client_dispatch): waits up to `timeout`
      * (0: poll; msgrpriv::infinite: for ever) for the first one, then delivers every pending
-     * one. Returns how many were delivered. Rethrows the first exception a callback threw
+     * one. Rethrows the first exception a callback threw
      * during this call (after the C dispatch has returned: every event was delivered).
+     * @param timeout  How long to wait for the first event: 0 polls, msgrpriv::infinite waits for
+     *                 ever.
+     * @return How many events were delivered (0 when the timeout passed).
      */
     std::uint32_t dispatch(std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) const {
         detail::dispatch_scope scope;
@@ -1117,8 +1480,11 @@ public:
         check(hr, "msgr_client_dispatch");
         return n;
     }
-    /** A descriptor readable while events are pending (manual mode), for poll/epoll. Owned by
-     *  the client: do not read or close it. */
+    /**
+     * A descriptor readable while events are pending (manual mode), for poll/epoll. Owned by
+     * the client: do not read or close it.
+     * @return The descriptor, valid until the client is destroyed.
+     */
     int event_fd() const {
         std::int32_t fd = -1;
         check(msgr_client_event_fd(h_, &fd), "msgr_client_event_fd");
@@ -1133,6 +1499,7 @@ public:
      * throws fails the launch too (E_FAIL, or the code of a msgrpriv::error), and dispatch()
      * rethrows its exception. The client keeps every launcher it was given until it is
      * destroyed (the C API has no destroy callback for it).
+     * @param f  The launcher, any callable of that signature (moved or copied; kept by the client).
      */
     template <class F>
     void set_launcher(F &&f) {

@@ -14,6 +14,7 @@ command -v valgrind >/dev/null || packages+=(valgrind)
 command -v git >/dev/null || packages+=(git)
 command -v pkg-config >/dev/null || packages+=(pkgconf)   # the install_consumers test
 command -v prosody >/dev/null || packages+=(prosody)      # the XMPP tests' server (tests/common/prosody.rs)
+command -v doxygen >/dev/null || packages+=(doxygen)      # the reference (scripts/docs.sh)
 if [ "${#packages[@]}" -gt 0 ]; then
     sudo=()
     if [ "$(id -u)" != 0 ]; then

@@ -2,7 +2,8 @@
 # Runs every test of the project, the way CI does (.ci/run calls this). Installs the missing
 # tools first (scripts/install-tools.sh), then:
 #
-#   1. header staleness: include/msgrpriv.h must equal what the sources generate; style:
+#   1. header staleness: include/msgrpriv.h must equal what the sources generate; the HTML
+#      reference builds without a doxygen warning (scripts/docs.sh); style:
 #      `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings`
 #   2. cargo test: the Rust unit, integration and doc tests; the XMPP service's tests against
 #      a real Prosody they start themselves (--features xmpp); the same under AddressSanitizer
@@ -18,8 +19,8 @@
 #
 # Every step runs even when an earlier one failed; a summary lists each with its time.
 #
-# Run from anywhere; needs cargo, cmake, make (or ninja), a C and C++ compiler, nm/readelf and
-# valgrind. cargo's target directory (target/) is shared by every step, so the library is
+# Run from anywhere; needs cargo, cmake, make (or ninja), a C and C++ compiler, nm/readelf,
+# valgrind and doxygen. cargo's target directory (target/) is shared by every step, so the library is
 # compiled once per profile. Environment:
 #   MSGRPRIV_TEST_BUILD_TYPE   CMake build type for the C tests (default Debug: cargo's dev
 #                              profile, which `cargo test` has already built the dependencies of)
@@ -46,7 +47,7 @@ die() {
 bash scripts/install-tools.sh </dev/null
 
 section "Tools"
-for tool in cargo cmake nm readelf; do
+for tool in cargo cmake nm readelf doxygen; do
     command -v "$tool" >/dev/null || die "$tool not found (.ci/run installs the missing tools)"
 done
 generator=()
@@ -121,6 +122,9 @@ header_unchanged() {
 # First, before any other build regenerates the header.
 step "Header is up to date (MSGRPRIV_CHECK_HEADER=1 cargo build)" \
     env MSGRPRIV_CHECK_HEADER=1 cargo build --locked --lib
+# About a second: every function, parameter, type and field of the headers documented, no
+# broken link in the pages (docs/BUILDING.md, "The reference").
+step "Reference (doxygen, no warnings)" bash scripts/docs.sh
 step "Style (cargo fmt --check, cargo clippy --all-targets -D warnings)" \
     bash -c 'cargo fmt --check && cargo clippy --locked --all-targets --features xmpp -- -D warnings'
 step "cargo test" cargo test --locked

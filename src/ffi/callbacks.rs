@@ -19,6 +19,10 @@ use std::sync::Arc;
 
 /// Called once when a registration ends (unadvise, release of its object, or a failed
 /// registration call), with the registration's user data. Optional (NULL: nothing is called).
+///
+/// @param user_data  The user data given with this callback: the registration's `user_data`
+///                   (or the options' `credentials_user_data`); the library does not use it
+///                   after this call.
 pub type msgr_destroy_callback = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 
 /// The user data of one registration and its destroy notification.

@@ -35,6 +35,14 @@ pub const MSGR_INFINITE: u32 = 0xFFFF_FFFF;
 /// Receives the registered absolute path, the SessionID and the application GUID; stores
 /// the new process id in `*pid` and returns S_OK, or returns a failure code, which ends the
 /// session with SR_APPLICATION_LAUNCH_FAILED. Runs on the dispatching thread.
+///
+/// @param user_data   The user_data given to msgr_client_set_launcher().
+/// @param path        The application's registered path, absolute; NUL-terminated UTF-8,
+///                    valid during the call only.
+/// @param session_id  The session's SessionID, `{XXXXXXXX-...}`; valid during the call only.
+/// @param app_guid    The application's GUID, braced; valid during the call only.
+/// @param pid         Never NULL; receives the process id of the started application.
+/// @return S_OK (or S_FALSE) when the application was started; a failure code otherwise.
 pub type msgr_launch_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -47,8 +55,11 @@ pub type msgr_launch_callback = Option<
 
 /// Creates a client and signs `sign_in_name` in on `service`.
 ///
+/// @param service        The service to sign in on (msgr_service_create()); the client
+///                       holds on to it (see msgr_service_destroy()).
+/// @param sign_in_name   The user's sign-in name: UTF-8, 1 to 256 characters; copied.
 /// @param dispatch_mode  MSGR_DISPATCH_MANUAL or MSGR_DISPATCH_THREAD.
-/// @param out            Receives the client; destroy it with msgr_client_destroy().
+/// @param out_client     Receives the client; destroy it with msgr_client_destroy().
 /// @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for an empty, over 256 characters or
 ///         invalid UTF-8 name, or an unknown mode; MSGR_E_ALREADY_LOGGED_ON when that name
 ///         (compared without regard to ASCII case) is signed in already.
@@ -97,6 +108,7 @@ fn with_client(
 /// OnTermination(SR_CONNECTION_FAILURE)) and every manager goes back to LOCK_NOTINITIALIZED
 /// (OnLockStatusChanged).
 ///
+/// @param client  The client (msgr_client_create()).
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_NOT_LOGGED_ON when not signed in.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_client_sign_out(client: *mut msgr_client) -> MSGR_HRESULT {
@@ -108,6 +120,7 @@ pub unsafe extern "C" fn msgr_client_sign_out(client: *mut msgr_client) -> MSGR_
 /// Signs in again: every manager is locked again and gets OnLockEnable and
 /// OnLockStatusChanged.
 ///
+/// @param client  The client (msgr_client_create()).
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_ALREADY_LOGGED_ON when signed in (here or by
 ///         another client of the same name); MSGR_E_SERVER_SHUTDOWN after
 ///         msgr_client_shutdown().
@@ -121,6 +134,7 @@ pub unsafe extern "C" fn msgr_client_sign_in(client: *mut msgr_client) -> MSGR_H
 /// Shuts the client down: signs out if needed, then OnAppShutdown is queued as the last
 /// event of each of its managers. The client can no longer sign in or create managers.
 ///
+/// @param client  The client (msgr_client_create()).
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_SERVER_SHUTDOWN when already shut down.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_client_shutdown(client: *mut msgr_client) -> MSGR_HRESULT {
@@ -134,6 +148,7 @@ pub unsafe extern "C" fn msgr_client_shutdown(client: *mut msgr_client) -> MSGR_
 /// sessions stay valid handles until released, and behave as signed out. May be called from
 /// the client's own callbacks. NULL does nothing.
 ///
+/// @param client  The client, or NULL; the handle is stale once this returns S_OK.
 /// @return S_OK; E_HANDLE for a stale or wrong-kind handle.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_client_destroy(client: *mut msgr_client) -> MSGR_HRESULT {
@@ -150,6 +165,9 @@ pub unsafe extern "C" fn msgr_client_destroy(client: *mut msgr_client) -> MSGR_H
 /// raised by the callbacks it runs. Only one thread delivers a client's events at a time;
 /// a callback may call this again (a nested loop continues with the next event).
 ///
+/// @param client      The client, created with MSGR_DISPATCH_MANUAL.
+/// @param timeout_ms  Milliseconds to wait for the first event: 0 polls, MSGR_INFINITE waits
+///                    for ever.
 /// @param dispatched  Receives how many events were delivered (0 when the timeout passed).
 /// @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL for a thread-mode client.
 #[no_mangle]
@@ -171,6 +189,8 @@ pub unsafe extern "C" fn msgr_client_dispatch(
 /// poll/epoll/select. The client owns it: do not read or close it; it is valid until
 /// msgr_client_destroy().
 ///
+/// @param client  The client, created with MSGR_DISPATCH_MANUAL.
+/// @param fd      Receives the descriptor.
 /// @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL for a thread-mode client;
 ///         E_FAIL when the descriptor cannot be created.
 #[no_mangle]
@@ -227,6 +247,10 @@ impl Launcher for CLauncher {
 /// SessionID as its only argument. The session is then recorded as the launching session
 /// of the returned process id (msgr_session_manager_get_launching_session()).
 ///
+/// @param client     The client whose accepted invitations the launcher starts.
+/// @param callback   The launcher, or NULL for the default one.
+/// @param user_data  Passed to every call of `callback`; any value, never dereferenced by
+///                   the library, which does not free it (there is no destroy callback).
 /// @return S_OK; E_POINTER for a NULL client; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_client_set_launcher(

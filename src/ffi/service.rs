@@ -146,6 +146,15 @@ pub enum MSGR_TRANSPORT {
 /// (SR_AUTHENTICATION_FAILED). Called on the thread that signs in (msgr_client_create(),
 /// msgr_client_sign_in()), once per sign-in. The library wipes the buffer after use and
 /// never logs it.
+///
+/// @param user_data      The options' `credentials_user_data`.
+/// @param sign_in_name   The sign-in name (the bare JID), NUL-terminated UTF-8; valid during
+///                       the call only.
+/// @param password       The buffer to write the password into, UTF-8 and NUL-terminated
+///                       (a password without a NUL in the buffer, or not UTF-8, refuses the
+///                       sign-in); valid during the call only.
+/// @param password_size  The size of `password` in bytes, the terminator included.
+/// @return true when `password` holds the password; false to refuse the sign-in.
 pub type msgr_credential_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -166,8 +175,10 @@ pub type msgr_credential_callback = Option<
 ///
 /// @param options  NULL for the defaults (embedded, 120 s timeout, real clock, registry in
 ///                 memory).
-/// @param out      Receives the service handle; release it with msgr_service_destroy().
-/// @return S_OK; E_POINTER when `out` is NULL, or an XMPP service has no `credentials`;
+///                 Otherwise read only during the call (strings are copied); its
+///                 `struct_size` says how much of it the caller has.
+/// @param out_service  Receives the service handle; release it with msgr_service_destroy().
+/// @return S_OK; E_POINTER when `out_service` is NULL, or an XMPP service has no `credentials`;
 ///         E_INVALIDARG for a bad `struct_size`, an unknown transport or TLS policy, an
 ///         invalid UTF-8 string, an empty `server_host`, MSGR_TLS_PLAIN with a
 ///         `server_host` that is not a loopback IP literal, a `ca_file` that cannot be read
@@ -303,6 +314,10 @@ unsafe fn xmpp_service(o: &msgr_service_options, _: &ServiceOptions) -> Result<S
 /// Adds (or replaces) a Lock and Key application ID/key pair. Lock and Key is in force from
 /// the next sign-in on as soon as the service holds one pair.
 ///
+/// @param service  The service (embedded or XMPP).
+/// @param app_id   The application ID: UTF-8, 1 to 256 characters; copied.
+/// @param key      Its key: UTF-8, 1 to 256 characters; copied. A pair with the same ID
+///                 replaces the previous key.
 /// @return S_OK; E_POINTER for a NULL argument; E_HANDLE; E_INVALIDARG for an empty, over
 ///         256 characters or invalid UTF-8 ID or key.
 #[no_mangle]
@@ -322,6 +337,9 @@ pub unsafe extern "C" fn msgr_service_add_app_key(
 /// session deadlines that fell due (invitation timeouts; their events are queued to the
 /// clients).
 ///
+/// @param service  An embedded service created with `manual_clock` true (any other service
+///                 gives E_ILLEGAL_METHOD_CALL).
+/// @param ms       How far to move the clock, in milliseconds.
 /// @return S_OK; E_POINTER; E_HANDLE; E_ILLEGAL_METHOD_CALL when the service runs on the
 ///         real clock.
 #[no_mangle]
@@ -340,6 +358,10 @@ pub unsafe extern "C" fn msgr_service_advance_clock(
 /// so senders get OnSendError, or succeed again. An undelivered invitation, Accept or
 /// Decline leaves the inviter to time out.
 ///
+/// @param service       An embedded service (an XMPP service gives E_ILLEGAL_METHOD_CALL).
+/// @param sign_in_name  The user whose messages to cut or restore, NUL-terminated UTF-8.
+/// @param reachable     false: messages to that user fail delivery; true: they are delivered
+///                      again.
 /// @return S_OK; S_FALSE when that user is not signed in (nothing changes); E_POINTER;
 ///         E_HANDLE; E_INVALIDARG for invalid UTF-8.
 #[no_mangle]
@@ -362,6 +384,7 @@ pub unsafe extern "C" fn msgr_service_set_reachable(
 /// Destroys a service handle. Clients created on it keep working until they are destroyed
 /// (they hold the service alive). NULL does nothing.
 ///
+/// @param service  The service, or NULL; the handle is stale once this returns S_OK.
 /// @return S_OK; E_HANDLE for a stale or wrong-kind handle.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_service_destroy(service: *mut msgr_service) -> MSGR_HRESULT {

@@ -43,6 +43,8 @@ unsafe fn get_text(
 /// Adds a reference to a session handle (for example to keep the session lent to
 /// OnInvitation).
 ///
+/// @param session  The session; on success the caller owns one more reference, to give
+///                 back with msgr_session_release().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_add_ref(session: *mut msgr_session) -> MSGR_HRESULT {
@@ -57,6 +59,7 @@ pub unsafe extern "C" fn msgr_session_add_ref(session: *mut msgr_session) -> MSG
 /// session itself goes on until it ends (the other side is not affected). May be called
 /// from the session's own callbacks. NULL does nothing.
 ///
+/// @param session  The session, or NULL; the caller gives up one reference it owns.
 /// @return S_OK; E_HANDLE for a stale or wrong-kind handle.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_release(session: *mut msgr_session) -> MSGR_HRESULT {
@@ -70,6 +73,8 @@ pub unsafe extern "C" fn msgr_session_release(session: *mut msgr_session) -> MSG
 
 /// State.
 ///
+/// @param session  The session.
+/// @param state    Receives the state.
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_get_state(
@@ -86,6 +91,8 @@ pub unsafe extern "C" fn msgr_session_get_state(
 
 /// Flags: SF_INVITER on the inviting side, SF_INVITEE on the invited side.
 ///
+/// @param session  The session.
+/// @param flags    Receives the SESSION_FLAGS bits.
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_get_flags(
@@ -104,6 +111,11 @@ pub unsafe extern "C" fn msgr_session_get_flags(
 /// terminator; with a NULL or short `buf` they return E_INSUFFICIENT_BUFFER (0x8007007A)
 /// and write nothing else.
 ///
+/// @param session  The session.
+/// @param buf      Receives the SessionID and a NUL; NULL to ask for the size only.
+/// @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+/// @param needed   Receives the size the SessionID needs in bytes, the NUL included (also with
+///                 E_INSUFFICIENT_BUFFER).
 /// @return S_OK; E_POINTER (NULL session or `needed`); E_HANDLE; E_INSUFFICIENT_BUFFER.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_get_session_id(
@@ -124,6 +136,11 @@ pub unsafe extern "C" fn msgr_session_get_session_id(
 
 /// Application: the GUID of the session's application.
 ///
+/// @param session  The session.
+/// @param buf      Receives the GUID and a NUL; NULL to ask for the size only.
+/// @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+/// @param needed   Receives the size the GUID needs in bytes, the NUL included (also with
+///                 E_INSUFFICIENT_BUFFER).
 /// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_APP_NOT_SPECIFIED when none
 ///         is set.
 #[no_mangle]
@@ -145,6 +162,9 @@ pub unsafe extern "C" fn msgr_session_get_application(
 
 /// Sets Application: the GUID of an application registered with the client's registry.
 ///
+/// @param session  The session, in SS_READY.
+/// @param guid     The application's GUID, braced: `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`,
+///                 hex digits in either case (stored in uppercase).
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for a malformed GUID;
 ///         SR_SESSION_NOT_READY unless SS_READY; SR_APP_NOT_REGISTERED.
 #[no_mangle]
@@ -160,6 +180,11 @@ pub unsafe extern "C" fn msgr_session_set_application(
 
 /// ApplicationName, from the registry ("" when the application is not registered here).
 ///
+/// @param session  The session.
+/// @param buf      Receives the name and a NUL; NULL to ask for the size only.
+/// @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+/// @param needed   Receives the size the name needs in bytes, the NUL included (also with
+///                 E_INSUFFICIENT_BUFFER).
 /// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_APP_NOT_SPECIFIED.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_get_application_name(
@@ -180,6 +205,11 @@ pub unsafe extern "C" fn msgr_session_get_application_name(
 
 /// ApplicationURL, from the registry.
 ///
+/// @param session  The session.
+/// @param buf      Receives the URL and a NUL; NULL to ask for the size only.
+/// @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+/// @param needed   Receives the size the URL needs in bytes, the NUL included (also with
+///                 E_INSUFFICIENT_BUFFER).
 /// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_APP_NOT_SPECIFIED.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_get_application_url(
@@ -201,6 +231,11 @@ pub unsafe extern "C" fn msgr_session_get_application_url(
 /// ContextData: the last application data received from the other side (the invitation's
 /// app data, then Accept/Decline/Cancel data and SendContextData); "" when none yet.
 ///
+/// @param session  The session.
+/// @param buf      Receives the data and a NUL; NULL to ask for the size only.
+/// @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+/// @param needed   Receives the size the data needs in bytes, the NUL included (also with
+///                 E_INSUFFICIENT_BUFFER).
 /// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_get_context_data(
@@ -222,6 +257,11 @@ pub unsafe extern "C" fn msgr_session_get_context_data(
 /// LocalAddress: a stored value handed to the other side with Invite (inviter) or Accept
 /// (invitee); not the machine's address. "" until set.
 ///
+/// @param session  The session.
+/// @param buf      Receives the address and a NUL; NULL to ask for the size only.
+/// @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+/// @param needed   Receives the size the address needs in bytes, the NUL included (also with
+///                 E_INSUFFICIENT_BUFFER).
 /// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_get_local_address(
@@ -242,6 +282,9 @@ pub unsafe extern "C" fn msgr_session_get_local_address(
 
 /// Sets LocalAddress (at most 30 characters).
 ///
+/// @param session  The session.
+/// @param address  The address: NUL-terminated UTF-8, at most 30 characters ("" clears it);
+///                 copied.
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for an over-long or
 ///         invalid UTF-8 address.
 #[no_mangle]
@@ -257,6 +300,11 @@ pub unsafe extern "C" fn msgr_session_set_local_address(
 
 /// RemoteAddress: the other side's LocalAddress, valid once SS_CONNECTED.
 ///
+/// @param session  The session.
+/// @param buf      Receives the address and a NUL; NULL to ask for the size only.
+/// @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+/// @param needed   Receives the size the address needs in bytes, the NUL included (also with
+///                 E_INSUFFICIENT_BUFFER).
 /// @return S_OK; S_FALSE with "" before SS_CONNECTED; E_POINTER; E_HANDLE;
 ///         E_INSUFFICIENT_BUFFER.
 #[no_mangle]
@@ -277,6 +325,11 @@ pub unsafe extern "C" fn msgr_session_get_remote_address(
 
 /// User: the other party's sign-in name.
 ///
+/// @param session  The session.
+/// @param buf      Receives the sign-in name and a NUL; NULL to ask for the size only.
+/// @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+/// @param needed   Receives the size the sign-in name needs in bytes, the NUL included (also with
+///                 E_INSUFFICIENT_BUFFER).
 /// @return S_OK; E_POINTER; E_HANDLE; E_INSUFFICIENT_BUFFER; SR_NO_USER_INVITED when nobody
 ///         was invited.
 #[no_mangle]
@@ -300,6 +353,9 @@ pub unsafe extern "C" fn msgr_session_get_user(
 /// (OnStateChanged(SS_READY)) and the invited client's unlocked managers get OnInvitation.
 ///
 /// @param app_data  NULL or at most 512 bytes.
+/// @param session            The session, in SS_READY, with its application set.
+/// @param user_sign_in_name  The user to invite: NUL-terminated UTF-8, 1 to 256 characters,
+///                           no leading or trailing white space; not the session's own user.
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for a bad name or
 ///         app data; SR_APP_NOT_SPECIFIED; SR_SESSION_NOT_READY; SR_INVITED_SELF;
 ///         MSGR_E_NOT_LOGGED_ON when either user is not signed in. A message that cannot be
@@ -324,6 +380,7 @@ pub unsafe extern "C" fn msgr_session_invite(
 /// SR_APP_NOT_REGISTERED.
 ///
 /// @param app_data  NULL or at most 512 bytes.
+/// @param session   The session, on the invited side, in SS_INVITATION.
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG; SR_NOT_INVITEE;
 ///         SR_SESSION_STATE_INVALID.
 #[no_mangle]
@@ -339,6 +396,8 @@ pub unsafe extern "C" fn msgr_session_accept(
 
 /// Decline(app data): invitee only, in SS_INVITATION only; both sides end in SS_DECLINED.
 ///
+/// @param session   The session, on the invited side, in SS_INVITATION.
+/// @param app_data  NULL or at most 512 bytes of UTF-8, handed to the inviter's OnDeclined.
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG; SR_NOT_INVITEE;
 ///         SR_SESSION_STATE_INVALID.
 #[no_mangle]
@@ -356,6 +415,11 @@ pub unsafe extern "C" fn msgr_session_decline(
 /// OnTermination(SR_SESSION_CANCELLED_LOCAL) (SR_CANCEL_BEFORE_CONNECT in SS_READY, where
 /// nothing is sent); the other side gets OnCancelled(app data) then OnTermination(hr).
 ///
+/// @param session   The session, on either side.
+/// @param hr        The code the other side's OnTermination receives, any value (usually
+///                  SR_SESSION_CANCELLED_REMOTE).
+/// @param app_data  NULL or at most 512 bytes of UTF-8, handed to the other side's
+///                  OnCancelled.
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG;
 ///         SR_SESSION_STATE_INVALID once the session has ended.
 #[no_mangle]
@@ -373,6 +437,8 @@ pub unsafe extern "C" fn msgr_session_cancel(
 /// SendContextData(data): at most 300 characters, at most five times per side; the other
 /// side gets OnContextData(data).
 ///
+/// @param session  The session, once the invitation was accepted.
+/// @param data     The data: NUL-terminated UTF-8, at most 300 characters.
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for invalid UTF-8;
 ///         SR_CONTEXT_DATA_OVER_LIMIT; SR_NOT_VALID_FOR_APP_INVITE before the invitation was
 ///         accepted; SR_SESSION_STATE_INVALID once ended.
@@ -392,6 +458,8 @@ pub unsafe extern "C" fn msgr_session_send_context_data(
 /// is delivering an event (this call made from a callback, or from another thread meanwhile),
 /// once that event's delivery has finished.
 ///
+/// @param session  The session the registration was made on.
+/// @param cookie   The cookie the registration function gave.
 /// @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for a cookie this object did not issue
 /// or that was unadvised already (cookies are unique in the process: another object's
 /// cookie is never this one's), changing nothing.
@@ -407,10 +475,19 @@ pub unsafe extern "C" fn msgr_session_unadvise(
 
 /// BeforeAppLaunch(in/out enable): set `*enable` to false to keep the application from
 /// being launched.
+///
+/// @param user_data  The user data given at registration.
+/// @param session    The session the callback was registered on (valid during the call).
+/// @param enable     Never NULL: true, unless another BeforeAppLaunch callback set it to
+///                   false; set `*enable` to false to prevent the launch.
 pub type msgr_before_app_launch_callback = Option<
     unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, enable: *mut bool),
 >;
 /// OnAccepted(app data); `app_data` may be NULL.
+///
+/// @param user_data  The user data given at registration.
+/// @param session    The session the callback was registered on (valid during the call).
+/// @param app_data   The app data the invitee gave to Accept, or NULL.
 pub type msgr_on_accepted_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -419,6 +496,12 @@ pub type msgr_on_accepted_callback = Option<
     ),
 >;
 /// OnAppNotPresent(name, URL).
+///
+/// @param user_data  The user data given at registration.
+/// @param session    The session the callback was registered on (valid during the call).
+/// @param name       The application's name, from the inviter's registry; never NULL.
+/// @param url        The application's URL, from the inviter's registry (where to get
+///                   it); never NULL.
 pub type msgr_on_app_not_present_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -428,6 +511,10 @@ pub type msgr_on_app_not_present_callback = Option<
     ),
 >;
 /// OnCancelled(app data); `app_data` may be NULL.
+///
+/// @param user_data  The user data given at registration.
+/// @param session    The session the callback was registered on (valid during the call).
+/// @param app_data   The app data the other side gave to Cancel, or NULL.
 pub type msgr_on_cancelled_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -436,10 +523,19 @@ pub type msgr_on_cancelled_callback = Option<
     ),
 >;
 /// OnContextData(data).
+///
+/// @param user_data  The user data given at registration.
+/// @param session    The session the callback was registered on (valid during the call).
+/// @param data       The data the other side sent with
+///                   msgr_session_send_context_data(); never NULL.
 pub type msgr_on_context_data_callback = Option<
     unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, data: *const c_char),
 >;
 /// OnDeclined(app data); `app_data` may be NULL.
+///
+/// @param user_data  The user data given at registration.
+/// @param session    The session the callback was registered on (valid during the call).
+/// @param app_data   The app data the invitee gave to Decline, or NULL.
 pub type msgr_on_declined_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -448,9 +544,16 @@ pub type msgr_on_declined_callback = Option<
     ),
 >;
 /// OnReadyToLaunch().
+///
+/// @param user_data  The user data given at registration.
+/// @param session    The session the callback was registered on (valid during the call).
 pub type msgr_on_ready_to_launch_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session)>;
 /// OnSendError(hr): SR_*_SEND_FAILURE of the step whose message was not delivered.
+///
+/// @param user_data  The user data given at registration.
+/// @param session    The session the callback was registered on (valid during the call).
+/// @param hr         The SR_*_SEND_FAILURE code of the step that was not delivered.
 pub type msgr_on_send_error_callback = Option<
     unsafe extern "C" fn(user_data: *mut c_void, session: *mut msgr_session, hr: MSGR_HRESULT),
 >;
@@ -459,6 +562,10 @@ pub type msgr_on_send_error_callback = Option<
 /// call is about (an inviter sees SS_INVITATION then SS_ACCEPTED as `previous`, both with
 /// SS_CONNECTED as the current state): to react once per transition, register a
 /// msgr_on_state_transition_callback (msgr_session_on_state_transition()) instead.
+///
+/// @param user_data  The user data given at registration.
+/// @param session    The session the callback was registered on (valid during the call).
+/// @param previous   The state the session left.
 pub type msgr_on_state_changed_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -471,6 +578,11 @@ pub type msgr_on_state_changed_callback = Option<
 /// (an inviter goes SS_INVITATION -> SS_ACCEPTED -> SS_CONNECTED in one step), so
 /// msgr_session_get_state() in a msgr_on_state_changed_callback may already give a later
 /// state; `current` never does. Registered with msgr_session_on_state_transition().
+///
+/// @param user_data  The user data given at registration.
+/// @param session    The session the callback was registered on (valid during the call).
+/// @param previous   The state the session left.
+/// @param current    The state this transition led to.
 pub type msgr_on_state_transition_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -480,6 +592,13 @@ pub type msgr_on_state_transition_callback = Option<
     ),
 >;
 /// OnTermination(hr, app data): the last event of the session on this side, exactly once.
+///
+/// @param user_data  The user data given at registration.
+/// @param session    The session the callback was registered on (valid during the call).
+/// @param hr         Why the session ended (docs/CONTRACT.md, "Event order"): for example
+///                   SR_SESSION_CANCELLED_LOCAL, the code the other side gave to Cancel,
+///                   SR_SESSION_TIMEOUT or SR_CONNECTION_FAILURE.
+/// @param app_data   The app data of the step that ended it (Decline, Cancel), or NULL.
 pub type msgr_on_termination_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -497,6 +616,13 @@ type SesBox = Box<dyn Fn(&mut SessionEvent) + Send + Sync>;
 /// any reason, also when this call fails) and `cookie`, which receives the cookie for
 /// msgr_session_unadvise(). Registrations end at the session handle's last release.
 ///
+/// @param session    The session to watch.
+/// @param callback   Called for each BeforeAppLaunch, with (user_data, session, enable); not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
 /// @return S_OK; E_POINTER for a NULL session, callback or cookie; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_before_app_launch(
@@ -529,6 +655,13 @@ pub unsafe extern "C" fn msgr_session_before_app_launch(
 
 /// Registers for OnAccepted (see msgr_session_before_app_launch()).
 ///
+/// @param session    The session to watch.
+/// @param callback   Called for each OnAccepted, with (user_data, session, app_data); not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_on_accepted(
@@ -559,6 +692,14 @@ pub unsafe extern "C" fn msgr_session_on_accepted(
 
 /// Registers for OnAppNotPresent (see msgr_session_before_app_launch()).
 ///
+/// @param session    The session to watch.
+/// @param callback   Called for each OnAppNotPresent, with (user_data, session, name, url);
+///                   not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_on_app_not_present(
@@ -594,6 +735,13 @@ pub unsafe extern "C" fn msgr_session_on_app_not_present(
 
 /// Registers for OnCancelled (see msgr_session_before_app_launch()).
 ///
+/// @param session    The session to watch.
+/// @param callback   Called for each OnCancelled, with (user_data, session, app_data); not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_on_cancelled(
@@ -624,6 +772,13 @@ pub unsafe extern "C" fn msgr_session_on_cancelled(
 
 /// Registers for OnContextData (see msgr_session_before_app_launch()).
 ///
+/// @param session    The session to watch.
+/// @param callback   Called for each OnContextData, with (user_data, session, data); not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_on_context_data(
@@ -654,6 +809,13 @@ pub unsafe extern "C" fn msgr_session_on_context_data(
 
 /// Registers for OnDeclined (see msgr_session_before_app_launch()).
 ///
+/// @param session    The session to watch.
+/// @param callback   Called for each OnDeclined, with (user_data, session, app_data); not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_on_declined(
@@ -684,6 +846,13 @@ pub unsafe extern "C" fn msgr_session_on_declined(
 
 /// Registers for OnReadyToLaunch (see msgr_session_before_app_launch()).
 ///
+/// @param session    The session to watch.
+/// @param callback   Called for each OnReadyToLaunch, with (user_data, session); not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_on_ready_to_launch(
@@ -714,6 +883,13 @@ pub unsafe extern "C" fn msgr_session_on_ready_to_launch(
 
 /// Registers for OnSendError (see msgr_session_before_app_launch()).
 ///
+/// @param session    The session to watch.
+/// @param callback   Called for each OnSendError, with (user_data, session, hr); not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_on_send_error(
@@ -745,6 +921,13 @@ pub unsafe extern "C" fn msgr_session_on_send_error(
 /// Registers for OnStateChanged (see msgr_session_before_app_launch(), and
 /// msgr_session_on_state_transition() for the callback that also gets the new state).
 ///
+/// @param session    The session to watch.
+/// @param callback   Called for each OnStateChanged, with (user_data, session, previous); not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_on_state_changed(
@@ -819,6 +1002,14 @@ pub unsafe extern "C" fn msgr_session_on_state_transition(
 
 /// Registers for OnTermination (see msgr_session_before_app_launch()).
 ///
+/// @param session    The session to watch.
+/// @param callback   Called for each OnTermination, with (user_data, session, hr, app_data);
+///                   not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_on_termination(

@@ -33,7 +33,8 @@ fn with_manager(
 /// read msgr_session_manager_get_lock_status() instead, or register first and then sign in
 /// (msgr_client_sign_out(), register, msgr_client_sign_in()) to receive them.
 ///
-/// @param out  Receives the manager; release it with msgr_session_manager_release().
+/// @param client       The client (msgr_client_create()).
+/// @param out_manager  Receives the manager; release it with msgr_session_manager_release().
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_SERVER_SHUTDOWN after msgr_client_shutdown().
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_create(
@@ -61,6 +62,7 @@ pub unsafe extern "C" fn msgr_session_manager_create(
 /// for it are dropped, the handle becomes stale. Its sessions go on. May be called from the
 /// manager's own callbacks. NULL does nothing.
 ///
+/// @param manager  The manager, or NULL; the handle is stale once this returns S_OK.
 /// @return S_OK; E_HANDLE for a stale or wrong-kind handle.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_release(
@@ -77,8 +79,9 @@ pub unsafe extern "C" fn msgr_session_manager_release(
 /// CreateSession: a new session in SS_READY, flags SF_INVITER, a fresh SessionID. A new
 /// session is needed for every invitation.
 ///
-/// @param out  Receives the session with one reference; release it with
-///             msgr_session_release().
+/// @param manager      The manager, unlocked (LOCK_UNLOCKED or LOCK_DISABLED).
+/// @param out_session  Receives the session with one reference; release it with
+///                     msgr_session_release().
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED while the manager is locked; MSGR_E_NOT_LOGGED_ON while signed out.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_create_session(
@@ -97,7 +100,10 @@ pub unsafe extern "C" fn msgr_session_manager_create_session(
 /// GetLaunchingSession: the session whose acceptance launched process `pid` (through this
 /// manager's client).
 ///
-/// @param out  Receives the session with one more reference (release it).
+/// @param manager      The manager, unlocked (LOCK_UNLOCKED or LOCK_DISABLED).
+/// @param pid          The process id the launcher returned (not 0).
+/// @param out_session  Receives the session with one more reference (release it with
+///                     msgr_session_release()).
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for pid 0; E_FAIL when
 ///         no session launched that process.
 #[no_mangle]
@@ -124,12 +130,16 @@ pub unsafe extern "C" fn msgr_session_manager_get_launching_session(
 /// within a tenth of a second or so those of other services on the same registry file
 /// (msgr_service_options.registry_path), in any process.
 ///
-/// @param guid   `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`, hex in either case (stored
-///               uppercase).
-/// @param name   At most 256 characters. @param url At most 256 characters.
-/// @param path   NULL or "" for none; else an absolute path of at most 260 characters to an
-///               existing file. Name, URL and path may not contain control characters.
-/// @param flags  Must be 0.
+/// @param manager  The manager, unlocked (LOCK_UNLOCKED or LOCK_DISABLED).
+/// @param guid     The application's GUID, `{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}`, hex in
+///                 either case (stored uppercase).
+/// @param name     Its name: NUL-terminated UTF-8, at most 256 characters ("" allowed).
+/// @param url      Its URL (where to get it): NUL-terminated UTF-8, at most 256 characters
+///                 ("" allowed).
+/// @param path     NULL or "" for none; else an absolute path of at most 260 characters to an
+///                 existing file: the executable the default launcher starts. Name, URL and
+///                 path may not contain control characters; all three are copied.
+/// @param flags    Must be 0.
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for bad flags, a
 ///         malformed GUID, an over-limit or invalid UTF-8 string, a relative path;
 ///         E_FILE_NOT_FOUND when the path does not exist (E_FAIL when it cannot be
@@ -159,6 +169,8 @@ pub unsafe extern "C" fn msgr_session_manager_register_application(
 /// UnRegisterApplication: every manager sharing the registry gets OnAppUnRegistered(guid)
 /// (as for msgr_session_manager_register_application()).
 ///
+/// @param manager  The manager, unlocked (LOCK_UNLOCKED or LOCK_DISABLED).
+/// @param guid     The application's GUID, braced, hex in either case.
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INVALIDARG for a malformed GUID;
 ///         SR_APP_NOT_REGISTERED; REGDB_E_WRITEREGDB.
 #[no_mangle]
@@ -180,6 +192,11 @@ pub unsafe extern "C" fn msgr_session_manager_unregister_application(
 /// registered application, sorted by GUID, `GUID<TAB>name<TAB>url<TAB>path<LF>`; "" when
 /// none. Caller buffer: `*needed` receives the size including the terminator.
 ///
+/// @param manager  The manager, unlocked (LOCK_UNLOCKED or LOCK_DISABLED).
+/// @param buf      Receives the listing and a NUL; NULL to ask for the size only.
+/// @param buf_len  The size of `buf` in bytes (ignored when `buf` is NULL).
+/// @param needed   Receives the size the listing needs in bytes, the NUL included (also with
+///                 E_INSUFFICIENT_BUFFER).
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_LOCKED (MSGR_E_NOT_LOGGED_ON while signed out); E_INSUFFICIENT_BUFFER (0x8007007A)
 ///         when `buf` is NULL or shorter than `*needed`.
 #[no_mangle]
@@ -201,6 +218,8 @@ pub unsafe extern "C" fn msgr_session_manager_get_applications(
 
 /// Gets the manager's Lock and Key status.
 ///
+/// @param manager  The manager.
+/// @param status   Receives the status (a LockStatus value).
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_get_lock_status(
@@ -216,6 +235,10 @@ pub unsafe extern "C" fn msgr_session_manager_get_lock_status(
 /// RequestChallenge(cookie): status becomes LOCK_PENDINGRESULT (OnLockStatusChanged), then
 /// OnLockChallenge(cookie, challenge) is queued. Only one challenge per sign-in.
 ///
+/// @param manager  The manager, in LOCK_INITIALIZED.
+/// @param cookie   Any value the application chooses (a fresh random one, docs/CONTRACT.md);
+///                 OnLockChallenge hands it back, and msgr_session_manager_send_response()
+///                 must give it again.
 /// @return S_OK; E_POINTER; E_HANDLE; MSGR_E_API_NOTINITIALIZED (not signed in);
 ///         MSGR_E_API_PENDING_UNLOCK; MSGR_E_API_ALREADY_UNLOCKED; MSGR_E_API_DISABLED;
 ///         MSGR_E_API_UNLOCK_FAILED (after a failed unlock in this sign-in).
@@ -234,6 +257,12 @@ pub unsafe extern "C" fn msgr_session_manager_request_challenge(
 /// msgr_lock_compute_response()) in constant time; OnLockResult(cookie, succeeded) then
 /// OnLockStatusChanged(LOCK_UNLOCKED or LOCK_UNLOCKFAILED) are queued.
 ///
+/// @param manager   The manager, in LOCK_PENDINGRESULT with the challenge received.
+/// @param app_id    The application ID (msgr_service_add_app_key()): NUL-terminated UTF-8,
+///                  at most 256 characters. An unknown ID fails like a wrong key.
+/// @param response  The response (msgr_lock_compute_response()): NUL-terminated UTF-8, at
+///                  most 256 characters.
+/// @param cookie    The cookie given to msgr_session_manager_request_challenge().
 /// @return S_OK (whatever the outcome); E_POINTER; E_HANDLE; E_INVALIDARG for a cookie other
 ///         than the pending challenge's (nothing changes) or an over-long or invalid UTF-8
 ///         string; MSGR_E_API_LOCKED when no challenge is pending; MSGR_E_API_NOTINITIALIZED,
@@ -261,6 +290,8 @@ pub unsafe extern "C" fn msgr_session_manager_send_response(
 /// meanwhile), once that event's delivery has finished. May be called from a callback,
 /// including the registration's own.
 ///
+/// @param manager  The manager the registration was made on.
+/// @param cookie   The cookie the registration function gave.
 /// @return S_OK; E_POINTER; E_HANDLE; E_INVALIDARG for a cookie this object did not issue
 /// or that was unadvised already (cookies are unique in the process: another object's
 /// cookie is never this one's), changing nothing.
@@ -275,6 +306,10 @@ pub unsafe extern "C" fn msgr_session_manager_unadvise(
 }
 
 /// OnAppRegistered(guid).
+///
+/// @param user_data  The user data given at registration.
+/// @param manager    The manager the callback was registered on (valid during the call).
+/// @param guid       The GUID of the application registered (braced).
 pub type msgr_on_app_registered_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -283,6 +318,10 @@ pub type msgr_on_app_registered_callback = Option<
     ),
 >;
 /// OnAppUnRegistered(guid).
+///
+/// @param user_data  The user data given at registration.
+/// @param manager    The manager the callback was registered on (valid during the call).
+/// @param guid       The GUID of the application unregistered (braced).
 pub type msgr_on_app_unregistered_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -291,11 +330,23 @@ pub type msgr_on_app_unregistered_callback = Option<
     ),
 >;
 /// OnAppShutdown(): the last event the manager receives.
+///
+/// @param user_data  The user data given at registration.
+/// @param manager    The manager the callback was registered on (valid during the call).
 pub type msgr_on_app_shutdown_callback =
     Option<unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager)>;
 /// OnInvitation(session, app data, in/out handled). `session` is lent for the call: call
 /// msgr_session_add_ref() to keep it. `app_data` may be NULL. Set `*handled` to true when
 /// the application takes care of the invitation.
+///
+/// @param user_data  The user data given at registration.
+/// @param manager    The manager the callback was registered on (valid during the call).
+/// @param session    The new session, on the invited side (created in SS_INVITATION); lent
+///                   for the call (msgr_session_add_ref() to keep it).
+/// @param app_data   The app data the inviter gave to Invite, or NULL.
+/// @param handled    Never NULL; false on entry (true when an earlier callback set it for
+///                   this manager); set `*handled` to true when the application takes care
+///                   of the invitation.
 pub type msgr_on_invitation_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -306,6 +357,11 @@ pub type msgr_on_invitation_callback = Option<
     ),
 >;
 /// OnLockChallenge(cookie, challenge).
+///
+/// @param user_data  The user data given at registration.
+/// @param manager    The manager the callback was registered on (valid during the call).
+/// @param cookie     The cookie given to msgr_session_manager_request_challenge().
+/// @param challenge  The challenge: 32 uppercase hex digits; valid during the call only.
 pub type msgr_on_lock_challenge_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -315,10 +371,21 @@ pub type msgr_on_lock_challenge_callback = Option<
     ),
 >;
 /// OnLockEnable(enabled).
+///
+/// @param user_data  The user data given at registration.
+/// @param manager    The manager the callback was registered on (valid during the call).
+/// @param enabled    true when Lock and Key is in force on the service (the manager is
+///                   locked), false when not (LOCK_DISABLED).
 pub type msgr_on_lock_enable_callback = Option<
     unsafe extern "C" fn(user_data: *mut c_void, manager: *mut msgr_session_manager, enabled: bool),
 >;
 /// OnLockResult(cookie, succeeded).
+///
+/// @param user_data  The user data given at registration.
+/// @param manager    The manager the callback was registered on (valid during the call).
+/// @param cookie     The cookie of the challenge answered.
+/// @param succeeded  true when the response was right (LOCK_UNLOCKED follows), false when
+///                   not (LOCK_UNLOCKFAILED follows).
 pub type msgr_on_lock_result_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -328,6 +395,10 @@ pub type msgr_on_lock_result_callback = Option<
     ),
 >;
 /// OnLockStatusChanged(status).
+///
+/// @param user_data  The user data given at registration.
+/// @param manager    The manager the callback was registered on (valid during the call).
+/// @param status     The new status.
 pub type msgr_on_lock_status_changed_callback = Option<
     unsafe extern "C" fn(
         user_data: *mut c_void,
@@ -344,6 +415,14 @@ type MgrBox = Box<dyn Fn(&mut ManagerEvent) + Send + Sync>;
 /// reason, also when this call fails) and `cookie`, which receives the registration's
 /// cookie for msgr_session_manager_unadvise(). Callbacks run in registration order.
 ///
+/// @param manager    The manager to watch.
+/// @param callback   Called for each OnAppRegistered, with (user_data, manager, guid);
+///                   not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
 /// @return S_OK; E_POINTER for a NULL manager, callback or cookie; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_on_app_registered(
@@ -374,6 +453,14 @@ pub unsafe extern "C" fn msgr_session_manager_on_app_registered(
 
 /// Registers for OnAppUnRegistered (see msgr_session_manager_on_app_registered()).
 ///
+/// @param manager    The manager to watch.
+/// @param callback   Called for each OnAppUnRegistered, with (user_data, manager, guid);
+///                   not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_on_app_unregistered(
@@ -404,6 +491,14 @@ pub unsafe extern "C" fn msgr_session_manager_on_app_unregistered(
 
 /// Registers for OnAppShutdown (see msgr_session_manager_on_app_registered()).
 ///
+/// @param manager    The manager to watch.
+/// @param callback   Called for each OnAppShutdown, with (user_data, manager);
+///                   not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_on_app_shutdown(
@@ -435,6 +530,14 @@ pub unsafe extern "C" fn msgr_session_manager_on_app_shutdown(
 /// Registers for OnInvitation (see msgr_session_manager_on_app_registered()). Only unlocked
 /// managers receive invitations.
 ///
+/// @param manager    The manager to watch.
+/// @param callback   Called for each OnInvitation, with (user_data, manager, session,
+///                   app_data, handled); not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_on_invitation(
@@ -481,6 +584,14 @@ pub unsafe extern "C" fn msgr_session_manager_on_invitation(
 
 /// Registers for OnLockChallenge (see msgr_session_manager_on_app_registered()).
 ///
+/// @param manager    The manager to watch.
+/// @param callback   Called for each OnLockChallenge, with (user_data, manager, cookie, challenge);
+///                   not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_on_lock_challenge(
@@ -516,6 +627,14 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_challenge(
 
 /// Registers for OnLockEnable (see msgr_session_manager_on_app_registered()).
 ///
+/// @param manager    The manager to watch.
+/// @param callback   Called for each OnLockEnable, with (user_data, manager, enabled);
+///                   not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_on_lock_enable(
@@ -546,6 +665,14 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_enable(
 
 /// Registers for OnLockResult (see msgr_session_manager_on_app_registered()).
 ///
+/// @param manager    The manager to watch.
+/// @param callback   Called for each OnLockResult, with (user_data, manager, cookie, succeeded);
+///                   not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_on_lock_result(
@@ -581,6 +708,14 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_result(
 
 /// Registers for OnLockStatusChanged (see msgr_session_manager_on_app_registered()).
 ///
+/// @param manager    The manager to watch.
+/// @param callback   Called for each OnLockStatusChanged, with (user_data, manager, status);
+///                   not NULL.
+/// @param user_data  Handed back to `callback` and `destroy`; any value (the library never
+///                   dereferences it).
+/// @param destroy    Called once with `user_data` when the registration ends (also when this
+///                   call fails); NULL for none.
+/// @param cookie     Receives the registration's cookie, for msgr_session_manager_unadvise().
 /// @return S_OK; E_POINTER; E_HANDLE.
 #[no_mangle]
 pub unsafe extern "C" fn msgr_session_manager_on_lock_status_changed(
