@@ -38,6 +38,20 @@ static void test_library() {
                              "(E_INVALIDARG)"));
     }
     CHECK_EQ(msgrpriv::check(S_FALSE, "x"), S_FALSE);
+    // The trace, to a std::function; off again.
+    {
+        std::vector<std::string> lines;
+        msgrpriv::set_trace(MSGR_TRACE_INFO, [&lines](int level, std::string_view m) {
+            CHECK(level == MSGR_TRACE_INFO || level == MSGR_TRACE_WARNING);
+            lines.emplace_back(m);
+        });
+        {
+            msgrpriv::Service svc;
+            msgrpriv::Client c(svc, "trace@example.com");
+        }
+        msgrpriv::set_trace(MSGR_TRACE_OFF);
+        CHECK(!lines.empty() && lines[0] == "trace@example.com: signed in");
+    }
     EXPECT_THROW_CODE(E_FAIL, msgrpriv::check(E_FAIL, "x"));
 }
 

@@ -394,6 +394,30 @@ typedef enum {
 } MSGR_TLS;
 
 /**
+ * How much the trace tells (msgr_set_trace()); each level includes the ones before it.
+ */
+typedef enum {
+    /**
+     * Nothing (the default).
+     */
+    MSGR_TRACE_OFF = 0,
+    /**
+     * What is probably a mistake or a loss: an invitation no manager was told of (all
+     * locked, or none), a message not delivered or refused by the other side, events
+     * waiting over a second while nobody dispatches, a sign-in refused, a lost connection.
+     */
+    MSGR_TRACE_WARNING = 1,
+    /**
+     * What happens: sign-ins and sign-outs, every message sent and received.
+     */
+    MSGR_TRACE_INFO = 2,
+    /**
+     * Every event queued and delivered.
+     */
+    MSGR_TRACE_DEBUG = 3,
+} MSGR_TRACE_LEVEL;
+
+/**
  * A client: one signed-in identity attached to a service (opaque).
  */
 typedef struct msgr_client msgr_client;
@@ -441,6 +465,28 @@ typedef MSGR_HRESULT (*msgr_launch_callback)(void *user_data,
                                              uint32_t *pid);
 
 /**
+ * Receives the trace (msgr_set_trace()): one line of English text per call, without a
+ * newline. Called on the thread that did the work, possibly while the library holds locks
+ * of its own: it must not call msgrpriv functions, and should return quickly.
+ *
+ * @param user_data The `user_data` given to msgr_set_trace().
+ * @param level     The message's level, an MSGR_TRACE_LEVEL (MSGR_TRACE_WARNING to
+ *                  MSGR_TRACE_DEBUG).
+ * @param message   The text, NUL-terminated UTF-8, valid during the call only.
+ */
+typedef void (*msgr_trace_callback)(void *user_data, int32_t level, const char *message);
+
+/**
+ * Called once when a registration ends (unadvise, release of its object, or a failed
+ * registration call), with the registration's user data. Optional (NULL: nothing is called).
+ *
+ * @param user_data  The user data given with this callback: the registration's `user_data`
+ *                   (or the options' `credentials_user_data`); the library does not use it
+ *                   after this call.
+ */
+typedef void (*msgr_destroy_callback)(void *user_data);
+
+/**
  * Gives the password of `sign_in_name` for an XMPP sign-in: write it, NUL-terminated, into
  * `password` (`password_size` bytes) and return true; false refuses the sign-in
  * (SR_AUTHENTICATION_FAILED). Called on the thread that signs in (msgr_client_create(),
@@ -460,16 +506,6 @@ typedef bool (*msgr_credential_callback)(void *user_data,
                                          const char *sign_in_name,
                                          char *password,
                                          size_t password_size);
-
-/**
- * Called once when a registration ends (unadvise, release of its object, or a failed
- * registration call), with the registration's user data. Optional (NULL: nothing is called).
- *
- * @param user_data  The user data given with this callback: the registration's `user_data`
- *                   (or the options' `credentials_user_data`); the library does not use it
- *                   after this call.
- */
-typedef void (*msgr_destroy_callback)(void *user_data);
 
 /**
  * Options for msgr_service_create(). Set `struct_size` to `sizeof(msgr_service_options)`;
@@ -972,6 +1008,31 @@ MSGR_API
 MSGR_HRESULT msgr_lock_compute_response(const char *challenge,
                                         const char *key,
                                         char *out_hex_33);
+
+/**
+ * Sets the process's trace: every message up to `level` goes to `callback`, or to stderr
+ * when `callback` is NULL ("msgrpriv[level]: text" lines). MSGR_TRACE_OFF turns it off.
+ * The environment variable MSGRPRIV_TRACE sets a stderr trace when the first client is
+ * created (`1` or `debug`: everything; `info`; `warning`), unless msgr_set_trace() was
+ * called before. Off, a trace point costs one relaxed atomic load.
+ *
+ * A previous callback's `destroy` runs once no message is being told to it any more.
+ *
+ * May be called from any thread, at any time (not from inside the trace callback).
+ *
+ * @param level     An MSGR_TRACE_LEVEL.
+ * @param callback  Receives the messages; NULL writes them to stderr.
+ * @param user_data Handed back to `callback` and `destroy`.
+ * @param destroy   Optional; called once with `user_data` when the library no longer
+ *                  needs it: when the trace is set again, or at once when this call fails
+ *                  or `level` is MSGR_TRACE_OFF.
+ * @return S_OK; E_INVALIDARG for a level outside MSGR_TRACE_OFF..MSGR_TRACE_DEBUG.
+ */
+MSGR_API
+MSGR_HRESULT msgr_set_trace(int32_t level,
+                            msgr_trace_callback callback,
+                            void *user_data,
+                            msgr_destroy_callback destroy);
 
 /**
  * Creates a service: the embedded Messenger service, or, with `transport` set to

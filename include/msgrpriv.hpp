@@ -448,6 +448,35 @@ inline std::string compute_lock_response(string_arg challenge, string_arg key) {
     return std::string(out);
 }
 
+/** What a trace function receives: the message's level (an MSGR_TRACE_LEVEL) and its text. */
+using trace_function = std::function<void(int level, std::string_view message)>;
+
+/**
+ * Sets the process's trace (msgr_set_trace()): `f` receives every message up to `level`;
+ * an empty `f` writes them to stderr; MSGR_TRACE_OFF turns the trace off. `f` runs on the
+ * thread that did the work, possibly while the library holds locks of its own: it must not
+ * call msgrpriv, and should return quickly; an exception it throws is dropped.
+ * @param level  An MSGR_TRACE_LEVEL.
+ * @param f      The trace function, kept until the trace is set again.
+ */
+inline void set_trace(MSGR_TRACE_LEVEL level, trace_function f = {}) {
+    if (!f) {
+        check(msgr_set_trace(level, nullptr, nullptr, nullptr), "msgr_set_trace");
+        return;
+    }
+    auto *held = new trace_function(std::move(f));
+    check(msgr_set_trace(
+              level,
+              [](void *ud, int32_t l, const char *message) {
+                  try {
+                      (*static_cast<trace_function *>(ud))(l, message);
+                  } catch (...) {
+                  }
+              },
+              held, [](void *ud) { delete static_cast<trace_function *>(ud); }),
+          "msgr_set_trace");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Session (IMsgrSession, DMsgrSessionEvents)
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ use crate::registry::{AppRegistry, RegistryListener};
 use crate::service::{Delivery, Endpoint, Message, SendDone, Service};
 use crate::session::{Host, Queue, Session, SessionCore};
 use crate::session_manager::{ManagerCore, ManagerEvent, SessionManager};
+use crate::trace::trace;
 use crate::types::{check_sign_in_name, Text};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -76,12 +77,15 @@ impl Client {
         mode: DispatchMode,
     ) -> Result<Client> {
         check_sign_in_name(sign_in_name)?;
+        crate::trace::init_from_env();
         let registry = service.registry();
+        let queue = Arc::new(Queue::with_owner(mode, sign_in_name.to_owned()));
+        crate::trace::watch(Arc::downgrade(&queue) as Weak<dyn crate::trace::Stalled>);
         let core = Arc::new_cyclic(|weak| ClientCore {
             service,
             registry,
             name: Mutex::new(Text::new(sign_in_name).unwrap_or_else(|_| Text::empty())),
-            queue: Arc::new(Queue::new(mode)),
+            queue,
             state: Mutex::new(ClientState::default()),
             connection: AtomicU64::new(0),
             launcher: Mutex::new(Arc::new(ProcessLauncher)),
@@ -243,7 +247,11 @@ impl ClientCore {
         }
         let endpoint: Weak<dyn Endpoint> = self.weak_self.clone() as Weak<dyn Endpoint>;
         let name = self.name.lock().clone();
-        let spelled = self.service.sign_in(name.as_str(), endpoint)?;
+        let spelled = self
+            .service
+            .sign_in(name.as_str(), endpoint)
+            .inspect_err(|hr| trace!(Warning, "{name}: sign-in refused: {hr:?}"))?;
+        trace!(Info, "{spelled}: signed in");
         *self.name.lock() = spelled;
         let enforced = self.service.lock_enforced();
         let epoch = {
@@ -277,6 +285,19 @@ impl ClientCore {
             (sessions, epoch)
         };
         let me = self.name.lock().clone();
+        if notify {
+            trace!(
+                Info,
+                "{me}: signs out, {} live sessions end",
+                sessions.len()
+            );
+        } else {
+            trace!(
+                Warning,
+                "{me}: the connection to the service was lost; signed out, {} live sessions end",
+                sessions.len()
+            );
+        }
         for s in &sessions {
             if let Some(peer) = s.disconnect() {
                 if notify {
@@ -387,6 +408,21 @@ impl ClientCore {
             .iter()
             .filter(|m| m.lock().status().is_open())
             .collect();
+        if open.is_empty() {
+            let me = self.name.lock().clone();
+            if managers.is_empty() {
+                trace!(
+                    Warning,
+                    "{me}: invitation {session_id} from {from}: no session manager to tell (none is open); the inviter waits until its timeout"
+                );
+            } else {
+                trace!(
+                    Warning,
+                    "{me}: invitation {session_id} from {from}: every session manager ({}) is locked (Lock and Key), so none is told; the inviter waits until its timeout",
+                    managers.len()
+                );
+            }
+        }
         let lock = open
             .first()
             .map(|m| Arc::clone(m.lock()))
@@ -404,6 +440,12 @@ impl ClientCore {
             address,
         );
         if self.add_session(&session).is_err() {
+            trace!(
+                Warning,
+                "{}: invitation {} from {from} refused: it reuses the SessionID of a live session",
+                *self.name.lock(),
+                session.id()
+            );
             return Delivery::OutOfOrder;
         }
         session.await_inviter(Duration::from_millis(timeout_ms));
@@ -498,16 +540,37 @@ impl SessionManager {
 
 impl Endpoint for ClientCore {
     fn deliver(&self, from: &Text, msg: Message) -> Delivery {
+        trace!(
+            Info,
+            "{}: received {} from {from}",
+            *self.name.lock(),
+            msg.describe()
+        );
         if let Message::Invite { .. } = msg {
             if !self.is_signed_in() {
+                trace!(
+                    Warning,
+                    "{}: invitation {} from {from} dropped: signed out",
+                    *self.name.lock(),
+                    msg.session_id()
+                );
                 return Delivery::Taken;
             }
             return self.receive_invitation(from, msg);
         }
-        match self.session(msg.session_id()) {
+        let id = msg.session_id().clone();
+        let delivery = match self.session(&id) {
             Some(s) => s.receive(from, msg),
             None => Delivery::UnknownSession,
+        };
+        if delivery != Delivery::Taken {
+            trace!(
+                Warning,
+                "{}: a step of session {id} from {from} refused: {delivery:?}",
+                *self.name.lock()
+            );
         }
+        delivery
     }
 
     fn has_session(&self, from: &Text, session_id: &Text) -> bool {

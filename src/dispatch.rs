@@ -25,7 +25,9 @@ use crate::event::{ManagerEvent, SessionEvent};
 use crate::sinks::{EventKind, Reclaimer, Sinks};
 use crate::sync::Arc as SyncArc;
 use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, UnsafeCell};
+use crate::trace::{self, trace};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -138,6 +140,17 @@ impl<S: FollowUp> Job<S> {
         !matches!(self, Job::Release(_))
     }
 
+    /// The event's name, for the trace.
+    fn describe(&self) -> String {
+        match self {
+            Job::Manager { event, .. } => format!("On{:?}", event.kind()),
+            Job::Session { event, .. } => format!("On{:?}", event.kind()),
+            Job::Release(_) => "a release".into(),
+            #[cfg(all(test, loom))]
+            Job::Probe(_) => "a probe".into(),
+        }
+    }
+
     /// True when the job points at the object at `addr` (see [`SinksPtr`]).
     fn points_at(&self, addr: usize) -> bool {
         match self {
@@ -241,6 +254,33 @@ impl<S> QueueState<S> {
     }
 }
 
+impl<S: FollowUp> trace::Stalled for EventQueue<S>
+where
+    EventQueue<S>: Send + Sync,
+{
+    fn check(&self, limit: Duration) {
+        let since = self.backlog_since.load(Ordering::Relaxed);
+        if since == 0 {
+            return;
+        }
+        let waited = Duration::from_nanos(trace_clock().saturating_sub(since));
+        if waited < limit || self.backlog_warned.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let why = match self.mode {
+            DispatchMode::Manual => "nobody called msgr_client_dispatch() (manual mode)",
+            DispatchMode::Thread => "the client's thread is still in a callback",
+        };
+        trace!(
+            Warning,
+            "{}: {} events have waited {:.1} s to be delivered: {why}",
+            self.owner,
+            self.pending(),
+            waited.as_secs_f64()
+        );
+    }
+}
+
 /// A client's event queue; `S` is the session type (see [`FollowUp`]).
 pub(crate) struct EventQueue<S> {
     state: Mutex<QueueState<S>>,
@@ -262,6 +302,19 @@ pub(crate) struct EventQueue<S> {
     thread_id: OnceLock<ThreadId>,
     /// Shared with the sink lists of the client's objects: entered around each delivery.
     reclaimer: SyncArc<Reclaimer>,
+    /// Whose queue this is (the client's sign-in name), for the trace.
+    owner: String,
+    /// While a trace is on: when the oldest undelivered event was queued (nanoseconds from
+    /// [`trace_clock`]; 0: none), and whether the trace warned of it already.
+    backlog_since: AtomicU64,
+    backlog_warned: StdAtomicBool,
+}
+
+/// Nanoseconds since the first call, for [`EventQueue::backlog_since`] (never 0).
+fn trace_clock() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    epoch.elapsed().as_nanos() as u64 + 1
 }
 
 // SAFETY: `taken` is only accessed by the thread that set `state.busy` to itself under the
@@ -270,7 +323,13 @@ pub(crate) struct EventQueue<S> {
 unsafe impl<S: Send> Sync for EventQueue<S> {}
 
 impl<S: FollowUp> EventQueue<S> {
+    #[cfg(all(test, loom))]
     pub(crate) fn new(mode: DispatchMode) -> Self {
+        Self::with_owner(mode, String::new())
+    }
+
+    /// A queue for the client `owner` (named in the trace).
+    pub(crate) fn with_owner(mode: DispatchMode, owner: String) -> Self {
         EventQueue {
             state: Mutex::new(QueueState {
                 jobs: VecDeque::new(),
@@ -288,6 +347,27 @@ impl<S: FollowUp> EventQueue<S> {
             mode,
             thread_id: OnceLock::new(),
             reclaimer: SyncArc::new(Reclaimer::default()),
+            owner,
+            backlog_since: AtomicU64::new(0),
+            backlog_warned: StdAtomicBool::new(false),
+        }
+    }
+
+    /// A trace is on: tells what was queued, and notes when a backlog starts.
+    #[cold]
+    fn trace_queued(&self, jobs: &VecDeque<Job<S>>, from: usize, was_empty: bool) {
+        if was_empty {
+            let _ = self.backlog_since.compare_exchange(
+                0,
+                trace_clock(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        if trace::enabled(trace::TraceLevel::Debug) {
+            for job in jobs.iter().skip(from).filter(|j| j.is_event()) {
+                trace!(Debug, "{}: queued {}", self.owner, job.describe());
+            }
         }
     }
 
@@ -310,6 +390,9 @@ impl<S: FollowUp> EventQueue<S> {
         }
         let was_empty = st.events() == 0;
         st.jobs.push_back(job);
+        if trace::enabled(trace::TraceLevel::Warning) {
+            self.trace_queued(&st.jobs, st.jobs.len() - 1, was_empty);
+        }
         if was_empty {
             self.has_jobs.store(true, Ordering::Release);
             if let Some(n) = self.notifier.get() {
@@ -329,7 +412,11 @@ impl<S: FollowUp> EventQueue<S> {
             return;
         }
         let was_empty = st.events() == 0;
+        let from = st.jobs.len();
         st.jobs.extend(jobs);
+        if trace::enabled(trace::TraceLevel::Warning) && st.jobs.len() > from {
+            self.trace_queued(&st.jobs, from, was_empty);
+        }
         if was_empty && st.events() > 0 {
             self.has_jobs.store(true, Ordering::Release);
             if let Some(n) = self.notifier.get() {
@@ -374,6 +461,10 @@ impl<S: FollowUp> EventQueue<S> {
                 let have = self.taken.with_mut(|taken| unsafe {
                     let taken = &mut *taken;
                     if taken.is_empty() && !st.jobs.is_empty() {
+                        if trace::enabled(trace::TraceLevel::Warning) {
+                            self.backlog_since.store(0, Ordering::Relaxed);
+                            self.backlog_warned.store(false, Ordering::Relaxed);
+                        }
                         std::mem::swap(taken, &mut st.jobs);
                         self.has_jobs.store(false, Ordering::Relaxed);
                         self.taken_len
@@ -466,6 +557,9 @@ impl<S: FollowUp> EventQueue<S> {
                 }
                 // Events of objects released meanwhile (purge_dead cannot reach the taken
                 // ones) are dropped uncounted, as purged ones are.
+                if trace::enabled(trace::TraceLevel::Debug) && job.is_event() {
+                    trace!(Debug, "{}: delivering {}", self.owner, job.describe());
+                }
                 if job.run(&self.reclaimer) {
                     n = n.saturating_add(1);
                 }

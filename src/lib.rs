@@ -30,6 +30,7 @@ mod session_manager;
 mod sinks;
 mod sync;
 pub mod timer;
+pub mod trace;
 pub mod types;
 mod watch;
 #[cfg(feature = "xmpp")]

@@ -91,6 +91,26 @@ pub enum Message {
 }
 
 impl Message {
+    /// The message's kind and session, for the trace.
+    pub fn describe(&self) -> String {
+        let kind = match self {
+            Message::Invite { .. } => "Invite",
+            Message::Accept { .. } => "Accept",
+            Message::Decline {
+                not_present: false, ..
+            } => "Decline",
+            Message::Decline {
+                not_present: true, ..
+            } => "Decline (application not present)",
+            Message::Cancel { .. } => "Cancel",
+            Message::ContextData { .. } => "ContextData",
+            Message::LaunchFailed { .. } => "LaunchFailed",
+            Message::PeerGone { .. } => "PeerGone",
+            Message::Timeout { .. } => "Timeout",
+        };
+        format!("{kind} of session {}", self.session_id())
+    }
+
     /// The session the message is about.
     pub fn session_id(&self) -> &Text {
         match self {

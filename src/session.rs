@@ -16,6 +16,7 @@ use crate::registry::AppRegistry;
 use crate::service::{Delivery, Message, SendDone, SendReport, Service, Undeliverable};
 use crate::sinks::{Callback, Sinks};
 use crate::timer::{Expiry, TimerId};
+use crate::trace::trace;
 use crate::types::{
     app_data as check_app_data, check_chars, check_sign_in_name, limits, new_session_id,
     normalize_guid,
@@ -436,6 +437,7 @@ impl Session {
         };
         let tag = report_tag(out.failure, out.then, ended);
         let to = Arc::clone(&self.0) as Arc<dyn SendReport>;
+        trace!(Info, "{me}: sends {} to {peer}", out.msg.describe());
         self.0
             .host
             .service()
@@ -458,6 +460,18 @@ impl Session {
         ended: bool,
         r: std::result::Result<(), Undeliverable>,
     ) {
+        if r.is_err() {
+            trace!(
+                Warning,
+                "{}: a message of session {} was not delivered{}",
+                self.0.host.sign_in_name(),
+                self.0.id,
+                match failure {
+                    Some(hr) => format!(" (OnSendError({hr:?}))"),
+                    None => String::new(),
+                }
+            );
+        }
         // Delivered, and nothing to start or stop: the common case takes no lock.
         if r.is_err() || then != Then::Nothing {
             let mut d = self.lock();

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import List, Tuple
 
 import pytest
 
@@ -241,3 +242,23 @@ def test_bad_registry_file(tmp_path: "pytest.TempPathFactory") -> None:
     with pytest.raises(GenericError) as ei:
         msgrpriv.Service(registry_path=tmp_path)  # a directory
     assert ei.value.name == "E_FAIL"
+
+
+def test_trace_tells_what_happens(app_world: World) -> None:
+    lines: List[Tuple[msgrpriv.TraceLevel, str]] = []
+    msgrpriv.set_trace(msgrpriv.TraceLevel.INFO, lambda level, text: lines.append((level, text)))
+    try:
+        w = app_world
+        s = w.session()
+        s.invite(BOB)
+        assert (msgrpriv.TraceLevel.INFO, f"{ALICE}: sends Invite of session {s.session_id} to {BOB}") in lines
+        assert (msgrpriv.TraceLevel.INFO, f"{BOB}: received Invite of session {s.session_id} from {ALICE}") in lines
+        assert not any(level == msgrpriv.TraceLevel.DEBUG for level, _ in lines)
+    finally:
+        msgrpriv.set_trace(msgrpriv.TraceLevel.OFF)
+    n = len(lines)
+    w.pump()
+    assert len(lines) == n
+    with pytest.raises(GenericError) as ei:
+        msgrpriv.set_trace(7)
+    assert ei.value.name == "E_INVALIDARG"

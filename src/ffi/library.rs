@@ -1,12 +1,15 @@
 //! Library-level functions: version, result-code text, Lock and Key arithmetic.
 
+use super::callbacks::{msgr_destroy_callback, UserData};
 use super::guard::{guard, guard_or};
 use super::strings::{in_str_max, out_ptr};
 use super::MSGR_HRESULT;
 use crate::error::{Hr, CODES, E_INVALIDARG, S_OK};
+use crate::trace::{set_trace, TraceLevel, TraceSink};
 use crate::types::limits::LOCK_FIELD_CHARS;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::Arc;
 
 /// "MAJOR.MINOR.PATCH" of this crate, NUL-terminated.
 static VERSION: &CStr = match CStr::from_bytes_with_nul(
@@ -207,4 +210,83 @@ mod tests {
         }
         assert_eq!(out, [b'x' as c_char; 33]);
     }
+}
+
+/// How much the trace tells (msgr_set_trace()); each level includes the ones before it.
+#[repr(C)]
+#[allow(dead_code)] // the header's names of the levels; the C layer reads the number
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MSGR_TRACE_LEVEL {
+    /// Nothing (the default).
+    MSGR_TRACE_OFF = 0,
+    /// What is probably a mistake or a loss: an invitation no manager was told of (all
+    /// locked, or none), a message not delivered or refused by the other side, events
+    /// waiting over a second while nobody dispatches, a sign-in refused, a lost connection.
+    MSGR_TRACE_WARNING = 1,
+    /// What happens: sign-ins and sign-outs, every message sent and received.
+    MSGR_TRACE_INFO = 2,
+    /// Every event queued and delivered.
+    MSGR_TRACE_DEBUG = 3,
+}
+
+/// Receives the trace (msgr_set_trace()): one line of English text per call, without a
+/// newline. Called on the thread that did the work, possibly while the library holds locks
+/// of its own: it must not call msgrpriv functions, and should return quickly.
+///
+/// @param user_data The `user_data` given to msgr_set_trace().
+/// @param level     The message's level, an MSGR_TRACE_LEVEL (MSGR_TRACE_WARNING to
+///                  MSGR_TRACE_DEBUG).
+/// @param message   The text, NUL-terminated UTF-8, valid during the call only.
+pub type msgr_trace_callback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, level: i32, message: *const c_char)>;
+
+/// Sets the process's trace: every message up to `level` goes to `callback`, or to stderr
+/// when `callback` is NULL ("msgrpriv[level]: text" lines). MSGR_TRACE_OFF turns it off.
+/// The environment variable MSGRPRIV_TRACE sets a stderr trace when the first client is
+/// created (`1` or `debug`: everything; `info`; `warning`), unless msgr_set_trace() was
+/// called before. Off, a trace point costs one relaxed atomic load.
+///
+/// A previous callback's `destroy` runs once no message is being told to it any more.
+///
+/// May be called from any thread, at any time (not from inside the trace callback).
+///
+/// @param level     An MSGR_TRACE_LEVEL.
+/// @param callback  Receives the messages; NULL writes them to stderr.
+/// @param user_data Handed back to `callback` and `destroy`.
+/// @param destroy   Optional; called once with `user_data` when the library no longer
+///                  needs it: when the trace is set again, or at once when this call fails
+///                  or `level` is MSGR_TRACE_OFF.
+/// @return S_OK; E_INVALIDARG for a level outside MSGR_TRACE_OFF..MSGR_TRACE_DEBUG.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_set_trace(
+    level: i32,
+    callback: msgr_trace_callback,
+    user_data: *mut c_void,
+    destroy: msgr_destroy_callback,
+) -> MSGR_HRESULT {
+    guard(c"msgr_set_trace", || {
+        let ud = UserData::new(user_data, destroy);
+        let levels =
+            MSGR_TRACE_LEVEL::MSGR_TRACE_OFF as i32..=MSGR_TRACE_LEVEL::MSGR_TRACE_DEBUG as i32;
+        let level = u8::try_from(level)
+            .ok()
+            .filter(|l| levels.contains(&i32::from(*l)))
+            .and_then(TraceLevel::from_u8)
+            .ok_or_else(|| {
+                crate::detail::detail!(
+                    "level: {level}, expected MSGR_TRACE_OFF (0) to MSGR_TRACE_DEBUG (3)"
+                );
+                E_INVALIDARG
+            })?;
+        let sink: Option<TraceSink> = match (level, callback) {
+            (TraceLevel::Off, _) | (_, None) => None,
+            (_, Some(cb)) => Some(Arc::new(move |level: TraceLevel, text: &str| {
+                let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
+                // SAFETY: the application's callback with its user data and a valid string.
+                unsafe { cb(ud.ptr(), level as i32, text.as_ptr()) }
+            })),
+        };
+        set_trace(level, sink);
+        Ok(S_OK)
+    })
 }

@@ -55,10 +55,11 @@ from ._objects import (
     SessionManager,
     compute_response,
     result_text,
+    set_trace,
     version,
 )
 from .codes import HResult, code_name
-from .enums import DispatchMode, LockStatus, SessionFlags, SessionState, Tls
+from .enums import DispatchMode, LockStatus, SessionFlags, SessionState, Tls, TraceLevel
 from .errors import GenericError, LockError, MessengerError, MsgrError, SessionError
 
 __version__: str = EXPECTED_VERSION or LIBRARY_VERSION
@@ -91,10 +92,12 @@ __all__ = [
     "SessionManager",
     "SessionState",
     "Tls",
+    "TraceLevel",
     "code_name",
     "codes",
     "compute_response",
     "live_registrations",
     "result_text",
+    "set_trace",
     "version",
 ]

@@ -55,6 +55,8 @@ class SessionHandle(c_void_p):
 CREDENTIAL_CALLBACK = CFUNCTYPE(c_bool, c_void_p, c_char_p, POINTER(c_char), c_size_t)
 # msgr_destroy_callback: (user_data).
 DESTROY_CALLBACK = CFUNCTYPE(None, c_void_p)
+# msgr_trace_callback: (user_data, level, message).
+TRACE_CALLBACK = CFUNCTYPE(None, c_void_p, c_int32, c_char_p)
 
 
 class ServiceOptions(Structure):
@@ -91,6 +93,7 @@ CALLBACK_TYPES: Dict[str, Any] = {
     ),
     "msgr_before_app_launch_callback": CFUNCTYPE(None, c_void_p, P_SESSION, POINTER(c_bool)),
     "msgr_destroy_callback": DESTROY_CALLBACK,
+    "msgr_trace_callback": TRACE_CALLBACK,
     "msgr_on_accepted_callback": CFUNCTYPE(None, c_void_p, P_SESSION, c_char_p),
     "msgr_on_app_not_present_callback": CFUNCTYPE(None, c_void_p, P_SESSION, c_char_p, c_char_p),
     "msgr_on_cancelled_callback": CFUNCTYPE(None, c_void_p, P_SESSION, c_char_p),
@@ -131,6 +134,7 @@ FUNCTIONS: Sequence[Tuple[str, Sequence[Any], Any]] = (
     ("msgr_version", [], c_char_p),
     ("msgr_result_text", [HRESULT], c_char_p),
     ("msgr_last_error", [], c_char_p),
+    ("msgr_set_trace", [c_int32, TRACE_CALLBACK, c_void_p, DESTROY_CALLBACK], HRESULT),
     ("msgr_lock_compute_response", [c_char_p, c_char_p, POINTER(c_char)], HRESULT),
     # service
     ("msgr_service_create", [POINTER(ServiceOptions), POINTER(ServiceHandle)], HRESULT),

@@ -30,7 +30,7 @@ from typing import (
     overload,
 )
 
-from . import _callbacks
+from . import _callbacks, _ffi
 from ._callbacks import EventSpec, Registration, advise, event_spec
 from ._ffi import (
     CALLBACK_TYPES,
@@ -52,7 +52,7 @@ from .codes import (
     SR_SESSION_CANCELLED_REMOTE,
     HResult,
 )
-from .enums import DispatchMode, LockStatus, SessionFlags, SessionState, Tls, _enum_value
+from .enums import DispatchMode, LockStatus, SessionFlags, SessionState, Tls, TraceLevel, _enum_value
 from .errors import GenericError, MsgrError, check, error_for
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -1110,6 +1110,36 @@ def compute_response(challenge: StrLike, key: StrLike) -> str:
 def version() -> str:
     """``msgr_version()``: the loaded library's version, "MAJOR.MINOR.PATCH"."""
     return str(lib.msgr_version().decode("ascii"))
+
+
+_trace_callback: Any = None  # the C callback of the trace set last, kept alive
+
+
+def set_trace(level: "TraceLevel | int", fn: Optional[Callable[[TraceLevel, str], Any]] = None) -> None:
+    """``msgr_set_trace``: every message up to ``level`` goes to ``fn(level, text)``, or to
+    stderr when ``fn`` is ``None``; ``TraceLevel.OFF`` turns the trace off.
+
+    ``fn`` runs on the thread that did the work (any thread), possibly while the library
+    holds locks of its own: it must not call msgrpriv, and should return quickly; an
+    exception it raises is dropped."""
+    global _trace_callback
+    lvl = _in_int(level, "level", -(2**31), 2**31 - 1)
+    if fn is None:
+        check(lib.msgr_set_trace(lvl, _ffi.TRACE_CALLBACK(), None, _ffi.DESTROY_CALLBACK()))
+        _trace_callback = None
+        return
+
+    def call(_ud: Any, message_level: int, text: Optional[bytes]) -> None:
+        try:
+            fn(TraceLevel(message_level), (text or b"").decode("utf-8", "replace"))
+        except Exception:
+            pass
+
+    cb = _ffi.TRACE_CALLBACK(call)
+    check(lib.msgr_set_trace(lvl, cb, None, _ffi.DESTROY_CALLBACK()))
+    # The previous C callback may still be running on another thread: keep it too until the
+    # next call (the library drops its reference once no message is told to it).
+    _trace_callback = (cb, _trace_callback[0] if _trace_callback else None)
 
 
 def result_text(code: int) -> str:

@@ -88,6 +88,18 @@ class DispatchMode(IntEnum):
     MSGR_DISPATCH_THREAD = 1
 
 
+class TraceLevel(IntEnum):
+    """MSGR_TRACE_LEVEL: how much :func:`set_trace` tells; each level includes the ones
+    before it. ``WARNING``: probable mistakes and losses (an invitation no manager was told
+    of, a message not delivered, events waiting while nobody dispatches); ``INFO``: sign-ins
+    and every message sent and received; ``DEBUG``: every event queued and delivered."""
+
+    OFF = 0
+    WARNING = 1
+    INFO = 2
+    DEBUG = 3
+
+
 class Tls(IntEnum):
     """MSGR_TLS: how an XMPP service protects its connections (``Service(tls=...)``).
 
