@@ -82,6 +82,10 @@ pub(crate) struct SessionData {
     terminated: bool,
     /// The session's deadline, when one runs (see [`Session::deadline`]).
     timer: Option<TimerId>,
+    /// Context data the inviter sent while this invitee was still launching (SS_ACCEPTED):
+    /// raised once it is connected, after OnReadyToLaunch and its OnStateChanged, so that
+    /// the invitee's events come in one order whatever the network's timing.
+    held_context: Vec<Text>,
     sinks: Arc<Sinks<SessionEvent>>,
 }
 
@@ -384,6 +388,7 @@ impl Session {
         app_data: Option<Text>,
     ) {
         debug_assert!(to.is_terminal());
+        d.held_context.clear();
         self.cancel_deadline(d);
         self.transition(d, to, before);
         d.pending_termination = Some(SessionEvent::Termination { hr, app_data });
@@ -1016,6 +1021,10 @@ impl Session {
                         }
                         self.raise(d, [SessionEvent::ReadyToLaunch]);
                         self.transition(d, SessionState::Connected, []);
+                        for data in std::mem::take(&mut d.held_context) {
+                            d.context_data = Some(data.clone());
+                            self.raise(d, [SessionEvent::ContextData { data }]);
+                        }
                         Ok(After::NOTHING)
                     }
                     Err(_) => {
@@ -1072,6 +1081,15 @@ impl Session {
             Message::ContextData { data, .. } => {
                 if !matches!(d.state, SessionState::Accepted | SessionState::Connected) {
                     return REFUSED;
+                }
+                if d.state == SessionState::Accepted {
+                    // Only an invitee waits in SS_ACCEPTED (for its launch); the peer sends
+                    // five at most.
+                    if d.held_context.len() >= limits::CONTEXT_DATA_SENDS as usize {
+                        return REFUSED;
+                    }
+                    d.held_context.push(data);
+                    return (After::NOTHING, Delivery::Taken);
                 }
                 d.context_data = Some(data.clone());
                 self.raise(d, [SessionEvent::ContextData { data }]);
@@ -1212,6 +1230,7 @@ impl SessionData {
             pending_termination: None,
             terminated: false,
             timer: None,
+            held_context: Vec::new(),
             sinks: Arc::new(Sinks::new(queue.reclaimer().clone())),
         }
     }

@@ -65,6 +65,39 @@ fn accept_with_app_registered() {
     assert_eq!(a.context_data().as_str(), "yes");
 }
 
+/// Context data the inviter sends while the invitee is still launching (its BeforeAppLaunch
+/// not yet delivered) reaches the invitee after it is connected: one order, whatever the
+/// timing.
+#[test]
+fn context_data_sent_while_the_invitee_launches_comes_after_it_connects() {
+    let w = World::new();
+    w.register_app("");
+    let (a, b) = w.invited();
+    b.accept(None).unwrap();
+    assert_eq!(a.state(), SessionState::Connected);
+    assert_eq!(b.state(), SessionState::Accepted);
+    a.send_context_data("early").unwrap();
+    a.send_context_data("early 2").unwrap();
+    assert_eq!(
+        b.context_data().as_str(),
+        "hello",
+        "not yet: the invitee is launching"
+    );
+    w.pump();
+    assert_eq!(
+        w.side("B"),
+        lines(&[
+            "B:StateChanged(Invitation)@Accepted",
+            "B:BeforeAppLaunch(true)@Accepted",
+            "B:ReadyToLaunch@Connected",
+            "B:StateChanged(Accepted)@Connected",
+            "B:ContextData(early)@Connected",
+            "B:ContextData(early 2)@Connected",
+        ])
+    );
+    assert_eq!(b.context_data().as_str(), "early 2");
+}
+
 #[test]
 fn accept_with_app_not_registered_at_invitee() {
     let w = World::new();
