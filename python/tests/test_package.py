@@ -153,3 +153,25 @@ def test_ctrl_c_interrupts_an_endless_dispatch() -> None:
     env = dict(os.environ, PYTHONPATH=str(PKG.parent))
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, env=env)
     assert p.stdout.strip() == "interrupted", p.stderr
+
+
+def test_aio_is_reachable_from_a_plain_import() -> None:
+    """``import msgrpriv`` alone makes ``msgrpriv.aio`` usable (a fresh interpreter, nothing
+    else imported): the documented ``msgrpriv.aio.attach(client)`` works."""
+    code = (
+        "import sys, asyncio, msgrpriv\n"
+        "assert 'msgrpriv.aio' not in sys.modules  # imported on first use\n"
+        "async def main():\n"
+        "    with msgrpriv.Service() as svc, svc.client('alice@example.com') as c:\n"
+        "        async with msgrpriv.aio.attach(c) as ev:\n"
+        "            print(type(ev).__name__, ev.client is c)\n"
+        "asyncio.run(main())\n"
+        "from msgrpriv import aio\n"
+        "print(aio is msgrpriv.aio, 'aio' in dir(msgrpriv) or 'aio' in msgrpriv.__all__)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(PKG.parent))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd="/", env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split("\n")[:2] == ["LoopAttachment True", "True True"], p.stdout
+    with pytest.raises(AttributeError, match="no_such_name"):
+        msgrpriv.no_such_name  # type: ignore[attr-defined]

@@ -34,6 +34,8 @@ Failures raise :class:`MsgrError` subclasses (:class:`LockError`, :class:`Sessio
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from . import codes
 from ._callbacks import (
     EVENTS,
@@ -61,6 +63,9 @@ from ._objects import (
 from .codes import HResult, code_name
 from .enums import DispatchMode, LockStatus, SessionFlags, SessionState, Tls, TraceLevel
 from .errors import GenericError, LockError, MessengerError, MsgrError, SessionError
+
+if TYPE_CHECKING:  # pragma: no cover - imported on first use (see __getattr__)
+    from . import aio as aio
 
 __version__: str = EXPECTED_VERSION or LIBRARY_VERSION
 """The package version: the version of the library it binds."""
@@ -93,6 +98,7 @@ __all__ = [
     "SessionState",
     "Tls",
     "TraceLevel",
+    "aio",
     "code_name",
     "codes",
     "compute_response",
@@ -101,3 +107,12 @@ __all__ = [
     "set_trace",
     "version",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``msgrpriv.aio`` is imported on first use: ``import msgrpriv`` does not import asyncio."""
+    if name == "aio":
+        import importlib
+
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
