@@ -4,7 +4,7 @@
 #   bash python/run-tests.sh [pytest arguments...]
 #
 # Works from anywhere, on a fresh Debian machine with python3 (3.9+), pip and cargo; needs
-# network access to PyPI only the first time (pytest, setuptools, wheel) and, if cargo has
+# network access to PyPI only the first time (pytest, setuptools, wheel, mypy) and, if cargo has
 # not fetched them yet, to crates.io. Idempotent and quick on later runs: the venv is reused
 # and cargo rebuilds nothing when the crate is up to date.
 #
@@ -50,6 +50,12 @@ pip+=(--disable-pip-version-check --quiet)
 if ! "$vpy" -c 'import pytest, setuptools, wheel' 2>/dev/null; then
     echo "run-tests: installing pytest, setuptools, wheel"
     "${pip[@]}" install 'pytest>=7' 'setuptools>=64' wheel
+fi
+
+# mypy, for tests/test_typing.py (which skips, saying so, when it is missing): not fatal.
+if ! "$vpy" -c 'import mypy' 2>/dev/null; then
+    echo "run-tests: installing mypy"
+    "${pip[@]}" install mypy || echo "run-tests: mypy could not be installed; the typing tests will be skipped" >&2
 fi
 
 # 3. The package, every run (cargo build --release, or a copy of MSGRPRIV_LIBRARY).

@@ -29,7 +29,7 @@ import traceback
 import weakref
 from ctypes import byref, c_uint32
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generic, List, Optional, Tuple, TypeVar
 
 from ._ffi import CALLBACK_TYPES
 from ._library import lib
@@ -38,7 +38,19 @@ from .enums import LockStatus, SessionState, _enum_value
 from .errors import MsgrError, error_for
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import ParamSpec
+
     from ._objects import Client, Session
+elif sys.version_info >= (3, 10):
+    from typing import ParamSpec
+else:  # pragma: no cover - Python 3.9: a stand-in, for type checkers only
+
+    def ParamSpec(name: str) -> Any:
+        return TypeVar(name)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 finalizing = False
 """Set at interpreter exit (after every object was closed): trampolines and ``__del__`` stop."""
@@ -348,7 +360,7 @@ def _find_hook_args_type() -> Optional[type]:
     for t in tuple.__subclasses__():
         if t.__name__ == "UnraisableHookArgs" and t.__module__ == "builtins":
             try:
-                t((ValueError, ValueError(), None, "", None))
+                t((ValueError, ValueError(), None, "", None))  # type: ignore[arg-type]
             except Exception:
                 return None
             return t
@@ -538,16 +550,21 @@ LAUNCH_TRAMPOLINE = CALLBACK_TYPES["msgr_launch_callback"](_launch)
 # ---- registrations ---------------------------------------------------------------------------
 
 
-class Registration:
+class Registration(Generic[_P, _R]):
     """One event registration: the result of ``on_<event>(fn)`` and of the ``on()`` decorator.
 
     The registration lasts until :meth:`close` (``unadvise``) or until the object it was made
     on is closed or collected, whichever comes first; dropping the ``Registration`` object
     does not end it. Calling the registration calls the function, so the decorator form
-    keeps the decorated name usable.
+    keeps the decorated name usable. For type checkers a ``Registration[P, R]`` of a function
+    ``(*P) -> R`` is callable as that function is: ``@manager.on("invitation")`` keeps the
+    decorated function's parameters and result.
     """
 
     __slots__ = ("_owner", "_entry", "cookie", "event", "callback")
+
+    callback: Callable[_P, _R]
+    """The registered callable."""
 
     def __init__(self, owner: Any, entry: _Entry, cookie: int, event: EventSpec) -> None:
         self._owner = owner
@@ -557,7 +574,6 @@ class Registration:
         self.event = event.name
         """The event's Python name (``"invitation"``)."""
         self.callback = entry.fn
-        """The registered callable."""
 
     @property
     def active(self) -> bool:
@@ -577,10 +593,10 @@ class Registration:
 
     unadvise = close
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         return self.callback(*args, **kwargs)
 
-    def __enter__(self) -> "Registration":
+    def __enter__(self) -> "Registration[_P, _R]":
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -591,7 +607,7 @@ class Registration:
         return f"<Registration {self.event} cookie={self.cookie} {state}>"
 
 
-def advise(owner: Any, spec: EventSpec, fn: Callable[..., Any]) -> Registration:
+def advise(owner: Any, spec: EventSpec, fn: Callable[_P, _R]) -> Registration[_P, _R]:
     """Registers ``fn`` for ``spec`` on ``owner`` (a SessionManager or Session)."""
     if not callable(fn):
         raise TypeError(f"the callback must be callable, not {type(fn).__name__}")

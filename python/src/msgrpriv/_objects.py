@@ -59,7 +59,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .aio import LoopAttachment
 
 StrLike = Union[str, bytes]
-F = TypeVar("F", bound=Callable[..., Any])
+_M = TypeVar("_M", bound="Managed")
+_R = TypeVar("_R")
+if TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import ParamSpec
+
+    _P = ParamSpec("_P")
 
 # ---- argument conversion ---------------------------------------------------------------------
 
@@ -206,7 +211,8 @@ class Managed:
         if hr < 0 and hr != E_HANDLE:
             raise error_for(hr)
 
-    def __enter__(self: Any) -> Any:
+    def __enter__(self: _M) -> _M:
+        """Returns the object itself, of its own type (``with Service() as svc``: a Service)."""
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -220,7 +226,7 @@ class Managed:
         except BaseException:  # a finalizer must not raise
             pass
 
-    def _on(self, spec: EventSpec, fn: Callable[..., Any]) -> Registration:
+    def _on(self, spec: EventSpec, fn: Callable["_P", _R]) -> "Registration[_P, _R]":
         return advise(self, spec, fn)
 
     def _unadvise(self, handle: int, cookie: int) -> int:  # pragma: no cover - abstract
@@ -763,10 +769,10 @@ class SessionManager(Managed):
     # events
 
     @overload
-    def on(self, event: str) -> Callable[[F], Registration]: ...
+    def on(self, event: str) -> "Callable[[Callable[_P, _R]], Registration[_P, _R]]": ...
 
     @overload
-    def on(self, event: str, fn: Callable[..., Any]) -> Registration: ...
+    def on(self, event: str, fn: "Callable[_P, _R]") -> "Registration[_P, _R]": ...
 
     def on(self, event: str, fn: Optional[Callable[..., Any]] = None) -> Any:
         """Registers ``fn`` for ``event`` (``"invitation"``, ``"on_invitation"`` or
@@ -777,21 +783,21 @@ class SessionManager(Managed):
             return lambda f: self._on(spec, f)
         return self._on(spec, fn)
 
-    def on_app_registered(self, fn: Callable[["SessionManager", str], Any]) -> Registration:
+    def on_app_registered(self, fn: Callable[["SessionManager", str], _R]) -> "Registration[..., _R]":
         """OnAppRegistered: ``fn(manager, guid)`` after an application was registered."""
         return self._on(_callbacks.EVENTS["app_registered"], fn)
 
-    def on_app_unregistered(self, fn: Callable[["SessionManager", str], Any]) -> Registration:
+    def on_app_unregistered(self, fn: Callable[["SessionManager", str], _R]) -> "Registration[..., _R]":
         """OnAppUnRegistered: ``fn(manager, guid)`` after an application was unregistered."""
         return self._on(_callbacks.EVENTS["app_unregistered"], fn)
 
-    def on_app_shutdown(self, fn: Callable[["SessionManager"], Any]) -> Registration:
+    def on_app_shutdown(self, fn: Callable[["SessionManager"], _R]) -> "Registration[..., _R]":
         """OnAppShutdown: ``fn(manager)``; the client is shutting down (last event)."""
         return self._on(_callbacks.EVENTS["app_shutdown"], fn)
 
     def on_invitation(
-        self, fn: Callable[["SessionManager", "Session", Optional[str], "_callbacks.Flag"], Any]
-    ) -> Registration:
+        self, fn: Callable[["SessionManager", "Session", Optional[str], "_callbacks.Flag"], _R]
+    ) -> "Registration[..., _R]":
         """OnInvitation: ``fn(manager, session, app_data, handled)`` for a new invitation.
 
         ``session`` is a :class:`Session` holding its own reference (keep it to answer
@@ -800,19 +806,19 @@ class SessionManager(Managed):
         """
         return self._on(_callbacks.EVENTS["invitation"], fn)
 
-    def on_lock_challenge(self, fn: Callable[["SessionManager", int, str], Any]) -> Registration:
+    def on_lock_challenge(self, fn: Callable[["SessionManager", int, str], _R]) -> "Registration[..., _R]":
         """OnLockChallenge: ``fn(manager, cookie, challenge)``."""
         return self._on(_callbacks.EVENTS["lock_challenge"], fn)
 
-    def on_lock_enable(self, fn: Callable[["SessionManager", bool], Any]) -> Registration:
+    def on_lock_enable(self, fn: Callable[["SessionManager", bool], _R]) -> "Registration[..., _R]":
         """OnLockEnable: ``fn(manager, enabled)`` soon after sign-in."""
         return self._on(_callbacks.EVENTS["lock_enable"], fn)
 
-    def on_lock_result(self, fn: Callable[["SessionManager", int, bool], Any]) -> Registration:
+    def on_lock_result(self, fn: Callable[["SessionManager", int, bool], _R]) -> "Registration[..., _R]":
         """OnLockResult: ``fn(manager, cookie, succeeded)``."""
         return self._on(_callbacks.EVENTS["lock_result"], fn)
 
-    def on_lock_status_changed(self, fn: Callable[["SessionManager", LockStatus], Any]) -> Registration:
+    def on_lock_status_changed(self, fn: Callable[["SessionManager", LockStatus], _R]) -> "Registration[..., _R]":
         """OnLockStatusChanged: ``fn(manager, status)`` on every change of the status."""
         return self._on(_callbacks.EVENTS["lock_status_changed"], fn)
 
@@ -1019,10 +1025,10 @@ class Session(Managed):
     # events
 
     @overload
-    def on(self, event: str) -> Callable[[F], Registration]: ...
+    def on(self, event: str) -> "Callable[[Callable[_P, _R]], Registration[_P, _R]]": ...
 
     @overload
-    def on(self, event: str, fn: Callable[..., Any]) -> Registration: ...
+    def on(self, event: str, fn: "Callable[_P, _R]") -> "Registration[_P, _R]": ...
 
     def on(self, event: str, fn: Optional[Callable[..., Any]] = None) -> Any:
         """Registers ``fn`` for ``event`` (``"termination"``, ``"on_termination"`` or
@@ -1033,40 +1039,40 @@ class Session(Managed):
             return lambda f: self._on(spec, f)
         return self._on(spec, fn)
 
-    def on_before_app_launch(self, fn: Callable[["Session", "_callbacks.Flag"], Any]) -> Registration:
+    def on_before_app_launch(self, fn: Callable[["Session", "_callbacks.Flag"], _R]) -> "Registration[..., _R]":
         """BeforeAppLaunch: ``fn(session, enable)``; set ``enable.value = False`` (or return
         False) to keep the application from being launched."""
         return self._on(_callbacks.EVENTS["before_app_launch"], fn)
 
-    def on_accepted(self, fn: Callable[["Session", Optional[str]], Any]) -> Registration:
+    def on_accepted(self, fn: Callable[["Session", Optional[str]], _R]) -> "Registration[..., _R]":
         """OnAccepted: ``fn(session, app_data)`` on the inviter side."""
         return self._on(_callbacks.EVENTS["accepted"], fn)
 
-    def on_app_not_present(self, fn: Callable[["Session", str, str], Any]) -> Registration:
+    def on_app_not_present(self, fn: Callable[["Session", str, str], _R]) -> "Registration[..., _R]":
         """OnAppNotPresent: ``fn(session, name, url)`` when the application is missing here."""
         return self._on(_callbacks.EVENTS["app_not_present"], fn)
 
-    def on_cancelled(self, fn: Callable[["Session", Optional[str]], Any]) -> Registration:
+    def on_cancelled(self, fn: Callable[["Session", Optional[str]], _R]) -> "Registration[..., _R]":
         """OnCancelled: ``fn(session, app_data)`` when the other side cancelled."""
         return self._on(_callbacks.EVENTS["cancelled"], fn)
 
-    def on_context_data(self, fn: Callable[["Session", str], Any]) -> Registration:
+    def on_context_data(self, fn: Callable[["Session", str], _R]) -> "Registration[..., _R]":
         """OnContextData: ``fn(session, data)`` sent by the other side."""
         return self._on(_callbacks.EVENTS["context_data"], fn)
 
-    def on_declined(self, fn: Callable[["Session", Optional[str]], Any]) -> Registration:
+    def on_declined(self, fn: Callable[["Session", Optional[str]], _R]) -> "Registration[..., _R]":
         """OnDeclined: ``fn(session, app_data)`` on the inviter side."""
         return self._on(_callbacks.EVENTS["declined"], fn)
 
-    def on_ready_to_launch(self, fn: Callable[["Session"], Any]) -> Registration:
+    def on_ready_to_launch(self, fn: Callable[["Session"], _R]) -> "Registration[..., _R]":
         """OnReadyToLaunch: ``fn(session)``."""
         return self._on(_callbacks.EVENTS["ready_to_launch"], fn)
 
-    def on_send_error(self, fn: Callable[["Session", HResult], Any]) -> Registration:
+    def on_send_error(self, fn: Callable[["Session", HResult], _R]) -> "Registration[..., _R]":
         """OnSendError: ``fn(session, hr)`` with the SR_*_SEND_FAILURE of the failed step."""
         return self._on(_callbacks.EVENTS["send_error"], fn)
 
-    def on_state_changed(self, fn: Callable[["Session", SessionState], Any]) -> Registration:
+    def on_state_changed(self, fn: Callable[["Session", SessionState], _R]) -> "Registration[..., _R]":
         """OnStateChanged: ``fn(session, previous)``. ``session.state`` is the state when
         ``fn`` runs, possibly several transitions later (an inviter sees ``INVITATION`` and
         then ``ACCEPTED`` as ``previous``, both with ``session.state`` ``CONNECTED``): to
@@ -1074,13 +1080,13 @@ class Session(Managed):
         return self._on(_callbacks.EVENTS["state_changed"], fn)
 
     def on_state_transition(
-        self, fn: Callable[["Session", SessionState, SessionState], Any]
-    ) -> Registration:
+        self, fn: Callable[["Session", SessionState, SessionState], _R]
+    ) -> "Registration[..., _R]":
         """OnStateChanged with both ends of each transition: ``fn(session, previous,
         current)``, ``current`` the state this one transition led to."""
         return self._on(_callbacks.EVENTS["state_transition"], fn)
 
-    def on_termination(self, fn: Callable[["Session", HResult, Optional[str]], Any]) -> Registration:
+    def on_termination(self, fn: Callable[["Session", HResult, Optional[str]], _R]) -> "Registration[..., _R]":
         """OnTermination: ``fn(session, hr, app_data)``, the session's last event on this side."""
         return self._on(_callbacks.EVENTS["termination"], fn)
 

@@ -3,14 +3,63 @@
 Members have Python names (``SessionState.CONNECTED``); the C names of the header are
 aliases (``SessionState.SS_CONNECTED is SessionState.CONNECTED``). A test compares every C
 name and value with ``include/msgrpriv.h``.
+
+``str()`` and ``format()`` of a member give its Python name, on every Python version (the
+standard ``IntEnum`` gives the number from Python 3.11 on); ``repr()`` is the standard one,
+and a numeric format spec formats the number:
+
+>>> from msgrpriv import SessionState, SessionFlags
+>>> str(SessionState.CONNECTED), f"{SessionState.SS_READY}", f"{SessionState.READY:d}"
+('CONNECTED', 'READY', '1')
+>>> str(SessionFlags.INVITER | SessionFlags.APP_INVITE_COMPATIBLE), str(SessionFlags(0))
+('INVITER|APP_INVITE_COMPATIBLE', 'NONE')
 """
 
 from __future__ import annotations
 
 from enum import IntEnum, IntFlag
 
+_NUMERIC_FORMATS = frozenset("bcdoxXneEfFgG%")
 
-class SessionState(IntEnum):
+
+class _Named(IntEnum):
+    """An IntEnum whose ``str()`` and ``format()`` are the member's name."""
+
+    def __str__(self) -> str:
+        return str(self.name)
+
+    def __format__(self, spec: str) -> str:
+        if spec and spec[-1] in _NUMERIC_FORMATS:
+            return int.__format__(int(self), spec)
+        return format(str(self), spec)
+
+
+class _NamedFlag(IntFlag):
+    """An IntFlag whose ``str()`` and ``format()`` are the names of its set bits, joined by
+    ``|`` in definition order (``"NONE"`` for no bit, the number for unknown bits)."""
+
+    def __str__(self) -> str:
+        value = int(self)
+        names = []
+        for name, member in type(self).__members__.items():
+            bit = int(member)
+            if bit and bit & (bit - 1) == 0 and value & bit and name == member.name:
+                names.append(name)
+                value &= ~bit
+        if value:
+            names.append(hex(value))
+        if not names:
+            zero = [m.name for m in type(self).__members__.values() if int(m) == 0]
+            return str(zero[0]) if zero else "0"
+        return "|".join(names)
+
+    def __format__(self, spec: str) -> str:
+        if spec and spec[-1] in _NUMERIC_FORMATS:
+            return int.__format__(int(self), spec)
+        return format(str(self), spec)
+
+
+class SessionState(_Named):
     """SESSION_STATE: the state of a session (``Session.state``, ``state_changed`` events)."""
 
     UNKNOWN = 0
@@ -37,7 +86,7 @@ class SessionState(IntEnum):
         return self in (SessionState.CANCELLED, SessionState.DECLINED, SessionState.TERMINATED)
 
 
-class LockStatus(IntEnum):
+class LockStatus(_Named):
     """LockStatus: the Lock and Key status of one session manager."""
 
     NOT_INITIALIZED = 1
@@ -60,7 +109,7 @@ class LockStatus(IntEnum):
         return self in (LockStatus.UNLOCKED, LockStatus.DISABLED)
 
 
-class SessionFlags(IntFlag):
+class SessionFlags(_NamedFlag):
     """SESSION_FLAGS: the bits of ``Session.flags``."""
 
     NONE = 0
@@ -74,7 +123,7 @@ class SessionFlags(IntFlag):
     SF_APP_INVITE_COMPATIBLE = 4
 
 
-class DispatchMode(IntEnum):
+class DispatchMode(_Named):
     """MSGR_DISPATCH_MODE: how a client's events reach the Python callbacks.
 
     ``MANUAL``: :meth:`Client.dispatch` (or the asyncio helper) delivers them on the calling
@@ -88,7 +137,7 @@ class DispatchMode(IntEnum):
     MSGR_DISPATCH_THREAD = 1
 
 
-class TraceLevel(IntEnum):
+class TraceLevel(_Named):
     """MSGR_TRACE_LEVEL: how much :func:`set_trace` tells; each level includes the ones
     before it. ``WARNING``: probable mistakes and losses (an invitation no manager was told
     of, a message not delivered, events waiting while nobody dispatches); ``INFO``: sign-ins
@@ -100,7 +149,7 @@ class TraceLevel(IntEnum):
     DEBUG = 3
 
 
-class Tls(IntEnum):
+class Tls(_Named):
     """MSGR_TLS: how an XMPP service protects its connections (``Service(tls=...)``).
 
     ``STARTTLS`` (the default): STARTTLS required, the server's certificate verified (against
