@@ -128,7 +128,7 @@ def test_real_clock_timeout_arrives_in_the_loop() -> None:
     async def main() -> List[str]:
         loop = asyncio.get_running_loop()
         ended: "asyncio.Future[str]" = loop.create_future()
-        with msgrpriv.Service(invitation_timeout_ms=50) as svc, svc.client(ALICE) as a, svc.client(BOB) as b:
+        with msgrpriv.Service(invitation_timeout=0.05) as svc, svc.client(ALICE) as a, svc.client(BOB) as b:
             ma, mb = a.session_manager(), b.session_manager()
             kept: List[Session] = []
             mb.on_invitation(lambda m, s, d, h: kept.append(s))

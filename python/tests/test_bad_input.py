@@ -53,9 +53,10 @@ def test_wrong_types_raise_type_error(app_world: World, bad: Any) -> None:
         lambda: w.ma.request_challenge("1"),
         lambda: w.ma.request_challenge(1.5),
         lambda: w.ma.launching_session("1"),
-        lambda: w.svc.advance_clock("1"),
+        lambda: w.svc.advance_time("1"),
         lambda: w.a.dispatch("1"),
-        lambda: msgrpriv.Service(invitation_timeout_ms="1"),
+        lambda: msgrpriv.Service(invitation_timeout="1"),
+        lambda: msgrpriv.Service(0.5),  # every argument is a keyword argument
         lambda: msgrpriv.Service(manual_clock="yes"),
         lambda: msgrpriv.Service(registry_path=42),
         lambda: msgrpriv.Client("not a service", "x@example.com"),  # type: ignore[arg-type]
@@ -129,8 +130,9 @@ def test_malformed_strings(app_world: World) -> None:
         s.local_address = "a\0b"
     with pytest.raises(ValueError, match="NUL"):
         s.invite("bob@example.com\0evil")
-    with pytest.raises(UnicodeEncodeError):
+    with pytest.raises(msgrpriv.InvalidArgument) as ei:  # a ValueError, E_INVALIDARG
         s.local_address = "\udc80"  # a lone surrogate cannot be UTF-8
+    assert isinstance(ei.value.__cause__, UnicodeEncodeError)
     raises_code("E_INVALIDARG", lambda: setattr(s, "local_address", b"\xff\xfe"))  # invalid UTF-8
     raises_code("E_INVALIDARG", lambda: s.invite(b"\xc3"))
     raises_code("E_INVALIDARG", lambda: w.ma.register_application(b"{\xff}", "n", "u"))
@@ -149,10 +151,10 @@ def test_out_of_range_integers(app_world: World) -> None:
         lambda: w.ma.send_response("id", "r", 2**40),
         lambda: w.ma.launching_session(2**32),
         lambda: w.ma.launching_session(-1),
-        lambda: w.svc.advance_clock(-1),
-        lambda: w.svc.advance_clock(2**64),
+        lambda: w.svc.advance_time(2**64),
+        lambda: w.svc.advance_time(float("inf")),
         lambda: s.cancel(2**32),
-        lambda: msgrpriv.Service(invitation_timeout_ms=2**32),
+        lambda: msgrpriv.Service(invitation_timeout=2**32 / 1000),
         lambda: w.ma.register_application(APP, "n", "u", None, 2**32),
     ):
         with pytest.raises(OverflowError):
@@ -161,6 +163,14 @@ def test_out_of_range_integers(app_world: World) -> None:
         w.a.dispatch(-1)
     with pytest.raises(ValueError):
         w.a.dispatch(float("nan"))
+    for call in (
+        lambda: w.svc.advance_time(-1),
+        lambda: w.svc.advance_time(float("nan")),
+        lambda: msgrpriv.Service(invitation_timeout=-0.5),
+        lambda: msgrpriv.Service(invitation_timeout=0),  # None is the default
+    ):
+        with pytest.raises(ValueError):
+            call()
 
 
 def test_closed_objects_raise_e_handle(app_world: World) -> None:

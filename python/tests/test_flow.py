@@ -226,10 +226,10 @@ def test_cancel_in_ready(app_world: World) -> None:
 def test_no_answer_within_the_invitation_timeout(app_world: World) -> None:
     w = app_world
     a, b = w.invited()
-    w.svc.advance_clock(119_999)
+    w.svc.advance_time(119.999)
     w.pump()
     assert w.take() == []
-    w.svc.advance_clock(1)
+    w.svc.advance_time(0.001)
     w.pump()
     for tag in "AB":
         assert w.side(tag) == [

@@ -62,7 +62,16 @@ from ._objects import (
 )
 from .codes import HResult, code_name
 from .enums import DispatchMode, LockStatus, SessionFlags, SessionState, Tls, TraceLevel
-from .errors import GenericError, LockError, MessengerError, MsgrError, SessionError
+from .errors import (
+    ClosedError,
+    ContextDataOverLimit,
+    GenericError,
+    InvalidArgument,
+    LockError,
+    MessengerError,
+    MsgrError,
+    SessionError,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - imported on first use (see __getattr__)
     from . import aio as aio
@@ -74,12 +83,15 @@ __all__ = [
     "Application",
     "CLSID_MsgrSessionManager",
     "Client",
+    "ClosedError",
+    "ContextDataOverLimit",
     "DispatchMode",
     "EVENTS",
     "EventSpec",
     "Flag",
     "GenericError",
     "HResult",
+    "InvalidArgument",
     "LIBRARY_PATH",
     "LIBRARY_VERSION",
     "LockError",

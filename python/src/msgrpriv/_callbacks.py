@@ -284,7 +284,8 @@ EVENTS: Dict[str, EventSpec] = {e.name: e for e in MANAGER_EVENTS + SESSION_EVEN
 
 def event_spec(owner: str, name: str) -> EventSpec:
     """The spec of ``name`` for an owner kind; accepts ``"invitation"``, ``"on_invitation"``
-    and ``"OnInvitation"`` spellings. ``ValueError`` for an unknown event or the wrong owner."""
+    and ``"OnInvitation"`` spellings. :class:`~msgrpriv.InvalidArgument` (a ``ValueError``)
+    for an unknown event or the wrong owner."""
     if not isinstance(name, str):
         raise TypeError(f"an event name must be a str, not {type(name).__name__}")
     specs = MANAGER_EVENTS if owner == "manager" else SESSION_EVENTS
@@ -292,7 +293,7 @@ def event_spec(owner: str, name: str) -> EventSpec:
         if name in (spec.name, "on_" + spec.name, spec.original):
             return spec
     known = ", ".join(s.name for s in specs)
-    raise ValueError(f"unknown {owner} event {name!r}; one of: {known}")
+    raise error_for(E_INVALIDARG, f"unknown {owner} event {name!r}; one of: {known}")
 
 
 class _Entry:

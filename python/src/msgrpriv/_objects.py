@@ -13,6 +13,7 @@ import os
 import random
 import threading
 import time
+import warnings
 import weakref
 from ctypes import byref, c_int, c_size_t, c_uint32, create_string_buffer, memmove, sizeof
 from typing import (
@@ -45,6 +46,7 @@ from ._ffi import (
 from ._library import lib
 from .codes import (
     E_HANDLE,
+    E_INVALIDARG,
     E_INSUFFICIENT_BUFFER,
     S_FALSE,
     SR_APP_NOT_SPECIFIED,
@@ -76,13 +78,18 @@ def _in_str(value: Any, what: str, optional: bool = False) -> Optional[bytes]:
             return None
         raise TypeError(f"{what} must be a str, not None")
     if isinstance(value, str):
-        data = value.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError
+        try:
+            data = value.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate
+            raise error_for(
+                E_INVALIDARG, f"{what}: {value[exc.start:exc.end]!r} at {exc.start} is not UTF-8 text"
+            ) from exc
     elif isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
     else:
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
     if b"\0" in data:
-        raise ValueError(f"{what} contains a NUL character")
+        raise error_for(E_INVALIDARG, f"{what} contains a NUL character")
     return data
 
 
@@ -114,6 +121,35 @@ def _in_bool(value: Any, what: str) -> bool:
     return bool(value)
 
 
+def _in_seconds(value: Any, what: str, hi_ms: int) -> int:
+    """A number of seconds (int or float, >= 0) -> whole milliseconds, rounded to the nearest."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    if math.isnan(value) or value < 0:
+        raise ValueError(f"{what} must be a number of seconds >= 0, not {value}")
+    if math.isinf(value) or value * 1000 > hi_ms + 0.5:
+        raise OverflowError(f"{what} {value} s is out of range [0, {hi_ms / 1000}]")
+    return int(round(value * 1000))
+
+
+def _in_timeout(seconds: Any, what: str, old_ms: Any, old_what: str) -> int:
+    """A timeout given in seconds (``None``: the library's default) or, deprecated, in
+    milliseconds under its old name (0: the default): milliseconds for C, 0 for the default."""
+    if old_ms is not None:
+        warnings.warn(f"{old_what} is deprecated; use {what} (seconds)", DeprecationWarning, stacklevel=3)
+        if seconds is not None:
+            raise TypeError(f"give {what} or {old_what}, not both")
+        return _in_int(old_ms, old_what, 0, 0xFFFF_FFFF)
+    if seconds is None:
+        return 0
+    ms = _in_seconds(seconds, what, 0xFFFF_FFFF)
+    if ms == 0:
+        if seconds == 0:
+            raise ValueError(f"{what} must be > 0 seconds (None: the default)")
+        ms = 1  # under half a millisecond: the shortest timeout C takes
+    return ms
+
+
 def _in_hr(value: Any, what: str) -> int:
     if isinstance(value, MsgrError):
         return int(value.code)
@@ -143,8 +179,8 @@ def _value(handle: Any) -> int:
     return int(v)
 
 
-def _closed(obj: "Managed") -> GenericError:
-    return GenericError(E_HANDLE, f"{type(obj).__name__} is closed")
+def _closed(obj: "Managed") -> MsgrError:
+    return error_for(E_HANDLE, f"{type(obj).__name__} is closed")
 
 
 # ---- the managed base class ------------------------------------------------------------------
@@ -279,9 +315,12 @@ class Service(Managed):
     ``xmpp`` feature; docs/xmpp.md), where sign-in names are bare JIDs and clients in any
     process invite each other.
 
-    :param invitation_timeout_ms: how long an invitation may go unanswered (0: the default,
-        120000 ms).
-    :param manual_clock: when true, time moves only through :meth:`advance_clock` (tests;
+    Every argument is a keyword argument. Times are in seconds (int or float, rounded to the
+    millisecond), as in :mod:`asyncio`.
+
+    :param invitation_timeout: how many seconds an invitation may go unanswered (``None``: the
+        default, 120 s).
+    :param manual_clock: when true, time moves only through :meth:`advance_time` (tests;
         embedded service only).
     :param registry_path: a JSON file for the application registry, shared between
         processes (a change made through any service on it reaches every manager's
@@ -304,30 +343,40 @@ class Service(Managed):
     :param xmpp_domain: the XMPP domain: the certificate's name and the stream's ``to``; a
         sign-in name without '@' is completed with it, one at another domain is refused
         (E_INVALIDARG). ``None``: each sign-in name's own domain.
-    :param connect_timeout_ms: how long a sign-in may take (0: 10000 ms).
-    :param request_timeout_ms: how long a step may wait for its acknowledgement (0: 10000 ms).
+    :param connect_timeout: how many seconds a sign-in may take (``None``: 10 s).
+    :param request_timeout: how many seconds a step may wait for its acknowledgement
+        (``None``: 10 s).
+    :param invitation_timeout_ms: deprecated: ``invitation_timeout`` in milliseconds (0: the
+        default); so are ``connect_timeout_ms`` and ``request_timeout_ms``. They warn
+        (``DeprecationWarning``); giving both spellings of one is a ``TypeError``.
     """
 
     def __init__(
         self,
-        invitation_timeout_ms: int = 0,
+        *,
+        invitation_timeout: Optional[float] = None,
         manual_clock: bool = False,
         registry_path: Union[str, "os.PathLike[str]", None] = None,
-        *,
         xmpp_server: Optional[str] = None,
         credentials: Optional[Callable[[str], Optional[str]]] = None,
         xmpp_resource: Optional[StrLike] = None,
         tls: Tls = Tls.STARTTLS,
         ca_file: Union[str, "os.PathLike[str]", None] = None,
         xmpp_domain: Optional[StrLike] = None,
-        connect_timeout_ms: int = 0,
-        request_timeout_ms: int = 0,
+        connect_timeout: Optional[float] = None,
+        request_timeout: Optional[float] = None,
+        invitation_timeout_ms: Optional[int] = None,
+        connect_timeout_ms: Optional[int] = None,
+        request_timeout_ms: Optional[int] = None,
     ) -> None:
         super().__init__()
         path = _in_path(registry_path, "registry_path")
+        invitation = _in_timeout(invitation_timeout, "invitation_timeout", invitation_timeout_ms, "invitation_timeout_ms")
+        connect = _in_timeout(connect_timeout, "connect_timeout", connect_timeout_ms, "connect_timeout_ms")
+        request = _in_timeout(request_timeout, "request_timeout", request_timeout_ms, "request_timeout_ms")
         opts = ServiceOptions(
             struct_size=0,
-            invitation_timeout_ms=_in_int(invitation_timeout_ms, "invitation_timeout_ms", 0, 0xFFFF_FFFF),
+            invitation_timeout_ms=invitation,
             manual_clock=_in_bool(manual_clock, "manual_clock"),
             registry_path=path,
         )
@@ -336,7 +385,7 @@ class Service(Managed):
         if xmpp_server is not None:
             host, sep, port = str(xmpp_server).rpartition(":")
             if not sep or not port.isdigit():
-                raise ValueError(f"xmpp_server must be 'host:port', not {xmpp_server!r}")
+                raise error_for(E_INVALIDARG, f"xmpp_server must be 'host:port', not {xmpp_server!r}")
             if credentials is None or not callable(credentials):
                 raise TypeError("an XMPP service needs a credentials callable")
             opts.transport = 1
@@ -346,8 +395,8 @@ class Service(Managed):
             opts.tls = _in_int(tls, "tls", -0x8000_0000, 0x7FFF_FFFF)
             opts.ca_file = _in_path(ca_file, "ca_file")
             opts.xmpp_domain = _in_str(xmpp_domain, "xmpp_domain", optional=True)
-            opts.connect_timeout_ms = _in_int(connect_timeout_ms, "connect_timeout_ms", 0, 0xFFFF_FFFF)
-            opts.request_timeout_ms = _in_int(request_timeout_ms, "request_timeout_ms", 0, 0xFFFF_FFFF)
+            opts.connect_timeout_ms = connect
+            opts.request_timeout_ms = request
             self._credentials_cb = _credential_trampoline(credentials)
             opts.credentials = self._credentials_cb
         out = ServiceHandle()
@@ -362,9 +411,16 @@ class Service(Managed):
         from the next sign-in on once the service holds one pair."""
         check(lib.msgr_service_add_app_key(self._h(), _in_str(app_id, "app_id"), _in_str(key, "key")))
 
+    def advance_time(self, seconds: float) -> None:
+        """Moves the manual clock forward by ``seconds`` (int or float, rounded to the
+        millisecond); due invitation timeouts fire (their events are queued).
+        GenericError(E_ILLEGAL_METHOD_CALL) on a real clock."""
+        check(lib.msgr_service_advance_clock(self._h(), _in_seconds(seconds, "seconds", 2**64 - 1)))
+
     def advance_clock(self, ms: int) -> None:
-        """Moves the manual clock forward by ``ms`` milliseconds; due invitation timeouts
-        fire (their events are queued). GenericError(E_ILLEGAL_METHOD_CALL) on a real clock."""
+        """Deprecated (``DeprecationWarning``): :meth:`advance_time` in milliseconds."""
+        warnings.warn("Service.advance_clock(ms) is deprecated; use Service.advance_time(seconds)",
+                      DeprecationWarning, stacklevel=2)
         check(lib.msgr_service_advance_clock(self._h(), _in_int(ms, "ms", 0, 2**64 - 1)))
 
     def set_reachable(self, sign_in_name: StrLike, reachable: bool) -> bool:

@@ -1,5 +1,16 @@
 """Result codes of msgrpriv (``MSGR_HRESULT``), with their documented names and values.
 
+How to compare: a code is the signed 32-bit value C returns. Compare it with these constants
+(``err.code == codes.SR_CONTEXT_DATA_OVER_LIMIT``) or with its name, or compare its
+``unsigned`` form with the documented hexadecimal value:
+
+>>> from msgrpriv import codes, HResult
+>>> code = HResult(0x81000611)      # the unsigned spelling is accepted here
+>>> code == codes.SR_CONTEXT_DATA_OVER_LIMIT, code.unsigned == 0x81000611, code.name
+(True, True, 'SR_CONTEXT_DATA_OVER_LIMIT')
+>>> code == 0x81000611              # an int cannot equal (and hash as) both forms
+False
+
 Every code of ``include/msgrpriv.h`` is a module constant here, an :class:`HResult` (an
 ``int`` holding the signed 32-bit value, as C sees it). A test compares this table with the
 header's ``#define`` lines, so the two cannot drift apart.
