@@ -67,6 +67,8 @@ def test_user_script_passes_mypy_strict_with_real_types() -> None:
     assert at("e.code") == "msgrpriv.codes.HResult"
     assert at("events") == "msgrpriv.aio.LoopAttachment"
     assert at("guid") == "str"  # run_until returns the awaited future's type
+    assert at("event") == "msgrpriv.aio.Event"
+    assert at("data") == "str | None"  # aio.invite: the acceptance's app data
     # the decorator keeps the decorated function's parameters and result
     assert at("invited") == (
         "msgrpriv._callbacks.Registration[[manager: msgrpriv._objects.SessionManager, "
@@ -110,6 +112,7 @@ def test_user_script_runs() -> None:
                        text=True, timeout=60, cwd="/", env=env)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines()[0] == "CONNECTED ['accepted sure']"
+    assert p.stdout.splitlines()[2] == "invitation ok"
 
 
 def test_context_managers_return_themselves() -> None:

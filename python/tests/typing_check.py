@@ -84,6 +84,31 @@ async def with_asyncio() -> Optional[str]:
                 return guid
 
 
+async def awaited_invitation() -> str:
+    with msgrpriv.Service(invitation_timeout=30) as svc, \
+            svc.client("alice@example.com", msgrpriv.DispatchMode.THREAD) as alice, \
+            svc.client("bob@example.com", msgrpriv.DispatchMode.THREAD) as bob:
+        ma, mb = alice.session_manager(), bob.session_manager()
+        ma.register_application(GUID, "Demo", "http://example.com/demo")
+        async with msgrpriv.aio.events(mb, ["invitation"]) as invitations:
+            s = ma.create_session()
+            s.application = GUID
+            answer = asyncio.ensure_future(msgrpriv.aio.invite(s, "bob@example.com", "hi", timeout=10))
+            event = await invitations.get(timeout=10)
+            if TYPE_CHECKING:
+                reveal_type(event)
+            invited = event.args[0]
+            assert isinstance(invited, Session)
+            invited.accept("ok")
+            data = await answer
+            if TYPE_CHECKING:
+                reveal_type(data)
+            for obj in (invited, s):
+                obj.close()
+            return f"{event.name} {data}"
+
+
 if __name__ == "__main__":
     print(manual_mode())
     print(asyncio.run(with_asyncio()))
+    print(asyncio.run(awaited_invitation()))

@@ -7,25 +7,48 @@ A ctypes binding of the ``libmsgrpriv`` C library. The objects::
     SessionManager     registers applications, creates sessions, Lock and Key, manager events
     Session            one invitation between two users, its properties and session events
 
-Quick tour::
+A session between two users on the embedded service, events delivered by
+:meth:`Client.dispatch` (manual mode)::
 
-    import msgrpriv
+>>> import msgrpriv
+>>> GUID = "{5A1F3C2B-0D4E-4F6A-8B9C-7E6D5C4B3A21}"
+>>> with msgrpriv.Service() as svc, svc.client("alice@example.com") as alice, \\
+...         svc.client("bob@example.com") as bob:
+...     ma, mb = alice.session_manager(), bob.session_manager()
+...
+...     @mb.on("invitation")
+...     def invited(manager, session, app_data, handled):
+...         handled.value = True          # the application answers it
+...         session.accept("hello back")
+...
+...     ma.register_application(GUID, "Demo", "http://example.com")
+...     s = ma.create_session()
+...     s.application = GUID
+...     accepted = s.on_accepted(lambda session, data: print("accepted:", data))
+...     s.invite("bob@example.com", "hello")
+...     while alice.dispatch(0) + bob.dispatch(0):   # deliver the events
+...         pass
+...     print(s.state)
+accepted: hello back
+CONNECTED
 
-    with msgrpriv.Service(manual_clock=True) as svc:
-        alice, bob = svc.client("alice@example.com"), svc.client("bob@example.com")
-        ma, mb = alice.session_manager(), bob.session_manager()
+The same with asyncio (:mod:`msgrpriv.aio`), the invitation awaited::
 
-        @mb.on("invitation")
-        def invited(manager, session, app_data, handled):
-            handled.value = True
-            session.accept("hello back")
-
-        ma.register_application(GUID, "Demo", "http://example.com")
-        s = ma.create_session()
-        s.application = GUID
-        s.invite("bob@example.com", "hello")
-        bob.pump(); alice.pump()          # deliver the events
-        assert s.state is msgrpriv.SessionState.CONNECTED
+>>> import asyncio
+>>> async def main():
+...     with msgrpriv.Service() as svc, svc.client("alice@example.com") as alice, \\
+...             svc.client("bob@example.com") as bob:
+...         alice.session_manager().register_application(GUID, "Demo", "http://example.com")
+...         mb = bob.session_manager()
+...         mb.on_invitation(lambda m, session, data, handled: session.accept("sure"))
+...         async with msgrpriv.aio.attach(alice), msgrpriv.aio.attach(bob):
+...             s = alice.session_manager().create_session()
+...             s.application = GUID
+...             print(await msgrpriv.aio.invite(s, "bob@example.com", "hello", timeout=10))
+...             print(s.state)
+>>> asyncio.run(main())
+sure
+CONNECTED
 
 Failures raise :class:`MsgrError` subclasses (:class:`LockError`, :class:`SessionError`,
 :class:`MessengerError`, :class:`GenericError`) carrying ``code`` and ``name``. See

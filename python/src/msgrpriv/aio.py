@@ -1,10 +1,5 @@
-"""asyncio integration: deliver a manual-mode client's events inside a running event loop.
-
-::
-
-    async with msgrpriv.aio.attach(client) as events:
-        ...                       # callbacks run in the loop's thread as events arrive
-        await events.run_until(done_future, timeout=5)
+"""asyncio integration: deliver a manual-mode client's events inside a running event loop,
+await invitations, iterate over events.
 
 :func:`attach` (or :meth:`Client.attach_to_loop`) registers the client's event descriptor
 with ``loop.add_reader``; whenever it is readable, ``client.dispatch(0)`` runs in the loop.
@@ -12,17 +7,68 @@ An exception raised by a callback is handed to whoever awaits :meth:`LoopAttachm
 (or :meth:`LoopAttachment.wait_error`); when nobody is waiting it is also reported through
 the loop's exception handler, and :meth:`LoopAttachment.raise_pending` re-raises it later.
 
-Thread-mode clients do not need this: their callbacks run on the client's own thread; use
-``loop.call_soon_threadsafe`` from a callback to hand results to a loop.
+Thread-mode clients do not need an attachment: their callbacks run on the client's own
+thread; :func:`invite` and :func:`events` hand their results to the loop themselves (use
+``loop.call_soon_threadsafe`` in your own callbacks).
+
+:func:`invite` sends an invitation and returns when it is accepted (the invitee's app data),
+or raises the :class:`~msgrpriv.SessionError` of its termination (SR_INVITATION_DECLINED,
+SR_SESSION_CANCELLED_REMOTE, SR_SESSION_TIMEOUT, ...). :func:`events` yields the events of a
+manager or session as :class:`Event` objects.
+
+>>> import asyncio, msgrpriv
+>>> from msgrpriv import aio
+>>> GUID = "{5A1F3C2B-0D4E-4F6A-8B9C-7E6D5C4B3A21}"
+>>> async def main():
+...     with msgrpriv.Service() as svc, svc.client("alice@example.com") as alice, \\
+...             svc.client("bob@example.com") as bob:
+...         ma, mb = alice.session_manager(), bob.session_manager()
+...         ma.register_application(GUID, "Demo", "http://example.com")
+...         async with aio.attach(alice), aio.attach(bob), \\
+...                 aio.events(mb, ["invitation"]) as invitations:
+...             s = ma.create_session()
+...             s.application = GUID
+...             invitation = asyncio.create_task(aio.invite(s, "bob@example.com", "hi", timeout=10))
+...             async for event in invitations:
+...                 session, data, handled = event.args
+...                 print(event.name, data)
+...                 session.decline("busy")
+...                 break
+...             try:
+...                 await invitation
+...             except msgrpriv.SessionError as e:
+...                 print(e.name, e.app_data)
+>>> asyncio.run(main())
+invitation hi
+SR_INVITATION_DECLINED busy
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Awaitable, List, Optional, Set, TypeVar
+import threading
+from dataclasses import dataclass
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    TypeVar,
+    Union,
+)
+
+from ._callbacks import MANAGER_EVENTS, SESSION_EVENTS, Registration
+from .codes import SR_SESSION_CANCELLED_REMOTE, HResult
+from .enums import DispatchMode
+from .errors import MsgrError, error_for
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._objects import Client
+    from ._objects import Client, Session, SessionManager
 
 _T = TypeVar("_T")
 
@@ -147,3 +193,183 @@ def attach(client: "Client", loop: Optional[asyncio.AbstractEventLoop] = None) -
     """Delivers ``client``'s events inside ``loop`` (default: the running loop)."""
     return LoopAttachment(client, loop)
 
+
+
+def _attachment(client: "Client", loop: asyncio.AbstractEventLoop) -> Optional[LoopAttachment]:
+    for att in client._attachments:
+        if isinstance(att, LoopAttachment) and att.loop is loop and not att.closed:
+            return att
+    return None
+
+
+def _to_loop(loop: asyncio.AbstractEventLoop) -> Callable[..., None]:
+    """Runs ``fn(*args)`` in ``loop``: at once on the loop's thread, else through
+    ``call_soon_threadsafe`` (thread-mode callbacks)."""
+    owner = threading.get_ident()
+
+    def call(fn: Callable[..., Any], *args: Any) -> None:
+        if threading.get_ident() == owner:
+            fn(*args)
+        else:
+            loop.call_soon_threadsafe(fn, *args)
+
+    return call
+
+
+async def invite(
+    session: "Session",
+    user: Union[str, bytes],
+    app_data: Optional[Union[str, bytes]] = None,
+    *,
+    timeout: Optional[float] = None,
+) -> Optional[str]:
+    """Sends the invitation (:meth:`Session.invite`) and waits for the answer.
+
+    Returns the app data of the acceptance (``None`` when the invitee sent none) once the
+    invitee accepted. Raises the :class:`~msgrpriv.MsgrError` of the termination code when the
+    invitation ends otherwise: SR_INVITATION_DECLINED (declined), SR_SESSION_CANCELLED_REMOTE
+    (cancelled by the invitee), SR_SESSION_TIMEOUT (the service's invitation timeout), a
+    send failure...; its ``app_data`` is the termination's. After ``timeout`` seconds
+    (``None``: no limit of its own) the session is cancelled and ``asyncio.TimeoutError``
+    raised; cancelling the awaiting task cancels the session the same way (the invitee gets
+    SR_SESSION_CANCELLED_REMOTE) and the task ends cancelled.
+
+    The session's client must deliver its events: a thread-mode client does; a manual-mode
+    client must be attached to the running loop (:func:`attach`), or this function attaches
+    it while it waits. A callback exception raised meanwhile is raised here.
+    """
+    loop = asyncio.get_running_loop()
+    client = session.client
+    if client is None:  # pragma: no cover - every session has its client
+        raise RuntimeError("the session has no client")
+    attachment = _attachment(client, loop) if client.mode == DispatchMode.MANUAL else None
+    temporary = None
+    if client.mode == DispatchMode.MANUAL and attachment is None:
+        attachment = temporary = LoopAttachment(client, loop)
+    done: "asyncio.Future[Optional[str]]" = loop.create_future()
+    to_loop = _to_loop(loop)
+
+    def accepted(fut: "asyncio.Future[Optional[str]]", data: Optional[str]) -> None:
+        if not fut.done():
+            fut.set_result(data)
+
+    def ended(fut: "asyncio.Future[Optional[str]]", exc: MsgrError) -> None:
+        if not fut.done():
+            fut.set_exception(exc)
+
+    def on_termination(s: "Session", hr: HResult, data: Optional[str]) -> None:
+        exc = error_for(hr, f"the invitation ended with {hr}", "aio.invite")
+        exc.app_data = data
+        to_loop(ended, done, exc)
+
+    regs: List[Registration[..., None]] = [
+        session.on_accepted(lambda s, data: to_loop(accepted, done, data)),
+        session.on_termination(on_termination),
+    ]
+    try:
+        session.invite(user, app_data)
+        if attachment is not None:
+            return await attachment.run_until(done, timeout)
+        return await asyncio.wait_for(done, timeout)
+    except (asyncio.CancelledError, asyncio.TimeoutError):
+        try:
+            if not session.closed and not session.state.terminal:
+                session.cancel(SR_SESSION_CANCELLED_REMOTE)
+        except MsgrError:
+            pass
+        raise
+    finally:
+        for reg in regs:
+            try:
+                reg.close()
+            except MsgrError:
+                pass
+        if temporary is not None:
+            temporary.close()
+        if done.done() and not done.cancelled():
+            done.exception()  # retrieved: no "exception was never retrieved" report
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event, as :func:`events` yields it: ``name`` is the event's Python name
+    (``"invitation"``, ``"termination"``; docs/PYTHON.md, "Events"), ``source`` the manager or
+    session that fired it, ``args`` the callback's arguments after the source (for
+    ``invitation``: ``(session, app_data, handled)``; for ``termination``:
+    ``(hr, app_data)``)."""
+
+    name: str
+    source: Union["SessionManager", "Session"]
+    args: Tuple[Any, ...]
+
+
+class EventStream:
+    """The events of one manager or session, for ``async for``. Use it as an async context
+    manager (``async with aio.events(manager) as stream``) or :meth:`close` it: closing ends
+    its registrations. The iteration ends once the stream is closed and empty.
+
+    In/out flags (``handled``, ``enable``) are reported as they were when the event was
+    delivered: a callback, not the stream, must set them, as the library reads them when
+    the callback returns.
+    """
+
+    def __init__(self, source: Union["SessionManager", "Session"],
+                 names: Optional[List[str]] = None) -> None:
+        from ._objects import SessionManager
+
+        self._loop = asyncio.get_running_loop()
+        self._queue: "asyncio.Queue[Optional[Event]]" = asyncio.Queue()
+        self._source = source
+        self._closed = False
+        specs = MANAGER_EVENTS if isinstance(source, SessionManager) else SESSION_EVENTS
+        to_loop = _to_loop(self._loop)
+        self._registrations: List[Registration[..., None]] = []
+        for spec in specs:
+            if spec.name == "state_transition" or (names is not None and spec.name not in names):
+                continue
+
+            def put(src: Any, *args: Any, _name: str = spec.name) -> None:
+                to_loop(self._queue.put_nowait, Event(_name, src, args))
+
+            self._registrations.append(source.on(spec.name, put))
+
+    def close(self) -> None:
+        """Ends the registrations; events already queued are still yielded (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for reg in self._registrations:
+            try:
+                reg.close()
+            except MsgrError:
+                pass
+        self._queue.put_nowait(None)
+
+    def __aiter__(self) -> "EventStream":
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._closed and self._queue.empty():
+            raise StopAsyncIteration
+        event = await self._queue.get()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    async def get(self, timeout: Optional[float] = None) -> Event:
+        """The next event; ``asyncio.TimeoutError`` after ``timeout`` seconds,
+        ``StopAsyncIteration`` once closed and empty."""
+        return await asyncio.wait_for(self.__anext__(), timeout)
+
+    async def __aenter__(self) -> "EventStream":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+def events(source: Union["SessionManager", "Session"], names: Optional[List[str]] = None) -> EventStream:
+    """Every event of a manager or session (or only those ``names``) as :class:`Event`
+    objects, for ``async for``, from now until the stream is closed. The client must deliver
+    its events (thread mode, or attached to the loop: :func:`attach`)."""
+    return EventStream(source, names)

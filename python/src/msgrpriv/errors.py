@@ -68,6 +68,9 @@ class MsgrError(Exception):
     name: Optional[str]
     text: str
     method: Optional[str]
+    app_data: Optional[str] = None
+    """For the end of an awaited invitation (:func:`msgrpriv.aio.invite`): the app data of
+    the termination (a decline's, a cancel's); ``None`` otherwise."""
 
     def __init__(self, code: int, detail: Optional[str] = None, method: Optional[str] = None) -> None:
         self.code = HResult(code)
