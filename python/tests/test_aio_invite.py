@@ -174,8 +174,13 @@ def test_events_yields_event_objects(mode: DispatchMode) -> None:
         return got
 
     got = run(main())
-    # bob's manager: its sign-in events, then the registration, then the invitation
-    assert got[:4] == ["lock_enable False", "lock_status_changed DISABLED",
-                       f"app_registered {APP}", "invitation hi"], got
+    # bob's manager: its sign-in events, then the registration, then the invitation. In
+    # thread mode the client's thread may deliver the sign-in events before the stream
+    # subscribes (the documented thread-mode race), so there they may be missing.
+    signed_in = ["lock_enable False", "lock_status_changed DISABLED"]
+    if got[:2] == signed_in or mode == MANUAL:
+        assert got[:2] == signed_in, got
+        got = got[2:]
+    assert got[:2] == [f"app_registered {APP}", "invitation hi"], got
     # alice's session, only the events asked for: its states, then the acceptance
-    assert got[4:] == ["A state_changed READY", "A state_changed INVITATION", "A accepted ok"], got
+    assert got[2:] == ["A state_changed READY", "A state_changed INVITATION", "A accepted ok"], got
