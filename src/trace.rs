@@ -147,11 +147,28 @@ pub(crate) const STALL_LIMIT: Duration = Duration::from_secs(1);
 static WATCHED: Mutex<Vec<Weak<dyn Stalled>>> = Mutex::new(Vec::new());
 static WATCHDOG: Once = Once::new();
 
-/// Adds a queue to the ones the watchdog looks at (held weakly).
+/// Adds a queue to the ones the watchdog looks at (held weakly), when a trace is set: the
+/// watchdog looks at the clients created while one is. Never waits long for the list's
+/// lock: in a child forked while another thread held it, it stays held for ever, and the
+/// queue is then not watched rather than the client not made.
 pub(crate) fn watch(q: Weak<dyn Stalled>) {
-    let mut w = WATCHED.lock().unwrap_or_else(PoisonError::into_inner);
-    w.retain(|q| q.strong_count() > 0);
-    w.push(q);
+    if !enabled(TraceLevel::Warning) {
+        return;
+    }
+    for _ in 0..1000 {
+        match WATCHED.try_lock() {
+            Ok(mut w) => {
+                w.retain(|q| q.strong_count() > 0);
+                w.push(q);
+                return;
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                p.into_inner().push(q);
+                return;
+            }
+            Err(std::sync::TryLockError::WouldBlock) => std::thread::yield_now(),
+        }
+    }
 }
 
 /// Starts the watchdog thread (once per process, only when a trace is set): every quarter
