@@ -147,14 +147,10 @@ pub(crate) const STALL_LIMIT: Duration = Duration::from_secs(1);
 static WATCHED: Mutex<Vec<Weak<dyn Stalled>>> = Mutex::new(Vec::new());
 static WATCHDOG: Once = Once::new();
 
-/// Adds a queue to the ones the watchdog looks at (held weakly), when a trace is set: the
-/// watchdog looks at the clients created while one is. Never waits long for the list's
-/// lock: in a child forked while another thread held it, it stays held for ever, and the
-/// queue is then not watched rather than the client not made.
+/// Adds a queue to the ones the watchdog looks at (held weakly). Never waits long for the
+/// list's lock: in a child forked while another thread held it, it stays held for ever, and
+/// the queue is then not watched rather than the client not made.
 pub(crate) fn watch(q: Weak<dyn Stalled>) {
-    if !enabled(TraceLevel::Warning) {
-        return;
-    }
     for _ in 0..1000 {
         match WATCHED.try_lock() {
             Ok(mut w) => {
