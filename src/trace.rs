@@ -67,6 +67,11 @@ pub(crate) fn enabled(level: TraceLevel) -> bool {
 /// turns it off. The previous sink is dropped once no message is being told to it.
 pub fn set_trace(level: TraceLevel, sink: Option<TraceSink>) {
     FROM_ENV.call_once(|| {});
+    install(level, sink);
+}
+
+/// Makes `sink` (None: stderr) the sink of messages up to `level`, or turns the trace off.
+fn install(level: TraceLevel, sink: Option<TraceSink>) {
     let sink = match (level, sink) {
         (TraceLevel::Off, _) => None,
         (_, Some(s)) => Some(s),
@@ -107,9 +112,7 @@ pub(crate) fn init_from_env() {
             "info" => TraceLevel::Info,
             _ => TraceLevel::Debug,
         };
-        *SINK.write().unwrap_or_else(PoisonError::into_inner) = Some(stderr_sink());
-        LEVEL.store(level as u8, Ordering::Relaxed);
-        start_watchdog();
+        install(level, None);
     });
 }
 

@@ -238,6 +238,16 @@ fn refused(condition: &str, jingle: Option<&str>) -> Answer {
     Err((condition.to_owned(), jingle.map(str::to_owned)))
 }
 
+/// XEP-0166's answer about a session that is not live with the sender.
+fn unknown_session() -> Answer {
+    refused("item-not-found", Some("unknown-session"))
+}
+
+/// XEP-0166's answer to a step the session's state does not take.
+fn out_of_order() -> Answer {
+    refused("unexpected-request", Some("out-of-order"))
+}
+
 /// Bob: a msgrpriv client on the XMPP service, whose manager records invitations and the
 /// events of each invited session as "B:..." lines.
 struct Bob {
@@ -325,11 +335,11 @@ fn a_hand_written_peer_gets_the_answers_xep_0166_prescribes() {
     // Nothing known yet: a ping or a step of an unknown session.
     assert_eq!(
         carol.request(&bob_jid, "set", &jingle("session-info", SID, "")),
-        refused("item-not-found", Some("unknown-session"))
+        unknown_session()
     );
     assert_eq!(
         carol.request(&bob_jid, "set", &cancel(SID)),
-        refused("item-not-found", Some("unknown-session"))
+        unknown_session()
     );
     // Malformed or foreign requests.
     assert_eq!(
@@ -361,7 +371,7 @@ fn a_hand_written_peer_gets_the_answers_xep_0166_prescribes() {
     // The same SessionID again: out of order, the live session stays as it is.
     assert_eq!(
         carol.request(&bob_jid, "set", &initiate(SID)),
-        refused("unexpected-request", Some("out-of-order"))
+        out_of_order()
     );
     // Context data before the answer: out of order.
     let ctx = jingle(
@@ -369,10 +379,7 @@ fn a_hand_written_peer_gets_the_answers_xep_0166_prescribes() {
         SID,
         "<context xmlns='urn:x-msgrpriv:session:0'>early</context>",
     );
-    assert_eq!(
-        carol.request(&bob_jid, "set", &ctx),
-        refused("unexpected-request", Some("out-of-order"))
-    );
+    assert_eq!(carol.request(&bob_jid, "set", &ctx), out_of_order());
     assert_eq!(r.state(), SessionState::Invitation);
     assert_eq!(bob.received.lock().len(), 1);
 
@@ -409,30 +416,24 @@ fn a_hand_written_peer_gets_the_answers_xep_0166_prescribes() {
              </content>"
         ),
     );
-    assert_eq!(
-        carol.request(&bob_jid, "set", &again),
-        refused("unexpected-request", Some("out-of-order"))
-    );
+    assert_eq!(carol.request(&bob_jid, "set", &again), out_of_order());
     assert!(bob.take().is_empty());
 
     // Mallory learned the SessionID: nothing he says about it is taken.
     let mut mallory = Peer::connect(&server, "mallory", "mpw");
     assert_eq!(
         mallory.request(&bob_jid, "set", &cancel(SID)),
-        refused("item-not-found", Some("unknown-session"))
+        unknown_session()
     );
     let forged = jingle(
         "session-info",
         SID,
         "<context xmlns='urn:x-msgrpriv:session:0'>forged</context>",
     );
-    assert_eq!(
-        mallory.request(&bob_jid, "set", &forged),
-        refused("item-not-found", Some("unknown-session"))
-    );
+    assert_eq!(mallory.request(&bob_jid, "set", &forged), unknown_session());
     assert_eq!(
         mallory.request(&bob_jid, "set", &jingle("session-info", SID, "")),
-        refused("item-not-found", Some("unknown-session"))
+        unknown_session()
     );
     assert!(bob.take().is_empty());
     assert_eq!(r.state(), SessionState::Connected);
@@ -466,11 +467,11 @@ fn a_hand_written_peer_gets_the_answers_xep_0166_prescribes() {
     // Ended: every later request about it is an unknown session.
     assert_eq!(
         carol.request(&bob_jid, "set", &jingle("session-info", SID, "")),
-        refused("item-not-found", Some("unknown-session"))
+        unknown_session()
     );
     assert_eq!(
         carol.request(&bob_jid, "set", &cancel(SID)),
-        refused("item-not-found", Some("unknown-session"))
+        unknown_session()
     );
     assert!(bob.take().is_empty());
     assert_eq!(bob.client.live_sessions(), 0);
@@ -499,7 +500,7 @@ fn ends_that_cross_are_no_send_errors() {
     r.decline(Some("no")).unwrap();
     assert_eq!(
         carol.request(&bob_jid, "set", &cancel(SID)),
-        refused("item-not-found", Some("unknown-session"))
+        unknown_session()
     );
     let terminate = carol.expect("session-terminate");
     assert!(terminate
