@@ -1,9 +1,9 @@
 """Building the package from source, on a PATH without cargo: a wheel build stops with one
 line that says what is missing; the sdist needs no cargo and carries the crate.
 
-Both run setuptools in-process (``pip --no-build-isolation``, the backend's own hook), so
-they need setuptools and wheel installed (run-tests.sh and scripts/python-wheel.sh install
-them) and no network; they skip, saying so, without them."""
+Both use the environment's own setuptools (``pip --no-build-isolation``, the backend's hook), so
+they need pip, setuptools and wheel in the environment (run-tests.sh and
+scripts/python-wheel.sh install them) and no network; they skip, saying so, without them."""
 
 from __future__ import annotations
 
@@ -27,10 +27,11 @@ NO_CARGO = (
 
 def _need_setuptools() -> None:
     try:
+        import pip  # noqa: F401
         import setuptools  # noqa: F401
         import wheel  # noqa: F401
-    except ImportError:
-        pytest.skip("setuptools and wheel are not installed in this environment")
+    except ImportError as e:
+        pytest.skip(f"pip, setuptools and wheel are needed in this environment ({e})")
 
 
 def env_without_cargo() -> Dict[str, str]:
