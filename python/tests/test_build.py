@@ -7,6 +7,7 @@ scripts/python-wheel.sh install them) and no network; they skip, saying so, with
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -26,12 +27,11 @@ NO_CARGO = (
 
 
 def _need_setuptools() -> None:
-    try:
-        import pip  # noqa: F401
-        import setuptools  # noqa: F401
-        import wheel  # noqa: F401
-    except ImportError as e:
-        pytest.skip(f"pip, setuptools and wheel are needed in this environment ({e})")
+    # Looked up, not imported: setuptools replaces distutils when imported, which fails in a
+    # process that (through another test) has imported the standard library's.
+    missing = [m for m in ("pip", "setuptools", "wheel") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"pip, setuptools and wheel are needed in this environment (no {missing})")
 
 
 def env_without_cargo() -> Dict[str, str]:
