@@ -184,6 +184,17 @@ impl Peer {
         })
     }
 
+    /// Sends available presence: the peer's resource is then online for its contacts, and
+    /// its going away is announced to them.
+    fn announce(&mut self) {
+        let Peer { rt, c, .. } = self;
+        rt.block_on(async {
+            c.send_stanza(tokio_xmpp::parsers::presence::Presence::available().into())
+                .await
+                .unwrap();
+        });
+    }
+
     /// Lets the connection run for `d` (acknowledging whatever arrives).
     fn idle(&mut self, d: Duration) {
         let Peer {
@@ -537,4 +548,64 @@ fn ends_that_cross_are_no_send_errors() {
         log,
         lines(&["B:SendError(SR_CONTEXT_DATA_SEND_FAILURE)@Connected"])
     );
+}
+
+#[test]
+fn a_session_is_bound_to_its_peers_resource_and_ends_when_that_resource_goes() {
+    let server = Prosody::start(USERS);
+    let bob = Bob::sign_in(&server);
+    let bob_jid = format!("{}/msgrpriv", server.jid("bob"));
+    let mut carol = Peer::connect(&server, "carol", "carolpw");
+    carol.announce();
+    let r = invited_by_carol(&server, &bob, &mut carol, &bob_jid);
+
+    // Another resource of carol's speaks for nothing of the session her first one opened.
+    let mut other = Peer::connect(&server, "carol", "carolpw");
+    other.announce();
+    assert_eq!(
+        other.request(&bob_jid, "set", &cancel(SID)),
+        unknown_session()
+    );
+    assert_eq!(
+        other.request(&bob_jid, "set", &jingle("session-info", SID, "")),
+        unknown_session()
+    );
+    assert_eq!(r.state(), SessionState::Invitation);
+    r.accept(None).unwrap();
+    carol.expect("session-accept");
+    bob.until("connected", |_| r.state() == SessionState::Connected);
+    let forged = jingle(
+        "session-info",
+        SID,
+        "<context xmlns='urn:x-msgrpriv:session:0'>forged</context>",
+    );
+    assert_eq!(other.request(&bob_jid, "set", &forged), unknown_session());
+    assert!(bob.take().is_empty());
+    r.send_context_data("to the first").unwrap();
+    carol.expect("session-info");
+    other.idle(Duration::from_millis(100));
+    assert!(
+        other.inbox.is_empty(),
+        "the other resource got {:?}",
+        other.inbox
+    );
+
+    // The other resource leaving changes nothing; the bound one leaving without a word
+    // (its connection dropped) ends the session here.
+    drop(other);
+    carol.idle(Duration::from_millis(200));
+    assert!(bob.take().is_empty());
+    assert_eq!(r.state(), SessionState::Connected);
+    drop(carol);
+    let log = bob.until("the end", |b| {
+        b.log.lock().iter().any(|l| l.starts_with("B:Termination"))
+    });
+    assert_eq!(
+        log,
+        lines(&[
+            "B:StateChanged(Connected)@Terminated",
+            "B:Termination(SR_CONNECTION_FAILURE,NULL)@Terminated",
+        ])
+    );
+    assert_eq!(bob.client.live_sessions(), 0);
 }

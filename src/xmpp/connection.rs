@@ -43,14 +43,29 @@ use xmpp_parsers::starttls;
 
 /// What the client asks of its connection.
 pub(crate) enum Command {
-    /// Sends a Jingle IQ to `to`; `done` learns whether the peer acknowledged it.
+    /// Sends a step of session `session_id` to user `to` (a bare JID); `done` learns
+    /// whether the peer acknowledged it.
     Send {
-        to: FullJid,
+        to: String,
+        session_id: String,
+        step: Step,
         jingle: Box<Jingle>,
         done: SendDone,
     },
     /// Signs out: closes the stream.
     Close,
+}
+
+/// What a step does to its session's binding to the peer's full JID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// The invitation: goes to one available resource of the invitee, which the session is
+    /// bound to from then on.
+    Invite,
+    /// A step in the session's course: goes to the bound resource.
+    Continues,
+    /// A step that ends the session: goes to the bound resource and unbinds it.
+    Ends,
 }
 
 /// What a connection starts from.
@@ -307,6 +322,8 @@ pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<
         setup,
         pending: HashMap::new(),
         next_id: 0,
+        peers: HashMap::new(),
+        prune_peers_at: PRUNE_PEERS_MIN,
     };
     let lost = loop {
         let deadline = conn.pending.values().map(|p| p.deadline).min();
@@ -331,9 +348,13 @@ pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<
                 Some(Err(_)) | None => break true,
             },
             cmd = commands.recv() => match cmd {
-                Some(Command::Send { to, jingle, done }) => {
+                Some(Command::Send { to, session_id, step, jingle, done }) => {
+                    let Some(peer) = conn.route(&to, session_id, step) else {
+                        done.complete(Err(Undeliverable));
+                        continue;
+                    };
                     let terminates = jingle.action == Action::SessionTerminate;
-                    let iq = conn.request(Iq::from_set("", *jingle), Some(to.into()), done, terminates);
+                    let iq = conn.request(Iq::from_set("", *jingle), Some(peer.into()), done, terminates);
                     if stream.send(&stanza(iq)).await.is_err() {
                         break true;
                     }
@@ -380,7 +401,17 @@ struct Connection {
     /// Requests waiting for their answer.
     pending: HashMap<String, Pending>,
     next_id: u64,
+    /// The peer's full JID of each session of this client, by SessionID: the resource the
+    /// invitation went to or came from. Every later step goes there, and only that resource
+    /// speaks for the session.
+    peers: HashMap<String, FullJid>,
+    /// `peers` is pruned of sessions the client no longer has (ended by a timeout, which
+    /// sends nothing) when it reaches this length.
+    prune_peers_at: usize,
 }
+
+/// The smallest length at which [`Connection::peers`] is pruned.
+const PRUNE_PEERS_MIN: usize = 64;
 
 /// The namespace of Jingle's own error conditions (XEP-0166).
 const JINGLE_ERRORS: &str = "urn:xmpp:jingle:errors:1";
@@ -434,6 +465,64 @@ fn error_reply(id: String, to: Option<Jid>, refusal: Refusal) -> Iq {
 }
 
 impl Connection {
+    /// Where a step of `session_id` to user `to` goes (None: nowhere, the step is not
+    /// delivered), binding or unbinding the session as `step` says.
+    fn route(&mut self, to: &str, session_id: String, step: Step) -> Option<FullJid> {
+        match step {
+            Step::Invite => {
+                let peer = self.setup.shared.resource_of(to)?;
+                self.bind(session_id, peer.clone());
+                Some(peer)
+            }
+            Step::Continues => self.peers.get(&session_id).cloned(),
+            Step::Ends => self.peers.remove(&session_id),
+        }
+    }
+
+    /// Binds `session_id` to `peer`; prunes the bindings of sessions the client no longer
+    /// has when there are many.
+    fn bind(&mut self, session_id: String, peer: FullJid) {
+        if self.peers.len() >= self.prune_peers_at {
+            if let Some(ep) = self.setup.endpoint.upgrade() {
+                self.peers.retain(|sid, jid| {
+                    let (Ok(from), Ok(sid)) = (Text::new(jid.to_bare().as_str()), Text::new(sid))
+                    else {
+                        return false;
+                    };
+                    ep.has_session(&from, &sid)
+                });
+            }
+            self.prune_peers_at = (2 * self.peers.len()).max(PRUNE_PEERS_MIN);
+        }
+        self.peers.insert(session_id, peer);
+    }
+
+    /// `who` became unavailable: every session bound to it ends here as if it had sent
+    /// `<gone/>` (the peer's process died, or its connection did).
+    fn peer_unavailable(&mut self, who: &FullJid) {
+        let gone: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(_, jid)| *jid == who)
+            .map(|(sid, _)| sid.clone())
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let Some(ep) = self.setup.endpoint.upgrade() else {
+            return;
+        };
+        let Ok(from) = Text::new(who.to_bare().as_str()) else {
+            return;
+        };
+        for sid in gone {
+            self.peers.remove(&sid);
+            if let Ok(session_id) = Text::new(&sid) {
+                let _ = ep.deliver(&from, Message::PeerGone { session_id });
+            }
+        }
+    }
+
     /// Gives `iq` a fresh id and an address, and records its completion.
     fn request(&mut self, iq: Iq, to: Option<Jid>, done: SendDone, terminates: bool) -> Iq {
         self.next_id += 1;
@@ -477,7 +566,8 @@ impl Connection {
                     match p.type_ {
                         presence::Type::None => self.setup.shared.presence_changed(me, &from, true),
                         presence::Type::Unavailable | presence::Type::Error => {
-                            self.setup.shared.presence_changed(me, &from, false)
+                            self.setup.shared.presence_changed(me, &from, false);
+                            self.peer_unavailable(&from);
                         }
                         _ => {}
                     }
@@ -549,7 +639,11 @@ impl Connection {
             .upgrade()
             .ok_or(Refusal::UnknownSession)?;
         let sid = incoming.session_id().clone();
-        let known = |ep: &Arc<dyn Endpoint>| ep.has_session(&sender, &sid);
+        // Only the resource the session is bound to speaks for it: anyone else (a third
+        // party that learned the SessionID, another resource of the same user) learns
+        // nothing, and none of its steps is taken.
+        let bound = self.peers.get(sid.as_str()) == Some(&peer);
+        let known = |ep: &Arc<dyn Endpoint>| bound && ep.has_session(&sender, &sid);
         let msg = match incoming {
             Incoming::Ping(_) if known(&ep) => return Ok(peer),
             Incoming::UnsupportedInfo(_) if known(&ep) => return Err(Refusal::UnsupportedInfo),
@@ -558,32 +652,28 @@ impl Connection {
             }
             Incoming::Step(msg) => msg,
         };
-        let shared = &self.setup.shared;
-        let me = self.setup.jid.as_str();
         let invite = matches!(msg, Message::Invite { .. });
         if invite {
-            if shared.peer_of(me, sid.as_str()).is_some() {
+            if self.peers.contains_key(sid.as_str()) {
                 return Err(Refusal::OutOfOrder);
             }
+            // Before the client sees the invitation: what it sends in answer goes to this
+            // resource.
+            self.bind(sid.as_str().to_owned(), peer.clone());
         } else if !known(&ep) {
-            // Only the session's peer speaks for it: nothing is learned from anyone else.
             return Err(Refusal::UnknownSession);
         }
         let ends = super::ends_session(&msg);
-        if !ends {
-            // Before the client sees the step: what it sends in answer goes to this peer.
-            shared.learn_peer(me, sid.as_str(), &peer);
-        }
         match ep.deliver(&sender, msg) {
             Delivery::Taken => {
                 if ends {
-                    shared.forget_session(me, sid.as_str());
+                    self.peers.remove(sid.as_str());
                 }
                 Ok(peer)
             }
             refused => {
                 if invite {
-                    shared.forget_session(me, sid.as_str());
+                    self.peers.remove(sid.as_str());
                 }
                 Err(match refused {
                     Delivery::OutOfOrder => Refusal::OutOfOrder,

@@ -187,9 +187,6 @@ pub(crate) struct Shared {
     /// Available resources of each bare JID (lowercase), with the local users (lowercase)
     /// whose connections saw them available: what a connection saw goes with it.
     presence: Mutex<HashMap<String, BTreeMap<FullJid, BTreeSet<String>>>>,
-    /// The peer's full JID of each session a local user takes part in, learned from its
-    /// messages: later steps go to that resource.
-    peers: Mutex<HashMap<(String, String), FullJid>>,
 }
 
 impl Shared {
@@ -227,35 +224,13 @@ impl Shared {
         });
     }
 
-    pub(crate) fn learn_peer(&self, me: &str, session_id: &str, peer: &FullJid) {
-        self.peers
-            .lock()
-            .insert((canonical(me), session_id.to_owned()), peer.clone());
-    }
-
-    /// The peer's full JID `me` learned for `session_id`.
-    pub(crate) fn peer_of(&self, me: &str, session_id: &str) -> Option<FullJid> {
-        self.peers
-            .lock()
-            .get(&(canonical(me), session_id.to_owned()))
-            .cloned()
-    }
-
-    /// Where a step of `session_id` from `me` to `to` goes.
-    fn route(&self, me: &str, session_id: &str, to: &str) -> Option<FullJid> {
-        if let Some(p) = self.peer_of(me, session_id) {
-            return Some(p);
-        }
+    /// One available resource of user `to` (a bare JID), as this service's connections
+    /// saw them.
+    pub(crate) fn resource_of(&self, to: &str) -> Option<FullJid> {
         self.presence
             .lock()
             .get(&canonical(to))
             .and_then(|resources| resources.keys().next().cloned())
-    }
-
-    pub(crate) fn forget_session(&self, me: &str, session_id: &str) {
-        self.peers
-            .lock()
-            .remove(&(canonical(me), session_id.to_owned()));
     }
 }
 
@@ -369,7 +344,6 @@ impl XmppService {
                 users: Mutex::new(HashMap::new()),
                 shared: Arc::new(Shared {
                     presence: Mutex::new(HashMap::new()),
-                    peers: Mutex::new(HashMap::new()),
                 }),
                 keys: AppKeys::default(),
                 registry,
@@ -487,31 +461,25 @@ impl Service for XmppService {
     }
 
     fn send(&self, from: &Text, to: &Text, msg: Message, done: SendDone) {
-        let shared = &self.inner.shared;
-        let id = msg.session_id().as_str().to_owned();
-        let ends = ends_session(&msg);
-        let route = shared.route(from.as_str(), &id, to.as_str());
-        if ends {
-            shared.forget_session(from.as_str(), &id);
-        }
-        let Some(peer) = route else {
-            done.complete(Err(Undeliverable));
-            return;
+        let step = match msg {
+            Message::Invite { .. } => connection::Step::Invite,
+            _ if ends_session(&msg) => connection::Step::Ends,
+            _ => connection::Step::Continues,
+        };
+        let command = Command::Send {
+            to: self.completed(to.as_str()).into_owned(),
+            session_id: msg.session_id().as_str().to_owned(),
+            step,
+            jingle: Box::new(protocol::to_jingle(&msg)),
+            done,
         };
         let users = self.inner.users.lock();
-        let Some(u) = users.get(&canonical(from.as_str())) else {
-            drop(users);
-            done.complete(Err(Undeliverable));
-            return;
+        let refused = match users.get(&canonical(from.as_str())) {
+            Some(u) => u.commands.send(command).err().map(|e| e.0),
+            None => Some(command),
         };
-        if let Err(mpsc::error::SendError(Command::Send { done, .. })) =
-            u.commands.send(Command::Send {
-                to: peer,
-                jingle: Box::new(protocol::to_jingle(&msg)),
-                done,
-            })
-        {
-            drop(users);
+        drop(users);
+        if let Some(Command::Send { done, .. }) = refused {
             done.complete(Err(Undeliverable));
         }
     }
@@ -536,7 +504,6 @@ mod tests {
     fn shared() -> Shared {
         Shared {
             presence: Mutex::new(HashMap::new()),
-            peers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -550,25 +517,11 @@ mod tests {
         let bob = full("bob@x/msgrpriv");
         s.presence_changed("alice@x", &bob, true);
         s.presence_changed("carol@x", &bob, true);
-        assert_eq!(s.route("alice@x", "sid", "BOB@x"), Some(bob.clone()));
+        assert_eq!(s.resource_of("BOB@x"), Some(bob.clone()));
         s.observer_gone("alice@x");
-        assert_eq!(s.route("alice@x", "sid", "bob@x"), Some(bob.clone()));
+        assert_eq!(s.resource_of("bob@x"), Some(bob.clone()));
         s.presence_changed("carol@x", &bob, false);
-        assert_eq!(s.route("alice@x", "sid", "bob@x"), None);
+        assert_eq!(s.resource_of("bob@x"), None);
         assert!(s.presence.lock().is_empty());
-    }
-
-    #[test]
-    fn a_session_follows_its_peer_until_it_ends() {
-        let s = shared();
-        let seen = full("bob@x/a");
-        let peer = full("bob@x/b");
-        s.presence_changed("alice@x", &seen, true);
-        s.learn_peer("alice@x", "sid", &peer);
-        assert_eq!(s.route("alice@x", "sid", "bob@x"), Some(peer));
-        assert_eq!(s.route("alice@x", "other", "bob@x"), Some(seen.clone()));
-        s.forget_session("alice@x", "sid");
-        assert_eq!(s.route("alice@x", "sid", "bob@x"), Some(seen));
-        assert!(s.peers.lock().is_empty());
     }
 }
