@@ -134,6 +134,14 @@ typedef int32_t MSGR_HRESULT;
 #if !defined(E_INVALIDARG)
 #define E_INVALIDARG ((MSGR_HRESULT)0x80070057)
 #endif
+/** Access denied: the invitee's service accepts invitations from its contacts only. */
+#if !defined(E_ACCESSDENIED)
+#define E_ACCESSDENIED ((MSGR_HRESULT)0x80070005)
+#endif
+/** Over quota: the invitee's service refused the invitation, too many came from this sender in the last minute (HRESULT_FROM_WIN32(ERROR_NOT_ENOUGH_QUOTA)). */
+#if !defined(E_NOT_ENOUGH_QUOTA)
+#define E_NOT_ENOUGH_QUOTA ((MSGR_HRESULT)0x80070718)
+#endif
 /** The file does not exist (HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND)). */
 #if !defined(E_FILE_NOT_FOUND)
 #define E_FILE_NOT_FOUND ((MSGR_HRESULT)0x80070002)
