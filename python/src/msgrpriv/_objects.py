@@ -58,7 +58,7 @@ from .enums import ConnectionState, DispatchMode, LockStatus, SessionFlags, Sess
 from .errors import GenericError, MsgrError, check, error_for
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .aio import LoopAttachment
+    from .aio import EventStream, LoopAttachment
 
 StrLike = Union[str, bytes]
 _M = TypeVar("_M", bound="Managed")
@@ -507,6 +507,10 @@ class Client(Managed):
         _clients.add(self)
         self._launcher_entry: Optional[Any] = None
         self._attachments: List[Any] = []
+        # Managers made on this client, and what follows new managers and sessions (the
+        # client's event streams, msgrpriv.aio).
+        self._managers: "weakref.WeakSet[SessionManager]" = weakref.WeakSet()
+        self._followers: List[Callable[[Managed], None]] = []
         out = ClientHandle()
         check(lib.msgr_client_create(service._h(), name, m, byref(out)))
         self._handle = _value(out)
@@ -649,6 +653,21 @@ class Client(Managed):
         """Same as :meth:`event_fd`, so a client can be passed to ``select`` directly."""
         return self.event_fd()
 
+    def events(self, names: Optional[List[str]] = None) -> "EventStream":
+        """Every event of this client, for ``async for``: those of its managers (existing
+        and created later) and of their sessions (created, received in an invitation, or
+        found by :meth:`SessionManager.launching_session`), as :class:`msgrpriv.aio.Event`
+        objects, from now until the stream is closed (``names``: only those events). See
+        :func:`msgrpriv.aio.events`; must be called in a running event loop."""
+        from .aio import EventStream
+
+        return EventStream(self, names)
+
+    def _follow(self, obj: "Managed") -> None:
+        """Hands a new manager or session of this client to its event streams."""
+        for follow in list(self._followers):
+            follow(obj)
+
     def attach_to_loop(self, loop: Any = None) -> "LoopAttachment":
         """Delivers this client's events inside an asyncio loop (see :mod:`msgrpriv.aio`)."""
         from .aio import LoopAttachment
@@ -752,6 +771,8 @@ class SessionManager(Managed):
         check(lib.msgr_session_manager_create(client._h(), byref(out)))
         self._handle = _value(out)
         self._client = client
+        client._managers.add(self)
+        client._follow(self)
 
     @property
     def client(self) -> Client:
@@ -772,7 +793,12 @@ class SessionManager(Managed):
         A new session is needed for every invitation. LockError while locked."""
         out = SessionHandle()
         check(lib.msgr_session_manager_create_session(self._h(), byref(out)))
-        return Session._adopt(_value(out), self._client)
+        return self._followed(Session._adopt(_value(out), self._client))
+
+    def _followed(self, session: "Session") -> "Session":
+        if self._client is not None:
+            self._client._follow(session)
+        return session
 
     def launching_session(self, pid: int) -> "Session":
         """GetLaunchingSession: the session whose acceptance launched process ``pid``.
@@ -785,7 +811,7 @@ class SessionManager(Managed):
                 self._h(), _in_int(pid, "pid", 0, 0xFFFF_FFFF), byref(out)
             )
         )
-        return Session._adopt(_value(out), self._client)
+        return self._followed(Session._adopt(_value(out), self._client))
 
     # applications
 
