@@ -122,6 +122,11 @@ impl Peer {
     fn request(&mut self, to: &str, kind: &str, payload: &str) -> Answer {
         self.next += 1;
         let id = format!("p{}", self.next);
+        self.request_with_id(to, kind, payload, id)
+    }
+
+    /// [`request`](Self::request) with the IQ id given.
+    fn request_with_id(&mut self, to: &str, kind: &str, payload: &str, id: String) -> Answer {
         let payload: Element = payload.parse().expect("the test's XML parses");
         let to: Jid = to.parse().unwrap();
         let iq = match kind {
@@ -790,4 +795,44 @@ fn an_invitation_refused_by_the_invitees_policy_ends_declined_with_its_code() {
             ])
         );
     }
+}
+
+#[test]
+fn a_copy_of_a_request_is_answered_again_and_taken_once() {
+    let server = Prosody::start(USERS);
+    let bob = Bob::sign_in(&server);
+    let bob_jid = format!("{}/msgrpriv", server.jid("bob"));
+    let mut carol = Peer::connect(&server, "carol", "carolpw");
+    let r = invited_by_carol(&server, &bob, &mut carol, &bob_jid);
+    r.accept(None).unwrap();
+    carol.expect("session-accept");
+    bob.until("connected", |_| r.state() == SessionState::Connected);
+    bob.take();
+    let ctx = |text: &str| {
+        jingle(
+            "session-info",
+            SID,
+            &format!("<context xmlns='urn:x-msgrpriv:session:0'>{text}</context>"),
+        )
+    };
+    // The sender did not see the first answer and sends the same request again.
+    for _ in 0..2 {
+        assert_eq!(
+            carol.request_with_id(&bob_jid, "set", &ctx("once"), "same".into()),
+            Ok(())
+        );
+    }
+    // The same id with another payload is another request.
+    assert_eq!(
+        carol.request_with_id(&bob_jid, "set", &ctx("twice"), "same".into()),
+        Ok(())
+    );
+    let log = bob.until("the context data", |_| r.context_data().as_str() == "twice");
+    assert_eq!(
+        log,
+        lines(&[
+            "B:ContextData(once)@Connected",
+            "B:ContextData(twice)@Connected",
+        ])
+    );
 }

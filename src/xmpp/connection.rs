@@ -407,6 +407,9 @@ pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<
         contacts,
         invitations: HashMap::new(),
         prune_invitations_at: PRUNE_PEERS_MIN,
+        answered: HashMap::new(),
+        answered_order: VecDeque::new(),
+        id_prefix: random_hex(),
     };
     loop {
         let end = conn.serve(&mut stream, &mut commands).await;
@@ -447,6 +450,15 @@ async fn close(stream: &mut Stream) {
     let _ = stream.shutdown().await;
 }
 
+/// Eight random hex digits.
+fn random_hex() -> String {
+    let mut b = [0u8; 4];
+    if getrandom::fill(&mut b).is_err() {
+        b = std::process::id().to_le_bytes();
+    }
+    format!("{:08x}", u32::from_le_bytes(b))
+}
+
 /// A pause of about `d`: between three quarters and five quarters of it, so that clients
 /// that lost their connections together do not all come back at once.
 fn jittered(d: Duration) -> Duration {
@@ -468,6 +480,10 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// A request waiting for its answer.
 struct Pending {
     done: SendDone,
+    /// A session step and when to send it again (the same IQ, the same id) while no answer
+    /// came: a lost stanza is made up for, and the receiver answers a copy of a request it
+    /// has taken with the answer it gave, without taking it twice.
+    resend: Option<(Iq, Instant)>,
     /// An invitation: its SessionID and its invitee, who may refuse it by policy.
     invite: Option<(String, FullJid)>,
     deadline: Instant,
@@ -495,6 +511,12 @@ struct Connection {
     invitations: HashMap<String, VecDeque<Instant>>,
     /// `invitations` is pruned of senders quiet for a minute when it reaches this length.
     prune_invitations_at: usize,
+    /// The answers given to the last [`ANSWERED`] session requests, by sender (full JID) and
+    /// id, with the request's payload.
+    answered: HashMap<(String, String), (Element, Iq)>,
+    answered_order: VecDeque<(String, String)>,
+    /// The first part of this connection's request ids (random).
+    id_prefix: String,
 }
 
 /// The window of the invitation rate limit.
@@ -560,6 +582,23 @@ fn error_reply(id: String, to: Option<Jid>, refusal: Refusal) -> Iq {
     }
 }
 
+impl Pending {
+    /// When this request needs attention next: a copy to send, or its end.
+    fn next_due(&self) -> Instant {
+        match &self.resend {
+            Some((_, at)) => (*at).min(self.deadline),
+            None => self.deadline,
+        }
+    }
+}
+
+/// How many copies of a session step are sent in all while no answer comes, spread over the
+/// request timeout.
+const COPIES: u32 = 3;
+
+/// How many answered requests are remembered, to answer a copy the same way.
+const ANSWERED: usize = 256;
+
 impl Connection {
     /// Serves the stream until it ends: answers the server, carries the client's steps,
     /// expires requests whose answer is overdue, and pings the server when it has been quiet
@@ -571,7 +610,7 @@ impl Connection {
         commands: &mut mpsc::UnboundedReceiver<Command>,
     ) -> End {
         loop {
-            let deadline = self.pending.values().map(|p| p.deadline).min();
+            let deadline = self.pending.values().map(Pending::next_due).min();
             tokio::select! {
                 item = stream.next() => match item {
                     Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(st)))) => {
@@ -615,7 +654,13 @@ impl Connection {
                     }
                     Some(Command::Close) | None => return End::Closed,
                 },
-                _ = sleep_until(deadline), if deadline.is_some() => self.expire(),
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    for iq in self.expire() {
+                        if stream.send(&stanza(iq)).await.is_err() {
+                            return End::Lost;
+                        }
+                    }
+                }
             }
         }
     }
@@ -700,6 +745,10 @@ impl Connection {
     /// `who` became unavailable: every session bound to it ends here as if it had sent
     /// `<gone/>` (the peer's process died, or its connection did).
     fn peer_unavailable(&mut self, who: &FullJid) {
+        // Its next requests come from a new stream of its: forget what it was answered.
+        let gone_jid = who.to_string();
+        self.answered.retain(|(from, _), _| *from != gone_jid);
+        self.answered_order.retain(|(from, _)| *from != gone_jid);
         let gone: Vec<String> = self
             .peers
             .iter()
@@ -775,24 +824,30 @@ impl Connection {
         invite: Option<(String, FullJid)>,
     ) -> Iq {
         self.next_id += 1;
-        let id = format!("m{}", self.next_id);
-        let deadline = Instant::now() + self.setup.options.request_timeout;
-        let pending = Pending {
-            done,
-            invite,
-            deadline,
-            terminates,
-        };
-        self.pending.insert(id.clone(), pending);
-        let iq = iq.with_id(id);
-        match to {
+        // Unique across this client's connections: a peer remembers the ids it answered.
+        let id = format!("m{}-{}", self.id_prefix, self.next_id);
+        let now = Instant::now();
+        let timeout = self.setup.options.request_timeout;
+        let iq = iq.with_id(id.clone());
+        let iq = match to {
             Some(to) => iq.with_to(to),
             None => iq,
-        }
+        };
+        let session_step = matches!(iq, Iq::Set { .. });
+        let pending = Pending {
+            done,
+            resend: session_step.then(|| (iq.clone(), now + timeout / COPIES)),
+            invite,
+            deadline: now + timeout,
+            terminates,
+        };
+        self.pending.insert(id, pending);
+        iq
     }
 
     /// Requests whose answer is overdue count as not delivered.
-    fn expire(&mut self) {
+    /// Returns the copies of requests due to be sent again.
+    fn expire(&mut self) -> Vec<Iq> {
         let now = Instant::now();
         let overdue: Vec<String> = self
             .pending
@@ -805,6 +860,17 @@ impl Connection {
                 p.done.complete(Err(Undeliverable));
             }
         }
+        let every = self.setup.options.request_timeout / COPIES;
+        let mut copies = Vec::new();
+        for p in self.pending.values_mut() {
+            if let Some((iq, at)) = &mut p.resend {
+                if *at <= now {
+                    copies.push(iq.clone());
+                    *at = now + every;
+                }
+            }
+        }
+        copies
     }
 
     /// Handles one stanza from the server; returns the answer to send, if any.
@@ -905,11 +971,38 @@ impl Connection {
     /// An IQ set: a step of a session from a peer. Answered (acknowledged or refused, as
     /// XEP-0166 says) once the client has taken it: the answer leaves before anything the
     /// step makes the client send.
+    /// A copy of a request already answered (the same sender, id and payload: the sender
+    /// sent it again, not having seen the answer) gets the same answer and is not taken
+    /// again.
     fn jingle(&mut self, from: Option<Jid>, id: String, payload: Element) -> Iq {
-        match self.take_jingle(from.clone(), payload) {
+        let key = from.as_ref().map(|f| (f.to_string(), id.clone()));
+        if let Some(key) = &key {
+            if let Some((seen, answer)) = self.answered.get(key) {
+                if *seen == payload {
+                    return answer.clone();
+                }
+            }
+        }
+        let kept = payload.clone();
+        let answer = match self.take_jingle(from.clone(), payload) {
             Ok(peer) => Iq::empty_result(Jid::from(peer), id),
             Err(refusal) => error_reply(id, from, refusal),
+        };
+        if let Some(key) = key {
+            if self.answered.len() >= ANSWERED {
+                if let Some(oldest) = self.answered_order.pop_front() {
+                    self.answered.remove(&oldest);
+                }
+            }
+            if self
+                .answered
+                .insert(key.clone(), (kept, answer.clone()))
+                .is_none()
+            {
+                self.answered_order.push_back(key);
+            }
         }
+        answer
     }
 
     fn take_jingle(&mut self, from: Option<Jid>, payload: Element) -> Result<FullJid, Refusal> {
