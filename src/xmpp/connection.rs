@@ -410,11 +410,13 @@ pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<
         answered: HashMap::new(),
         answered_order: VecDeque::new(),
         id_prefix: random_hex(),
+        heard: HashMap::new(),
     };
     loop {
         let end = conn.serve(&mut stream, &mut commands).await;
         conn.setup.shared.observer_gone(conn.setup.jid.as_str());
         conn.peers.clear();
+        conn.heard.clear();
         for (_, p) in conn.pending.drain() {
             p.done.complete(Err(Undeliverable));
         }
@@ -486,6 +488,8 @@ struct Pending {
     resend: Option<(Iq, Instant)>,
     /// An invitation: its SessionID and its invitee, who may refuse it by policy.
     invite: Option<(String, FullJid)>,
+    /// A ping of a quiet peer about one of its sessions (see [`Connection::probe`]).
+    probe: Option<(String, FullJid)>,
     deadline: Instant,
     /// A session-terminate: a peer that answers it with `<unknown-session/>` has ended
     /// the session too, so the end counts as delivered.
@@ -517,6 +521,8 @@ struct Connection {
     answered_order: VecDeque<(String, String)>,
     /// The first part of this connection's request ids (random).
     id_prefix: String,
+    /// When each bound peer was last heard from (see [`Connection::probe`]).
+    heard: HashMap<FullJid, Instant>,
 }
 
 /// The window of the invitation rate limit.
@@ -609,9 +615,19 @@ impl Connection {
         stream: &mut Stream,
         commands: &mut mpsc::UnboundedReceiver<Command>,
     ) -> End {
+        let every = self.setup.options.keepalive / 2;
+        let mut next_probe = Instant::now() + every;
         loop {
             let deadline = self.pending.values().map(Pending::next_due).min();
             tokio::select! {
+                _ = tokio::time::sleep_until(next_probe) => {
+                    next_probe = Instant::now() + every;
+                    for iq in self.probe() {
+                        if stream.send(&stanza(iq)).await.is_err() {
+                            return End::Lost;
+                        }
+                    }
+                }
                 item = stream.next() => match item {
                     Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(st)))) => {
                         if let Some(reply) = self.incoming(st) {
@@ -727,6 +743,7 @@ impl Connection {
     /// Binds `session_id` to `peer`; prunes the bindings of sessions the client no longer
     /// has when there are many.
     fn bind(&mut self, session_id: String, peer: FullJid) {
+        self.heard.entry(peer.clone()).or_insert_with(Instant::now);
         if self.peers.len() >= self.prune_peers_at {
             if let Some(ep) = self.setup.endpoint.upgrade() {
                 self.peers.retain(|sid, jid| {
@@ -769,6 +786,80 @@ impl Connection {
             if let Ok(session_id) = Text::new(&sid) {
                 let _ = ep.deliver(&from, Message::PeerGone { session_id });
             }
+        }
+    }
+
+    /// Something came from `from`: a bound peer is alive.
+    fn heard_from(&mut self, from: Option<&Jid>) {
+        if let Some(Ok(full)) = from.cloned().map(Jid::try_into_full) {
+            if let Some(at) = self.heard.get_mut(&full) {
+                *at = Instant::now();
+            }
+        }
+    }
+
+    /// Pings, about one of its sessions, each bound peer quiet for the keepalive period
+    /// (an empty `session-info`, XEP-0166's ping): a peer whose process or network died
+    /// without its server noticing yet answers none of the copies, and its sessions end
+    /// here (as on its unavailable presence); one that no longer knows the session answers
+    /// `<unknown-session/>`, and that session ends.
+    fn probe(&mut self) -> Vec<Iq> {
+        let now = Instant::now();
+        let quiet = self.setup.options.keepalive;
+        let bound: HashMap<&FullJid, &String> =
+            self.peers.iter().map(|(sid, jid)| (jid, sid)).collect();
+        self.heard.retain(|jid, _| bound.contains_key(jid));
+        let probing: HashSet<FullJid> = self
+            .pending
+            .values()
+            .filter_map(|p| p.probe.as_ref().map(|(_, jid)| jid.clone()))
+            .collect();
+        let due: Vec<(String, FullJid)> = self
+            .heard
+            .iter()
+            .filter(|(jid, at)| now - **at >= quiet && !probing.contains(*jid))
+            .filter_map(|(jid, _)| bound.get(jid).map(|sid| ((*sid).clone(), jid.clone())))
+            .collect();
+        let mut out = Vec::new();
+        for (sid, peer) in due {
+            let ping = Jingle::new(
+                Action::SessionInfo,
+                xmpp_parsers::jingle::SessionId(sid.clone()),
+            );
+            let to = Some(Jid::from(peer.clone()));
+            let iq = Iq::from_set("", ping);
+            out.push(self.request_as(iq, to, SendDone::nobody(), false, None, Some((sid, peer))));
+        }
+        out
+    }
+
+    /// A ping of a quiet peer was answered with an error.
+    fn probe_refused(&mut self, session_id: &str, peer: &FullJid, error: &StanzaError) {
+        let unknown = error
+            .other
+            .as_ref()
+            .is_some_and(|e| e.is("unknown-session", JINGLE_ERRORS));
+        if unknown {
+            // The peer has no such session: it ends here too.
+            if self.peers.get(session_id) == Some(peer) {
+                self.peers.remove(session_id);
+                if let (Some(ep), Ok(from), Ok(sid)) = (
+                    self.setup.endpoint.upgrade(),
+                    Text::new(peer.to_bare().as_str()),
+                    Text::new(session_id),
+                ) {
+                    let _ = ep.deliver(&from, Message::PeerGone { session_id: sid });
+                }
+            }
+            return;
+        }
+        match error.defined_condition {
+            // The server says nobody is there.
+            DefinedCondition::ServiceUnavailable
+            | DefinedCondition::RecipientUnavailable
+            | DefinedCondition::RemoteServerNotFound
+            | DefinedCondition::RemoteServerTimeout => self.peer_unavailable(peer),
+            _ => self.heard_from(Some(&Jid::from(peer.clone()))),
         }
     }
 
@@ -823,6 +914,18 @@ impl Connection {
         terminates: bool,
         invite: Option<(String, FullJid)>,
     ) -> Iq {
+        self.request_as(iq, to, done, terminates, invite, None)
+    }
+
+    fn request_as(
+        &mut self,
+        iq: Iq,
+        to: Option<Jid>,
+        done: SendDone,
+        terminates: bool,
+        invite: Option<(String, FullJid)>,
+        probe: Option<(String, FullJid)>,
+    ) -> Iq {
         self.next_id += 1;
         // Unique across this client's connections: a peer remembers the ids it answered.
         let id = format!("m{}-{}", self.id_prefix, self.next_id);
@@ -838,6 +941,7 @@ impl Connection {
             done,
             resend: session_step.then(|| (iq.clone(), now + timeout / COPIES)),
             invite,
+            probe,
             deadline: now + timeout,
             terminates,
         };
@@ -855,10 +959,18 @@ impl Connection {
             .filter(|(_, p)| p.deadline <= now)
             .map(|(id, _)| id.clone())
             .collect();
+        let mut dead = Vec::new();
         for id in overdue {
             if let Some(p) = self.pending.remove(&id) {
                 p.done.complete(Err(Undeliverable));
+                if let Some((_, peer)) = p.probe {
+                    dead.push(peer);
+                }
             }
+        }
+        // A quiet peer that answered none of the copies of a ping: gone.
+        for peer in dead {
+            self.peer_unavailable(&peer);
         }
         let every = self.setup.options.request_timeout / COPIES;
         let mut copies = Vec::new();
@@ -890,13 +1002,21 @@ impl Connection {
                 }
                 None
             }
-            Stanza::Iq(Iq::Result { id, .. }) => {
+            Stanza::Iq(Iq::Result { id, from, .. }) => {
+                self.heard_from(from.as_ref());
                 if let Some(p) = self.pending.remove(&id) {
                     p.done.complete(Ok(()));
                 }
                 None
             }
             Stanza::Iq(Iq::Error { id, error, .. }) => {
+                if let Some((sid, peer)) = self.pending.get(&id).and_then(|p| p.probe.clone()) {
+                    if let Some(p) = self.pending.remove(&id) {
+                        p.done.complete(Err(Undeliverable));
+                    }
+                    self.probe_refused(&sid, &peer, &error);
+                    return None;
+                }
                 if let Some(p) = self.pending.remove(&id) {
                     let ended_there = error
                         .other
@@ -975,6 +1095,7 @@ impl Connection {
     /// sent it again, not having seen the answer) gets the same answer and is not taken
     /// again.
     fn jingle(&mut self, from: Option<Jid>, id: String, payload: Element) -> Iq {
+        self.heard_from(from.as_ref());
         let key = from.as_ref().map(|f| (f.to_string(), id.clone()));
         if let Some(key) = &key {
             if let Some((seen, answer)) = self.answered.get(key) {
