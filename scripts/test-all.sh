@@ -133,7 +133,7 @@ step "cargo test" cargo test --locked
 # The XMPP service against a Prosody each test starts on a free loopback port and stops
 # (tests/common/prosody.rs); the protocol's unit tests.
 step "XMPP service over Prosody (cargo test --features xmpp)" \
-    bash -c 'cargo test --locked --features xmpp --lib xmpp:: && cargo test --locked --features xmpp --test xmpp --test xmpp_peer --test both_services'
+    bash -c 'cargo test --locked --features xmpp --lib xmpp:: && cargo test --locked --features xmpp --test xmpp --test xmpp_peer --test xmpp_tls --test both_services'
 if [ "${MSGRPRIV_SKIP_RUST_ASAN:-0}" = 0 ] || [ -n "${CI:-}" ]; then
     # About 3 minutes from nothing on two cores (2 of them building), 1.5 when target/asan
     # is warm. docs/HARDENING.md says what it covers.

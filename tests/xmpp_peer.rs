@@ -38,6 +38,8 @@ struct Peer {
     inbox: Vec<Element>,
     /// Answer Jingle requests with `<unknown-session/>` instead of acknowledging them.
     ended: bool,
+    /// Answer Jingle requests with this error instead (type, condition).
+    refuse: Option<(ErrorType, DefinedCondition)>,
 }
 
 impl Peer {
@@ -70,11 +72,17 @@ impl Peer {
             next: 0,
             inbox: Vec::new(),
             ended: false,
+            refuse: None,
         }
     }
 
     /// Handles one event: answers (and keeps) Jingle requests; returns IQ answers.
-    async fn step(c: &mut tokio_xmpp::Client, inbox: &mut Vec<Element>, ended: bool) -> Option<Iq> {
+    async fn step(
+        c: &mut tokio_xmpp::Client,
+        inbox: &mut Vec<Element>,
+        ended: bool,
+        refuse: Option<(ErrorType, DefinedCondition)>,
+    ) -> Option<Iq> {
         match c.next().await {
             Some(Event::Stanza(Stanza::Iq(Iq::Set {
                 from: Some(from),
@@ -83,7 +91,9 @@ impl Peer {
                 ..
             }))) => {
                 inbox.push(payload);
-                let answer = if ended {
+                let answer = if let Some((kind, condition)) = refuse {
+                    Iq::from_error(id, StanzaError::new(kind, condition, "en", "")).with_to(from)
+                } else if ended {
                     let mut e = StanzaError::new(
                         ErrorType::Cancel,
                         DefinedCondition::ItemNotFound,
@@ -112,6 +122,11 @@ impl Peer {
     fn request(&mut self, to: &str, kind: &str, payload: &str) -> Answer {
         self.next += 1;
         let id = format!("p{}", self.next);
+        self.request_with_id(to, kind, payload, id)
+    }
+
+    /// [`request`](Self::request) with the IQ id given.
+    fn request_with_id(&mut self, to: &str, kind: &str, payload: &str, id: String) -> Answer {
         let payload: Element = payload.parse().expect("the test's XML parses");
         let to: Jid = to.parse().unwrap();
         let iq = match kind {
@@ -133,14 +148,15 @@ impl Peer {
             c,
             inbox,
             ended,
+            refuse,
             ..
         } = self;
-        let ended = *ended;
+        let (ended, refuse) = (*ended, refuse.clone());
         rt.block_on(async {
             c.send_stanza(iq.into()).await.unwrap();
             tokio::time::timeout(Duration::from_secs(10), async {
                 loop {
-                    match Self::step(c, inbox, ended).await {
+                    match Self::step(c, inbox, ended, refuse.clone()).await {
                         Some(Iq::Result { id: got, .. }) if got == id => return Ok(()),
                         Some(Iq::Error { id: got, error, .. }) if got == id => {
                             let condition =
@@ -167,21 +183,33 @@ impl Peer {
             c,
             inbox,
             ended,
+            refuse,
             ..
         } = self;
-        let ended = *ended;
+        let (ended, refuse) = (*ended, refuse.clone());
         rt.block_on(async {
             tokio::time::timeout(Duration::from_secs(10), async {
                 loop {
                     if let Some(i) = inbox.iter().position(|e| e.attr("action") == Some(action)) {
                         return inbox.remove(i);
                     }
-                    Self::step(c, inbox, ended).await;
+                    Self::step(c, inbox, ended, refuse.clone()).await;
                 }
             })
             .await
             .unwrap_or_else(|_| panic!("no {action} within 10 s"))
         })
+    }
+
+    /// Sends available presence: the peer's resource is then online for its contacts, and
+    /// its going away is announced to them.
+    fn announce(&mut self) {
+        let Peer { rt, c, .. } = self;
+        rt.block_on(async {
+            c.send_stanza(tokio_xmpp::parsers::presence::Presence::available().into())
+                .await
+                .unwrap();
+        });
     }
 
     /// Lets the connection run for `d` (acknowledging whatever arrives).
@@ -191,13 +219,14 @@ impl Peer {
             c,
             inbox,
             ended,
+            refuse,
             ..
         } = self;
-        let ended = *ended;
+        let (ended, refuse) = (*ended, refuse.clone());
         rt.block_on(async {
             let _ = tokio::time::timeout(d, async {
                 loop {
-                    Self::step(c, inbox, ended).await;
+                    Self::step(c, inbox, ended, refuse.clone()).await;
                 }
             })
             .await;
@@ -259,9 +288,15 @@ struct Bob {
 
 impl Bob {
     fn sign_in(server: &Prosody) -> Bob {
+        Self::sign_in_with(server, |_| {})
+    }
+
+    /// Bob, with the options `adjust` changes.
+    fn sign_in_with(server: &Prosody, adjust: impl FnOnce(&mut XmppOptions)) -> Bob {
         let creds: msgrpriv::xmpp::Credentials = Arc::new(|_: &str| Some("bobpw".to_string()));
         let mut options = XmppOptions::new(server.addr.ip().to_string(), server.addr.port(), creds);
         options.tls = Tls::Plain;
+        adjust(&mut options);
         let svc = XmppService::new(options).unwrap();
         let client = Client::new(Arc::new(svc), &server.jid("bob"), DispatchMode::Manual).unwrap();
         let manager = client.create_session_manager().unwrap();
@@ -536,5 +571,314 @@ fn ends_that_cross_are_no_send_errors() {
     assert_eq!(
         log,
         lines(&["B:SendError(SR_CONTEXT_DATA_SEND_FAILURE)@Connected"])
+    );
+}
+
+#[test]
+fn a_session_is_bound_to_its_peers_resource_and_ends_when_that_resource_goes() {
+    let server = Prosody::start(USERS);
+    let bob = Bob::sign_in(&server);
+    let bob_jid = format!("{}/msgrpriv", server.jid("bob"));
+    let mut carol = Peer::connect(&server, "carol", "carolpw");
+    carol.announce();
+    let r = invited_by_carol(&server, &bob, &mut carol, &bob_jid);
+
+    // Another resource of carol's speaks for nothing of the session her first one opened.
+    let mut other = Peer::connect(&server, "carol", "carolpw");
+    other.announce();
+    assert_eq!(
+        other.request(&bob_jid, "set", &cancel(SID)),
+        unknown_session()
+    );
+    assert_eq!(
+        other.request(&bob_jid, "set", &jingle("session-info", SID, "")),
+        unknown_session()
+    );
+    assert_eq!(r.state(), SessionState::Invitation);
+    r.accept(None).unwrap();
+    carol.expect("session-accept");
+    bob.until("connected", |_| r.state() == SessionState::Connected);
+    let forged = jingle(
+        "session-info",
+        SID,
+        "<context xmlns='urn:x-msgrpriv:session:0'>forged</context>",
+    );
+    assert_eq!(other.request(&bob_jid, "set", &forged), unknown_session());
+    assert!(bob.take().is_empty());
+    r.send_context_data("to the first").unwrap();
+    carol.expect("session-info");
+    other.idle(Duration::from_millis(100));
+    assert!(
+        other.inbox.is_empty(),
+        "the other resource got {:?}",
+        other.inbox
+    );
+
+    // The other resource leaving changes nothing; the bound one leaving without a word
+    // (its connection dropped) ends the session here.
+    drop(other);
+    carol.idle(Duration::from_millis(200));
+    assert!(bob.take().is_empty());
+    assert_eq!(r.state(), SessionState::Connected);
+    drop(carol);
+    let log = bob.until("the end", |b| {
+        b.log.lock().iter().any(|l| l.starts_with("B:Termination"))
+    });
+    assert_eq!(
+        log,
+        lines(&[
+            "B:StateChanged(Connected)@Terminated",
+            "B:Termination(SR_CONNECTION_FAILURE,NULL)@Terminated",
+        ])
+    );
+    assert_eq!(bob.client.live_sessions(), 0);
+}
+
+/// Registers `user` on the running `server` without putting them in its shared group: a
+/// user nobody has among their contacts.
+fn register_stranger(server: &Prosody, user: &str, password: &str) {
+    let st = std::process::Command::new("prosodyctl")
+        .arg("--config")
+        .arg(server.dir.join("prosody.cfg.lua"))
+        .args(["register", user, &server.domain, password])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("prosodyctl runs");
+    assert!(st.success(), "prosodyctl register {user}");
+}
+
+#[test]
+fn strangers_invitations_are_refused_unless_allowed() {
+    let server = Prosody::start(USERS);
+    register_stranger(&server, "eve", "evepw");
+    let bob_jid = format!("{}/msgrpriv", server.jid("bob"));
+    let mut eve = Peer::connect(&server, "eve", "evepw");
+    {
+        let bob = Bob::sign_in(&server);
+        assert_eq!(
+            eve.request(&bob_jid, "set", &initiate(SID)),
+            refused("forbidden", None)
+        );
+        bob.client
+            .dispatch(Some(Duration::from_millis(50)))
+            .unwrap();
+        assert!(bob.take().is_empty(), "nothing reached bob's application");
+        assert!(bob.received.lock().is_empty());
+        // Nothing was opened: a later step about it is about an unknown session.
+        assert_eq!(
+            eve.request(&bob_jid, "set", &cancel(SID)),
+            unknown_session()
+        );
+        // A roster push from anyone but the server changes nothing.
+        let add_eve = format!(
+            "<query xmlns='jabber:iq:roster'><item jid='{}'/></query>",
+            server.jid("eve")
+        );
+        assert_eq!(
+            eve.request(&bob_jid, "set", &add_eve),
+            refused("service-unavailable", None)
+        );
+        assert_eq!(
+            eve.request(&bob_jid, "set", &initiate(SID)),
+            refused("forbidden", None)
+        );
+        // Bob adds eve to his roster from another of his resources: the server pushes the
+        // change to every resource, and eve is a contact from then on.
+        let mut other = Peer::connect(&server, "bob", "bobpw");
+        assert_eq!(other.request(&server.jid("bob"), "set", &add_eve), Ok(()));
+        let start = Instant::now();
+        loop {
+            match eve.request(&bob_jid, "set", &initiate(SID)) {
+                Ok(()) => break,
+                r => assert_eq!(r, refused("forbidden", None)),
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the push is not taken"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let log = bob.until("eve's invitation", |b| !b.received.lock().is_empty());
+        assert_eq!(log, lines(&["B:Invitation"]));
+        // A contact's invitation is taken.
+        let mut carol = Peer::connect(&server, "carol", "carolpw");
+        let sid2 = "{8E1F7C2A-0B4D-4E5F-9A6B-7C8D9E0F1A2C}";
+        assert_eq!(carol.request(&bob_jid, "set", &initiate(sid2)), Ok(()));
+        bob.until("carol's invitation", |b| b.received.lock().len() == 2);
+        // Eve is removed again: a stranger once more.
+        let remove_eve = format!(
+            "<query xmlns='jabber:iq:roster'><item jid='{}' subscription='remove'/></query>",
+            server.jid("eve")
+        );
+        assert_eq!(
+            other.request(&server.jid("bob"), "set", &remove_eve),
+            Ok(())
+        );
+        let start = Instant::now();
+        for n in 0u32.. {
+            // A fresh SessionID each time: one taken before the removal stays live.
+            let sid = format!("{{8E1F7C2A-0B4D-4E5F-9A6B-{n:012X}}}");
+            match eve.request(&bob_jid, "set", &initiate(&sid)) {
+                r if r == refused("forbidden", None) => break,
+                r => assert_eq!(r, Ok(()), "before the removal"),
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the removal is not taken"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let bob = Bob::sign_in_with(&server, |o| o.allow_strangers = true);
+    assert_eq!(eve.request(&bob_jid, "set", &initiate(SID)), Ok(()));
+    let log = bob.until("the invitation", |b| !b.received.lock().is_empty());
+    assert_eq!(log, lines(&["B:Invitation"]));
+}
+
+#[test]
+fn invitations_per_sender_per_minute_are_limited() {
+    let server = Prosody::start(USERS);
+    let bob = Bob::sign_in_with(&server, |o| o.invitations_per_minute = 2);
+    let bob_jid = format!("{}/msgrpriv", server.jid("bob"));
+    let mut carol = Peer::connect(&server, "carol", "carolpw");
+    let sid = |n: u32| format!("{{8E1F7C2A-0B4D-4E5F-9A6B-7C8D9E0F1A{n:02X}}}");
+    for n in 0..2 {
+        assert_eq!(carol.request(&bob_jid, "set", &initiate(&sid(n))), Ok(()));
+    }
+    assert_eq!(
+        carol.request(&bob_jid, "set", &initiate(&sid(2))),
+        refused("policy-violation", None)
+    );
+    bob.until("two invitations", |b| b.received.lock().len() == 2);
+    // Another sender has a limit of its own.
+    let mut mallory = Peer::connect(&server, "mallory", "mpw");
+    assert_eq!(mallory.request(&bob_jid, "set", &initiate(&sid(3))), Ok(()));
+    bob.until("the third", |b| b.received.lock().len() == 3);
+}
+
+#[test]
+fn an_invitation_refused_by_the_invitees_policy_ends_declined_with_its_code() {
+    let server = Prosody::start(USERS);
+    let mut carol = Peer::connect(&server, "carol", "carolpw");
+    carol.announce();
+    let bob = Bob::sign_in(&server);
+    let m = bob.client.create_session_manager().unwrap();
+    for (condition, kind, code) in [
+        ("forbidden", ErrorType::Auth, "E_ACCESSDENIED"),
+        ("policy-violation", ErrorType::Wait, "E_NOT_ENOUGH_QUOTA"),
+    ] {
+        let condition = match condition {
+            "forbidden" => DefinedCondition::Forbidden,
+            _ => DefinedCondition::PolicyViolation,
+        };
+        carol.refuse = Some((kind, condition));
+        let s = m.create_session().unwrap();
+        s.set_application(APP).unwrap();
+        record_session(&s, "A", &bob.log);
+        let start = Instant::now();
+        while s.invite(&server.jid("carol"), None) == Err(msgrpriv::error::MSGR_E_NOT_LOGGED_ON) {
+            assert!(start.elapsed() < Duration::from_secs(10), "no presence");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        carol.expect("session-initiate");
+        let mut log = bob.until("the end", |b| {
+            b.log.lock().iter().any(|l| l.starts_with("A:Termination"))
+        });
+        // The state read in the first callback is the one at its delivery: the refusal
+        // may have come by then.
+        assert!(log[0].starts_with("A:StateChanged(Ready)@"), "{log:?}");
+        log.remove(0);
+        assert_eq!(
+            log,
+            lines(&[
+                "A:StateChanged(Invitation)@Declined",
+                "A:Declined(NULL)@Declined",
+                &format!("A:Termination({code},NULL)@Declined"),
+            ])
+        );
+    }
+}
+
+#[test]
+fn a_copy_of_a_request_is_answered_again_and_taken_once() {
+    let server = Prosody::start(USERS);
+    let bob = Bob::sign_in(&server);
+    let bob_jid = format!("{}/msgrpriv", server.jid("bob"));
+    let mut carol = Peer::connect(&server, "carol", "carolpw");
+    let r = invited_by_carol(&server, &bob, &mut carol, &bob_jid);
+    r.accept(None).unwrap();
+    carol.expect("session-accept");
+    bob.until("connected", |_| r.state() == SessionState::Connected);
+    bob.take();
+    let ctx = |text: &str| {
+        jingle(
+            "session-info",
+            SID,
+            &format!("<context xmlns='urn:x-msgrpriv:session:0'>{text}</context>"),
+        )
+    };
+    // The sender did not see the first answer and sends the same request again.
+    for _ in 0..2 {
+        assert_eq!(
+            carol.request_with_id(&bob_jid, "set", &ctx("once"), "same".into()),
+            Ok(())
+        );
+    }
+    // The same id with another payload is another request.
+    assert_eq!(
+        carol.request_with_id(&bob_jid, "set", &ctx("twice"), "same".into()),
+        Ok(())
+    );
+    let log = bob.until("the context data", |_| r.context_data().as_str() == "twice");
+    assert_eq!(
+        log,
+        lines(&[
+            "B:ContextData(once)@Connected",
+            "B:ContextData(twice)@Connected",
+        ])
+    );
+}
+
+#[test]
+fn a_quiet_peer_is_pinged_and_its_sessions_end_when_it_does_not_answer() {
+    let server = Prosody::start(USERS);
+    let bob = Bob::sign_in_with(&server, |o| {
+        o.keepalive = Duration::from_millis(400);
+        o.request_timeout = Duration::from_millis(600);
+    });
+    let bob_jid = format!("{}/msgrpriv", server.jid("bob"));
+    let mut carol = Peer::connect(&server, "carol", "carolpw");
+    let r = invited_by_carol(&server, &bob, &mut carol, &bob_jid);
+    r.accept(None).unwrap();
+    carol.expect("session-accept");
+    bob.until("connected", |_| r.state() == SessionState::Connected);
+    // Carol answers while she runs: bob's pings about the session are acknowledged, and it
+    // stays.
+    carol.idle(Duration::from_millis(1500));
+    let pings = carol
+        .inbox
+        .iter()
+        .filter(|e| e.attr("action") == Some("session-info") && e.children().next().is_none())
+        .count();
+    assert!(pings >= 1, "no ping in {:?}", carol.inbox);
+    assert!(bob.take().is_empty());
+    assert_eq!(r.state(), SessionState::Connected);
+    // Carol stops answering (her process hangs; her connection stays open): the session
+    // ends once a ping goes unanswered.
+    let log = bob.until("the end", |b| {
+        b.log.lock().iter().any(|l| l.starts_with("B:Termination"))
+    });
+    assert_eq!(
+        log,
+        lines(&[
+            "B:StateChanged(Connected)@Terminated",
+            "B:Termination(SR_CONNECTION_FAILURE,NULL)@Terminated",
+        ])
+    );
+    // Carol, back, learns the session is gone when she asks.
+    assert_eq!(
+        carol.request(&bob_jid, "set", &jingle("session-info", SID, "")),
+        unknown_session()
     );
 }

@@ -13,6 +13,8 @@
 //! still run where each client's dispatch mode says.
 
 mod connection;
+mod login;
+mod policy;
 pub mod protocol;
 
 use crate::error::{Result, E_FAIL, E_ILLEGAL_METHOD_CALL, E_INVALIDARG, MSGR_E_ALREADY_LOGGED_ON};
@@ -97,6 +99,20 @@ pub struct XmppOptions {
     pub request_timeout: Duration,
     /// How long an invitation may go unanswered.
     pub invitation_timeout: Duration,
+    /// Whether invitations from users who are not among the invitee's contacts (its roster,
+    /// which includes the server's shared groups) are taken. False (the default): they are
+    /// refused, and the inviter ends declined with E_ACCESSDENIED.
+    pub allow_strangers: bool,
+    /// How many invitations one sender may send to one client in a minute; more are refused
+    /// (the inviter ends declined with E_NOT_ENOUGH_QUOTA). Zero: no limit.
+    pub invitations_per_minute: u32,
+    /// How long the connection to the server may be quiet before the client pings the
+    /// server (no answer within `request_timeout` then counts as a lost connection).
+    pub keepalive: Duration,
+    /// The longest pause between two attempts to sign in again after a lost connection
+    /// (the first comes after about a second, each later one after twice the pause before,
+    /// up to this); zero: a lost connection is not restored (the client stays signed out).
+    pub reconnect_max: Duration,
     /// Registry file; None keeps the registry in memory.
     pub registry_path: Option<PathBuf>,
 }
@@ -113,6 +129,10 @@ impl std::fmt::Debug for XmppOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("invitation_timeout", &self.invitation_timeout)
+            .field("allow_strangers", &self.allow_strangers)
+            .field("invitations_per_minute", &self.invitations_per_minute)
+            .field("keepalive", &self.keepalive)
+            .field("reconnect_max", &self.reconnect_max)
             .finish_non_exhaustive()
     }
 }
@@ -121,7 +141,9 @@ impl XmppOptions {
     /// Options for the server at `server_host`:`server_port` with the given password source
     /// and the defaults: STARTTLS required, the system's trust store, each sign-in name's own
     /// domain, resource "msgrpriv", 10 s connect and request timeouts, a two-minute
-    /// invitation timeout, the registry in memory.
+    /// invitation timeout, invitations from contacts only and at most 30 a minute from
+    /// one sender, a ping after 30 quiet seconds, reconnection with pauses of up to
+    /// 30 s, the registry in memory.
     pub fn new(server_host: impl Into<String>, server_port: u16, credentials: Credentials) -> Self {
         XmppOptions {
             server_host: server_host.into(),
@@ -134,6 +156,10 @@ impl XmppOptions {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             invitation_timeout: Duration::from_secs(120),
+            allow_strangers: false,
+            invitations_per_minute: 30,
+            keepalive: Duration::from_secs(30),
+            reconnect_max: Duration::from_secs(30),
             registry_path: None,
         }
     }
@@ -187,9 +213,6 @@ pub(crate) struct Shared {
     /// Available resources of each bare JID (lowercase), with the local users (lowercase)
     /// whose connections saw them available: what a connection saw goes with it.
     presence: Mutex<HashMap<String, BTreeMap<FullJid, BTreeSet<String>>>>,
-    /// The peer's full JID of each session a local user takes part in, learned from its
-    /// messages: later steps go to that resource.
-    peers: Mutex<HashMap<(String, String), FullJid>>,
 }
 
 impl Shared {
@@ -227,40 +250,20 @@ impl Shared {
         });
     }
 
-    pub(crate) fn learn_peer(&self, me: &str, session_id: &str, peer: &FullJid) {
-        self.peers
-            .lock()
-            .insert((canonical(me), session_id.to_owned()), peer.clone());
-    }
-
-    /// The peer's full JID `me` learned for `session_id`.
-    pub(crate) fn peer_of(&self, me: &str, session_id: &str) -> Option<FullJid> {
-        self.peers
-            .lock()
-            .get(&(canonical(me), session_id.to_owned()))
-            .cloned()
-    }
-
-    /// Where a step of `session_id` from `me` to `to` goes.
-    fn route(&self, me: &str, session_id: &str, to: &str) -> Option<FullJid> {
-        if let Some(p) = self.peer_of(me, session_id) {
-            return Some(p);
-        }
+    /// One available resource of user `to` (a bare JID), as this service's connections
+    /// saw them.
+    pub(crate) fn resource_of(&self, to: &str) -> Option<FullJid> {
         self.presence
             .lock()
             .get(&canonical(to))
             .and_then(|resources| resources.keys().next().cloned())
     }
-
-    pub(crate) fn forget_session(&self, me: &str, session_id: &str) {
-        self.peers
-            .lock()
-            .remove(&(canonical(me), session_id.to_owned()));
-    }
 }
 
 struct User {
     commands: mpsc::UnboundedSender<Command>,
+    /// The client the connection serves.
+    endpoint: Weak<dyn Endpoint>,
 }
 
 struct Inner {
@@ -307,6 +310,7 @@ pub(crate) fn ends_session(msg: &Message) -> bool {
             | Message::LaunchFailed { .. }
             | Message::PeerGone { .. }
             | Message::Timeout { .. }
+            | Message::Refused { .. }
     )
 }
 
@@ -369,7 +373,6 @@ impl XmppService {
                 users: Mutex::new(HashMap::new()),
                 shared: Arc::new(Shared {
                     presence: Mutex::new(HashMap::new()),
-                    peers: Mutex::new(HashMap::new()),
                 }),
                 keys: AppKeys::default(),
                 registry,
@@ -419,8 +422,19 @@ impl Service for XmppService {
         let signed_in = |users: &HashMap<String, User>| {
             users.get(&key).is_some_and(|u| !u.commands.is_closed())
         };
-        if signed_in(&self.inner.users.lock()) {
-            return Err(MSGR_E_ALREADY_LOGGED_ON);
+        {
+            let mut users = self.inner.users.lock();
+            // The same client signing in while its lost connection is being restored takes
+            // over: the attempts stop.
+            if let Some(u) = users.get(&key) {
+                if Weak::ptr_eq(&u.endpoint, &endpoint) {
+                    let _ = u.commands.send(Command::Close);
+                    users.remove(&key);
+                }
+            }
+            if signed_in(&users) {
+                return Err(MSGR_E_ALREADY_LOGGED_ON);
+            }
         }
         let password = (self.inner.options.credentials)(jid.as_str())
             .ok_or(crate::error::SR_AUTHENTICATION_FAILED)?;
@@ -431,7 +445,7 @@ impl Service for XmppService {
             password,
             options: self.inner.options.clone(),
             tls: self.inner.tls.clone(),
-            endpoint,
+            endpoint: endpoint.clone(),
             shared: Arc::clone(&self.inner.shared),
             ready: ready_tx,
         };
@@ -451,7 +465,13 @@ impl Service for XmppService {
             let _ = tx.send(Command::Close);
             return Err(MSGR_E_ALREADY_LOGGED_ON);
         }
-        users.insert(key, User { commands: tx });
+        users.insert(
+            key,
+            User {
+                commands: tx,
+                endpoint,
+            },
+        );
         Text::new(jid.as_str())
     }
 
@@ -459,6 +479,19 @@ impl Service for XmppService {
         let removed = self.inner.users.lock().remove(&canonical(name.as_str()));
         if let Some(u) = removed {
             let _ = u.commands.send(Command::Close);
+        }
+    }
+
+    fn stop_reconnecting(&self, name: &Text, endpoint: &Weak<dyn Endpoint>) {
+        let mut users = self.inner.users.lock();
+        let key = canonical(name.as_str());
+        if users
+            .get(&key)
+            .is_some_and(|u| Weak::ptr_eq(&u.endpoint, endpoint))
+        {
+            if let Some(u) = users.remove(&key) {
+                let _ = u.commands.send(Command::Close);
+            }
         }
     }
 
@@ -487,31 +520,25 @@ impl Service for XmppService {
     }
 
     fn send(&self, from: &Text, to: &Text, msg: Message, done: SendDone) {
-        let shared = &self.inner.shared;
-        let id = msg.session_id().as_str().to_owned();
-        let ends = ends_session(&msg);
-        let route = shared.route(from.as_str(), &id, to.as_str());
-        if ends {
-            shared.forget_session(from.as_str(), &id);
-        }
-        let Some(peer) = route else {
-            done.complete(Err(Undeliverable));
-            return;
+        let step = match msg {
+            Message::Invite { .. } => connection::Step::Invite,
+            _ if ends_session(&msg) => connection::Step::Ends,
+            _ => connection::Step::Continues,
+        };
+        let command = Command::Send {
+            to: self.completed(to.as_str()).into_owned(),
+            session_id: msg.session_id().as_str().to_owned(),
+            step,
+            jingle: Box::new(protocol::to_jingle(&msg)),
+            done,
         };
         let users = self.inner.users.lock();
-        let Some(u) = users.get(&canonical(from.as_str())) else {
-            drop(users);
-            done.complete(Err(Undeliverable));
-            return;
+        let refused = match users.get(&canonical(from.as_str())) {
+            Some(u) => u.commands.send(command).err().map(|e| e.0),
+            None => Some(command),
         };
-        if let Err(mpsc::error::SendError(Command::Send { done, .. })) =
-            u.commands.send(Command::Send {
-                to: peer,
-                jingle: Box::new(protocol::to_jingle(&msg)),
-                done,
-            })
-        {
-            drop(users);
+        drop(users);
+        if let Some(Command::Send { done, .. }) = refused {
             done.complete(Err(Undeliverable));
         }
     }
@@ -536,7 +563,6 @@ mod tests {
     fn shared() -> Shared {
         Shared {
             presence: Mutex::new(HashMap::new()),
-            peers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -550,25 +576,11 @@ mod tests {
         let bob = full("bob@x/msgrpriv");
         s.presence_changed("alice@x", &bob, true);
         s.presence_changed("carol@x", &bob, true);
-        assert_eq!(s.route("alice@x", "sid", "BOB@x"), Some(bob.clone()));
+        assert_eq!(s.resource_of("BOB@x"), Some(bob.clone()));
         s.observer_gone("alice@x");
-        assert_eq!(s.route("alice@x", "sid", "bob@x"), Some(bob.clone()));
+        assert_eq!(s.resource_of("bob@x"), Some(bob.clone()));
         s.presence_changed("carol@x", &bob, false);
-        assert_eq!(s.route("alice@x", "sid", "bob@x"), None);
+        assert_eq!(s.resource_of("bob@x"), None);
         assert!(s.presence.lock().is_empty());
-    }
-
-    #[test]
-    fn a_session_follows_its_peer_until_it_ends() {
-        let s = shared();
-        let seen = full("bob@x/a");
-        let peer = full("bob@x/b");
-        s.presence_changed("alice@x", &seen, true);
-        s.learn_peer("alice@x", "sid", &peer);
-        assert_eq!(s.route("alice@x", "sid", "bob@x"), Some(peer));
-        assert_eq!(s.route("alice@x", "other", "bob@x"), Some(seen.clone()));
-        s.forget_session("alice@x", "sid");
-        assert_eq!(s.route("alice@x", "sid", "bob@x"), Some(seen));
-        assert!(s.peers.lock().is_empty());
     }
 }

@@ -168,7 +168,10 @@ VirtualHost "{domain}"
             child: Some(child),
         };
         let start = Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        let listening =
+            |a: &SocketAddr| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok();
+        let direct: Option<SocketAddr> = tls.then(|| SocketAddr::new(addr.ip(), direct_port));
+        while !listening(&addr) || direct.as_ref().is_some_and(|d| !listening(d)) {
             if let Some(Ok(Some(st))) = server.child.as_mut().map(|c| c.try_wait()) {
                 panic!("prosody exited: {st}; log: {}", server.log());
             }
