@@ -231,10 +231,11 @@ struct Connection {
     /// Who may invite this client (its contacts, kept up to date by the server's roster
     /// pushes, and the rate limit).
     policy: Policy,
-    /// The answers given to the last [`ANSWERED`] session requests, by sender (full JID) and
-    /// id, with the request's payload.
-    answered: HashMap<(String, String), (Element, Iq)>,
-    answered_order: VecDeque<(String, String)>,
+    /// The answers given to the session requests of the last [`REMEMBERED`] request
+    /// timeouts (at most [`ANSWERED`]), by sender (full JID) and id, with a digest of the
+    /// request's payload; the keys oldest first, with when they were answered.
+    answered: HashMap<(String, String), (u64, Iq)>,
+    answered_order: VecDeque<((String, String), Instant)>,
     /// The first part of this connection's request ids (random).
     id_prefix: String,
     /// When each bound peer was last heard from (see [`Connection::probe`]).
@@ -315,8 +316,31 @@ impl Pending {
 /// request timeout.
 const COPIES: u32 = 3;
 
-/// How many answered requests are remembered, to answer a copy the same way.
-const ANSWERED: usize = 256;
+/// How many answered requests are remembered at most, to answer a copy the same way.
+const ANSWERED: usize = 4096;
+
+/// For how many request timeouts an answer is remembered: every copy of a request leaves
+/// within one, so this covers copies that travel slowly too.
+const REMEMBERED: u32 = 2;
+
+/// A digest of a request's payload, to tell a copy from another request with the same id
+/// (without keeping the payload).
+fn digest(payload: &Element) -> u64 {
+    use std::hash::Hasher;
+    struct Digest(std::hash::DefaultHasher);
+    impl std::io::Write for Digest {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.write(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut d = Digest(std::hash::DefaultHasher::new());
+    let _ = payload.write_to(&mut d);
+    d.0.finish()
+}
 
 impl Connection {
     /// Serves the stream until it ends: answers the server, carries the client's steps,
@@ -478,7 +502,8 @@ impl Connection {
         // Its next requests come from a new stream of its: forget what it was answered.
         let gone_jid = who.to_string();
         self.answered.retain(|(from, _), _| *from != gone_jid);
-        self.answered_order.retain(|(from, _)| *from != gone_jid);
+        self.answered_order
+            .retain(|((from, _), _)| *from != gone_jid);
         let gone: Vec<String> = self
             .peers
             .iter()
@@ -779,31 +804,35 @@ impl Connection {
     /// again.
     fn jingle(&mut self, from: Option<Jid>, id: String, payload: Element) -> Iq {
         self.heard_from(from.as_ref());
+        let now = Instant::now();
+        let keep = self.setup.options.request_timeout * REMEMBERED;
+        while let Some((key, at)) = self.answered_order.front() {
+            if now - *at < keep && self.answered.len() < ANSWERED {
+                break;
+            }
+            self.answered.remove(key);
+            self.answered_order.pop_front();
+        }
         let key = from.as_ref().map(|f| (f.to_string(), id.clone()));
+        let seen = digest(&payload);
         if let Some(key) = &key {
-            if let Some((seen, answer)) = self.answered.get(key) {
-                if *seen == payload {
+            if let Some((d, answer)) = self.answered.get(key) {
+                if *d == seen {
                     return answer.clone();
                 }
             }
         }
-        let kept = payload.clone();
         let answer = match self.take_jingle(from.clone(), payload) {
             Ok(peer) => Iq::empty_result(Jid::from(peer), id),
             Err(refusal) => error_reply(id, from, refusal),
         };
         if let Some(key) = key {
-            if self.answered.len() >= ANSWERED {
-                if let Some(oldest) = self.answered_order.pop_front() {
-                    self.answered.remove(&oldest);
-                }
-            }
             if self
                 .answered
-                .insert(key.clone(), (kept, answer.clone()))
+                .insert(key.clone(), (seen, answer.clone()))
                 .is_none()
             {
-                self.answered_order.push_back(key);
+                self.answered_order.push_back((key, now));
             }
         }
         answer
