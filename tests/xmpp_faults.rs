@@ -1127,3 +1127,54 @@ fn the_inviters_process_killed_in_ss_accepted() {
 fn the_inviters_process_killed_in_ss_connected() {
     peer_killed_with_bob_invited(Some(true));
 }
+
+/// The acknowledgement of bob's acceptance is lost: alice is connected, bob counts the
+/// acceptance undelivered, keeps the invitee's deadline and ends at it, telling nobody;
+/// alice, alive and connected, has no deadline.
+#[test]
+#[ignore = "library gap: an inviter whose acceptance's acknowledgement was lost stays \
+            connected after the invitee ended at its deadline; see the report"]
+fn a_lost_acknowledgement_of_an_acceptance_ends_both_sides() {
+    let p = Pair::new();
+    let (s, r) = p.invited();
+    let rule = p.pb.drop_next(Dir::Down, 1, is_result);
+    r.accept(None).unwrap();
+    p.wait("alice connected", Duration::from_secs(10), |_| {
+        s.state() == SessionState::Connected
+    });
+    let log = p.both_end("both ends");
+    assert_eq!(rule.fired(), 1);
+    expect_side(
+        &log,
+        "B",
+        &[
+            "StateChanged(Invitation)@Accepted",
+            "BeforeAppLaunch(true)@Accepted",
+            "ReadyToLaunch@Connected",
+            "StateChanged(Accepted)@Connected",
+            "SendError(SR_ACCEPT_SEND_FAILURE)@Connected",
+            "StateChanged(Connected)@Terminated",
+            "Termination(SR_SESSION_TIMEOUT,NULL)@Terminated",
+        ],
+    );
+    assert!(p.ended("A"), "{log:#?}");
+}
+
+/// Context data sent twice by the network (the same IQ, the same id): raised once.
+#[test]
+#[ignore = "library gap: a repeated IQ (same sender, same id) is taken again: OnContextData \
+            twice; see the report"]
+fn duplicated_context_data_is_raised_once() {
+    let p = Pair::new();
+    let (s, r) = p.connected();
+    let dup = p.pa.duplicate_next(Dir::Up, 1, |s| has(s, "<context"));
+    s.send_context_data("once").unwrap();
+    p.wait("context data", Duration::from_secs(10), |_| {
+        r.context_data().as_str() == "once"
+    });
+    p.settle(Duration::from_millis(300));
+    assert_eq!(dup.fired(), 1);
+    let log = p.take();
+    expect_side(&log, "B", &["ContextData(once)@Connected"]);
+    expect_side(&log, "A", &[]);
+}
