@@ -17,6 +17,8 @@
     X(E_UNEXPECTED, 0x8000FFFFu)                                                               \
     X(E_NOTIMPL, 0x80004001u)                                                                  \
     X(E_ILLEGAL_METHOD_CALL, 0x8000000Eu)                                                      \
+    X(E_ACCESSDENIED, 0x80070005u)                                                           \
+    X(E_NOT_ENOUGH_QUOTA, 0x80070718u)                                                           \
     X(E_FILE_NOT_FOUND, 0x80070002u)                                                           \
     X(E_INSUFFICIENT_BUFFER, 0x8007007Au)                                                      \
     X(REGDB_E_WRITEREGDB, 0x80040151u)                                                         \

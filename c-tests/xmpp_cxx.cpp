@@ -66,5 +66,19 @@ int main() {
     } catch (const msgrpriv::error &e) {
         CHECK_EQ(e.code(), SR_AUTHENTICATION_FAILED);
     }
+    // The new options reach the C struct; a client on the embedded service is signed in.
+    msgrpriv::XmppOptions more = o;
+    more.keepalive = std::chrono::seconds(5);
+    more.reconnect_max = msgrpriv::infinite;
+    more.allow_strangers = true;
+    more.invitations_per_minute = MSGR_INFINITE;
+    CHECK_EQ(code_of(more), S_OK);
+    msgrpriv::Service embedded;
+    msgrpriv::Client carol(embedded, "carol");
+    auto [state, reason] = carol.connection_state();
+    CHECK(state == msgrpriv::ConnectionState::signed_in);
+    CHECK_EQ(reason, S_OK);
+    carol.sign_out();
+    CHECK(carol.connection_state().first == msgrpriv::ConnectionState::signed_out);
     return cxx_finish("xmpp_cxx");
 }

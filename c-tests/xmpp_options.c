@@ -1,8 +1,9 @@
 /*
  * msgr_service_options for the XMPP transport, without a server: every refusal with its
  * documented code and nothing created (TLS policy, CA file, XMPP domain included); the
- * first and second versions' struct sizes still accepted; the embedded service's test hooks
- * refused on an XMPP service.
+ * first, second and third versions' struct sizes still accepted; the embedded service's test
+ * hooks refused on an XMPP service; msgr_client_get_connection_state() on a client that signs
+ * in and out.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
@@ -167,6 +168,53 @@ static void test_second_version_size(void) {
     CHECK_HR(E_INVALIDARG, create_code(&o));
 }
 
+static void test_third_version_size(void) {
+    msgr_service_options o;
+    xmpp_options(&o);
+    /* A caller of the third version: the keepalive, reconnection and invitation policy
+     * fields are not read and keep their defaults, so garbage there is ignored. */
+    o.struct_size = (uint32_t)(offsetof(msgr_service_options, xmpp_domain) + sizeof(char *));
+    o.xmpp_keepalive_ms = 1;
+    o.xmpp_invitations_per_minute = 5;
+    CHECK_OK(create_code(&o));
+    o.struct_size += 1;
+    CHECK_HR(E_INVALIDARG, create_code(&o));
+    /* The whole struct, with every new field set. */
+    xmpp_options(&o);
+    o.xmpp_keepalive_ms = 5000;
+    o.xmpp_reconnect_max_ms = MSGR_INFINITE;
+    o.xmpp_allow_strangers = true;
+    o.xmpp_invitations_per_minute = MSGR_INFINITE;
+    CHECK_OK(create_code(&o));
+}
+
+/* On the embedded service, which never loses a connection: signed in or out, and never a
+ * reason other than the application's. */
+static void test_connection_state(void) {
+    msgr_service *svc = NULL;
+    msgr_client *c = NULL;
+    int32_t state = -1;
+    MSGR_HRESULT reason = -1;
+    REQUIRE_OK(msgr_service_create(NULL, &svc));
+    REQUIRE_OK(msgr_client_create(svc, "alice", MSGR_DISPATCH_MANUAL, &c));
+    CHECK_OK(msgr_client_get_connection_state(c, &state, &reason));
+    CHECK_INT(state, MSGR_SIGNED_IN);
+    CHECK_HR(S_OK, reason);
+    CHECK_OK(msgr_client_sign_out(c));
+    CHECK_OK(msgr_client_get_connection_state(c, &state, &reason));
+    CHECK_INT(state, MSGR_SIGNED_OUT);
+    CHECK_HR(S_OK, reason);
+    CHECK_HR(E_POINTER, msgr_client_get_connection_state(c, NULL, &reason));
+    CHECK_HR(E_POINTER, msgr_client_get_connection_state(c, &state, NULL));
+    CHECK_HR(E_POINTER, msgr_client_get_connection_state(NULL, &state, &reason));
+    CHECK_HR(E_HANDLE, msgr_client_get_connection_state((msgr_client *)svc, &state, &reason));
+    CHECK_OK(msgr_client_destroy(c));
+    state = 7;
+    CHECK_HR(E_HANDLE, msgr_client_get_connection_state(c, &state, &reason));
+    CHECK_INT(state, 7);
+    CHECK_OK(msgr_service_destroy(svc));
+}
+
 static void test_first_version_size(void) {
     msgr_service_options o;
     msgr_service *svc = NULL;
@@ -231,6 +279,8 @@ int main(void) {
     RUN(test_xmpp_domain);
     RUN(test_first_version_size);
     RUN(test_second_version_size);
+    RUN(test_third_version_size);
+    RUN(test_connection_state);
     RUN(test_xmpp_service_without_server);
     return tu_finish();
 }

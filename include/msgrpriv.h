@@ -134,6 +134,14 @@ typedef int32_t MSGR_HRESULT;
 #if !defined(E_INVALIDARG)
 #define E_INVALIDARG ((MSGR_HRESULT)0x80070057)
 #endif
+/** Access denied: the invitee's service accepts invitations from its contacts only. */
+#if !defined(E_ACCESSDENIED)
+#define E_ACCESSDENIED ((MSGR_HRESULT)0x80070005)
+#endif
+/** Over quota: the invitee's service refused the invitation, too many came from this sender in the last minute (HRESULT_FROM_WIN32(ERROR_NOT_ENOUGH_QUOTA)). */
+#if !defined(E_NOT_ENOUGH_QUOTA)
+#define E_NOT_ENOUGH_QUOTA ((MSGR_HRESULT)0x80070718)
+#endif
 /** The file does not exist (HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND)). */
 #if !defined(E_FILE_NOT_FOUND)
 #define E_FILE_NOT_FOUND ((MSGR_HRESULT)0x80070002)
@@ -418,6 +426,29 @@ typedef enum {
 } MSGR_TRACE_LEVEL;
 
 /**
+ * Whether a client is signed in (msgr_client_get_connection_state()).
+ */
+typedef enum {
+    /**
+     * Signed out: by the application, or by a lost connection the service does not
+     * restore.
+     */
+    MSGR_SIGNED_OUT = 0,
+    /**
+     * Signed in.
+     */
+    MSGR_SIGNED_IN = 1,
+    /**
+     * Signed out by a lost connection (an XMPP service); the service is signing the client
+     * in again, with growing pauses. When it gets in, the client is signed in as by
+     * msgr_client_sign_in(): each manager gets OnLockEnable and OnLockStatusChanged.
+     * msgr_client_sign_in() signs in at once instead; msgr_client_sign_out() stops the
+     * attempts (and returns MSGR_E_NOT_LOGGED_ON: the client is signed out already).
+     */
+    MSGR_RECONNECTING = 2,
+} MSGR_CONNECTION_STATE;
+
+/**
  * A client: one signed-in identity attached to a service (opaque).
  */
 typedef struct msgr_client msgr_client;
@@ -489,9 +520,10 @@ typedef void (*msgr_destroy_callback)(void *user_data);
 /**
  * Gives the password of `sign_in_name` for an XMPP sign-in: write it, NUL-terminated, into
  * `password` (`password_size` bytes) and return true; false refuses the sign-in
- * (SR_AUTHENTICATION_FAILED). Called on the thread that signs in (msgr_client_create(),
- * msgr_client_sign_in()), once per sign-in. The library wipes the buffer after use and
- * never logs it.
+ * (SR_AUTHENTICATION_FAILED). Called once per sign-in: on the thread that signs in
+ * (msgr_client_create(), msgr_client_sign_in()), or on the service's own thread when it
+ * signs a client in again after a lost connection (a refusal then ends the attempts). The
+ * library wipes the buffer after use and never logs it.
  *
  * @param user_data      The options' `credentials_user_data`.
  * @param sign_in_name   The sign-in name (the bare JID), NUL-terminated UTF-8; valid during
@@ -605,6 +637,31 @@ typedef struct {
      * empty or invalid domain: E_INVALIDARG.
      */
     const char *xmpp_domain;
+    /**
+     * XMPP: how long the connection to the server may be quiet before the client pings
+     * the server, in milliseconds; 0 means 30000. A ping not answered within
+     * `request_timeout_ms` counts as a lost connection.
+     */
+    uint32_t xmpp_keepalive_ms;
+    /**
+     * XMPP: after a lost connection the client is signed out and the service signs it in
+     * again, first after about a second, then after twice the pause before each time, up
+     * to this many milliseconds (see msgr_client_get_connection_state()); 0 means 30000;
+     * MSGR_INFINITE: never (the client stays signed out).
+     */
+    uint32_t xmpp_reconnect_max_ms;
+    /**
+     * XMPP: true takes invitations from users who are not among the invitee's contacts
+     * (its roster, which includes the server's shared groups); false (the default) refuses
+     * them: the inviter's session ends declined with E_ACCESSDENIED.
+     */
+    bool xmpp_allow_strangers;
+    /**
+     * XMPP: how many invitations one sender may send to one client in a minute; more are
+     * refused (the inviter's session ends declined with E_NOT_ENOUGH_QUOTA). 0 means 30;
+     * MSGR_INFINITE: no limit.
+     */
+    uint32_t xmpp_invitations_per_minute;
 } msgr_service_options;
 
 /**
@@ -920,6 +977,26 @@ MSGR_API
 MSGR_HRESULT msgr_client_dispatch(msgr_client *client,
                                   uint32_t timeout_ms,
                                   uint32_t *dispatched);
+
+/**
+ * Tells whether the client is signed in, and why it was last signed out other than by the
+ * application.
+ *
+ * @param client  The client (msgr_client_create()).
+ * @param state   Receives an MSGR_CONNECTION_STATE value.
+ * @param reason  Receives why the client was last signed out other than by the
+ *                application: S_OK when it never was; MSGR_E_DISCONNECTED for a lost
+ *                connection; MSGR_E_ALREADY_LOGGED_ON when another sign-in of the same name
+ *                (another program, or another machine) replaced it, which is not
+ *                undone; SR_AUTHENTICATION_FAILED or SR_NETWORK_CONFIG_FAILURE when
+ *                signing in again was refused, which ends the attempts. A later sign-in
+ *                leaves it as it is.
+ * @return S_OK; E_POINTER; E_HANDLE.
+ */
+MSGR_API
+MSGR_HRESULT msgr_client_get_connection_state(msgr_client *client,
+                                              int32_t *state,
+                                              MSGR_HRESULT *reason);
 
 /**
  * Gets a file descriptor that is readable while events are pending (manual mode), for

@@ -257,8 +257,29 @@ struct XmppOptions {
     std::chrono::milliseconds request_timeout{0};
     /** How long an invitation may go unanswered; 0: two minutes. */
     std::chrono::milliseconds invitation_timeout{0};
+    /** How long the connection may be quiet before the client pings the server; 0: 30 s. */
+    std::chrono::milliseconds keepalive{0};
+    /** The longest pause between attempts to sign in again after a lost connection; 0: 30 s;
+     *  msgrpriv::infinite: never (the client stays signed out). */
+    std::chrono::milliseconds reconnect_max{0};
+    /** Take invitations from users who are not among the invitee's contacts (refused by
+     *  default: the inviter ends declined with E_ACCESSDENIED). */
+    bool allow_strangers = false;
+    /** Invitations one sender may send to one client in a minute (more end declined with
+     *  E_NOT_ENOUGH_QUOTA); 0: 30; MSGR_INFINITE: no limit. */
+    std::uint32_t invitations_per_minute = 0;
     /** The registry file; "": in memory. */
     std::string registry_path;
+};
+
+/** Whether a client is signed in (Client::connection_state()). */
+enum class ConnectionState : std::int32_t {
+    /** Signed out: by the application, or by a lost connection that is not restored. */
+    signed_out = MSGR_SIGNED_OUT,
+    /** Signed in. */
+    signed_in = MSGR_SIGNED_IN,
+    /** Signed out by a lost connection; the service is signing the client in again. */
+    reconnecting = MSGR_RECONNECTING,
 };
 
 class Session;
@@ -1321,6 +1342,10 @@ public:
         o.xmpp_domain = options.domain.empty() ? nullptr : options.domain.c_str();
         o.connect_timeout_ms = detail::timeout_ms(options.connect_timeout);
         o.request_timeout_ms = detail::timeout_ms(options.request_timeout);
+        o.xmpp_keepalive_ms = detail::timeout_ms(options.keepalive);
+        o.xmpp_reconnect_max_ms = detail::timeout_ms(options.reconnect_max);
+        o.xmpp_allow_strangers = options.allow_strangers;
+        o.xmpp_invitations_per_minute = options.invitations_per_minute;
         // The library owns the copy from here on and deletes it when done (also on failure).
         o.credentials_user_data = new Source(options.credentials);
         o.credentials_destroy = [](void *ud) { delete static_cast<Source *>(ud); };
@@ -1487,6 +1512,18 @@ public:
     void sign_out() const { check(msgr_client_sign_out(h_), "msgr_client_sign_out"); }
     /** Signs in again: managers are locked again. */
     void sign_in() const { check(msgr_client_sign_in(h_), "msgr_client_sign_in"); }
+    /**
+     * Whether the client is signed in (msgr_client_get_connection_state).
+     * @return The state, and why the client was last signed out other than by the
+     *         application (S_OK when it never was).
+     */
+    std::pair<ConnectionState, MSGR_HRESULT> connection_state() const {
+        std::int32_t state = 0;
+        MSGR_HRESULT reason = 0;
+        check(msgr_client_get_connection_state(h_, &state, &reason),
+              "msgr_client_get_connection_state");
+        return {static_cast<ConnectionState>(state), reason};
+    }
     /** Shuts down: OnAppShutdown is each manager's last event; no sign-in after. */
     void shutdown() const { check(msgr_client_shutdown(h_), "msgr_client_shutdown"); }
 

@@ -132,7 +132,7 @@ step "cargo test" cargo test --locked
 # The XMPP service against a Prosody each test starts on a free loopback port and stops
 # (tests/common/prosody.rs); the protocol's unit tests.
 step "XMPP service over Prosody (cargo test --features xmpp)" \
-    bash -c 'cargo test --locked --features xmpp --lib xmpp:: && cargo test --locked --features xmpp --test xmpp --test xmpp_peer --test both_services --test xmpp_faults'
+    bash -c 'cargo test --locked --features xmpp --lib xmpp:: && cargo test --locked --features xmpp --test xmpp --test xmpp_peer --test xmpp_tls --test both_services --test xmpp_faults'
 # 100 clients in two processes through fault proxies for 25 s (the full run: 10 minutes,
 # bash scripts/soak-xmpp.sh); fails when a session side did not end exactly once.
 step "XMPP soak, 25 s (scripts/soak-xmpp.sh)" env MSGRPRIV_SOAK_SECONDS=25 bash scripts/soak-xmpp.sh

@@ -3,7 +3,8 @@
 
 use crate::dispatch::DispatchMode;
 use crate::error::{
-    Result, E_UNEXPECTED, MSGR_E_ALREADY_LOGGED_ON, MSGR_E_NOT_LOGGED_ON, MSGR_E_SERVER_SHUTDOWN,
+    Hr, Result, E_UNEXPECTED, MSGR_E_ALREADY_LOGGED_ON, MSGR_E_NOT_LOGGED_ON,
+    MSGR_E_SERVER_SHUTDOWN,
 };
 use crate::launcher::{Launcher, ProcessLauncher};
 use crate::lock::{Connection, LockCell};
@@ -23,6 +24,10 @@ use std::time::Duration;
 #[derive(Default)]
 struct ClientState {
     signed_in: bool,
+    /// Signed out by a lost connection, which the service is trying to restore.
+    reconnecting: bool,
+    /// Why the client was last signed out other than by the application (S_OK: never).
+    sign_out_reason: Hr,
     shut_down: bool,
     destroyed: bool,
     managers: Vec<Weak<ManagerCore>>,
@@ -49,6 +54,21 @@ pub(crate) struct ClientCore {
     launcher: Mutex<Arc<dyn Launcher>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     weak_self: Weak<ClientCore>,
+}
+
+/// Whether a client is signed in ([`Client::connection_state`]).
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Signed out: by the application, or by a lost connection the service does not
+    /// restore.
+    SignedOut = 0,
+    /// Signed in.
+    SignedIn = 1,
+    /// Signed out by a lost connection; the service is signing the client in again, with
+    /// growing pauses between attempts. When it gets in, the client is signed in as by
+    /// [`Client::sign_in`] (the managers get OnLockEnable and OnLockStatusChanged).
+    Reconnecting = 2,
 }
 
 /// A Messenger client: one signed-in user on one service.
@@ -117,6 +137,24 @@ impl Client {
     /// True while signed in.
     pub fn is_signed_in(&self) -> bool {
         self.0.state.lock().signed_in
+    }
+
+    /// Whether the client is signed in, reconnecting or signed out, and why it was last
+    /// signed out other than by the application: S_OK when it never was,
+    /// MSGR_E_DISCONNECTED for a lost connection, MSGR_E_ALREADY_LOGGED_ON when another
+    /// sign-in of the same name replaced it (the service does not reconnect then),
+    /// SR_AUTHENTICATION_FAILED or SR_NETWORK_CONFIG_FAILURE when reconnecting was refused
+    /// (which ends the attempts). Signing in again does not clear the reason.
+    pub fn connection_state(&self) -> (ConnectionState, Hr) {
+        let st = self.0.state.lock();
+        let state = if st.signed_in {
+            ConnectionState::SignedIn
+        } else if st.reconnecting {
+            ConnectionState::Reconnecting
+        } else {
+            ConnectionState::SignedOut
+        };
+        (state, st.sign_out_reason)
     }
 
     /// The dispatch mode chosen at creation.
@@ -237,13 +275,16 @@ impl ClientCore {
 
     fn sign_in(&self) -> Result<()> {
         {
-            let st = self.state.lock();
+            let mut st = self.state.lock();
             if st.shut_down || st.destroyed {
                 return Err(MSGR_E_SERVER_SHUTDOWN);
             }
             if st.signed_in {
                 return Err(MSGR_E_ALREADY_LOGGED_ON);
             }
+            // The application's sign-in replaces the service's attempts to restore a lost
+            // connection (the service stops them).
+            st.reconnecting = false;
         }
         let endpoint: Weak<dyn Endpoint> = self.weak_self.clone() as Weak<dyn Endpoint>;
         let name = self.name.lock().clone();
@@ -253,18 +294,29 @@ impl ClientCore {
             .inspect_err(|hr| trace!(Warning, "{name}: sign-in refused: {hr:?}"))?;
         trace!(Info, "{spelled}: signed in");
         *self.name.lock() = spelled;
+        if self.became_signed_in() {
+            Ok(())
+        } else {
+            Err(MSGR_E_ALREADY_LOGGED_ON)
+        }
+    }
+
+    /// The service let the client in: it is signed in, and its managers hear it (false:
+    /// it was signed in already).
+    fn became_signed_in(&self) -> bool {
         let enforced = self.service.lock_enforced();
         let epoch = {
             let mut st = self.state.lock();
             if st.signed_in {
-                return Err(MSGR_E_ALREADY_LOGGED_ON);
+                return false;
             }
+            st.reconnecting = false;
             self.set_signed_in(&mut st, true, enforced)
         };
         for m in self.live_managers() {
             m.signed_in(enforced, epoch);
         }
-        Ok(())
+        true
     }
 
     fn sign_out(&self) -> Result<()> {
@@ -278,6 +330,13 @@ impl ClientCore {
         let (sessions, epoch) = {
             let mut st = self.state.lock();
             if !st.signed_in {
+                if notify && std::mem::take(&mut st.reconnecting) {
+                    drop(st);
+                    let me = self.name.lock().clone();
+                    trace!(Info, "{me}: stops reconnecting");
+                    let endpoint: Weak<dyn Endpoint> = self.weak_self.clone() as Weak<dyn Endpoint>;
+                    self.service.stop_reconnecting(&me, &endpoint);
+                }
                 return Err(MSGR_E_NOT_LOGGED_ON);
             }
             let epoch = self.set_signed_in(&mut st, false, false);
@@ -578,8 +637,35 @@ impl Endpoint for ClientCore {
             .is_some_and(|s| s.is_live_with(from))
     }
 
-    fn connection_lost(&self, _hr: crate::Hr) {
+    fn connection_lost(&self, hr: Hr, retrying: bool) {
+        {
+            let mut st = self.state.lock();
+            if !st.signed_in {
+                return;
+            }
+            st.sign_out_reason = hr;
+            st.reconnecting = retrying && !st.shut_down && !st.destroyed;
+        }
         let _ = self.signed_out(false);
+    }
+
+    fn reconnected(&self) -> bool {
+        {
+            let st = self.state.lock();
+            if !st.reconnecting || st.signed_in || st.shut_down || st.destroyed {
+                return false;
+            }
+        }
+        trace!(Info, "{}: signed in again", *self.name.lock());
+        self.became_signed_in()
+    }
+
+    fn reconnect_failed(&self, hr: Hr) {
+        let mut st = self.state.lock();
+        if st.reconnecting {
+            st.reconnecting = false;
+            st.sign_out_reason = hr;
+        }
     }
 }
 

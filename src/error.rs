@@ -6,9 +6,9 @@
 
 use std::fmt;
 
-/// A 32-bit HRESULT-style result code (negative = failure).
+/// A 32-bit HRESULT-style result code (negative = failure; the default is S_OK).
 #[repr(transparent)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Hr(pub i32);
 
 /// The core's result type: the error is always one of the documented codes.
@@ -93,6 +93,8 @@ codes! {
     E_HANDLE = 0x8007_0006, "generic", "The handle is stale, released, forged or of the wrong kind.";
     E_OUTOFMEMORY = 0x8007_000E, "generic", "Out of memory.";
     E_INVALIDARG = 0x8007_0057, "generic", "An argument is invalid: bad value, invalid UTF-8 or over its limit.";
+    E_ACCESSDENIED = 0x8007_0005, "generic", "Access denied: the invitee's service accepts invitations from its contacts only.";
+    E_NOT_ENOUGH_QUOTA = 0x8007_0718, "generic", "Over quota: the invitee's service refused the invitation, too many came from this sender in the last minute (HRESULT_FROM_WIN32(ERROR_NOT_ENOUGH_QUOTA)).";
     E_FILE_NOT_FOUND = 0x8007_0002, "generic", "The file does not exist (HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND)).";
     E_INSUFFICIENT_BUFFER = 0x8007_007A, "generic", "The output buffer is NULL or too small; *needed holds the size required.";
     REGDB_E_WRITEREGDB = 0x8004_0151, "generic", "The application registry could not be written.";

@@ -52,7 +52,7 @@ pub mod events {
     pub type ManagerEvent = crate::event::ManagerEvent<crate::Session>;
 }
 
-pub use client::Client;
+pub use client::{Client, ConnectionState};
 pub use dispatch::DispatchMode;
 pub use error::{Hr, Result};
 pub use events::{ManagerEvent, ManagerEventKind, SessionEvent, SessionEventKind};

@@ -7,7 +7,7 @@
 //! session logic talks only to the trait, so a network-backed service (an XMPP server) can
 //! replace the embedded one without touching it.
 
-use crate::error::{Result, MSGR_E_ALREADY_LOGGED_ON, SR_CONNECTION_FAILURE};
+use crate::error::{Result, MSGR_E_ALREADY_LOGGED_ON, MSGR_E_DISCONNECTED};
 use crate::lock::{self, AppKeys};
 use crate::locks::Mutex;
 use crate::registry::AppRegistry;
@@ -88,6 +88,15 @@ pub enum Message {
         /// SessionID
         session_id: Text,
     },
+    /// The invitee's service refused the invitation before any client saw it (its policy:
+    /// the inviter is not a contact, or sent too many invitations); the inviter ends
+    /// declined with `hr`.
+    Refused {
+        /// SessionID
+        session_id: Text,
+        /// Why (E_ACCESSDENIED, E_NOT_ENOUGH_QUOTA).
+        hr: Hr,
+    },
 }
 
 impl Message {
@@ -107,6 +116,7 @@ impl Message {
             Message::LaunchFailed { .. } => "LaunchFailed",
             Message::PeerGone { .. } => "PeerGone",
             Message::Timeout { .. } => "Timeout",
+            Message::Refused { .. } => "Refused",
         };
         format!("{kind} of session {}", self.session_id())
     }
@@ -121,7 +131,8 @@ impl Message {
             | Message::ContextData { session_id, .. }
             | Message::LaunchFailed { session_id }
             | Message::PeerGone { session_id }
-            | Message::Timeout { session_id } => session_id,
+            | Message::Timeout { session_id }
+            | Message::Refused { session_id, .. } => session_id,
         }
     }
 }
@@ -148,10 +159,21 @@ pub trait Endpoint: Send + Sync {
     /// Whether a live session `session_id` with `from` as its peer exists here (a
     /// network service answers pings and unknown requests about a session with it).
     fn has_session(&self, from: &Text, session_id: &Text) -> bool;
-    /// The connection to the service was lost (`hr` says why): the client is signed out
-    /// and its live sessions end with SR_CONNECTION_FAILURE. Called with no service lock
-    /// held.
-    fn connection_lost(&self, hr: Hr);
+    /// The connection to the service was lost (`hr` says why: MSGR_E_DISCONNECTED for a
+    /// broken connection, MSGR_E_ALREADY_LOGGED_ON when another sign-in of the same name
+    /// replaced it): the client is signed out and its live sessions end with
+    /// SR_CONNECTION_FAILURE. `retrying`: the service tries to sign it in again, and will
+    /// call [`reconnected`](Self::reconnected) or
+    /// [`reconnect_failed`](Self::reconnect_failed). Called with no service lock held.
+    fn connection_lost(&self, hr: Hr, retrying: bool);
+    /// The service signed the client in again after [`connection_lost`](Self::connection_lost).
+    /// True when the client takes the connection (it is signed in again: its managers get
+    /// the sign-in events); false when it no longer wants it (signed in or out by the
+    /// application meanwhile, shut down, destroyed): the service then closes it.
+    fn reconnected(&self) -> bool;
+    /// The service stopped trying to sign the client in again (`hr` says why: a refused
+    /// login is final).
+    fn reconnect_failed(&self, hr: Hr);
 }
 
 /// The message could not be delivered.
@@ -222,6 +244,9 @@ pub trait Service: Send + Sync {
     fn sign_in(&self, name: &str, endpoint: Weak<dyn Endpoint>) -> Result<Text>;
     /// Signs `name` out (no effect when it is not signed in).
     fn sign_out(&self, name: &Text);
+    /// Stops the service's attempts to sign `endpoint` in again as `name` after a lost
+    /// connection (no effect when there are none).
+    fn stop_reconnecting(&self, _name: &Text, _endpoint: &Weak<dyn Endpoint>) {}
     /// The signed-in spelling of `name`, when that user is signed in: a lookup in what the
     /// service knows locally (its presence information), never a round trip.
     fn online(&self, name: &str) -> Option<Text>;
@@ -353,7 +378,7 @@ impl EmbeddedService {
         let removed = self.inner.users.lock().remove(&canonical(name));
         match removed.and_then(|u| u.endpoint.upgrade()) {
             Some(ep) => {
-                ep.connection_lost(SR_CONNECTION_FAILURE);
+                ep.connection_lost(MSGR_E_DISCONNECTED, false);
                 true
             }
             None => false,

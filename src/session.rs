@@ -1131,6 +1131,13 @@ impl Session {
                 None,
             ),
             Message::Timeout { .. } => ((SessionState::Terminated, None), SR_SESSION_TIMEOUT, None),
+            Message::Refused { hr, .. } => {
+                if d.state != SessionState::Invitation || !self.is_inviter() {
+                    return REFUSED;
+                }
+                let event = SessionEvent::Declined { app_data: None };
+                ((SessionState::Declined, Some(event)), hr, None)
+            }
         };
         if app_data.is_some() {
             d.context_data = app_data.clone();

@@ -224,9 +224,9 @@ fn sign_in_is_xmpp_login() {
 }
 
 #[test]
-fn a_lost_server_ends_live_sessions_with_connection_failure() {
+fn a_lost_server_ends_live_sessions_then_its_clients_sign_in_again() {
     let mut server = Prosody::start(USERS);
-    let (w, _svc) = world(&server);
+    let (w, svc) = world(&server);
     let (s, r) = invited(&w, &server);
     r.accept(None).unwrap();
     wait_until(&w, "the acceptance", |_| {
@@ -259,4 +259,192 @@ fn a_lost_server_ends_live_sessions_with_connection_failure() {
         );
     }
     assert!(!w.a.is_signed_in() && !w.b.is_signed_in());
+    for c in [&w.a, &w.b] {
+        assert_eq!(
+            c.connection_state(),
+            (ConnectionState::Reconnecting, MSGR_E_DISCONNECTED)
+        );
+    }
+    record_lock(&w.ma, "A", &w.log);
+
+    // The server comes back: both clients sign in again by themselves, their managers are
+    // told as at any sign-in, and invitations flow again.
+    let _again = Relaunched::new(&server);
+    wait_until(&w, "signed in again", |w| {
+        w.a.is_signed_in() && w.b.is_signed_in()
+    });
+    let start = Instant::now();
+    while svc.online(&server.jid("bob")).is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no presence again"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(
+        of_side(&w.take(), "MA"),
+        lines(&["MA:LockEnable(false)", "MA:LockStatusChanged(Disabled)"])
+    );
+    assert_eq!(
+        w.a.connection_state(),
+        (ConnectionState::SignedIn, MSGR_E_DISCONNECTED)
+    );
+    let (s, _r) = invited(&w, &server);
+    assert_eq!(s.state(), SessionState::Invitation);
+}
+
+/// Records `m`'s Lock and Key events as "M<tag>:..." lines.
+fn record_lock(m: &SessionManager, tag: &str, log: &Log) {
+    for k in [
+        ManagerEventKind::LockEnable,
+        ManagerEventKind::LockStatusChanged,
+    ] {
+        let (log, tag) = (log.clone(), tag.to_string());
+        m.advise(k, move |e| {
+            log.lock().push(format!("M{tag}:{}", manager_line(e)))
+        })
+        .unwrap();
+    }
+}
+
+/// A stopped fixture server started again on its port, with its users (stopped when
+/// dropped).
+struct Relaunched(std::process::Child);
+
+impl Relaunched {
+    fn new(server: &Prosody) -> Relaunched {
+        let child = std::process::Command::new("prosody")
+            .arg("--config")
+            .arg(server.dir.join("prosody.cfg.lua"))
+            .arg("-F")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("prosody starts");
+        let start = Instant::now();
+        while std::net::TcpStream::connect_timeout(&server.addr, Duration::from_millis(200))
+            .is_err()
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "prosody not back"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Relaunched(child)
+    }
+}
+
+impl Drop for Relaunched {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_second_sign_in_replaces_the_first_once_and_a_refused_reconnection_is_final() {
+    let mut server = Prosody::start(USERS);
+    // Two services (two programs, as far as the server can tell) sign alice in.
+    let first = Client::new(
+        Arc::new(xmpp(&server)),
+        &server.jid("alice"),
+        DispatchMode::Manual,
+    )
+    .unwrap();
+    let second = Client::new(
+        Arc::new(xmpp(&server)),
+        &server.jid("alice"),
+        DispatchMode::Manual,
+    )
+    .unwrap();
+    let start = Instant::now();
+    while first.is_signed_in() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the first is not replaced"
+        );
+        first.dispatch(Some(Duration::from_millis(5))).unwrap();
+    }
+    assert_eq!(
+        first.connection_state(),
+        (ConnectionState::SignedOut, MSGR_E_ALREADY_LOGGED_ON)
+    );
+    // No reconnection, so no kicking back: the second stays signed in.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(second.connection_state(), (ConnectionState::SignedIn, S_OK));
+    assert_eq!(first.connection_state().0, ConnectionState::SignedOut);
+    second.destroy();
+    first.destroy();
+
+    // A password that no longer works: the reconnection is refused, and stops.
+    let refuse = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r2 = refuse.clone();
+    let svc = XmppService::new(plain(
+        &server,
+        Arc::new(move |_: &str| {
+            let wrong = r2.load(std::sync::atomic::Ordering::SeqCst);
+            Some(if wrong { "wrong" } else { "bobpw" }.to_string())
+        }),
+    ))
+    .unwrap();
+    let bob = Client::new(Arc::new(svc), &server.jid("bob"), DispatchMode::Manual).unwrap();
+    refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+    server.stop();
+    let _again = Relaunched::new(&server);
+    let start = Instant::now();
+    while bob.connection_state().0 != ConnectionState::SignedOut {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            bob.connection_state()
+        );
+        bob.dispatch(Some(Duration::from_millis(5))).unwrap();
+    }
+    assert_eq!(
+        bob.connection_state(),
+        (ConnectionState::SignedOut, SR_AUTHENTICATION_FAILED)
+    );
+    // The application signs in again when it can.
+    refuse.store(false, std::sync::atomic::Ordering::SeqCst);
+    bob.sign_in().unwrap();
+    assert_eq!(
+        bob.connection_state(),
+        (ConnectionState::SignedIn, SR_AUTHENTICATION_FAILED)
+    );
+}
+
+#[test]
+fn signing_out_while_reconnecting_stops_the_attempts() {
+    let mut server = Prosody::start(USERS);
+    let a = Client::new(
+        Arc::new(xmpp(&server)),
+        &server.jid("alice"),
+        DispatchMode::Manual,
+    )
+    .unwrap();
+    server.stop();
+    let start = Instant::now();
+    while a.connection_state().0 != ConnectionState::Reconnecting {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the loss is not seen"
+        );
+        a.dispatch(Some(Duration::from_millis(5))).unwrap();
+    }
+    assert_eq!(a.sign_out(), Err(MSGR_E_NOT_LOGGED_ON));
+    assert_eq!(
+        a.connection_state(),
+        (ConnectionState::SignedOut, MSGR_E_DISCONNECTED)
+    );
+    let _again = Relaunched::new(&server);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        !a.is_signed_in(),
+        "signed in against the application's sign-out"
+    );
+    // Its own sign-in works.
+    a.sign_in().unwrap();
+    assert_eq!(a.connection_state().0, ConnectionState::SignedIn);
 }

@@ -508,7 +508,6 @@ fn a_lost_sign_out_notice_is_made_up_for_by_presence() {
 // ---- the connection cut, blackholed, delayed ----
 
 #[test]
-#[ignore = "needs reconnection with backoff (issue 18, point 2), not on main yet"]
 fn a_connection_cut_with_context_data_in_flight() {
     let p = Pair::new();
     let (s, _r) = p.connected();
@@ -814,13 +813,11 @@ fn server_killed(state: SessionState) {
 }
 
 #[test]
-#[ignore = "needs reconnection with backoff (issue 18, point 2), not on main yet"]
 fn the_server_killed_mid_invitation() {
     server_killed(SessionState::Invitation);
 }
 
 #[test]
-#[ignore = "needs reconnection with backoff (issue 18, point 2), not on main yet"]
 fn the_server_killed_mid_session() {
     server_killed(SessionState::Connected);
 }
@@ -1185,7 +1182,6 @@ fn duplicated_context_data_is_raised_once() {
 /// out once, retries with a growing delay (a handful of attempts, not a busy loop), and is
 /// signed in again once the proxy accepts.
 #[test]
-#[ignore = "needs reconnection with backoff (issue 18, point 2), not on main yet"]
 fn reconnection_backs_off_while_the_server_is_unreachable() {
     let p = Pair::new();
     let accepted = p.pa.accepted();

@@ -38,6 +38,8 @@ struct Peer {
     inbox: Vec<Element>,
     /// Answer Jingle requests with `<unknown-session/>` instead of acknowledging them.
     ended: bool,
+    /// Answer Jingle requests with this error instead (type, condition).
+    refuse: Option<(ErrorType, DefinedCondition)>,
 }
 
 impl Peer {
@@ -70,11 +72,17 @@ impl Peer {
             next: 0,
             inbox: Vec::new(),
             ended: false,
+            refuse: None,
         }
     }
 
     /// Handles one event: answers (and keeps) Jingle requests; returns IQ answers.
-    async fn step(c: &mut tokio_xmpp::Client, inbox: &mut Vec<Element>, ended: bool) -> Option<Iq> {
+    async fn step(
+        c: &mut tokio_xmpp::Client,
+        inbox: &mut Vec<Element>,
+        ended: bool,
+        refuse: Option<(ErrorType, DefinedCondition)>,
+    ) -> Option<Iq> {
         match c.next().await {
             Some(Event::Stanza(Stanza::Iq(Iq::Set {
                 from: Some(from),
@@ -83,7 +91,9 @@ impl Peer {
                 ..
             }))) => {
                 inbox.push(payload);
-                let answer = if ended {
+                let answer = if let Some((kind, condition)) = refuse {
+                    Iq::from_error(id, StanzaError::new(kind, condition, "en", "")).with_to(from)
+                } else if ended {
                     let mut e = StanzaError::new(
                         ErrorType::Cancel,
                         DefinedCondition::ItemNotFound,
@@ -133,14 +143,15 @@ impl Peer {
             c,
             inbox,
             ended,
+            refuse,
             ..
         } = self;
-        let ended = *ended;
+        let (ended, refuse) = (*ended, refuse.clone());
         rt.block_on(async {
             c.send_stanza(iq.into()).await.unwrap();
             tokio::time::timeout(Duration::from_secs(10), async {
                 loop {
-                    match Self::step(c, inbox, ended).await {
+                    match Self::step(c, inbox, ended, refuse.clone()).await {
                         Some(Iq::Result { id: got, .. }) if got == id => return Ok(()),
                         Some(Iq::Error { id: got, error, .. }) if got == id => {
                             let condition =
@@ -167,16 +178,17 @@ impl Peer {
             c,
             inbox,
             ended,
+            refuse,
             ..
         } = self;
-        let ended = *ended;
+        let (ended, refuse) = (*ended, refuse.clone());
         rt.block_on(async {
             tokio::time::timeout(Duration::from_secs(10), async {
                 loop {
                     if let Some(i) = inbox.iter().position(|e| e.attr("action") == Some(action)) {
                         return inbox.remove(i);
                     }
-                    Self::step(c, inbox, ended).await;
+                    Self::step(c, inbox, ended, refuse.clone()).await;
                 }
             })
             .await
@@ -202,13 +214,14 @@ impl Peer {
             c,
             inbox,
             ended,
+            refuse,
             ..
         } = self;
-        let ended = *ended;
+        let (ended, refuse) = (*ended, refuse.clone());
         rt.block_on(async {
             let _ = tokio::time::timeout(d, async {
                 loop {
-                    Self::step(c, inbox, ended).await;
+                    Self::step(c, inbox, ended, refuse.clone()).await;
                 }
             })
             .await;
@@ -270,9 +283,15 @@ struct Bob {
 
 impl Bob {
     fn sign_in(server: &Prosody) -> Bob {
+        Self::sign_in_with(server, |_| {})
+    }
+
+    /// Bob, with the options `adjust` changes.
+    fn sign_in_with(server: &Prosody, adjust: impl FnOnce(&mut XmppOptions)) -> Bob {
         let creds: msgrpriv::xmpp::Credentials = Arc::new(|_: &str| Some("bobpw".to_string()));
         let mut options = XmppOptions::new(server.addr.ip().to_string(), server.addr.port(), creds);
         options.tls = Tls::Plain;
+        adjust(&mut options);
         let svc = XmppService::new(options).unwrap();
         let client = Client::new(Arc::new(svc), &server.jid("bob"), DispatchMode::Manual).unwrap();
         let manager = client.create_session_manager().unwrap();
@@ -608,4 +627,167 @@ fn a_session_is_bound_to_its_peers_resource_and_ends_when_that_resource_goes() {
         ])
     );
     assert_eq!(bob.client.live_sessions(), 0);
+}
+
+/// Registers `user` on the running `server` without putting them in its shared group: a
+/// user nobody has among their contacts.
+fn register_stranger(server: &Prosody, user: &str, password: &str) {
+    let st = std::process::Command::new("prosodyctl")
+        .arg("--config")
+        .arg(server.dir.join("prosody.cfg.lua"))
+        .args(["register", user, &server.domain, password])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("prosodyctl runs");
+    assert!(st.success(), "prosodyctl register {user}");
+}
+
+#[test]
+fn strangers_invitations_are_refused_unless_allowed() {
+    let server = Prosody::start(USERS);
+    register_stranger(&server, "eve", "evepw");
+    let bob_jid = format!("{}/msgrpriv", server.jid("bob"));
+    let mut eve = Peer::connect(&server, "eve", "evepw");
+    {
+        let bob = Bob::sign_in(&server);
+        assert_eq!(
+            eve.request(&bob_jid, "set", &initiate(SID)),
+            refused("forbidden", None)
+        );
+        bob.client
+            .dispatch(Some(Duration::from_millis(50)))
+            .unwrap();
+        assert!(bob.take().is_empty(), "nothing reached bob's application");
+        assert!(bob.received.lock().is_empty());
+        // Nothing was opened: a later step about it is about an unknown session.
+        assert_eq!(
+            eve.request(&bob_jid, "set", &cancel(SID)),
+            unknown_session()
+        );
+        // A roster push from anyone but the server changes nothing.
+        let add_eve = format!(
+            "<query xmlns='jabber:iq:roster'><item jid='{}'/></query>",
+            server.jid("eve")
+        );
+        assert_eq!(
+            eve.request(&bob_jid, "set", &add_eve),
+            refused("service-unavailable", None)
+        );
+        assert_eq!(
+            eve.request(&bob_jid, "set", &initiate(SID)),
+            refused("forbidden", None)
+        );
+        // Bob adds eve to his roster from another of his resources: the server pushes the
+        // change to every resource, and eve is a contact from then on.
+        let mut other = Peer::connect(&server, "bob", "bobpw");
+        assert_eq!(other.request(&server.jid("bob"), "set", &add_eve), Ok(()));
+        let start = Instant::now();
+        loop {
+            match eve.request(&bob_jid, "set", &initiate(SID)) {
+                Ok(()) => break,
+                r => assert_eq!(r, refused("forbidden", None)),
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the push is not taken"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let log = bob.until("eve's invitation", |b| !b.received.lock().is_empty());
+        assert_eq!(log, lines(&["B:Invitation"]));
+        // A contact's invitation is taken.
+        let mut carol = Peer::connect(&server, "carol", "carolpw");
+        let sid2 = "{8E1F7C2A-0B4D-4E5F-9A6B-7C8D9E0F1A2C}";
+        assert_eq!(carol.request(&bob_jid, "set", &initiate(sid2)), Ok(()));
+        bob.until("carol's invitation", |b| b.received.lock().len() == 2);
+        // Eve is removed again: a stranger once more.
+        let remove_eve = format!(
+            "<query xmlns='jabber:iq:roster'><item jid='{}' subscription='remove'/></query>",
+            server.jid("eve")
+        );
+        assert_eq!(
+            other.request(&server.jid("bob"), "set", &remove_eve),
+            Ok(())
+        );
+        let start = Instant::now();
+        for n in 0u32.. {
+            // A fresh SessionID each time: one taken before the removal stays live.
+            let sid = format!("{{8E1F7C2A-0B4D-4E5F-9A6B-{n:012X}}}");
+            match eve.request(&bob_jid, "set", &initiate(&sid)) {
+                r if r == refused("forbidden", None) => break,
+                r => assert_eq!(r, Ok(()), "before the removal"),
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the removal is not taken"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let bob = Bob::sign_in_with(&server, |o| o.allow_strangers = true);
+    assert_eq!(eve.request(&bob_jid, "set", &initiate(SID)), Ok(()));
+    let log = bob.until("the invitation", |b| !b.received.lock().is_empty());
+    assert_eq!(log, lines(&["B:Invitation"]));
+}
+
+#[test]
+fn invitations_per_sender_per_minute_are_limited() {
+    let server = Prosody::start(USERS);
+    let bob = Bob::sign_in_with(&server, |o| o.invitations_per_minute = 2);
+    let bob_jid = format!("{}/msgrpriv", server.jid("bob"));
+    let mut carol = Peer::connect(&server, "carol", "carolpw");
+    let sid = |n: u32| format!("{{8E1F7C2A-0B4D-4E5F-9A6B-7C8D9E0F1A{n:02X}}}");
+    for n in 0..2 {
+        assert_eq!(carol.request(&bob_jid, "set", &initiate(&sid(n))), Ok(()));
+    }
+    assert_eq!(
+        carol.request(&bob_jid, "set", &initiate(&sid(2))),
+        refused("policy-violation", None)
+    );
+    bob.until("two invitations", |b| b.received.lock().len() == 2);
+    // Another sender has a limit of its own.
+    let mut mallory = Peer::connect(&server, "mallory", "mpw");
+    assert_eq!(mallory.request(&bob_jid, "set", &initiate(&sid(3))), Ok(()));
+    bob.until("the third", |b| b.received.lock().len() == 3);
+}
+
+#[test]
+fn an_invitation_refused_by_the_invitees_policy_ends_declined_with_its_code() {
+    let server = Prosody::start(USERS);
+    let mut carol = Peer::connect(&server, "carol", "carolpw");
+    carol.announce();
+    let bob = Bob::sign_in(&server);
+    let m = bob.client.create_session_manager().unwrap();
+    for (condition, kind, code) in [
+        ("forbidden", ErrorType::Auth, "E_ACCESSDENIED"),
+        ("policy-violation", ErrorType::Wait, "E_NOT_ENOUGH_QUOTA"),
+    ] {
+        let condition = match condition {
+            "forbidden" => DefinedCondition::Forbidden,
+            _ => DefinedCondition::PolicyViolation,
+        };
+        carol.refuse = Some((kind, condition));
+        let s = m.create_session().unwrap();
+        s.set_application(APP).unwrap();
+        record_session(&s, "A", &bob.log);
+        let start = Instant::now();
+        while s.invite(&server.jid("carol"), None) == Err(msgrpriv::error::MSGR_E_NOT_LOGGED_ON) {
+            assert!(start.elapsed() < Duration::from_secs(10), "no presence");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        carol.expect("session-initiate");
+        let log = bob.until("the end", |b| {
+            b.log.lock().iter().any(|l| l.starts_with("A:Termination"))
+        });
+        assert_eq!(
+            log,
+            lines(&[
+                "A:StateChanged(Ready)@Invitation",
+                "A:StateChanged(Invitation)@Declined",
+                "A:Declined(NULL)@Declined",
+                &format!("A:Termination({code},NULL)@Declined"),
+            ])
+        );
+    }
 }

@@ -9,6 +9,7 @@ is skipped when either is missing)."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -214,6 +215,27 @@ def test_xmpp_options_are_checked() -> None:
         with pytest.raises(msgrpriv.MsgrError) as info:
             svc.client("bob@example.com")
         assert info.value.code == codes.E_INVALIDARG
+
+
+def test_reconnection_and_policy_options(server: Server) -> None:
+    # The options are taken; a bad one is refused before anything is created.
+    tls = tls_options(server[2])
+    for options in [{"keepalive": 5.0, "reconnect_max": math.inf},
+                    {"allow_strangers": True, "invitations_per_minute": 0},
+                    {"reconnect_max": 2, "invitations_per_minute": 3}]:
+        xmpp_service(server[0], **tls, **options).close()
+    for options, error in [({"keepalive": -1}, ValueError),
+                           ({"invitations_per_minute": -1}, OverflowError),
+                           ({"allow_strangers": "yes"}, TypeError)]:
+        with pytest.raises(error):
+            xmpp_service(server[0], **tls, **options)
+    with xmpp_service(server[0], **tls) as svc:
+        alice = svc.client("alice@localhost")
+        assert alice.connection_state() == (msgrpriv.ConnectionState.SIGNED_IN, codes.S_OK)
+        alice.sign_out()
+        state, reason = alice.connection_state()
+        assert state is msgrpriv.ConnectionState.SIGNED_OUT and reason == codes.S_OK
+        alice.close()
 
 
 def test_starttls_refusals(server: Server) -> None:

@@ -28,6 +28,23 @@ pub enum MSGR_DISPATCH_MODE {
     MSGR_DISPATCH_THREAD = 1,
 }
 
+/// Whether a client is signed in (msgr_client_get_connection_state()).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MSGR_CONNECTION_STATE {
+    /// Signed out: by the application, or by a lost connection the service does not
+    /// restore.
+    MSGR_SIGNED_OUT = 0,
+    /// Signed in.
+    MSGR_SIGNED_IN = 1,
+    /// Signed out by a lost connection (an XMPP service); the service is signing the client
+    /// in again, with growing pauses. When it gets in, the client is signed in as by
+    /// msgr_client_sign_in(): each manager gets OnLockEnable and OnLockStatusChanged.
+    /// msgr_client_sign_in() signs in at once instead; msgr_client_sign_out() stops the
+    /// attempts (and returns MSGR_E_NOT_LOGGED_ON: the client is signed out already).
+    MSGR_RECONNECTING = 2,
+}
+
 /// A `timeout_ms` for msgr_client_dispatch() that waits for ever.
 pub const MSGR_INFINITE: u32 = 0xFFFF_FFFF;
 
@@ -181,6 +198,35 @@ pub unsafe extern "C" fn msgr_client_dispatch(
         let t = (timeout_ms != MSGR_INFINITE).then(|| Duration::from_millis(timeout_ms.into()));
         let n = c.dispatch(t)?;
         out(dispatched, "dispatched", n)?;
+        Ok(S_OK)
+    })
+}
+
+/// Tells whether the client is signed in, and why it was last signed out other than by the
+/// application.
+///
+/// @param client  The client (msgr_client_create()).
+/// @param state   Receives an MSGR_CONNECTION_STATE value.
+/// @param reason  Receives why the client was last signed out other than by the
+///                application: S_OK when it never was; MSGR_E_DISCONNECTED for a lost
+///                connection; MSGR_E_ALREADY_LOGGED_ON when another sign-in of the same name
+///                (another program, or another machine) replaced it, which is not
+///                undone; SR_AUTHENTICATION_FAILED or SR_NETWORK_CONFIG_FAILURE when
+///                signing in again was refused, which ends the attempts. A later sign-in
+///                leaves it as it is.
+/// @return S_OK; E_POINTER; E_HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn msgr_client_get_connection_state(
+    client: *mut msgr_client,
+    state: *mut i32,
+    reason: *mut MSGR_HRESULT,
+) -> MSGR_HRESULT {
+    with_client(c"msgr_client_get_connection_state", client, |c| {
+        out_ptr(state, "state")?;
+        out_ptr(reason, "reason")?;
+        let (s, why) = c.connection_state();
+        out(state, "state", s as i32)?;
+        out(reason, "reason", why.0)?;
         Ok(S_OK)
     })
 }

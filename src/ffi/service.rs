@@ -78,6 +78,23 @@ pub struct msgr_service_options {
     /// (E_INVALIDARG at sign-in). NULL (the default): each sign-in name's own domain. An
     /// empty or invalid domain: E_INVALIDARG.
     pub xmpp_domain: *const c_char,
+    /// XMPP: how long the connection to the server may be quiet before the client pings
+    /// the server, in milliseconds; 0 means 30000. A ping not answered within
+    /// `request_timeout_ms` counts as a lost connection.
+    pub xmpp_keepalive_ms: u32,
+    /// XMPP: after a lost connection the client is signed out and the service signs it in
+    /// again, first after about a second, then after twice the pause before each time, up
+    /// to this many milliseconds (see msgr_client_get_connection_state()); 0 means 30000;
+    /// MSGR_INFINITE: never (the client stays signed out).
+    pub xmpp_reconnect_max_ms: u32,
+    /// XMPP: true takes invitations from users who are not among the invitee's contacts
+    /// (its roster, which includes the server's shared groups); false (the default) refuses
+    /// them: the inviter's session ends declined with E_ACCESSDENIED.
+    pub xmpp_allow_strangers: bool,
+    /// XMPP: how many invitations one sender may send to one client in a minute; more are
+    /// refused (the inviter's session ends declined with E_NOT_ENOUGH_QUOTA). 0 means 30;
+    /// MSGR_INFINITE: no limit.
+    pub xmpp_invitations_per_minute: u32,
 }
 
 impl Default for msgr_service_options {
@@ -100,6 +117,10 @@ impl Default for msgr_service_options {
             tls: 0,
             ca_file: std::ptr::null(),
             xmpp_domain: std::ptr::null(),
+            xmpp_keepalive_ms: 0,
+            xmpp_reconnect_max_ms: 0,
+            xmpp_allow_strangers: false,
+            xmpp_invitations_per_minute: 0,
         }
     }
 }
@@ -113,6 +134,11 @@ const OPTIONS_V1_SIZE: usize = std::mem::offset_of!(msgr_service_options, regist
 /// `credentials_destroy`).
 const OPTIONS_V2_SIZE: usize = std::mem::offset_of!(msgr_service_options, credentials_destroy)
     + std::mem::size_of::<msgr_destroy_callback>();
+
+/// The size of the third version of msgr_service_options (every field up to
+/// `xmpp_domain`).
+const OPTIONS_V3_SIZE: usize =
+    std::mem::offset_of!(msgr_service_options, xmpp_domain) + std::mem::size_of::<*const c_char>();
 
 /// How the XMPP service protects its connections (msgr_service_options.tls).
 #[repr(C)]
@@ -143,9 +169,10 @@ pub enum MSGR_TRANSPORT {
 
 /// Gives the password of `sign_in_name` for an XMPP sign-in: write it, NUL-terminated, into
 /// `password` (`password_size` bytes) and return true; false refuses the sign-in
-/// (SR_AUTHENTICATION_FAILED). Called on the thread that signs in (msgr_client_create(),
-/// msgr_client_sign_in()), once per sign-in. The library wipes the buffer after use and
-/// never logs it.
+/// (SR_AUTHENTICATION_FAILED). Called once per sign-in: on the thread that signs in
+/// (msgr_client_create(), msgr_client_sign_in()), or on the service's own thread when it
+/// signs a client in again after a lost connection (a refusal then ends the attempts). The
+/// library wipes the buffer after use and never logs it.
 ///
 /// @param user_data      The options' `credentials_user_data`.
 /// @param sign_in_name   The sign-in name (the bare JID), NUL-terminated UTF-8; valid during
@@ -200,7 +227,8 @@ pub unsafe extern "C" fn msgr_service_create(
             // versions keep their zero default for older callers.
             let size = options.cast::<u32>().read_unaligned() as usize;
             let current = std::mem::size_of::<msgr_service_options>();
-            if size != OPTIONS_V1_SIZE && size != OPTIONS_V2_SIZE && size < current {
+            let older = [OPTIONS_V1_SIZE, OPTIONS_V2_SIZE, OPTIONS_V3_SIZE];
+            if !older.contains(&size) && size < current {
                 return Err(E_INVALIDARG);
             }
             let mut o = msgr_service_options::default();
@@ -298,6 +326,20 @@ unsafe fn xmpp_service(o: &msgr_service_options, opts: &ServiceOptions) -> Resul
     }
     if o.request_timeout_ms != 0 {
         x.request_timeout = Duration::from_millis(o.request_timeout_ms.into());
+    }
+    if o.xmpp_keepalive_ms != 0 {
+        x.keepalive = Duration::from_millis(o.xmpp_keepalive_ms.into());
+    }
+    match o.xmpp_reconnect_max_ms {
+        0 => {}
+        super::client::MSGR_INFINITE => x.reconnect_max = Duration::ZERO,
+        ms => x.reconnect_max = Duration::from_millis(ms.into()),
+    }
+    x.allow_strangers = o.xmpp_allow_strangers;
+    match o.xmpp_invitations_per_minute {
+        0 => {}
+        super::client::MSGR_INFINITE => x.invitations_per_minute = 0,
+        n => x.invitations_per_minute = n,
     }
     Ok(ServiceHandle::xmpp(XmppService::new(x)?))
 }

@@ -6,19 +6,20 @@
 use super::protocol::{self, Incoming};
 use super::{Shared, Tls, XmppOptions};
 use crate::error::{
-    Hr, MSGR_E_DISCONNECTED, SR_AUTHENTICATION_FAILED, SR_CONNECTION_FAILURE,
-    SR_NETWORK_CONFIG_FAILURE,
+    Hr, E_ACCESSDENIED, E_NOT_ENOUGH_QUOTA, MSGR_E_ALREADY_LOGGED_ON, MSGR_E_DISCONNECTED,
+    SR_AUTHENTICATION_FAILED, SR_NETWORK_CONFIG_FAILURE,
 };
 use crate::service::{Delivery, Endpoint, Message, SendDone, Undeliverable};
 use crate::types::Text;
 use futures_util::{SinkExt, StreamExt};
 use sasl::common::{ChannelBinding, Credentials};
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, BufStream, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -38,8 +39,10 @@ use xmpp_parsers::jingle::{Action, Jingle};
 use xmpp_parsers::minidom::Element;
 use xmpp_parsers::ping::Ping;
 use xmpp_parsers::presence::{self, Presence};
+use xmpp_parsers::roster::{Roster, Subscription};
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
 use xmpp_parsers::starttls;
+use xmpp_parsers::stream_error::DefinedCondition as StreamCondition;
 
 /// What the client asks of its connection.
 pub(crate) enum Command {
@@ -71,6 +74,8 @@ pub(crate) enum Step {
 /// What a connection starts from.
 pub(crate) struct Setup {
     pub(crate) jid: BareJid,
+    /// The first sign-in's password (a reconnection asks the credentials again); wiped once
+    /// used.
     pub(crate) password: String,
     pub(crate) options: XmppOptions,
     /// The TLS configuration; None for plain TCP.
@@ -202,7 +207,14 @@ async fn starttls(mut stream: Stream) -> Result<TcpStream, Hr> {
 /// (every step is a small write waiting for an answer; with Nagle each would wait for the
 /// delayed ACK of the last), TLS as the options say (direct, or STARTTLS, which the server
 /// must offer), SASL, resource binding, presence.
-async fn login(setup: &Setup) -> Result<(Stream, FullJid), Hr> {
+/// A connection signed in: its stream and the user's contacts (the roster's bare JIDs,
+/// lowercase; fetched only when the options refuse strangers' invitations).
+struct LoggedIn {
+    stream: Stream,
+    contacts: HashSet<String>,
+}
+
+async fn login(setup: &Setup, password: &str) -> Result<LoggedIn, Hr> {
     let down = |_| MSGR_E_DISCONNECTED;
     let o = &setup.options;
     let tcp = TcpStream::connect((o.server_host.as_str(), o.server_port))
@@ -221,14 +233,13 @@ async fn login(setup: &Setup) -> Result<(Stream, FullJid), Hr> {
         (Tls::Direct, Some(config)) => handshake(config, domain, tcp).await?,
         _ => Transport::Plain(tcp),
     };
-    let pending = initiate_stream(
-        BufStream::new(transport),
-        ns,
-        header(domain),
-        Timeouts::default(),
-    )
-    .await
-    .map_err(down)?;
+    let timeouts = Timeouts {
+        read_timeout: o.keepalive,
+        response_timeout: o.request_timeout,
+    };
+    let pending = initiate_stream(BufStream::new(transport), ns, header(domain), timeouts)
+        .await
+        .map_err(down)?;
     let (mut features, mut stream) = pending
         .recv_features::<FallibleStreamElement>()
         .await
@@ -239,21 +250,17 @@ async fn login(setup: &Setup) -> Result<(Stream, FullJid), Hr> {
         }
         let tcp = starttls(stream).await?;
         let transport = handshake(config, domain, tcp).await?;
-        (features, stream) = initiate_stream(
-            BufStream::new(transport),
-            ns,
-            header(domain),
-            Timeouts::default(),
-        )
-        .await
-        .map_err(down)?
-        .recv_features::<FallibleStreamElement>()
-        .await
-        .map_err(|_| MSGR_E_DISCONNECTED)?;
+        (features, stream) =
+            initiate_stream(BufStream::new(transport), ns, header(domain), timeouts)
+                .await
+                .map_err(down)?
+                .recv_features::<FallibleStreamElement>()
+                .await
+                .map_err(|_| MSGR_E_DISCONNECTED)?;
     }
     let creds = Credentials::default()
         .with_username(setup.jid.node().map_or("", |n| n.as_str()))
-        .with_password(setup.password.as_str())
+        .with_password(password)
         .with_channel_binding(ChannelBinding::None);
     let authed = tokio_xmpp::client_login(stream, features.sasl_mechanisms, creds)
         .await
@@ -294,26 +301,99 @@ async fn login(setup: &Setup) -> Result<(Stream, FullJid), Hr> {
             _ => return Err(MSGR_E_DISCONNECTED),
         }
     };
+    let _ = full;
+    let mut contacts = HashSet::new();
+    if !setup.options.allow_strangers {
+        let get = Iq::from_get(
+            "roster",
+            Roster {
+                ver: None,
+                items: Vec::new(),
+            },
+        );
+        stream
+            .send(&stanza(get))
+            .await
+            .map_err(|_| MSGR_E_DISCONNECTED)?;
+        loop {
+            match stream.next().await {
+                Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(Stanza::Iq(iq))))) => {
+                    match iq {
+                        Iq::Result { id, payload, .. } if id == "roster" => {
+                            if let Some(roster) = payload.and_then(|p| Roster::try_from(p).ok()) {
+                                update_contacts(&mut contacts, roster);
+                            }
+                            break;
+                        }
+                        // A server without rosters: no contacts.
+                        Iq::Error { id, .. } if id == "roster" => break,
+                        _ => {}
+                    }
+                }
+                Some(Ok(_))
+                | Some(Err(ReadError::ParseError(_)))
+                | Some(Err(ReadError::SoftTimeout)) => {}
+                _ => return Err(MSGR_E_DISCONNECTED),
+            }
+        }
+    }
     stream
         .send(&stanza(Presence::available()))
         .await
         .map_err(|_| MSGR_E_DISCONNECTED)?;
-    Ok((stream, full))
+    Ok(LoggedIn { stream, contacts })
 }
 
-/// The connection's task.
-pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<Command>) {
-    let attempt = tokio::time::timeout(setup.options.connect_timeout, login(&setup)).await;
-    let mut password = std::mem::take(&mut setup.password).into_bytes();
-    super::wipe(&mut password);
-    let (mut stream, _bound) = match attempt {
-        Ok(Ok(logged_in)) => logged_in,
-        Ok(Err(hr)) => {
-            let _ = setup.ready.send(Err(hr));
-            return;
+/// Applies a roster (the whole one, or a push) to `contacts`: every item is a contact but
+/// one the push removes.
+fn update_contacts(contacts: &mut HashSet<String>, roster: Roster) {
+    for item in roster.items {
+        let jid = canonical_jid(item.jid.as_str());
+        if item.subscription == Subscription::Remove {
+            contacts.remove(&jid);
+        } else {
+            contacts.insert(jid);
         }
-        Err(_) => {
-            let _ = setup.ready.send(Err(MSGR_E_DISCONNECTED));
+    }
+}
+
+fn canonical_jid(jid: &str) -> String {
+    jid.to_ascii_lowercase()
+}
+
+/// How a connection's stream ended.
+enum End {
+    /// The client signed out (or is gone): the stream was closed by this side.
+    Closed,
+    /// The stream broke: the server went away, an I/O error, a stream error, no answer.
+    Lost,
+    /// The server replaced this connection with another sign-in of the same resource.
+    Replaced,
+}
+
+/// The first pause before signing in again after a lost connection; each failed attempt
+/// doubles it, up to the `reconnect_max` option.
+const RECONNECT_FIRST: Duration = Duration::from_secs(1);
+
+/// Logs in with the password `credentials` give, within the connect timeout; the password
+/// is wiped after use.
+async fn login_with(setup: &Setup, mut password: String) -> Result<LoggedIn, Hr> {
+    let attempt =
+        tokio::time::timeout(setup.options.connect_timeout, login(setup, &password)).await;
+    let mut bytes = std::mem::take(&mut password).into_bytes();
+    super::wipe(&mut bytes);
+    attempt.unwrap_or(Err(MSGR_E_DISCONNECTED))
+}
+
+/// The connection's task: the sign-in, then the stream's service; after a lost connection,
+/// the client is told, and signed in again with growing pauses (when the options ask for it)
+/// until it gets in, a login is refused, or the client no longer wants it.
+pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let password = std::mem::take(&mut setup.password);
+    let (mut stream, contacts) = match login_with(&setup, password).await {
+        Ok(l) => (l.stream, l.contacts),
+        Err(hr) => {
+            let _ = setup.ready.send(Err(hr));
             return;
         }
     };
@@ -324,60 +404,58 @@ pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<
         next_id: 0,
         peers: HashMap::new(),
         prune_peers_at: PRUNE_PEERS_MIN,
+        contacts,
+        invitations: HashMap::new(),
+        prune_invitations_at: PRUNE_PEERS_MIN,
     };
-    let lost = loop {
-        let deadline = conn.pending.values().map(|p| p.deadline).min();
-        tokio::select! {
-            item = stream.next() => match item {
-                Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(st)))) => {
-                    if let Some(reply) = conn.incoming(st) {
-                        if stream.send(&stanza(reply)).await.is_err() {
-                            break true;
-                        }
-                    }
-                }
-                Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(_)))) => break true,
-                // A stanza that does not parse: nothing to answer it from.
-                Some(Ok(_)) | Some(Err(ReadError::ParseError(_))) => {}
-                Some(Err(ReadError::SoftTimeout)) => {
-                    let ping = conn.request(Iq::from_get("", Ping), None, SendDone::nobody(), false);
-                    if stream.send(&stanza(ping)).await.is_err() {
-                        break true;
-                    }
-                }
-                Some(Err(_)) | None => break true,
-            },
-            cmd = commands.recv() => match cmd {
-                Some(Command::Send { to, session_id, step, jingle, done }) => {
-                    let Some(peer) = conn.route(&to, session_id, step) else {
-                        done.complete(Err(Undeliverable));
-                        continue;
-                    };
-                    let terminates = jingle.action == Action::SessionTerminate;
-                    let iq = conn.request(Iq::from_set("", *jingle), Some(peer.into()), done, terminates);
-                    if stream.send(&stanza(iq)).await.is_err() {
-                        break true;
-                    }
-                }
-                Some(Command::Close) | None => break false,
-            },
-            _ = sleep_until(deadline), if deadline.is_some() => conn.expire(),
+    loop {
+        let end = conn.serve(&mut stream, &mut commands).await;
+        conn.setup.shared.observer_gone(conn.setup.jid.as_str());
+        conn.peers.clear();
+        for (_, p) in conn.pending.drain() {
+            p.done.complete(Err(Undeliverable));
         }
+        let hr = match end {
+            End::Closed => {
+                close(&mut stream).await;
+                return;
+            }
+            End::Lost => MSGR_E_DISCONNECTED,
+            End::Replaced => MSGR_E_ALREADY_LOGGED_ON,
+        };
+        let retrying = hr == MSGR_E_DISCONNECTED && !conn.setup.options.reconnect_max.is_zero();
+        let Some(ep) = conn.setup.endpoint.upgrade() else {
+            return;
+        };
+        ep.connection_lost(hr, retrying);
+        drop(ep);
+        if !retrying {
+            return;
+        }
+        match conn.reconnect(&mut commands).await {
+            Some(again) => stream = again,
+            None => return,
+        }
+    }
+}
+
+/// Signs out on `stream`: unavailable presence, then the stream's end.
+async fn close(stream: &mut Stream) {
+    let _ = stream
+        .send(&stanza(Presence::new(presence::Type::Unavailable)))
+        .await;
+    let _ = stream.shutdown().await;
+}
+
+/// A pause of about `d`: between three quarters and five quarters of it, so that clients
+/// that lost their connections together do not all come back at once.
+fn jittered(d: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    let r = match getrandom::fill(&mut b) {
+        Ok(()) => u16::from_le_bytes(b),
+        Err(_) => u16::MAX / 2,
     };
-    conn.setup.shared.observer_gone(conn.setup.jid.as_str());
-    for (_, p) in conn.pending.drain() {
-        p.done.complete(Err(Undeliverable));
-    }
-    if lost {
-        if let Some(ep) = conn.setup.endpoint.upgrade() {
-            ep.connection_lost(SR_CONNECTION_FAILURE);
-        }
-    } else {
-        let _ = stream
-            .send(&stanza(Presence::new(presence::Type::Unavailable)))
-            .await;
-        let _ = stream.shutdown().await;
-    }
+    d.mul_f64(0.75 + 0.5 * f64::from(r) / f64::from(u16::MAX))
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -390,6 +468,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// A request waiting for its answer.
 struct Pending {
     done: SendDone,
+    /// An invitation: its SessionID and its invitee, who may refuse it by policy.
+    invite: Option<(String, FullJid)>,
     deadline: Instant,
     /// A session-terminate: a peer that answers it with `<unknown-session/>` has ended
     /// the session too, so the end counts as delivered.
@@ -408,7 +488,17 @@ struct Connection {
     /// `peers` is pruned of sessions the client no longer has (ended by a timeout, which
     /// sends nothing) when it reaches this length.
     prune_peers_at: usize,
+    /// The user's contacts (bare JIDs, lowercase), kept up to date by the server's roster
+    /// pushes: only they may invite, unless the options allow strangers.
+    contacts: HashSet<String>,
+    /// When each sender's invitations of the last minute arrived (bare JIDs, lowercase).
+    invitations: HashMap<String, VecDeque<Instant>>,
+    /// `invitations` is pruned of senders quiet for a minute when it reaches this length.
+    prune_invitations_at: usize,
 }
+
+/// The window of the invitation rate limit.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// The smallest length at which [`Connection::peers`] is pruned.
 const PRUNE_PEERS_MIN: usize = 64;
@@ -429,6 +519,10 @@ enum Refusal {
     OutOfOrder,
     /// feature-not-implemented with `<unsupported-info/>`.
     UnsupportedInfo,
+    /// An invitation from a user who is not a contact: forbidden.
+    Stranger,
+    /// One invitation too many from that sender in the last minute: policy-violation.
+    TooMany,
 }
 
 fn error_reply(id: String, to: Option<Jid>, refusal: Refusal) -> Iq {
@@ -454,6 +548,8 @@ fn error_reply(id: String, to: Option<Jid>, refusal: Refusal) -> Iq {
             DefinedCondition::FeatureNotImplemented,
             Some("unsupported-info"),
         ),
+        Refusal::Stranger => (ErrorType::Auth, DefinedCondition::Forbidden, None),
+        Refusal::TooMany => (ErrorType::Wait, DefinedCondition::PolicyViolation, None),
     };
     let mut e = StanzaError::new(kind, condition, "en", "");
     e.other = jingle.map(|name| Element::builder(name, JINGLE_ERRORS).build());
@@ -465,6 +561,110 @@ fn error_reply(id: String, to: Option<Jid>, refusal: Refusal) -> Iq {
 }
 
 impl Connection {
+    /// Serves the stream until it ends: answers the server, carries the client's steps,
+    /// expires requests whose answer is overdue, and pings the server when it has been quiet
+    /// for the `keepalive` option (tokio-xmpp's soft timeout; no answer within the request
+    /// timeout then ends the stream).
+    async fn serve(
+        &mut self,
+        stream: &mut Stream,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> End {
+        loop {
+            let deadline = self.pending.values().map(|p| p.deadline).min();
+            tokio::select! {
+                item = stream.next() => match item {
+                    Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(st)))) => {
+                        if let Some(reply) = self.incoming(st) {
+                            if stream.send(&stanza(reply)).await.is_err() {
+                                return End::Lost;
+                            }
+                        }
+                    }
+                    Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::StreamError(e)))) => {
+                        return if e.0.condition == StreamCondition::Conflict {
+                            End::Replaced
+                        } else {
+                            End::Lost
+                        };
+                    }
+                    // A stanza that does not parse: nothing to answer it from.
+                    Some(Ok(_)) | Some(Err(ReadError::ParseError(_))) => {}
+                    Some(Err(ReadError::SoftTimeout)) => {
+                        let ping = self.request(Iq::from_get("", Ping), None, SendDone::nobody(), false, None);
+                        if stream.send(&stanza(ping)).await.is_err() {
+                            return End::Lost;
+                        }
+                    }
+                    Some(Err(_)) | None => return End::Lost,
+                },
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Send { to, session_id, step, jingle, done }) => {
+                        let invite = (step == Step::Invite).then(|| session_id.clone());
+                        let Some(peer) = self.route(&to, session_id, step) else {
+                            done.complete(Err(Undeliverable));
+                            continue;
+                        };
+                        let terminates = jingle.action == Action::SessionTerminate;
+                        let invite = invite.map(|sid| (sid, peer.clone()));
+                        let to = Some(peer.into());
+                        let iq = self.request(Iq::from_set("", *jingle), to, done, terminates, invite);
+                        if stream.send(&stanza(iq)).await.is_err() {
+                            return End::Lost;
+                        }
+                    }
+                    Some(Command::Close) | None => return End::Closed,
+                },
+                _ = sleep_until(deadline), if deadline.is_some() => self.expire(),
+            }
+        }
+    }
+
+    /// Signs in again after a lost connection, pausing before each attempt (doubling from
+    /// [`RECONNECT_FIRST`] to the `reconnect_max` option): the new stream once the client
+    /// took it; None when the client stopped it (sign-out, sign-in, shutdown, destruction)
+    /// or a login was refused (final: the client is told).
+    async fn reconnect(
+        &mut self,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Option<Stream> {
+        let mut pause = RECONNECT_FIRST.min(self.setup.options.reconnect_max);
+        loop {
+            let wake = Instant::now() + jittered(pause);
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(wake) => break,
+                    cmd = commands.recv() => match cmd {
+                        Some(Command::Send { done, .. }) => done.complete(Err(Undeliverable)),
+                        Some(Command::Close) | None => return None,
+                    },
+                }
+            }
+            let ep = self.setup.endpoint.upgrade()?;
+            let jid = self.setup.jid.as_str();
+            let Some(password) = (self.setup.options.credentials)(jid) else {
+                ep.reconnect_failed(SR_AUTHENTICATION_FAILED);
+                return None;
+            };
+            match login_with(&self.setup, password).await {
+                Ok(mut l) => {
+                    if ep.reconnected() {
+                        self.contacts = l.contacts;
+                        return Some(l.stream);
+                    }
+                    close(&mut l.stream).await;
+                    return None;
+                }
+                Err(hr) if hr == SR_AUTHENTICATION_FAILED || hr == SR_NETWORK_CONFIG_FAILURE => {
+                    ep.reconnect_failed(hr);
+                    return None;
+                }
+                Err(_) => {}
+            }
+            pause = (pause * 2).min(self.setup.options.reconnect_max);
+        }
+    }
+
     /// Where a step of `session_id` to user `to` goes (None: nowhere, the step is not
     /// delivered), binding or unbinding the session as `step` says.
     fn route(&mut self, to: &str, session_id: String, step: Step) -> Option<FullJid> {
@@ -523,13 +723,63 @@ impl Connection {
         }
     }
 
+    /// The invitation `session_id` to `invitee` was refused by its service's policy.
+    fn refused(&self, invitee: &FullJid, session_id: String, hr: Hr) {
+        let (Some(ep), Ok(from), Ok(session_id)) = (
+            self.setup.endpoint.upgrade(),
+            Text::new(invitee.to_bare().as_str()),
+            Text::new(&session_id),
+        ) else {
+            return;
+        };
+        let _ = ep.deliver(&from, Message::Refused { session_id, hr });
+    }
+
+    /// Whether this client takes an invitation from `sender` (a bare JID), as the options'
+    /// policy says: from contacts only (unless strangers are allowed), and at most
+    /// `invitations_per_minute` from one sender in a minute.
+    fn admit(&mut self, sender: &str) -> Result<(), Refusal> {
+        let key = canonical_jid(sender);
+        let options = &self.setup.options;
+        if !options.allow_strangers && !self.contacts.contains(&key) {
+            return Err(Refusal::Stranger);
+        }
+        let limit = options.invitations_per_minute as usize;
+        if limit == 0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if self.invitations.len() >= self.prune_invitations_at {
+            self.invitations
+                .retain(|_, times| times.back().is_some_and(|t| now - *t < RATE_WINDOW));
+            self.prune_invitations_at = (2 * self.invitations.len()).max(PRUNE_PEERS_MIN);
+        }
+        let times = self.invitations.entry(key).or_default();
+        while times.front().is_some_and(|t| now - *t >= RATE_WINDOW) {
+            times.pop_front();
+        }
+        if times.len() >= limit {
+            return Err(Refusal::TooMany);
+        }
+        times.push_back(now);
+        Ok(())
+    }
+
     /// Gives `iq` a fresh id and an address, and records its completion.
-    fn request(&mut self, iq: Iq, to: Option<Jid>, done: SendDone, terminates: bool) -> Iq {
+    fn request(
+        &mut self,
+        iq: Iq,
+        to: Option<Jid>,
+        done: SendDone,
+        terminates: bool,
+        invite: Option<(String, FullJid)>,
+    ) -> Iq {
         self.next_id += 1;
         let id = format!("m{}", self.next_id);
         let deadline = Instant::now() + self.setup.options.request_timeout;
         let pending = Pending {
             done,
+            invite,
             deadline,
             terminates,
         };
@@ -586,12 +836,28 @@ impl Connection {
                         .other
                         .as_ref()
                         .is_some_and(|e| e.is("unknown-session", JINGLE_ERRORS));
-                    let r = if p.terminates && ended_there {
-                        Ok(())
-                    } else {
-                        Err(Undeliverable)
+                    let refused = match error.defined_condition {
+                        DefinedCondition::Forbidden => Some(E_ACCESSDENIED),
+                        DefinedCondition::PolicyViolation => Some(E_NOT_ENOUGH_QUOTA),
+                        _ => None,
                     };
-                    p.done.complete(r);
+                    match (p.invite, refused) {
+                        (Some((sid, invitee)), Some(hr)) => {
+                            // Delivered, and refused by the invitee's policy: the session
+                            // ends declined.
+                            p.done.complete(Ok(()));
+                            self.peers.remove(&sid);
+                            self.refused(&invitee, sid, hr);
+                        }
+                        _ => {
+                            let r = if p.terminates && ended_there {
+                                Ok(())
+                            } else {
+                                Err(Undeliverable)
+                            };
+                            p.done.complete(r);
+                        }
+                    }
                 }
                 None
             }
@@ -607,6 +873,28 @@ impl Connection {
             } else {
                 error_reply(id, from, Refusal::NotHandled)
             }),
+            Stanza::Iq(Iq::Set {
+                from, id, payload, ..
+            }) if payload.is("query", xmpp_parsers::ns::ROSTER) => {
+                // A roster push: only from the server (no sender, or the user's own bare
+                // JID); anyone else's is refused (RFC 6121 2.1.6).
+                let own = from.as_ref().map_or(true, |f| {
+                    f.as_str().eq_ignore_ascii_case(self.setup.jid.as_str())
+                });
+                match Roster::try_from(payload) {
+                    Ok(roster) if own => {
+                        update_contacts(&mut self.contacts, roster);
+                        Some(Iq::Result {
+                            from: None,
+                            to: from,
+                            id,
+                            payload: None,
+                        })
+                    }
+                    Ok(_) => Some(error_reply(id, from, Refusal::NotHandled)),
+                    Err(_) => Some(error_reply(id, from, Refusal::BadRequest)),
+                }
+            }
             Stanza::Iq(Iq::Set {
                 from, id, payload, ..
             }) => Some(self.jingle(from, id, payload)),
@@ -657,6 +945,7 @@ impl Connection {
             if self.peers.contains_key(sid.as_str()) {
                 return Err(Refusal::OutOfOrder);
             }
+            self.admit(sender.as_str())?;
             // Before the client sees the invitation: what it sends in answer goes to this
             // resource.
             self.bind(sid.as_str().to_owned(), peer.clone());

@@ -97,6 +97,20 @@ pub struct XmppOptions {
     pub request_timeout: Duration,
     /// How long an invitation may go unanswered.
     pub invitation_timeout: Duration,
+    /// Whether invitations from users who are not among the invitee's contacts (its roster,
+    /// which includes the server's shared groups) are taken. False (the default): they are
+    /// refused, and the inviter ends declined with E_ACCESSDENIED.
+    pub allow_strangers: bool,
+    /// How many invitations one sender may send to one client in a minute; more are refused
+    /// (the inviter ends declined with E_NOT_ENOUGH_QUOTA). Zero: no limit.
+    pub invitations_per_minute: u32,
+    /// How long the connection to the server may be quiet before the client pings the
+    /// server (no answer within `request_timeout` then counts as a lost connection).
+    pub keepalive: Duration,
+    /// The longest pause between two attempts to sign in again after a lost connection
+    /// (the first comes after about a second, each later one after twice the pause before,
+    /// up to this); zero: a lost connection is not restored (the client stays signed out).
+    pub reconnect_max: Duration,
     /// Registry file; None keeps the registry in memory.
     pub registry_path: Option<PathBuf>,
 }
@@ -113,6 +127,10 @@ impl std::fmt::Debug for XmppOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("invitation_timeout", &self.invitation_timeout)
+            .field("allow_strangers", &self.allow_strangers)
+            .field("invitations_per_minute", &self.invitations_per_minute)
+            .field("keepalive", &self.keepalive)
+            .field("reconnect_max", &self.reconnect_max)
             .finish_non_exhaustive()
     }
 }
@@ -121,7 +139,9 @@ impl XmppOptions {
     /// Options for the server at `server_host`:`server_port` with the given password source
     /// and the defaults: STARTTLS required, the system's trust store, each sign-in name's own
     /// domain, resource "msgrpriv", 10 s connect and request timeouts, a two-minute
-    /// invitation timeout, the registry in memory.
+    /// invitation timeout, invitations from contacts only and at most 30 a minute from
+    /// one sender, a ping after 30 quiet seconds, reconnection with pauses of up to
+    /// 30 s, the registry in memory.
     pub fn new(server_host: impl Into<String>, server_port: u16, credentials: Credentials) -> Self {
         XmppOptions {
             server_host: server_host.into(),
@@ -134,6 +154,10 @@ impl XmppOptions {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             invitation_timeout: Duration::from_secs(120),
+            allow_strangers: false,
+            invitations_per_minute: 30,
+            keepalive: Duration::from_secs(30),
+            reconnect_max: Duration::from_secs(30),
             registry_path: None,
         }
     }
@@ -236,6 +260,8 @@ impl Shared {
 
 struct User {
     commands: mpsc::UnboundedSender<Command>,
+    /// The client the connection serves.
+    endpoint: Weak<dyn Endpoint>,
 }
 
 struct Inner {
@@ -282,6 +308,7 @@ pub(crate) fn ends_session(msg: &Message) -> bool {
             | Message::LaunchFailed { .. }
             | Message::PeerGone { .. }
             | Message::Timeout { .. }
+            | Message::Refused { .. }
     )
 }
 
@@ -393,8 +420,19 @@ impl Service for XmppService {
         let signed_in = |users: &HashMap<String, User>| {
             users.get(&key).is_some_and(|u| !u.commands.is_closed())
         };
-        if signed_in(&self.inner.users.lock()) {
-            return Err(MSGR_E_ALREADY_LOGGED_ON);
+        {
+            let mut users = self.inner.users.lock();
+            // The same client signing in while its lost connection is being restored takes
+            // over: the attempts stop.
+            if let Some(u) = users.get(&key) {
+                if Weak::ptr_eq(&u.endpoint, &endpoint) {
+                    let _ = u.commands.send(Command::Close);
+                    users.remove(&key);
+                }
+            }
+            if signed_in(&users) {
+                return Err(MSGR_E_ALREADY_LOGGED_ON);
+            }
         }
         let password = (self.inner.options.credentials)(jid.as_str())
             .ok_or(crate::error::SR_AUTHENTICATION_FAILED)?;
@@ -405,7 +443,7 @@ impl Service for XmppService {
             password,
             options: self.inner.options.clone(),
             tls: self.inner.tls.clone(),
-            endpoint,
+            endpoint: endpoint.clone(),
             shared: Arc::clone(&self.inner.shared),
             ready: ready_tx,
         };
@@ -425,7 +463,13 @@ impl Service for XmppService {
             let _ = tx.send(Command::Close);
             return Err(MSGR_E_ALREADY_LOGGED_ON);
         }
-        users.insert(key, User { commands: tx });
+        users.insert(
+            key,
+            User {
+                commands: tx,
+                endpoint,
+            },
+        );
         Text::new(jid.as_str())
     }
 
@@ -433,6 +477,19 @@ impl Service for XmppService {
         let removed = self.inner.users.lock().remove(&canonical(name.as_str()));
         if let Some(u) = removed {
             let _ = u.commands.send(Command::Close);
+        }
+    }
+
+    fn stop_reconnecting(&self, name: &Text, endpoint: &Weak<dyn Endpoint>) {
+        let mut users = self.inner.users.lock();
+        let key = canonical(name.as_str());
+        if users
+            .get(&key)
+            .is_some_and(|u| Weak::ptr_eq(&u.endpoint, endpoint))
+        {
+            if let Some(u) = users.remove(&key) {
+                let _ = u.commands.send(Command::Close);
+            }
         }
     }
 

@@ -145,6 +145,12 @@ pub fn to_jingle(msg: &Message) -> Jingle {
         Message::LaunchFailed { .. } => terminate(sid, Reason::FailedApplication),
         Message::PeerGone { .. } => terminate(sid, Reason::Gone),
         Message::Timeout { .. } => terminate(sid, Reason::Timeout),
+        Message::Refused { hr, .. } => {
+            let mut j = terminate(sid, Reason::SecurityError);
+            j.other
+                .push(text_elem("hresult", &format!("0x{:08X}", hr.0 as u32)));
+            j
+        }
     }
 }
 
@@ -273,6 +279,13 @@ pub fn from_jingle(j: &Jingle) -> Result<Incoming, Malformed> {
                         app_data,
                     }
                 }
+                Reason::SecurityError => {
+                    let hr = match j.other.iter().find(|e| e.is("hresult", NS)) {
+                        Some(e) => parse_hr(&e.text())?,
+                        None => crate::error::E_ACCESSDENIED,
+                    };
+                    Message::Refused { session_id, hr }
+                }
                 Reason::FailedApplication => Message::LaunchFailed { session_id },
                 Reason::Timeout | Reason::Expired => Message::Timeout { session_id },
                 _ => Message::PeerGone { session_id },
@@ -348,7 +361,13 @@ mod tests {
         round_trip(Message::PeerGone {
             session_id: id.clone(),
         });
-        round_trip(Message::Timeout { session_id: id });
+        round_trip(Message::Timeout {
+            session_id: id.clone(),
+        });
+        round_trip(Message::Refused {
+            session_id: id,
+            hr: crate::error::E_NOT_ENOUGH_QUOTA,
+        });
     }
 
     #[test]

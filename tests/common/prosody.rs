@@ -177,7 +177,13 @@ VirtualHost "{domain}"
             .expect("prosody starts");
         self.child = Some(child);
         let start = Instant::now();
-        while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_err() {
+        let listening =
+            |a: &SocketAddr| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok();
+        let direct: Option<SocketAddr> = self
+            .tls
+            .as_ref()
+            .map(|t| SocketAddr::new(self.addr.ip(), t.direct_port));
+        while !listening(&self.addr) || direct.as_ref().is_some_and(|d| !listening(d)) {
             if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("prosody exited: {st}; log: {}", self.log());
             }

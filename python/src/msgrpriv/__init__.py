@@ -84,7 +84,7 @@ from ._objects import (
     version,
 )
 from .codes import HResult, code_name
-from .enums import DispatchMode, LockStatus, SessionFlags, SessionState, Tls, TraceLevel
+from .enums import ConnectionState, DispatchMode, LockStatus, SessionFlags, SessionState, Tls, TraceLevel
 from .errors import (
     ClosedError,
     ContextDataOverLimit,
@@ -132,6 +132,7 @@ __all__ = [
     "SessionManager",
     "SessionState",
     "Tls",
+    "ConnectionState",
     "TraceLevel",
     "aio",
     "code_name",

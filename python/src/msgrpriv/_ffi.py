@@ -79,6 +79,10 @@ class ServiceOptions(Structure):
         ("tls", c_int32),
         ("ca_file", c_char_p),
         ("xmpp_domain", c_char_p),
+        ("xmpp_keepalive_ms", c_uint32),
+        ("xmpp_reconnect_max_ms", c_uint32),
+        ("xmpp_allow_strangers", c_bool),
+        ("xmpp_invitations_per_minute", c_uint32),
     ]
 
 
@@ -150,6 +154,7 @@ FUNCTIONS: Sequence[Tuple[str, Sequence[Any], Any]] = (
     ("msgr_client_destroy", [_C], HRESULT),
     ("msgr_client_dispatch", [_C, c_uint32, POINTER(c_uint32)], HRESULT),
     ("msgr_client_event_fd", [_C, POINTER(c_int32)], HRESULT),
+    ("msgr_client_get_connection_state", [_C, POINTER(c_int32), POINTER(HRESULT)], HRESULT),
     ("msgr_client_set_launcher", [_C, _CB["msgr_launch_callback"], c_void_p], HRESULT),
     # session manager
     ("msgr_session_manager_create", [_C, POINTER(ManagerHandle)], HRESULT),

@@ -15,7 +15,7 @@ import threading
 import time
 import warnings
 import weakref
-from ctypes import byref, c_int, c_size_t, c_uint32, create_string_buffer, memmove, sizeof
+from ctypes import byref, c_int, c_int32, c_size_t, c_uint32, create_string_buffer, memmove, sizeof
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -54,11 +54,11 @@ from .codes import (
     SR_SESSION_CANCELLED_REMOTE,
     HResult,
 )
-from .enums import DispatchMode, LockStatus, SessionFlags, SessionState, Tls, TraceLevel, _enum_value
+from .enums import ConnectionState, DispatchMode, LockStatus, SessionFlags, SessionState, Tls, TraceLevel, _enum_value
 from .errors import GenericError, MsgrError, check, error_for
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .aio import LoopAttachment
+    from .aio import EventStream, LoopAttachment
 
 StrLike = Union[str, bytes]
 _M = TypeVar("_M", bound="Managed")
@@ -346,6 +346,17 @@ class Service(Managed):
     :param connect_timeout: how many seconds a sign-in may take (``None``: 10 s).
     :param request_timeout: how many seconds a step may wait for its acknowledgement
         (``None``: 10 s).
+    :param keepalive: how many quiet seconds pass before the client pings the server
+        (``None``: 30 s); no answer within ``request_timeout`` is a lost connection.
+    :param reconnect_max: the longest pause, in seconds, between attempts to sign in again
+        after a lost connection (the first comes after about a second, each later one after
+        twice the pause before); ``None``: 30 s; ``math.inf``: never (the client stays
+        signed out). See :meth:`Client.connection_state`.
+    :param allow_strangers: take invitations from users who are not among the invitee's
+        contacts (its roster and the server's shared groups). False (the default): they are
+        refused, and the inviter's session ends declined with E_ACCESSDENIED.
+    :param invitations_per_minute: how many invitations one sender may send to one client in
+        a minute; more end declined with E_NOT_ENOUGH_QUOTA. ``None``: 30; 0: no limit.
     :param invitation_timeout_ms: deprecated: ``invitation_timeout`` in milliseconds (0: the
         default); so are ``connect_timeout_ms`` and ``request_timeout_ms``. They warn
         (``DeprecationWarning``); giving both spellings of one is a ``TypeError``.
@@ -365,6 +376,10 @@ class Service(Managed):
         xmpp_domain: Optional[StrLike] = None,
         connect_timeout: Optional[float] = None,
         request_timeout: Optional[float] = None,
+        keepalive: Optional[float] = None,
+        reconnect_max: Optional[float] = None,
+        allow_strangers: bool = False,
+        invitations_per_minute: Optional[int] = None,
         invitation_timeout_ms: Optional[int] = None,
         connect_timeout_ms: Optional[int] = None,
         request_timeout_ms: Optional[int] = None,
@@ -397,6 +412,15 @@ class Service(Managed):
             opts.xmpp_domain = _in_str(xmpp_domain, "xmpp_domain", optional=True)
             opts.connect_timeout_ms = connect
             opts.request_timeout_ms = request
+            opts.xmpp_keepalive_ms = _in_timeout(keepalive, "keepalive", None, "")
+            if reconnect_max is not None and isinstance(reconnect_max, float) and math.isinf(reconnect_max):
+                opts.xmpp_reconnect_max_ms = 0xFFFF_FFFF
+            else:
+                opts.xmpp_reconnect_max_ms = _in_timeout(reconnect_max, "reconnect_max", None, "")
+            opts.xmpp_allow_strangers = _in_bool(allow_strangers, "allow_strangers")
+            if invitations_per_minute is not None:
+                n = _in_int(invitations_per_minute, "invitations_per_minute", 0, 0xFFFF_FFFE)
+                opts.xmpp_invitations_per_minute = n if n else 0xFFFF_FFFF
             self._credentials_cb = _credential_trampoline(credentials)
             opts.credentials = self._credentials_cb
         out = ServiceHandle()
@@ -483,6 +507,10 @@ class Client(Managed):
         _clients.add(self)
         self._launcher_entry: Optional[Any] = None
         self._attachments: List[Any] = []
+        # Managers made on this client, and what follows new managers and sessions (the
+        # client's event streams, msgrpriv.aio).
+        self._managers: "weakref.WeakSet[SessionManager]" = weakref.WeakSet()
+        self._followers: List[Callable[[Managed], None]] = []
         out = ClientHandle()
         check(lib.msgr_client_create(service._h(), name, m, byref(out)))
         self._handle = _value(out)
@@ -603,6 +631,17 @@ class Client(Managed):
                 return total
             total += n
 
+    def connection_state(self) -> Tuple[ConnectionState, HResult]:
+        """Whether the client is signed in, and why it was last signed out other than by the
+        application: S_OK when it never was, MSGR_E_DISCONNECTED (a lost connection),
+        MSGR_E_ALREADY_LOGGED_ON (another sign-in of the same name replaced it; not undone),
+        SR_AUTHENTICATION_FAILED or SR_NETWORK_CONFIG_FAILURE (signing in again was refused,
+        which ends the attempts)."""
+        state = c_int32()
+        reason = c_int32()
+        check(lib.msgr_client_get_connection_state(self._h(), byref(state), byref(reason)))
+        return ConnectionState(state.value), HResult(reason.value)
+
     def event_fd(self) -> int:
         """A file descriptor readable while events are pending (manual mode), for
         select/poll/epoll or ``loop.add_reader``. Owned by the client: do not read or close it."""
@@ -613,6 +652,21 @@ class Client(Managed):
     def fileno(self) -> int:
         """Same as :meth:`event_fd`, so a client can be passed to ``select`` directly."""
         return self.event_fd()
+
+    def events(self, names: Optional[List[str]] = None) -> "EventStream":
+        """Every event of this client, for ``async for``: those of its managers (existing
+        and created later) and of their sessions (created, received in an invitation, or
+        found by :meth:`SessionManager.launching_session`), as :class:`msgrpriv.aio.Event`
+        objects, from now until the stream is closed (``names``: only those events). See
+        :func:`msgrpriv.aio.events`; must be called in a running event loop."""
+        from .aio import EventStream
+
+        return EventStream(self, names)
+
+    def _follow(self, obj: "Managed") -> None:
+        """Hands a new manager or session of this client to its event streams."""
+        for follow in list(self._followers):
+            follow(obj)
 
     def attach_to_loop(self, loop: Any = None) -> "LoopAttachment":
         """Delivers this client's events inside an asyncio loop (see :mod:`msgrpriv.aio`)."""
@@ -717,6 +771,8 @@ class SessionManager(Managed):
         check(lib.msgr_session_manager_create(client._h(), byref(out)))
         self._handle = _value(out)
         self._client = client
+        client._managers.add(self)
+        client._follow(self)
 
     @property
     def client(self) -> Client:
@@ -737,7 +793,12 @@ class SessionManager(Managed):
         A new session is needed for every invitation. LockError while locked."""
         out = SessionHandle()
         check(lib.msgr_session_manager_create_session(self._h(), byref(out)))
-        return Session._adopt(_value(out), self._client)
+        return self._followed(Session._adopt(_value(out), self._client))
+
+    def _followed(self, session: "Session") -> "Session":
+        if self._client is not None:
+            self._client._follow(session)
+        return session
 
     def launching_session(self, pid: int) -> "Session":
         """GetLaunchingSession: the session whose acceptance launched process ``pid``.
@@ -750,7 +811,7 @@ class SessionManager(Managed):
                 self._h(), _in_int(pid, "pid", 0, 0xFFFF_FFFF), byref(out)
             )
         )
-        return Session._adopt(_value(out), self._client)
+        return self._followed(Session._adopt(_value(out), self._client))
 
     # applications
 

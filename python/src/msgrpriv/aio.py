@@ -54,6 +54,7 @@ from typing import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Dict,
     List,
     Optional,
     Set,
@@ -304,45 +305,104 @@ class Event:
 
 
 class EventStream:
-    """The events of one manager or session, for ``async for``. Use it as an async context
-    manager (``async with aio.events(manager) as stream``) or :meth:`close` it: closing ends
-    its registrations. The iteration ends once the stream is closed and empty.
+    """The events of a client, a manager or a session, for ``async for``. Use it as an async
+    context manager (``async with aio.events(manager) as stream``) or :meth:`close` it:
+    closing ends its registrations. The iteration ends once the stream is closed and empty.
+
+    A client's stream follows its managers (those there and those created later) and their
+    sessions (created, received in an invitation, or found by ``launching_session``); it
+    lets a session go after its ``termination``.
 
     In/out flags (``handled``, ``enable``) are reported as they were when the event was
     delivered: a callback, not the stream, must set them, as the library reads them when
     the callback returns.
     """
 
-    def __init__(self, source: Union["SessionManager", "Session"],
+    def __init__(self, source: Union["Client", "SessionManager", "Session"],
                  names: Optional[List[str]] = None) -> None:
-        from ._objects import SessionManager
+        from ._objects import Client
 
         self._loop = asyncio.get_running_loop()
         self._queue: "asyncio.Queue[Optional[Event]]" = asyncio.Queue()
         self._source = source
+        self._names = names
         self._closed = False
-        specs = MANAGER_EVENTS if isinstance(source, SessionManager) else SESSION_EVENTS
-        to_loop = _to_loop(self._loop)
-        self._registrations: List[Registration[..., None]] = []
+        self._to_loop = _to_loop(self._loop)
+        # Registrations by followed object (kept alive while followed); guarded: a
+        # thread-mode client's own thread follows the sessions its invitations bring.
+        self._lock = threading.Lock()
+        self._registrations: Dict[Any, List[Registration[..., None]]] = {}
+        self._client: Optional["Client"] = source if isinstance(source, Client) else None
+        if self._client is not None:
+            self._client._followers.append(self._follow)
+            for manager in list(self._client._managers):
+                self._follow(manager)
+        else:
+            self._follow(source)
+
+    def _follow(self, obj: Any) -> None:
+        """Registers for the events of a manager or session (once)."""
+        from ._objects import SessionManager
+
+        manager = isinstance(obj, SessionManager)
+        specs = MANAGER_EVENTS if manager else SESSION_EVENTS
+        regs: List[Registration[..., None]] = []
+        with self._lock:
+            if self._closed or obj in self._registrations or getattr(obj, "closed", False):
+                return
+            self._registrations[obj] = regs
         for spec in specs:
-            if spec.name == "state_transition" or (names is not None and spec.name not in names):
+            wanted = self._names is None or spec.name in self._names
+            # A client's stream follows the sessions of invitations even when it does not
+            # yield the invitations themselves.
+            follows = self._client is not None and spec.name in ("invitation", "termination")
+            if spec.name == "state_transition" or not (wanted or follows):
                 continue
 
-            def put(src: Any, *args: Any, _name: str = spec.name) -> None:
-                to_loop(self._queue.put_nowait, Event(_name, src, args))
+            def put(src: Any, *args: Any, _name: str = spec.name, _wanted: bool = wanted) -> None:
+                if _wanted:
+                    self._to_loop(self._queue.put_nowait, Event(_name, src, args))
+                if self._client is None:
+                    return
+                if _name == "invitation":
+                    self._follow(args[0])
+                elif _name == "termination":
+                    self._forget(src)
 
-            self._registrations.append(source.on(spec.name, put))
+            try:
+                regs.append(obj.on(spec.name, put))
+            except MsgrError:  # closed meanwhile: nothing more comes from it
+                break
 
-    def close(self) -> None:
-        """Ends the registrations; events already queued are still yielded (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        for reg in self._registrations:
+    def _forget(self, obj: Any) -> None:
+        """Ends the registrations for one followed object (its last event came)."""
+        with self._lock:
+            regs = self._registrations.pop(obj, [])
+        for reg in regs:
             try:
                 reg.close()
             except MsgrError:
                 pass
+
+    def close(self) -> None:
+        """Ends the registrations; events already queued are still yielded (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            followed = list(self._registrations.values())
+            self._registrations.clear()
+        if self._client is not None:
+            try:
+                self._client._followers.remove(self._follow)
+            except ValueError:
+                pass
+        for regs in followed:
+            for reg in regs:
+                try:
+                    reg.close()
+                except MsgrError:
+                    pass
         self._queue.put_nowait(None)
 
     def __aiter__(self) -> "EventStream":
@@ -368,8 +428,10 @@ class EventStream:
         self.close()
 
 
-def events(source: Union["SessionManager", "Session"], names: Optional[List[str]] = None) -> EventStream:
-    """Every event of a manager or session (or only those ``names``) as :class:`Event`
-    objects, for ``async for``, from now until the stream is closed. The client must deliver
-    its events (thread mode, or attached to the loop: :func:`attach`)."""
+def events(source: Union["Client", "SessionManager", "Session"],
+           names: Optional[List[str]] = None) -> EventStream:
+    """Every event of a client (its managers and their sessions, as they come), a manager or
+    a session (or only those ``names``) as :class:`Event` objects, for ``async for``, from
+    now until the stream is closed (``client.events()`` is ``events(client)``). The client
+    must deliver its events (thread mode, or attached to the loop: :func:`attach`)."""
     return EventStream(source, names)

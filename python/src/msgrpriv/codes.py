@@ -112,6 +112,10 @@ E_OUTOFMEMORY: Final[HResult] = HResult(0x8007000E)
 """Out of memory."""
 E_INVALIDARG: Final[HResult] = HResult(0x80070057)
 """An argument is invalid: bad value, invalid UTF-8 or over its limit."""
+E_ACCESSDENIED: Final[HResult] = HResult(0x80070005)
+"""Access denied: the invitee's service accepts invitations from its contacts only."""
+E_NOT_ENOUGH_QUOTA: Final[HResult] = HResult(0x80070718)
+"""Over quota: the invitee's service refused the invitation, too many came from this sender in the last minute (HRESULT_FROM_WIN32(ERROR_NOT_ENOUGH_QUOTA))."""
 E_FILE_NOT_FOUND: Final[HResult] = HResult(0x80070002)
 """The file does not exist (HRESULT_FROM_WIN32(ERROR_FILE_NOT_FOUND))."""
 E_INSUFFICIENT_BUFFER: Final[HResult] = HResult(0x8007007A)

@@ -149,6 +149,20 @@ class TraceLevel(_Named):
     DEBUG = 3
 
 
+class ConnectionState(_Named):
+    """MSGR_CONNECTION_STATE: whether a client is signed in (:meth:`Client.connection_state`).
+
+    ``RECONNECTING``: signed out by a lost connection (XMPP); the service is signing the
+    client in again, with growing pauses, and each manager gets ``lock_enable`` and
+    ``lock_status_changed`` when it gets in. :meth:`Client.sign_in` signs in at once instead;
+    :meth:`Client.sign_out` stops the attempts.
+    """
+
+    SIGNED_OUT = 0
+    SIGNED_IN = 1
+    RECONNECTING = 2
+
+
 class Tls(_Named):
     """MSGR_TLS: how an XMPP service protects its connections (``Service(tls=...)``).
 
