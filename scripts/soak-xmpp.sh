@@ -6,8 +6,10 @@
 # the counts are printed (sessions started, sides ended per code and role, OnSendError per
 # code, stanzas dropped, connections cut, sign-ins after a loss) with the resident memory of
 # each process (RSS from /proc/self/status: after the warm-up, at the end of the run, peak).
-# Fails (non-zero) when a side did not end exactly once, or, on runs of 5 minutes or more,
-# when the RSS at the end exceeds the one after the warm-up by half plus 32 MB.
+# Fails (non-zero) when a side did not end exactly once, when a client whose connection was
+# cut is signed out for good when the run ends (the library signs it in again), or, on runs
+# of 5 minutes or more, when the RSS at the end exceeds the one after the warm-up by half
+# plus 32 MB.
 #
 # Usage: bash scripts/soak-xmpp.sh [minutes]     (default 10; CI runs 25 seconds:
 #        MSGRPRIV_SOAK_SECONDS=25 bash scripts/soak-xmpp.sh)
