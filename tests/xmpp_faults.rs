@@ -1027,8 +1027,9 @@ fn peer_killed_with_alice_inviting(accept: bool) {
         "Invitation"
     };
     a.take();
+    let killed = Instant::now();
     peer.kill();
-    let mut log = a.end_after_kill(Instant::now(), &format!("inviter in SS_{before}"));
+    let mut log = a.end_after_kill(killed, &format!("inviter in SS_{before}"));
     // The peer process may die after it took the invitation but before its
     // acknowledgement left: the invitation was not delivered, as far as alice can know.
     if !accept {
