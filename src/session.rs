@@ -440,6 +440,16 @@ impl Session {
             self.sent(out.failure, out.then, ended, Ok(()));
             return;
         };
+        if ended && out.failure.is_none() && out.then == Then::Nothing {
+            // Nothing to report: the end comes at once, the peer is told after it.
+            self.after_end();
+            trace!(Info, "{me}: sends {} to {peer}", out.msg.describe());
+            self.0
+                .host
+                .service()
+                .send(&me, &peer, out.msg, SendDone::nobody());
+            return;
+        }
         let tag = report_tag(out.failure, out.then, ended);
         let to = Arc::clone(&self.0) as Arc<dyn SendReport>;
         trace!(Info, "{me}: sends {} to {peer}", out.msg.describe());
@@ -1174,7 +1184,16 @@ impl Session {
             }
             SessionState::Invitation | SessionState::Accepted | SessionState::Connected => {
                 self.end(d, SessionState::Terminated, [], SR_SESSION_TIMEOUT, None);
-                After::ENDED
+                // The inviter may have taken an Accept whose acknowledgement was lost, and
+                // be connected: it ends the same way when this reaches it.
+                let msg = Message::Timeout {
+                    session_id: self.0.id.clone(),
+                };
+                After::end_sending(Outgoing {
+                    msg,
+                    failure: None,
+                    then: Then::Nothing,
+                })
             }
             _ => After::NOTHING,
         }
