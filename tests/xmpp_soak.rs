@@ -170,8 +170,10 @@ fn watch(s: &Session, role: Role, client: usize, book: &Shared) {
 struct Half {
     clients: Vec<Client>,
     managers: Vec<SessionManager>,
-    /// Sessions of this process, with when they ended (released some seconds after).
-    sessions: Vec<(Session, Option<Instant>)>,
+    /// Sessions of this process, whether this side invited, and when they ended (released
+    /// some seconds after, when their count of ends is checked and forgotten: the
+    /// bookkeeping stays as large as the sessions in play).
+    sessions: Vec<(Session, bool, Option<Instant>)>,
     book: Shared,
     proxy: Proxy,
     svc: XmppService,
@@ -249,6 +251,8 @@ struct Report {
     bad: Vec<String>,
     ended_by_sign_out: u64,
     cancelled_in_drain: u64,
+    /// Of those, connected for over 5 s: left connected by a lost cancel of the other side.
+    stuck: u64,
     codes: BTreeMap<(String, String), u64>,
     send_errors: BTreeMap<String, u64>,
     dropped: u64,
@@ -269,6 +273,8 @@ fn run(h: &mut Half, theirs: &[String], p: &Params, seed: u64, cut_offset: Durat
     let mut next_try = vec![Instant::now(); n];
     // When a connected session is to be cancelled (and whether to send context data first).
     let mut to_cancel: Vec<(Instant, Session, bool)> = Vec::new();
+    // When each session of this process connected.
+    let mut connected_at: HashMap<u128, Instant> = HashMap::new();
     let mut rep = Report::default();
     let start = Instant::now();
     let end = start + Duration::from_secs(p.seconds);
@@ -288,10 +294,17 @@ fn run(h: &mut Half, theirs: &[String], p: &Params, seed: u64, cut_offset: Durat
                     _ => rep.signed_out_at_end += 1,
                 }
             }
-            // Whatever is connected on this side ends now.
-            for (s, _) in &h.sessions {
+            // Whatever is connected on this side ends now. Connected for over 5 s: the
+            // other side's cancel was lost (or its ack, and the cancel crossed).
+            for (s, _, _) in &h.sessions {
                 if matches!(s.state(), SessionState::Connected) && s.cancel(E_FAIL, None).is_ok() {
                     rep.cancelled_in_drain += 1;
+                    if connected_at
+                        .get(&sid_key(s))
+                        .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(5))
+                    {
+                        rep.stuck += 1;
+                    }
                 }
             }
         }
@@ -325,9 +338,10 @@ fn run(h: &mut Half, theirs: &[String], p: &Params, seed: u64, cut_offset: Durat
                     } else {
                         Ok(())
                     };
-                    h.sessions.push((s, None));
+                    h.sessions.push((s, false, None));
                 }
                 Todo::Connected(s, role) => {
+                    connected_at.insert(sid_key(&s), now);
                     // One side cancels, chosen by the SessionID.
                     let mine = (sid_key(&s) & 1 == 0) == (role == Role::Inviter);
                     if mine && draining_since.is_none() {
@@ -376,7 +390,7 @@ fn run(h: &mut Half, theirs: &[String], p: &Params, seed: u64, cut_offset: Durat
                 } else {
                     h.book.lock().ends.remove(&(sid_key(&s), true));
                 }
-                h.sessions.push((s, None));
+                h.sessions.push((s, true, None));
             }
             if now >= next_cut {
                 next_cut = now + p.cut_every;
@@ -385,7 +399,7 @@ fn run(h: &mut Half, theirs: &[String], p: &Params, seed: u64, cut_offset: Durat
         }
         // Ended sessions are released a while after their end (a second OnTermination
         // would still be seen until then).
-        h.sessions.retain_mut(|(s, ended)| match ended {
+        h.sessions.retain_mut(|(s, inviter, ended)| match ended {
             None => {
                 if s.state().is_terminal() || s.state() == SessionState::Ready {
                     *ended = Some(now);
@@ -393,7 +407,17 @@ fn run(h: &mut Half, theirs: &[String], p: &Params, seed: u64, cut_offset: Durat
                 true
             }
             Some(t) if now.duration_since(*t) > Duration::from_secs(5) => {
+                let sid = sid_key(s);
+                connected_at.remove(&sid);
                 s.detach();
+                if let Some(count) = h.book.lock().ends.remove(&(sid, *inviter)) {
+                    rep.sides += 1;
+                    if count != 1 {
+                        let role = if *inviter { "inviter" } else { "invitee" };
+                        rep.bad
+                            .push(format!("{sid:032X} {role} ended {count} times"));
+                    }
+                }
                 false
             }
             Some(_) => true,
@@ -423,7 +447,7 @@ fn run(h: &mut Half, theirs: &[String], p: &Params, seed: u64, cut_offset: Durat
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    for (s, _) in h.sessions.drain(..) {
+    for (s, _, _) in h.sessions.drain(..) {
         s.detach();
     }
     let b = h.book.lock();
@@ -453,6 +477,7 @@ fn lines_of(r: &Report) -> Vec<String> {
         format!("sides {}", r.sides),
         format!("ended_by_sign_out {}", r.ended_by_sign_out),
         format!("cancelled_in_drain {}", r.cancelled_in_drain),
+        format!("stuck {}", r.stuck),
         format!("dropped {}", r.dropped),
         format!("cuts {}", r.cuts),
         format!("sign_ins {}", r.sign_ins),
@@ -485,6 +510,7 @@ fn parse_report(lines: &[String]) -> Report {
             Some("sides") => r.sides = num(1),
             Some("ended_by_sign_out") => r.ended_by_sign_out = num(1),
             Some("cancelled_in_drain") => r.cancelled_in_drain = num(1),
+            Some("stuck") => r.stuck = num(1),
             Some("dropped") => r.dropped = num(1),
             Some("cuts") => r.cuts = num(1),
             Some("sign_ins") => r.sign_ins = num(1),
@@ -555,8 +581,9 @@ fn soak_peer() {
 fn print_report(who: &str, r: &Report) {
     println!(
         "soak [{who}]: invitations sent {}, session sides {}, ended by the final sign-out {}, \
-         cancelled in the drain {}",
-        r.invitations, r.sides, r.ended_by_sign_out, r.cancelled_in_drain
+         cancelled in the drain {} ({} of them connected for over 5 s: the other side's cancel \
+         was lost)",
+        r.invitations, r.sides, r.ended_by_sign_out, r.cancelled_in_drain, r.stuck
     );
     for ((role, code), n) in &r.codes {
         println!("soak [{who}]:   ended, {role} side, {code}: {n}");
