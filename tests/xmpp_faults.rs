@@ -579,7 +579,10 @@ fn a_blackholed_invitee_ends_at_its_own_deadline() {
 
 #[test]
 fn delayed_traffic_changes_nothing() {
-    let p = Pair::new();
+    // A request crosses four delayed hops: its answer takes over 600 ms, so the requests wait
+    // longer than the default second (nothing here is meant to time out).
+    let long = Duration::from_secs(10);
+    let p = Pair::build(long, long, long);
     p.pa.delay(Duration::from_millis(150));
     p.pb.delay(Duration::from_millis(150));
     let (s, r) = p.invited();
