@@ -4,8 +4,8 @@
 # stanzas and cuts one of its connections every two minutes (one a minute for the two). Every
 # session must end exactly once on each side (OnTermination counted per session and side);
 # the counts are printed (sessions started, sides ended per code and role, OnSendError per
-# code, stanzas dropped, connections cut, sign-ins after a loss) with the resident memory of
-# each process (RSS from /proc/self/status: after the warm-up, at the end of the run, peak).
+# code, stanzas dropped, connections cut, sign-ins after a loss, sessions left connected by
+# a lost cancel and ended after 5 s) with the resident memory of each process (RSS from /proc/self/status: after the warm-up, at the end of the run, peak).
 # Fails (non-zero) when a side did not end exactly once, when a client whose connection was
 # cut is signed out for good when the run ends (the library signs it in again), or, on runs
 # of 5 minutes or more, when the RSS at the end exceeds the one after the warm-up by half
