@@ -448,3 +448,63 @@ fn signing_out_while_reconnecting_stops_the_attempts() {
     a.sign_in().unwrap();
     assert_eq!(a.connection_state().0, ConnectionState::SignedIn);
 }
+
+#[test]
+fn after_a_reconnection_lock_and_key_starts_again() {
+    let mut server = Prosody::start(USERS);
+    let svc = xmpp(&server);
+    svc.add_app_key("app", "key").unwrap();
+    let a = Client::new(Arc::new(svc), &server.jid("alice"), DispatchMode::Manual).unwrap();
+    let m = a.create_session_manager().unwrap();
+    let log: Log = Arc::default();
+    record_lock(&m, "A", &log);
+    drain(&a);
+    // Unlocked in this sign-in.
+    let got: Arc<parking_lot::Mutex<Option<String>>> = Arc::default();
+    let got2 = got.clone();
+    m.advise(ManagerEventKind::LockChallenge, move |e| {
+        if let ManagerEvent::LockChallenge { challenge, .. } = e {
+            *got2.lock() = Some(challenge.as_str().to_owned());
+        }
+    })
+    .unwrap();
+    let cookie = 7;
+    m.request_challenge(cookie).unwrap();
+    drain(&a);
+    let challenge = got.lock().clone().expect("the challenge");
+    let response = msgrpriv::lock::compute_response(&challenge, "key");
+    m.send_response("app", &response, cookie).unwrap();
+    drain(&a);
+    assert_eq!(m.lock_status(), LockStatus::Unlocked);
+    log.lock().clear();
+
+    server.stop();
+    let start = Instant::now();
+    while a.connection_state().0 != ConnectionState::Reconnecting {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the loss is not seen"
+        );
+        a.dispatch(Some(Duration::from_millis(5))).unwrap();
+    }
+    let _again = Relaunched::new(&server);
+    let start = Instant::now();
+    while !a.is_signed_in() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "not signed in again"
+        );
+        a.dispatch(Some(Duration::from_millis(5))).unwrap();
+    }
+    drain(&a);
+    // Locked again, as at any sign-in: the exchange starts over.
+    assert_eq!(
+        std::mem::take(&mut *log.lock()),
+        lines(&[
+            "MA:LockStatusChanged(NotInitialized)",
+            "MA:LockEnable(true)",
+            "MA:LockStatusChanged(Initialized)",
+        ])
+    );
+    assert_eq!(m.create_session().unwrap_err(), MSGR_E_API_LOCKED);
+}

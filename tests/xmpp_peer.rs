@@ -122,6 +122,11 @@ impl Peer {
     fn request(&mut self, to: &str, kind: &str, payload: &str) -> Answer {
         self.next += 1;
         let id = format!("p{}", self.next);
+        self.request_with_id(to, kind, payload, id)
+    }
+
+    /// [`request`](Self::request) with the IQ id given.
+    fn request_with_id(&mut self, to: &str, kind: &str, payload: &str, id: String) -> Answer {
         let payload: Element = payload.parse().expect("the test's XML parses");
         let to: Jid = to.parse().unwrap();
         let iq = match kind {
@@ -777,17 +782,103 @@ fn an_invitation_refused_by_the_invitees_policy_ends_declined_with_its_code() {
             std::thread::sleep(Duration::from_millis(5));
         }
         carol.expect("session-initiate");
-        let log = bob.until("the end", |b| {
+        let mut log = bob.until("the end", |b| {
             b.log.lock().iter().any(|l| l.starts_with("A:Termination"))
         });
+        // The state read in the first callback is the one at its delivery: the refusal
+        // may have come by then.
+        assert!(log[0].starts_with("A:StateChanged(Ready)@"), "{log:?}");
+        log.remove(0);
         assert_eq!(
             log,
             lines(&[
-                "A:StateChanged(Ready)@Invitation",
                 "A:StateChanged(Invitation)@Declined",
                 "A:Declined(NULL)@Declined",
                 &format!("A:Termination({code},NULL)@Declined"),
             ])
         );
     }
+}
+
+#[test]
+fn a_copy_of_a_request_is_answered_again_and_taken_once() {
+    let server = Prosody::start(USERS);
+    let bob = Bob::sign_in(&server);
+    let bob_jid = format!("{}/msgrpriv", server.jid("bob"));
+    let mut carol = Peer::connect(&server, "carol", "carolpw");
+    let r = invited_by_carol(&server, &bob, &mut carol, &bob_jid);
+    r.accept(None).unwrap();
+    carol.expect("session-accept");
+    bob.until("connected", |_| r.state() == SessionState::Connected);
+    bob.take();
+    let ctx = |text: &str| {
+        jingle(
+            "session-info",
+            SID,
+            &format!("<context xmlns='urn:x-msgrpriv:session:0'>{text}</context>"),
+        )
+    };
+    // The sender did not see the first answer and sends the same request again.
+    for _ in 0..2 {
+        assert_eq!(
+            carol.request_with_id(&bob_jid, "set", &ctx("once"), "same".into()),
+            Ok(())
+        );
+    }
+    // The same id with another payload is another request.
+    assert_eq!(
+        carol.request_with_id(&bob_jid, "set", &ctx("twice"), "same".into()),
+        Ok(())
+    );
+    let log = bob.until("the context data", |_| r.context_data().as_str() == "twice");
+    assert_eq!(
+        log,
+        lines(&[
+            "B:ContextData(once)@Connected",
+            "B:ContextData(twice)@Connected",
+        ])
+    );
+}
+
+#[test]
+fn a_quiet_peer_is_pinged_and_its_sessions_end_when_it_does_not_answer() {
+    let server = Prosody::start(USERS);
+    let bob = Bob::sign_in_with(&server, |o| {
+        o.keepalive = Duration::from_millis(400);
+        o.request_timeout = Duration::from_millis(600);
+    });
+    let bob_jid = format!("{}/msgrpriv", server.jid("bob"));
+    let mut carol = Peer::connect(&server, "carol", "carolpw");
+    let r = invited_by_carol(&server, &bob, &mut carol, &bob_jid);
+    r.accept(None).unwrap();
+    carol.expect("session-accept");
+    bob.until("connected", |_| r.state() == SessionState::Connected);
+    // Carol answers while she runs: bob's pings about the session are acknowledged, and it
+    // stays.
+    carol.idle(Duration::from_millis(1500));
+    let pings = carol
+        .inbox
+        .iter()
+        .filter(|e| e.attr("action") == Some("session-info") && e.children().next().is_none())
+        .count();
+    assert!(pings >= 1, "no ping in {:?}", carol.inbox);
+    assert!(bob.take().is_empty());
+    assert_eq!(r.state(), SessionState::Connected);
+    // Carol stops answering (her process hangs; her connection stays open): the session
+    // ends once a ping goes unanswered.
+    let log = bob.until("the end", |b| {
+        b.log.lock().iter().any(|l| l.starts_with("B:Termination"))
+    });
+    assert_eq!(
+        log,
+        lines(&[
+            "B:StateChanged(Connected)@Terminated",
+            "B:Termination(SR_CONNECTION_FAILURE,NULL)@Terminated",
+        ])
+    );
+    // Carol, back, learns the session is gone when she asks.
+    assert_eq!(
+        carol.request(&bob_jid, "set", &jingle("session-info", SID, "")),
+        unknown_session()
+    );
 }

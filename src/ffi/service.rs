@@ -332,13 +332,13 @@ unsafe fn xmpp_service(o: &msgr_service_options, opts: &ServiceOptions) -> Resul
     }
     match o.xmpp_reconnect_max_ms {
         0 => {}
-        super::client::MSGR_INFINITE => x.reconnect_max = Duration::ZERO,
+        u32::MAX => x.reconnect_max = Duration::ZERO, // MSGR_INFINITE
         ms => x.reconnect_max = Duration::from_millis(ms.into()),
     }
     x.allow_strangers = o.xmpp_allow_strangers;
     match o.xmpp_invitations_per_minute {
         0 => {}
-        super::client::MSGR_INFINITE => x.invitations_per_minute = 0,
+        u32::MAX => x.invitations_per_minute = 0, // MSGR_INFINITE
         n => x.invitations_per_minute = n,
     }
     Ok(ServiceHandle::xmpp(XmppService::new(x)?))

@@ -1,10 +1,14 @@
-//! One client's connection to the XMPP server: a task on the service's runtime that logs in
-//! once (no retry loop: a refused login is final) over the TLS the options ask for, binds its
-//! resource, announces its presence, then answers the server and carries the client's steps
-//! until it is closed or the connection is lost.
+//! One client's connection to the XMPP server: a task on the service's runtime that signs in
+//! ([`super::login`]), then answers the server and carries the client's steps until it is
+//! closed; after a lost connection it tells the client and signs in again with growing
+//! pauses. It binds each session to its peer's full JID, sends unanswered steps again,
+//! answers copies of requests it has taken without taking them twice, pings quiet peers and
+//! applies the invitation policy ([`super::policy`]).
 
+use super::login::{login_with, stanza, Account, Stream};
+use super::policy::{Policy, Refused};
 use super::protocol::{self, Incoming};
-use super::{Shared, Tls, XmppOptions};
+use super::{Shared, XmppOptions};
 use crate::error::{
     Hr, E_ACCESSDENIED, E_NOT_ENOUGH_QUOTA, MSGR_E_ALREADY_LOGGED_ON, MSGR_E_DISCONNECTED,
     SR_AUTHENTICATION_FAILED, SR_NETWORK_CONFIG_FAILURE,
@@ -12,36 +16,22 @@ use crate::error::{
 use crate::service::{Delivery, Endpoint, Message, SendDone, Undeliverable};
 use crate::types::Text;
 use futures_util::{SinkExt, StreamExt};
-use sasl::common::{ChannelBinding, Credentials};
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Weak};
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, BufStream, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::ClientConfig;
-use tokio_rustls::TlsConnector;
-use tokio_xmpp::xmlstream::{
-    initiate_stream, FallibleStreamElement, ReadError, StreamHeader, Timeouts, XmppStreamElement,
-};
+use tokio_xmpp::xmlstream::{FallibleStreamElement, ReadError, XmppStreamElement};
 use tokio_xmpp::Stanza;
-use xmpp_parsers::bind::{BindQuery, BindResponse};
 use xmpp_parsers::iq::Iq;
 use xmpp_parsers::jid::{BareJid, FullJid, Jid};
 use xmpp_parsers::jingle::{Action, Jingle};
 use xmpp_parsers::minidom::Element;
 use xmpp_parsers::ping::Ping;
 use xmpp_parsers::presence::{self, Presence};
-use xmpp_parsers::roster::{Roster, Subscription};
+use xmpp_parsers::roster::Roster;
 use xmpp_parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
-use xmpp_parsers::starttls;
 use xmpp_parsers::stream_error::DefinedCondition as StreamCondition;
 
 /// What the client asks of its connection.
@@ -86,281 +76,6 @@ pub(crate) struct Setup {
     pub(crate) ready: std::sync::mpsc::SyncSender<Result<(), Hr>>,
 }
 
-/// The bytes under the XMPP stream: plain TCP, or TLS over it.
-enum Transport {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Transport {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Transport {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_flush(cx),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
-
-type Stream = tokio_xmpp::xmlstream::XmppStream<BufStream<Transport>>;
-
-fn stanza(s: impl Into<Stanza>) -> XmppStreamElement {
-    XmppStreamElement::Stanza(s.into())
-}
-
-fn header(domain: &str) -> StreamHeader<'static> {
-    StreamHeader {
-        to: Some(Cow::Owned(domain.to_owned())),
-        from: None,
-        id: None,
-    }
-}
-
-/// The TLS handshake over `tcp` for `domain` (the name the certificate must carry).
-/// SR_NETWORK_CONFIG_FAILURE when TLS itself fails (the certificate does not verify, the
-/// server sends an alert or offers nothing in common); MSGR_E_DISCONNECTED when the
-/// connection does.
-async fn handshake(
-    config: &Arc<ClientConfig>,
-    domain: &str,
-    tcp: TcpStream,
-) -> Result<Transport, Hr> {
-    let name = ServerName::try_from(domain.to_owned()).map_err(|_| SR_NETWORK_CONFIG_FAILURE)?;
-    let tls = TlsConnector::from(Arc::clone(config))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| {
-            // tokio-rustls hands TLS errors over as the source of an InvalidData io::Error.
-            let tls_error = e
-                .get_ref()
-                .is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>());
-            if tls_error {
-                SR_NETWORK_CONFIG_FAILURE
-            } else {
-                MSGR_E_DISCONNECTED
-            }
-        })?;
-    Ok(Transport::Tls(Box::new(tls)))
-}
-
-/// STARTTLS on a plain stream: asks, waits for `<proceed/>`, and hands the TCP connection
-/// back for the handshake. SR_NETWORK_CONFIG_FAILURE when the server answers `<failure/>`.
-/// Whatever came in the clear after `<proceed/>` goes with the discarded buffer: nothing
-/// unencrypted reaches the TLS stream.
-async fn starttls(mut stream: Stream) -> Result<TcpStream, Hr> {
-    let request = XmppStreamElement::Starttls(starttls::Nonza::Request(starttls::Request));
-    stream
-        .send(&request)
-        .await
-        .map_err(|_| MSGR_E_DISCONNECTED)?;
-    loop {
-        match stream.next().await {
-            Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Starttls(nonza)))) => {
-                match nonza {
-                    starttls::Nonza::Proceed(_) => break,
-                    _ => return Err(SR_NETWORK_CONFIG_FAILURE),
-                }
-            }
-            Some(Ok(_))
-            | Some(Err(ReadError::ParseError(_)))
-            | Some(Err(ReadError::SoftTimeout)) => {}
-            _ => return Err(MSGR_E_DISCONNECTED),
-        }
-    }
-    match stream.into_inner().into_inner() {
-        Transport::Plain(tcp) => Ok(tcp),
-        Transport::Tls(_) => Err(SR_NETWORK_CONFIG_FAILURE),
-    }
-}
-
-/// Logs in once: TCP to the server (the host name resolved here) with Nagle's algorithm off
-/// (every step is a small write waiting for an answer; with Nagle each would wait for the
-/// delayed ACK of the last), TLS as the options say (direct, or STARTTLS, which the server
-/// must offer), SASL, resource binding, presence.
-/// A connection signed in: its stream and the user's contacts (the roster's bare JIDs,
-/// lowercase; fetched only when the options refuse strangers' invitations).
-struct LoggedIn {
-    stream: Stream,
-    contacts: HashSet<String>,
-}
-
-async fn login(setup: &Setup, password: &str) -> Result<LoggedIn, Hr> {
-    let down = |_| MSGR_E_DISCONNECTED;
-    let o = &setup.options;
-    let tcp = TcpStream::connect((o.server_host.as_str(), o.server_port))
-        .await
-        .map_err(down)?;
-    tcp.set_nodelay(true).map_err(down)?;
-    // The domain option, when set, is the sign-in name's domain (XmppService::sign_in).
-    let domain = setup.jid.domain().as_str();
-    let ns = xmpp_parsers::ns::JABBER_CLIENT;
-    let tls = match (o.tls, &setup.tls) {
-        (Tls::Plain, _) => None,
-        (_, Some(config)) => Some(config),
-        (_, None) => return Err(SR_NETWORK_CONFIG_FAILURE),
-    };
-    let transport = match (o.tls, tls) {
-        (Tls::Direct, Some(config)) => handshake(config, domain, tcp).await?,
-        _ => Transport::Plain(tcp),
-    };
-    let timeouts = Timeouts {
-        read_timeout: o.keepalive,
-        response_timeout: o.request_timeout,
-    };
-    let pending = initiate_stream(BufStream::new(transport), ns, header(domain), timeouts)
-        .await
-        .map_err(down)?;
-    let (mut features, mut stream) = pending
-        .recv_features::<FallibleStreamElement>()
-        .await
-        .map_err(|_| MSGR_E_DISCONNECTED)?;
-    if let (Tls::StartTls, Some(config)) = (o.tls, tls) {
-        if !features.can_starttls() {
-            return Err(SR_NETWORK_CONFIG_FAILURE);
-        }
-        let tcp = starttls(stream).await?;
-        let transport = handshake(config, domain, tcp).await?;
-        (features, stream) =
-            initiate_stream(BufStream::new(transport), ns, header(domain), timeouts)
-                .await
-                .map_err(down)?
-                .recv_features::<FallibleStreamElement>()
-                .await
-                .map_err(|_| MSGR_E_DISCONNECTED)?;
-    }
-    let creds = Credentials::default()
-        .with_username(setup.jid.node().map_or("", |n| n.as_str()))
-        .with_password(password)
-        .with_channel_binding(ChannelBinding::None);
-    let authed = tokio_xmpp::client_login(stream, features.sasl_mechanisms, creds)
-        .await
-        .map_err(|e| match e {
-            tokio_xmpp::Error::Auth(_) => SR_AUTHENTICATION_FAILED,
-            _ => MSGR_E_DISCONNECTED,
-        })?;
-    let (_, mut stream) = authed
-        .send_header(header(domain))
-        .await
-        .map_err(down)?
-        .recv_features::<FallibleStreamElement>()
-        .await
-        .map_err(|_| MSGR_E_DISCONNECTED)?;
-    let bind = Iq::from_set("bind", BindQuery::new(Some(setup.options.resource.clone())));
-    stream
-        .send(&stanza(bind))
-        .await
-        .map_err(|_| MSGR_E_DISCONNECTED)?;
-    let full = loop {
-        match stream.next().await {
-            Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(Stanza::Iq(iq))))) => {
-                match iq {
-                    Iq::Result { id, payload, .. } if id == "bind" => {
-                        let resp = payload
-                            .and_then(|p| BindResponse::try_from(p).ok())
-                            .ok_or(SR_AUTHENTICATION_FAILED)?;
-                        break FullJid::from(resp);
-                    }
-                    // A resource conflict, or binding refused.
-                    Iq::Error { id, .. } if id == "bind" => return Err(SR_AUTHENTICATION_FAILED),
-                    _ => {}
-                }
-            }
-            Some(Ok(_))
-            | Some(Err(ReadError::ParseError(_)))
-            | Some(Err(ReadError::SoftTimeout)) => {}
-            _ => return Err(MSGR_E_DISCONNECTED),
-        }
-    };
-    let _ = full;
-    let mut contacts = HashSet::new();
-    if !setup.options.allow_strangers {
-        let get = Iq::from_get(
-            "roster",
-            Roster {
-                ver: None,
-                items: Vec::new(),
-            },
-        );
-        stream
-            .send(&stanza(get))
-            .await
-            .map_err(|_| MSGR_E_DISCONNECTED)?;
-        loop {
-            match stream.next().await {
-                Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(Stanza::Iq(iq))))) => {
-                    match iq {
-                        Iq::Result { id, payload, .. } if id == "roster" => {
-                            if let Some(roster) = payload.and_then(|p| Roster::try_from(p).ok()) {
-                                update_contacts(&mut contacts, roster);
-                            }
-                            break;
-                        }
-                        // A server without rosters: no contacts.
-                        Iq::Error { id, .. } if id == "roster" => break,
-                        _ => {}
-                    }
-                }
-                Some(Ok(_))
-                | Some(Err(ReadError::ParseError(_)))
-                | Some(Err(ReadError::SoftTimeout)) => {}
-                _ => return Err(MSGR_E_DISCONNECTED),
-            }
-        }
-    }
-    stream
-        .send(&stanza(Presence::available()))
-        .await
-        .map_err(|_| MSGR_E_DISCONNECTED)?;
-    Ok(LoggedIn { stream, contacts })
-}
-
-/// Applies a roster (the whole one, or a push) to `contacts`: every item is a contact but
-/// one the push removes.
-fn update_contacts(contacts: &mut HashSet<String>, roster: Roster) {
-    for item in roster.items {
-        let jid = canonical_jid(item.jid.as_str());
-        if item.subscription == Subscription::Remove {
-            contacts.remove(&jid);
-        } else {
-            contacts.insert(jid);
-        }
-    }
-}
-
-fn canonical_jid(jid: &str) -> String {
-    jid.to_ascii_lowercase()
-}
-
 /// How a connection's stream ended.
 enum End {
     /// The client signed out (or is gone): the stream was closed by this side.
@@ -375,14 +90,14 @@ enum End {
 /// doubles it, up to the `reconnect_max` option.
 const RECONNECT_FIRST: Duration = Duration::from_secs(1);
 
-/// Logs in with the password `credentials` give, within the connect timeout; the password
-/// is wiped after use.
-async fn login_with(setup: &Setup, mut password: String) -> Result<LoggedIn, Hr> {
-    let attempt =
-        tokio::time::timeout(setup.options.connect_timeout, login(setup, &password)).await;
-    let mut bytes = std::mem::take(&mut password).into_bytes();
-    super::wipe(&mut bytes);
-    attempt.unwrap_or(Err(MSGR_E_DISCONNECTED))
+/// Who `setup` signs in as, with the roster when `policy` needs it.
+fn account<'a>(setup: &'a Setup, policy: &Policy) -> Account<'a> {
+    Account {
+        jid: &setup.jid,
+        options: &setup.options,
+        tls: setup.tls.as_ref(),
+        roster: policy.wants_roster(),
+    }
 }
 
 /// The connection's task: the sign-in, then the stream's service; after a lost connection,
@@ -390,8 +105,12 @@ async fn login_with(setup: &Setup, mut password: String) -> Result<LoggedIn, Hr>
 /// until it gets in, a login is refused, or the client no longer wants it.
 pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<Command>) {
     let password = std::mem::take(&mut setup.password);
-    let (mut stream, contacts) = match login_with(&setup, password).await {
-        Ok(l) => (l.stream, l.contacts),
+    let mut policy = Policy::new(
+        setup.options.allow_strangers,
+        setup.options.invitations_per_minute,
+    );
+    let (mut stream, roster) = match login_with(&account(&setup, &policy), password).await {
+        Ok(l) => (l.stream, l.roster),
         Err(hr) => {
             let _ = setup.ready.send(Err(hr));
             return;
@@ -404,14 +123,20 @@ pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<
         next_id: 0,
         peers: HashMap::new(),
         prune_peers_at: PRUNE_PEERS_MIN,
-        contacts,
-        invitations: HashMap::new(),
-        prune_invitations_at: PRUNE_PEERS_MIN,
+        policy: {
+            policy.set_roster(roster);
+            policy
+        },
+        answered: HashMap::new(),
+        answered_order: VecDeque::new(),
+        id_prefix: random_hex(),
+        heard: HashMap::new(),
     };
     loop {
         let end = conn.serve(&mut stream, &mut commands).await;
         conn.setup.shared.observer_gone(conn.setup.jid.as_str());
         conn.peers.clear();
+        conn.heard.clear();
         for (_, p) in conn.pending.drain() {
             p.done.complete(Err(Undeliverable));
         }
@@ -447,6 +172,15 @@ async fn close(stream: &mut Stream) {
     let _ = stream.shutdown().await;
 }
 
+/// Eight random hex digits.
+fn random_hex() -> String {
+    let mut b = [0u8; 4];
+    if getrandom::fill(&mut b).is_err() {
+        b = std::process::id().to_le_bytes();
+    }
+    format!("{:08x}", u32::from_le_bytes(b))
+}
+
 /// A pause of about `d`: between three quarters and five quarters of it, so that clients
 /// that lost their connections together do not all come back at once.
 fn jittered(d: Duration) -> Duration {
@@ -468,8 +202,14 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// A request waiting for its answer.
 struct Pending {
     done: SendDone,
+    /// A session step and when to send it again (the same IQ, the same id) while no answer
+    /// came: a lost stanza is made up for, and the receiver answers a copy of a request it
+    /// has taken with the answer it gave, without taking it twice.
+    resend: Option<(Iq, Instant)>,
     /// An invitation: its SessionID and its invitee, who may refuse it by policy.
     invite: Option<(String, FullJid)>,
+    /// A ping of a quiet peer about one of its sessions (see [`Connection::probe`]).
+    probe: Option<(String, FullJid)>,
     deadline: Instant,
     /// A session-terminate: a peer that answers it with `<unknown-session/>` has ended
     /// the session too, so the end counts as delivered.
@@ -488,17 +228,18 @@ struct Connection {
     /// `peers` is pruned of sessions the client no longer has (ended by a timeout, which
     /// sends nothing) when it reaches this length.
     prune_peers_at: usize,
-    /// The user's contacts (bare JIDs, lowercase), kept up to date by the server's roster
-    /// pushes: only they may invite, unless the options allow strangers.
-    contacts: HashSet<String>,
-    /// When each sender's invitations of the last minute arrived (bare JIDs, lowercase).
-    invitations: HashMap<String, VecDeque<Instant>>,
-    /// `invitations` is pruned of senders quiet for a minute when it reaches this length.
-    prune_invitations_at: usize,
+    /// Who may invite this client (its contacts, kept up to date by the server's roster
+    /// pushes, and the rate limit).
+    policy: Policy,
+    /// The answers given to the last [`ANSWERED`] session requests, by sender (full JID) and
+    /// id, with the request's payload.
+    answered: HashMap<(String, String), (Element, Iq)>,
+    answered_order: VecDeque<(String, String)>,
+    /// The first part of this connection's request ids (random).
+    id_prefix: String,
+    /// When each bound peer was last heard from (see [`Connection::probe`]).
+    heard: HashMap<FullJid, Instant>,
 }
-
-/// The window of the invitation rate limit.
-const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// The smallest length at which [`Connection::peers`] is pruned.
 const PRUNE_PEERS_MIN: usize = 64;
@@ -560,6 +301,23 @@ fn error_reply(id: String, to: Option<Jid>, refusal: Refusal) -> Iq {
     }
 }
 
+impl Pending {
+    /// When this request needs attention next: a copy to send, or its end.
+    fn next_due(&self) -> Instant {
+        match &self.resend {
+            Some((_, at)) => (*at).min(self.deadline),
+            None => self.deadline,
+        }
+    }
+}
+
+/// How many copies of a session step are sent in all while no answer comes, spread over the
+/// request timeout.
+const COPIES: u32 = 3;
+
+/// How many answered requests are remembered, to answer a copy the same way.
+const ANSWERED: usize = 256;
+
 impl Connection {
     /// Serves the stream until it ends: answers the server, carries the client's steps,
     /// expires requests whose answer is overdue, and pings the server when it has been quiet
@@ -570,9 +328,19 @@ impl Connection {
         stream: &mut Stream,
         commands: &mut mpsc::UnboundedReceiver<Command>,
     ) -> End {
+        let every = self.setup.options.keepalive / 2;
+        let mut next_probe = Instant::now() + every;
         loop {
-            let deadline = self.pending.values().map(|p| p.deadline).min();
+            let deadline = self.pending.values().map(Pending::next_due).min();
             tokio::select! {
+                _ = tokio::time::sleep_until(next_probe) => {
+                    next_probe = Instant::now() + every;
+                    for iq in self.probe() {
+                        if stream.send(&stanza(iq)).await.is_err() {
+                            return End::Lost;
+                        }
+                    }
+                }
                 item = stream.next() => match item {
                     Some(Ok(FallibleStreamElement::Ok(XmppStreamElement::Stanza(st)))) => {
                         if let Some(reply) = self.incoming(st) {
@@ -615,7 +383,13 @@ impl Connection {
                     }
                     Some(Command::Close) | None => return End::Closed,
                 },
-                _ = sleep_until(deadline), if deadline.is_some() => self.expire(),
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    for iq in self.expire() {
+                        if stream.send(&stanza(iq)).await.is_err() {
+                            return End::Lost;
+                        }
+                    }
+                }
             }
         }
     }
@@ -646,10 +420,10 @@ impl Connection {
                 ep.reconnect_failed(SR_AUTHENTICATION_FAILED);
                 return None;
             };
-            match login_with(&self.setup, password).await {
+            match login_with(&account(&self.setup, &self.policy), password).await {
                 Ok(mut l) => {
                     if ep.reconnected() {
-                        self.contacts = l.contacts;
+                        self.policy.set_roster(l.roster);
                         return Some(l.stream);
                     }
                     close(&mut l.stream).await;
@@ -682,6 +456,7 @@ impl Connection {
     /// Binds `session_id` to `peer`; prunes the bindings of sessions the client no longer
     /// has when there are many.
     fn bind(&mut self, session_id: String, peer: FullJid) {
+        self.heard.entry(peer.clone()).or_insert_with(Instant::now);
         if self.peers.len() >= self.prune_peers_at {
             if let Some(ep) = self.setup.endpoint.upgrade() {
                 self.peers.retain(|sid, jid| {
@@ -700,6 +475,10 @@ impl Connection {
     /// `who` became unavailable: every session bound to it ends here as if it had sent
     /// `<gone/>` (the peer's process died, or its connection did).
     fn peer_unavailable(&mut self, who: &FullJid) {
+        // Its next requests come from a new stream of its: forget what it was answered.
+        let gone_jid = who.to_string();
+        self.answered.retain(|(from, _), _| *from != gone_jid);
+        self.answered_order.retain(|(from, _)| *from != gone_jid);
         let gone: Vec<String> = self
             .peers
             .iter()
@@ -723,6 +502,80 @@ impl Connection {
         }
     }
 
+    /// Something came from `from`: a bound peer is alive.
+    fn heard_from(&mut self, from: Option<&Jid>) {
+        if let Some(Ok(full)) = from.cloned().map(Jid::try_into_full) {
+            if let Some(at) = self.heard.get_mut(&full) {
+                *at = Instant::now();
+            }
+        }
+    }
+
+    /// Pings, about one of its sessions, each bound peer quiet for the keepalive period
+    /// (an empty `session-info`, XEP-0166's ping): a peer whose process or network died
+    /// without its server noticing yet answers none of the copies, and its sessions end
+    /// here (as on its unavailable presence); one that no longer knows the session answers
+    /// `<unknown-session/>`, and that session ends.
+    fn probe(&mut self) -> Vec<Iq> {
+        let now = Instant::now();
+        let quiet = self.setup.options.keepalive;
+        let bound: HashMap<&FullJid, &String> =
+            self.peers.iter().map(|(sid, jid)| (jid, sid)).collect();
+        self.heard.retain(|jid, _| bound.contains_key(jid));
+        let probing: HashSet<FullJid> = self
+            .pending
+            .values()
+            .filter_map(|p| p.probe.as_ref().map(|(_, jid)| jid.clone()))
+            .collect();
+        let due: Vec<(String, FullJid)> = self
+            .heard
+            .iter()
+            .filter(|(jid, at)| now - **at >= quiet && !probing.contains(*jid))
+            .filter_map(|(jid, _)| bound.get(jid).map(|sid| ((*sid).clone(), jid.clone())))
+            .collect();
+        let mut out = Vec::new();
+        for (sid, peer) in due {
+            let ping = Jingle::new(
+                Action::SessionInfo,
+                xmpp_parsers::jingle::SessionId(sid.clone()),
+            );
+            let to = Some(Jid::from(peer.clone()));
+            let iq = Iq::from_set("", ping);
+            out.push(self.request_as(iq, to, SendDone::nobody(), false, None, Some((sid, peer))));
+        }
+        out
+    }
+
+    /// A ping of a quiet peer was answered with an error.
+    fn probe_refused(&mut self, session_id: &str, peer: &FullJid, error: &StanzaError) {
+        let unknown = error
+            .other
+            .as_ref()
+            .is_some_and(|e| e.is("unknown-session", JINGLE_ERRORS));
+        if unknown {
+            // The peer has no such session: it ends here too.
+            if self.peers.get(session_id) == Some(peer) {
+                self.peers.remove(session_id);
+                if let (Some(ep), Ok(from), Ok(sid)) = (
+                    self.setup.endpoint.upgrade(),
+                    Text::new(peer.to_bare().as_str()),
+                    Text::new(session_id),
+                ) {
+                    let _ = ep.deliver(&from, Message::PeerGone { session_id: sid });
+                }
+            }
+            return;
+        }
+        match error.defined_condition {
+            // The server says nobody is there.
+            DefinedCondition::ServiceUnavailable
+            | DefinedCondition::RecipientUnavailable
+            | DefinedCondition::RemoteServerNotFound
+            | DefinedCondition::RemoteServerTimeout => self.peer_unavailable(peer),
+            _ => self.heard_from(Some(&Jid::from(peer.clone()))),
+        }
+    }
+
     /// The invitation `session_id` to `invitee` was refused by its service's policy.
     fn refused(&self, invitee: &FullJid, session_id: String, hr: Hr) {
         let (Some(ep), Ok(from), Ok(session_id)) = (
@@ -735,36 +588,6 @@ impl Connection {
         let _ = ep.deliver(&from, Message::Refused { session_id, hr });
     }
 
-    /// Whether this client takes an invitation from `sender` (a bare JID), as the options'
-    /// policy says: from contacts only (unless strangers are allowed), and at most
-    /// `invitations_per_minute` from one sender in a minute.
-    fn admit(&mut self, sender: &str) -> Result<(), Refusal> {
-        let key = canonical_jid(sender);
-        let options = &self.setup.options;
-        if !options.allow_strangers && !self.contacts.contains(&key) {
-            return Err(Refusal::Stranger);
-        }
-        let limit = options.invitations_per_minute as usize;
-        if limit == 0 {
-            return Ok(());
-        }
-        let now = Instant::now();
-        if self.invitations.len() >= self.prune_invitations_at {
-            self.invitations
-                .retain(|_, times| times.back().is_some_and(|t| now - *t < RATE_WINDOW));
-            self.prune_invitations_at = (2 * self.invitations.len()).max(PRUNE_PEERS_MIN);
-        }
-        let times = self.invitations.entry(key).or_default();
-        while times.front().is_some_and(|t| now - *t >= RATE_WINDOW) {
-            times.pop_front();
-        }
-        if times.len() >= limit {
-            return Err(Refusal::TooMany);
-        }
-        times.push_back(now);
-        Ok(())
-    }
-
     /// Gives `iq` a fresh id and an address, and records its completion.
     fn request(
         &mut self,
@@ -774,25 +597,44 @@ impl Connection {
         terminates: bool,
         invite: Option<(String, FullJid)>,
     ) -> Iq {
+        self.request_as(iq, to, done, terminates, invite, None)
+    }
+
+    fn request_as(
+        &mut self,
+        iq: Iq,
+        to: Option<Jid>,
+        done: SendDone,
+        terminates: bool,
+        invite: Option<(String, FullJid)>,
+        probe: Option<(String, FullJid)>,
+    ) -> Iq {
         self.next_id += 1;
-        let id = format!("m{}", self.next_id);
-        let deadline = Instant::now() + self.setup.options.request_timeout;
-        let pending = Pending {
-            done,
-            invite,
-            deadline,
-            terminates,
-        };
-        self.pending.insert(id.clone(), pending);
-        let iq = iq.with_id(id);
-        match to {
+        // Unique across this client's connections: a peer remembers the ids it answered.
+        let id = format!("m{}-{}", self.id_prefix, self.next_id);
+        let now = Instant::now();
+        let timeout = self.setup.options.request_timeout;
+        let iq = iq.with_id(id.clone());
+        let iq = match to {
             Some(to) => iq.with_to(to),
             None => iq,
-        }
+        };
+        let session_step = matches!(iq, Iq::Set { .. });
+        let pending = Pending {
+            done,
+            resend: session_step.then(|| (iq.clone(), now + timeout / COPIES)),
+            invite,
+            probe,
+            deadline: now + timeout,
+            terminates,
+        };
+        self.pending.insert(id, pending);
+        iq
     }
 
     /// Requests whose answer is overdue count as not delivered.
-    fn expire(&mut self) {
+    /// Returns the copies of requests due to be sent again.
+    fn expire(&mut self) -> Vec<Iq> {
         let now = Instant::now();
         let overdue: Vec<String> = self
             .pending
@@ -800,11 +642,30 @@ impl Connection {
             .filter(|(_, p)| p.deadline <= now)
             .map(|(id, _)| id.clone())
             .collect();
+        let mut dead = Vec::new();
         for id in overdue {
             if let Some(p) = self.pending.remove(&id) {
                 p.done.complete(Err(Undeliverable));
+                if let Some((_, peer)) = p.probe {
+                    dead.push(peer);
+                }
             }
         }
+        // A quiet peer that answered none of the copies of a ping: gone.
+        for peer in dead {
+            self.peer_unavailable(&peer);
+        }
+        let every = self.setup.options.request_timeout / COPIES;
+        let mut copies = Vec::new();
+        for p in self.pending.values_mut() {
+            if let Some((iq, at)) = &mut p.resend {
+                if *at <= now {
+                    copies.push(iq.clone());
+                    *at = now + every;
+                }
+            }
+        }
+        copies
     }
 
     /// Handles one stanza from the server; returns the answer to send, if any.
@@ -824,13 +685,21 @@ impl Connection {
                 }
                 None
             }
-            Stanza::Iq(Iq::Result { id, .. }) => {
+            Stanza::Iq(Iq::Result { id, from, .. }) => {
+                self.heard_from(from.as_ref());
                 if let Some(p) = self.pending.remove(&id) {
                     p.done.complete(Ok(()));
                 }
                 None
             }
             Stanza::Iq(Iq::Error { id, error, .. }) => {
+                if let Some((sid, peer)) = self.pending.get(&id).and_then(|p| p.probe.clone()) {
+                    if let Some(p) = self.pending.remove(&id) {
+                        p.done.complete(Err(Undeliverable));
+                    }
+                    self.probe_refused(&sid, &peer, &error);
+                    return None;
+                }
                 if let Some(p) = self.pending.remove(&id) {
                     let ended_there = error
                         .other
@@ -883,7 +752,7 @@ impl Connection {
                 });
                 match Roster::try_from(payload) {
                     Ok(roster) if own => {
-                        update_contacts(&mut self.contacts, roster);
+                        self.policy.update(roster);
                         Some(Iq::Result {
                             from: None,
                             to: from,
@@ -905,11 +774,39 @@ impl Connection {
     /// An IQ set: a step of a session from a peer. Answered (acknowledged or refused, as
     /// XEP-0166 says) once the client has taken it: the answer leaves before anything the
     /// step makes the client send.
+    /// A copy of a request already answered (the same sender, id and payload: the sender
+    /// sent it again, not having seen the answer) gets the same answer and is not taken
+    /// again.
     fn jingle(&mut self, from: Option<Jid>, id: String, payload: Element) -> Iq {
-        match self.take_jingle(from.clone(), payload) {
+        self.heard_from(from.as_ref());
+        let key = from.as_ref().map(|f| (f.to_string(), id.clone()));
+        if let Some(key) = &key {
+            if let Some((seen, answer)) = self.answered.get(key) {
+                if *seen == payload {
+                    return answer.clone();
+                }
+            }
+        }
+        let kept = payload.clone();
+        let answer = match self.take_jingle(from.clone(), payload) {
             Ok(peer) => Iq::empty_result(Jid::from(peer), id),
             Err(refusal) => error_reply(id, from, refusal),
+        };
+        if let Some(key) = key {
+            if self.answered.len() >= ANSWERED {
+                if let Some(oldest) = self.answered_order.pop_front() {
+                    self.answered.remove(&oldest);
+                }
+            }
+            if self
+                .answered
+                .insert(key.clone(), (kept, answer.clone()))
+                .is_none()
+            {
+                self.answered_order.push_back(key);
+            }
         }
+        answer
     }
 
     fn take_jingle(&mut self, from: Option<Jid>, payload: Element) -> Result<FullJid, Refusal> {
@@ -945,7 +842,12 @@ impl Connection {
             if self.peers.contains_key(sid.as_str()) {
                 return Err(Refusal::OutOfOrder);
             }
-            self.admit(sender.as_str())?;
+            self.policy
+                .admit(sender.as_str(), std::time::Instant::now())
+                .map_err(|r| match r {
+                    Refused::Stranger => Refusal::Stranger,
+                    Refused::TooMany => Refusal::TooMany,
+                })?;
             // Before the client sees the invitation: what it sends in answer goes to this
             // resource.
             self.bind(sid.as_str().to_owned(), peer.clone());

@@ -13,6 +13,8 @@
 //! still run where each client's dispatch mode says.
 
 mod connection;
+mod login;
+mod policy;
 pub mod protocol;
 
 use crate::error::{Result, E_FAIL, E_ILLEGAL_METHOD_CALL, E_INVALIDARG, MSGR_E_ALREADY_LOGGED_ON};
