@@ -149,15 +149,28 @@ impl Pair {
 
     /// `request_a`, `request_b`: alice's and bob's request timeouts.
     fn build(invitation: Duration, request_a: Duration, request_b: Duration) -> Pair {
+        Self::custom(invitation, request_a, request_b, Duration::from_secs(30))
+    }
+
+    /// `keepalive`: how long a connection, or a session's peer, may be quiet before it is
+    /// pinged (30 s by default: no scenario lasts that long).
+    fn custom(
+        invitation: Duration,
+        request_a: Duration,
+        request_b: Duration,
+        keepalive: Duration,
+    ) -> Pair {
         let server = Prosody::start(USERS);
         let pa = Proxy::start(server.addr);
         let pb = Proxy::start(server.addr);
         let log: Log = Arc::default();
         let mut oa = options(&pa.host(), pa.port(), invitation);
         oa.request_timeout = request_a;
+        oa.keepalive = keepalive;
         let a = Side::new("A", server.jid("alice"), oa, &log);
         let mut ob = options(&pb.host(), pb.port(), invitation);
         ob.request_timeout = request_b;
+        ob.keepalive = keepalive;
         let b = Side::new("B", server.jid("bob"), ob, &log);
         let p = Pair {
             log,
@@ -288,18 +301,137 @@ fn is_result(s: &str) -> bool {
     s.starts_with("<iq") && (s.contains("type='result'") || s.contains("type=\"result\""))
 }
 
+/// The id attribute of a stanza's start tag.
+fn stanza_id(s: &str) -> Option<String> {
+    let head = &s[..s.find('>')?];
+    let at = head.find(" id=")? + 4;
+    let quote = head[at..].chars().next()?;
+    let rest = &head[at + 1..];
+    Some(rest[..rest.find(quote)?].to_string())
+}
+
+/// Matches the first stanza `pred` matches and every later one with its id that `pred`
+/// matches too: a step and the copies the library sends of it while no answer comes.
+fn every_copy(pred: impl Fn(&str) -> bool + Send + 'static) -> impl Fn(&str) -> bool + Send {
+    let first: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    move |s: &str| {
+        if !pred(s) {
+            return false;
+        }
+        let mut first = first.lock().unwrap();
+        match (&*first, stanza_id(s)) {
+            (None, id) => {
+                *first = id;
+                true
+            }
+            (Some(f), Some(id)) => *f == id,
+            (Some(_), None) => false,
+        }
+    }
+}
+
+/// Every copy of a step may be dropped (the library sends a few).
+const ALL: usize = 100;
+
 // ---- a stanza lost at every step ----
 
+/// One copy of each step lost (the first one): the library sends it again after a third of
+/// the request timeout, and nothing else shows.
 #[test]
-fn a_lost_invitation_is_a_send_error_then_a_timeout() {
+fn one_lost_copy_of_each_step_is_made_up_for() {
     let p = Pair::new();
-    let rule = p.pa.drop_next(Dir::Up, 1, |s| has(s, "session-initiate"));
+    let lost = |proxy: &Proxy, dir: Dir, what: &'static str| {
+        proxy.drop_next(dir, 1, move |s| has(s, what))
+    };
+    // Invitation, acceptance, context data, cancel.
+    let rules = [
+        lost(&p.pa, Dir::Up, "session-initiate"),
+        lost(&p.pb, Dir::Up, "session-accept"),
+        lost(&p.pa, Dir::Up, "<context"),
+        lost(&p.pa, Dir::Up, "session-terminate"),
+    ];
+    let (s, r) = p.invited();
+    r.accept(Some("yes")).unwrap();
+    p.wait("connected", Duration::from_secs(10), |_| {
+        s.state() == SessionState::Connected && r.state() == SessionState::Connected
+    });
+    s.send_context_data("once").unwrap();
+    p.wait("context data", Duration::from_secs(10), |_| {
+        r.context_data().as_str() == "once"
+    });
+    s.cancel(E_FAIL, Some("bye")).unwrap();
+    let log = p.both_end("both ends");
+    assert!(rules.iter().all(|r| r.fired() == 1));
+    expect_side(
+        &log,
+        "A",
+        &[
+            "StateChanged(Invitation)@Connected",
+            "Accepted(\"yes\")@Connected",
+            "ReadyToLaunch@Connected",
+            "StateChanged(Accepted)@Connected",
+            "StateChanged(Connected)@Cancelled",
+            "Termination(SR_SESSION_CANCELLED_LOCAL,\"bye\")@Cancelled",
+        ],
+    );
+    expect_side(
+        &log,
+        "B",
+        &[
+            "StateChanged(Invitation)@Accepted",
+            "BeforeAppLaunch(true)@Accepted",
+            "ReadyToLaunch@Connected",
+            "StateChanged(Accepted)@Connected",
+            "ContextData(once)@Connected",
+            "StateChanged(Connected)@Cancelled",
+            "Cancelled(\"bye\")@Cancelled",
+            "Termination(E_FAIL,\"bye\")@Cancelled",
+        ],
+    );
+    // A decline, then the inviter's timeout, each with one copy lost.
+    let decline = lost(&p.pb, Dir::Up, "session-terminate");
+    let (_s, r) = p.invited();
+    r.decline(Some("no")).unwrap();
+    let log = p.both_end("the decline");
+    assert_eq!(decline.fired(), 1);
+    expect_side(
+        &log,
+        "A",
+        &[
+            "StateChanged(Invitation)@Declined",
+            "Declined(\"no\")@Declined",
+            "Termination(SR_INVITATION_DECLINED,\"no\")@Declined",
+        ],
+    );
+    let timeout = lost(&p.pa, Dir::Up, "<timeout");
+    let before = p.b.received.lock().len();
+    let (_s, _r) = p.invited();
+    assert_eq!(p.b.received.lock().len(), before + 1);
+    let log = p.both_end("the timeout");
+    assert_eq!(timeout.fired(), 1);
+    for tag in ["A", "B"] {
+        expect_side(
+            &log,
+            tag,
+            &[
+                "StateChanged(Invitation)@Terminated",
+                "Termination(SR_SESSION_TIMEOUT,NULL)@Terminated",
+            ],
+        );
+    }
+}
+
+#[test]
+fn an_invitation_lost_with_every_copy_is_a_send_error_then_a_timeout() {
+    let p = Pair::new();
+    let rule =
+        p.pa.drop_next(Dir::Up, ALL, every_copy(|s| has(s, "session-initiate")));
     let s = p.a.session(&p.log);
     s.invite(&p.b.jid, None).unwrap();
     p.wait("the inviter's end", BOUND, |p| p.ended("A"));
     p.settle(Duration::from_millis(300));
     let log = p.take();
-    assert_eq!(rule.fired(), 1);
+    assert!(rule.fired() >= 1);
     expect_side(
         &log,
         "A",
@@ -315,13 +447,14 @@ fn a_lost_invitation_is_a_send_error_then_a_timeout() {
 }
 
 #[test]
-fn a_lost_acceptance_ends_both_sides_at_the_timeout() {
+fn an_acceptance_lost_with_every_copy_ends_both_sides_at_the_timeout() {
     let p = Pair::new();
     let (_s, r) = p.invited();
-    let rule = p.pb.drop_next(Dir::Up, 1, |s| has(s, "session-accept"));
+    let rule =
+        p.pb.drop_next(Dir::Up, ALL, every_copy(|s| has(s, "session-accept")));
     r.accept(Some("yes")).unwrap();
     let log = p.both_end("both ends");
-    assert_eq!(rule.fired(), 1);
+    assert!(rule.fired() >= 1);
     expect_side(
         &log,
         "A",
@@ -348,13 +481,14 @@ fn a_lost_acceptance_ends_both_sides_at_the_timeout() {
 }
 
 #[test]
-fn a_lost_decline_ends_the_decliner_at_once_and_the_inviter_at_the_timeout() {
+fn a_decline_lost_with_every_copy_ends_the_inviter_at_the_timeout() {
     let p = Pair::new();
     let (_s, r) = p.invited();
-    let rule = p.pb.drop_next(Dir::Up, 1, |s| has(s, "session-terminate"));
+    let rule =
+        p.pb.drop_next(Dir::Up, ALL, every_copy(|s| has(s, "session-terminate")));
     r.decline(Some("no")).unwrap();
     let log = p.both_end("both ends");
-    assert_eq!(rule.fired(), 1);
+    assert!(rule.fired() >= 1);
     expect_side(
         &log,
         "A",
@@ -375,13 +509,14 @@ fn a_lost_decline_ends_the_decliner_at_once_and_the_inviter_at_the_timeout() {
 }
 
 #[test]
-fn a_lost_cancel_of_an_invitation_ends_the_invitee_at_its_own_deadline() {
+fn a_cancel_of_an_invitation_lost_with_every_copy_ends_the_invitee_at_its_deadline() {
     let p = Pair::new();
     let (s, _r) = p.invited();
-    let rule = p.pa.drop_next(Dir::Up, 1, |s| has(s, "session-terminate"));
+    let rule =
+        p.pa.drop_next(Dir::Up, ALL, every_copy(|s| has(s, "session-terminate")));
     s.cancel(E_FAIL, Some("bye")).unwrap();
     let log = p.both_end("both ends");
-    assert_eq!(rule.fired(), 1);
+    assert!(rule.fired() >= 1);
     expect_side(
         &log,
         "A",
@@ -402,10 +537,11 @@ fn a_lost_cancel_of_an_invitation_ends_the_invitee_at_its_own_deadline() {
 }
 
 #[test]
-fn lost_context_data_is_a_send_error_and_the_session_goes_on() {
+fn context_data_lost_with_every_copy_is_a_send_error_and_the_session_goes_on() {
     let p = Pair::new();
     let (s, r) = p.connected();
-    let rule = p.pa.drop_next(Dir::Up, 1, |s| has(s, "<context"));
+    let rule =
+        p.pa.drop_next(Dir::Up, ALL, every_copy(|s| has(s, "<context")));
     s.send_context_data("lost").unwrap();
     p.wait("the send error", Duration::from_secs(10), |p| {
         p.logged("A:SendError")
@@ -416,7 +552,7 @@ fn lost_context_data_is_a_send_error_and_the_session_goes_on() {
     });
     r.cancel(E_UNEXPECTED, None).unwrap();
     let log = p.both_end("both ends");
-    assert_eq!(rule.fired(), 1);
+    assert!(rule.fired() >= 1);
     expect_side(
         &log,
         "A",
@@ -439,12 +575,13 @@ fn lost_context_data_is_a_send_error_and_the_session_goes_on() {
 }
 
 #[test]
-fn a_lost_timeout_ends_the_invitee_at_its_own_deadline() {
+fn a_timeout_lost_with_every_copy_ends_the_invitee_at_its_own_deadline() {
     let p = Pair::new();
     let (_s, _r) = p.invited();
-    let rule = p.pa.drop_next(Dir::Up, 1, |s| has(s, "<timeout"));
+    let rule =
+        p.pa.drop_next(Dir::Up, ALL, every_copy(|s| has(s, "<timeout")));
     let log = p.both_end("both ends");
-    assert_eq!(rule.fired(), 1);
+    assert!(rule.fired() >= 1);
     for tag in ["A", "B"] {
         expect_side(
             &log,
@@ -457,18 +594,18 @@ fn a_lost_timeout_ends_the_invitee_at_its_own_deadline() {
     }
 }
 
-/// A connected session whose cancel is lost: the canceller ends at once; the other side
-/// hears nothing and, alive and connected, has no deadline.
+/// A connected session whose cancel is lost with every copy: the canceller ends; the other
+/// side hears nothing until its session ping (after a quiet keepalive, 2 s here) is answered
+/// `<unknown-session/>`.
 #[test]
-#[ignore = "library gap: a connected session whose peer's session-terminate was lost never \
-            ends (no session ping); see the report"]
-fn a_lost_cancel_of_a_connected_session_ends_both_sides() {
-    let p = Pair::new();
+fn a_cancel_of_a_connected_session_lost_with_every_copy_ends_the_other_side_at_its_ping() {
+    let p = Pair::custom(INVITATION, REQUEST, REQUEST, Duration::from_secs(2));
     let (s, _r) = p.connected();
-    let rule = p.pa.drop_next(Dir::Up, 1, |s| has(s, "session-terminate"));
+    let rule =
+        p.pa.drop_next(Dir::Up, ALL, every_copy(|s| has(s, "session-terminate")));
     s.cancel(E_FAIL, None).unwrap();
     let log = p.both_end("both ends");
-    assert_eq!(rule.fired(), 1);
+    assert!(rule.fired() >= 1);
     expect_side(
         &log,
         "A",
@@ -478,7 +615,36 @@ fn a_lost_cancel_of_a_connected_session_ends_both_sides() {
             "Termination(SR_SESSION_CANCELLED_LOCAL,NULL)@Cancelled",
         ],
     );
-    assert_eq!(side(&log, "B").len(), 2, "{log:#?}");
+    expect_side(
+        &log,
+        "B",
+        &[
+            "StateChanged(Connected)@Terminated",
+            "Termination(SR_CONNECTION_FAILURE,NULL)@Terminated",
+        ],
+    );
+}
+
+/// Bob's connection goes silent (blackholed, nothing closed) with the session connected:
+/// alice's session ping goes unanswered and ends her side; bob's own keepalive ping to the
+/// server goes unanswered, his connection counts as lost and his side ends too.
+#[test]
+fn a_silent_connected_peer_is_found_by_the_pings() {
+    let p = Pair::custom(INVITATION, REQUEST, REQUEST, Duration::from_secs(2));
+    let (_s, _r) = p.connected();
+    p.pb.blackhole(true);
+    let log = p.both_end("both ends");
+    for tag in ["A", "B"] {
+        expect_side(
+            &log,
+            tag,
+            &[
+                "StateChanged(Connected)@Terminated",
+                "Termination(SR_CONNECTION_FAILURE,NULL)@Terminated",
+            ],
+        );
+    }
+    p.pb.blackhole(false);
 }
 
 /// Alice signs out; her `<gone/>` is lost, but her unavailable presence ends bob's side.
@@ -489,7 +655,7 @@ fn a_lost_sign_out_notice_is_made_up_for_by_presence() {
     let rule = p.pa.drop_next(Dir::Up, 1, |s| has(s, "<gone"));
     p.a.client.sign_out().unwrap();
     let log = p.both_end("both ends");
-    assert_eq!(rule.fired(), 1);
+    assert!(rule.fired() >= 1);
     for tag in ["A", "B"] {
         expect_side(
             &log,
@@ -1128,20 +1294,20 @@ fn the_inviters_process_killed_in_ss_connected() {
     peer_killed_with_bob_invited(Some(true));
 }
 
-/// The acknowledgement of bob's acceptance is lost: alice is connected, bob counts the
-/// acceptance undelivered, keeps the invitee's deadline and ends at it, and tells alice,
-/// who ends timed out too.
+/// Every acknowledgement of bob's acceptance (and of its copies) is lost: alice is
+/// connected, bob counts the acceptance undelivered, keeps the invitee's deadline and ends at
+/// it, and tells alice, who ends timed out too.
 #[test]
-fn a_lost_acknowledgement_of_an_acceptance_ends_both_sides() {
+fn an_acceptance_whose_every_acknowledgement_is_lost_ends_both_sides() {
     let p = Pair::new();
     let (s, r) = p.invited();
-    let rule = p.pb.drop_next(Dir::Down, 1, is_result);
+    let rule = p.pb.drop_next(Dir::Down, ALL, every_copy(is_result));
     r.accept(None).unwrap();
     p.wait("alice connected", Duration::from_secs(10), |_| {
         s.state() == SessionState::Connected
     });
     let log = p.both_end("both ends");
-    assert_eq!(rule.fired(), 1);
+    assert!(rule.fired() >= 1);
     expect_side(
         &log,
         "B",
@@ -1171,8 +1337,6 @@ fn a_lost_acknowledgement_of_an_acceptance_ends_both_sides() {
 
 /// Context data sent twice by the network (the same IQ, the same id): raised once.
 #[test]
-#[ignore = "library gap: a repeated IQ (same sender, same id) is taken again: OnContextData \
-            twice; see the report"]
 fn duplicated_context_data_is_raised_once() {
     let p = Pair::new();
     let (s, r) = p.connected();
