@@ -246,6 +246,8 @@ struct Memory {
     start: u64,
     end: u64,
     peak: u64,
+    /// The RSS at each tenth of the run, in kB.
+    tenths: Vec<u64>,
 }
 
 /// What one process reports.
@@ -286,6 +288,8 @@ fn run(h: &mut Half, theirs: &[String], p: &Params, seed: u64, cut_offset: Durat
     let end = start + Duration::from_secs(p.seconds);
     let mut next_cut = start + cut_offset;
     let mut next_sample = start;
+    let tenth = Duration::from_secs(p.seconds).max(Duration::from_secs(10)) / 10;
+    let mut next_tenth = start + tenth;
     let warm = start + Duration::from_secs(p.seconds / 5).min(Duration::from_secs(30));
     let mut draining_since: Option<Instant> = None;
     loop {
@@ -440,6 +444,10 @@ fn run(h: &mut Half, theirs: &[String], p: &Params, seed: u64, cut_offset: Durat
                 rep.memory.start = kb;
             }
             rep.memory.peak = rep.memory.peak.max(kb);
+            if now >= next_tenth && draining_since.is_none() {
+                next_tenth += tenth;
+                rep.memory.tenths.push(kb);
+            }
         }
         if work == 0 {
             std::thread::sleep(Duration::from_millis(1));
@@ -498,6 +506,15 @@ fn lines_of(r: &Report) -> Vec<String> {
             "memory {} {} {}",
             r.memory.start, r.memory.end, r.memory.peak
         ),
+        format!(
+            "tenths {}",
+            r.memory
+                .tenths
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
     ];
     for ((role, code), n) in &r.codes {
         out.push(format!("code {role} {code} {n}"));
@@ -528,12 +545,11 @@ fn parse_report(lines: &[String]) -> Report {
             Some("reconnecting_at_end") => r.reconnecting_at_end = num(1),
             Some("signed_out_at_end") => r.signed_out_at_end = num(1),
             Some("memory") => {
-                r.memory = Memory {
-                    start: num(1),
-                    end: num(2),
-                    peak: num(3),
-                }
+                r.memory.start = num(1);
+                r.memory.end = num(2);
+                r.memory.peak = num(3);
             }
+            Some("tenths") => r.memory.tenths = (1..f.len()).map(num).collect(),
             Some("code") => {
                 r.codes.insert((f[1].to_string(), f[2].to_string()), num(3));
             }
@@ -608,8 +624,8 @@ fn print_report(who: &str, r: &Report) {
         r.dropped, r.cuts, r.sign_ins, r.reconnecting_at_end, r.signed_out_at_end
     );
     println!(
-        "soak [{who}]: RSS start {} kB, end {} kB, peak {} kB",
-        r.memory.start, r.memory.end, r.memory.peak
+        "soak [{who}]: RSS start {} kB, end {} kB, peak {} kB; at each tenth of the run: {:?}",
+        r.memory.start, r.memory.end, r.memory.peak, r.memory.tenths
     );
 }
 
