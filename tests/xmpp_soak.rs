@@ -593,12 +593,32 @@ fn soak_peer() {
     say("ready");
     let mut go = String::new();
     let _ = std::io::stdin().lock().read_line(&mut go);
+    if go.trim() != "go" {
+        // The first process is gone.
+        return;
+    }
+    // The first process keeps this process's standard input open until it has the report:
+    // its end (a failed test, a kill) ends this process too.
+    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let finished = finished.clone();
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            while std::io::stdin().lock().read_line(&mut rest).unwrap_or(0) > 0 {
+                rest.clear();
+            }
+            if !finished.load(std::sync::atomic::Ordering::SeqCst) {
+                std::process::exit(3);
+            }
+        });
+    }
     // The child's cuts fall between the parent's.
     let offset = p.cut_every + p.cut_every / 2;
     let r = run(&mut h, &theirs, &p, p.seed.wrapping_mul(17) + 3, offset);
     for l in lines_of(&r) {
         say(&l);
     }
+    finished.store(true, std::sync::atomic::Ordering::SeqCst);
     say("done");
     for c in &h.clients {
         c.destroy();
@@ -679,12 +699,9 @@ fn soak() {
             panic!("the second process did not start: {other:?}");
         }
     }
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"go\n")
-        .expect("the second process listens");
+    // Kept open until the report is in: the second process ends if this one does.
+    let mut go = child.stdin.take().unwrap();
+    go.write_all(b"go\n").expect("the second process listens");
     let t0 = Instant::now();
     let mine_report = run(&mut h, &theirs, &p, p.seed, p.cut_every);
     // The second process finishes at about the same time.
@@ -700,6 +717,7 @@ fn soak() {
             }
         }
     }
+    drop(go);
     let status = {
         let start = Instant::now();
         loop {
