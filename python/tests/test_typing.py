@@ -5,6 +5,7 @@ types, and enums print their names on every Python version."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,8 +38,19 @@ def revealed(output: str) -> Dict[int, str]:
     for line in output.splitlines():
         head, sep, rest = line.partition(": note: Revealed type is ")
         if sep:
-            out[int(head.split(":")[1])] = rest.strip('"')
+            out[int(head.split(":")[1])] = spelled_as_3_10(rest.strip('"'))
     return out
+
+
+def spelled_as_3_10(t: str) -> str:
+    """A revealed type as mypy spells it for Python 3.10 and later: for older targets it
+    writes ``Union[builtins.str, None]`` where newer ones write ``str | None``."""
+    t = t.replace("builtins.", "")
+    while True:
+        u = re.sub(r"Union\[([^\[\]]+), None\]", r"\1 | None", t)
+        if u == t:
+            return t
+        t = u
 
 
 def reveal_lines(marker: str) -> List[int]:

@@ -29,7 +29,7 @@ import traceback
 import weakref
 from ctypes import byref, c_uint32
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, Generic, List, Optional, Tuple, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generic, List, Optional, Tuple, TypeVar, cast
 
 from ._ffi import CALLBACK_TYPES
 from ._library import lib
@@ -361,7 +361,8 @@ def _find_hook_args_type() -> Optional[type]:
     for t in tuple.__subclasses__():
         if t.__name__ == "UnraisableHookArgs" and t.__module__ == "builtins":
             try:
-                t((ValueError, ValueError(), None, "", None))  # type: ignore[arg-type]
+                # Through Any: its constructor's type differs between typeshed versions.
+                cast(Any, t)((ValueError, ValueError(), None, "", None))
             except Exception:
                 return None
             return t

@@ -360,14 +360,14 @@ class EventStream:
                 continue
 
             def put(src: Any, *args: Any, _name: str = spec.name, _wanted: bool = wanted) -> None:
+                # First what the stream follows, so that whoever reads the event finds it
+                # done (in thread mode the reader runs on another thread).
+                if self._client is not None and _name == "invitation":
+                    self._follow(args[0])
+                elif self._client is not None and _name == "termination":
+                    self._forget(src)
                 if _wanted:
                     self._to_loop(self._queue.put_nowait, Event(_name, src, args))
-                if self._client is None:
-                    return
-                if _name == "invitation":
-                    self._follow(args[0])
-                elif _name == "termination":
-                    self._forget(src)
 
             try:
                 regs.append(obj.on(spec.name, put))
