@@ -725,25 +725,6 @@ fn a_connection_cut_with_context_data_in_flight() {
 }
 
 #[test]
-fn a_blackholed_invitee_ends_at_its_own_deadline() {
-    let p = Pair::new();
-    let (_s, _r) = p.invited();
-    p.pb.blackhole(true);
-    let log = p.both_end("both ends");
-    for tag in ["A", "B"] {
-        expect_side(
-            &log,
-            tag,
-            &[
-                "StateChanged(Invitation)@Terminated",
-                "Termination(SR_SESSION_TIMEOUT,NULL)@Terminated",
-            ],
-        );
-    }
-    p.pb.blackhole(false);
-}
-
-#[test]
 fn delayed_traffic_changes_nothing() {
     // A request crosses four delayed hops: its answer takes over 600 ms, so the requests wait
     // longer than the default second (nothing here is meant to time out).
