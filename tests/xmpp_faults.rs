@@ -1348,6 +1348,10 @@ fn reconnection_backs_off_while_the_server_is_unreachable() {
         !p.a.client.is_signed_in()
     });
     p.settle(Duration::from_secs(4));
+    assert_eq!(
+        p.a.client.connection_state(),
+        (ConnectionState::Reconnecting, MSGR_E_DISCONNECTED)
+    );
     let tries = p.pa.accepted() - accepted;
     assert!(
         (1..=6).contains(&tries),
@@ -1366,7 +1370,10 @@ fn reconnection_backs_off_while_the_server_is_unreachable() {
             "Am:LockStatusChanged(Disabled)",
         ])
     );
-    assert!(p.a.client.is_signed_in());
+    assert_eq!(
+        p.a.client.connection_state(),
+        (ConnectionState::SignedIn, MSGR_E_DISCONNECTED)
+    );
     expect_side(&log, "B", &[]);
 }
 
@@ -1393,7 +1400,10 @@ fn the_same_user_signed_in_twice_signs_the_older_out_once() {
     p.settle(Duration::from_secs(4));
     drain(&newer.client);
     assert!(newer.client.is_signed_in());
-    assert!(!p.a.client.is_signed_in());
+    assert_eq!(
+        p.a.client.connection_state(),
+        (ConnectionState::SignedOut, MSGR_E_ALREADY_LOGGED_ON)
+    );
     let log = p.both_end("both ends");
     for tag in ["A", "B"] {
         expect_side(
