@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The library built with cargo alone (docs/BUILDING.md, "The library with cargo"), release, for
-# both shipped feature sets: xmpp (what the CMake build installs) and none (what the Python
+# both shipped feature sets: none, and xmpp (what the CMake build installs and the Python
 # package bundles). For each:
 #
 #   cargo build --locked --release --lib [--features xmpp]
@@ -22,8 +22,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail=0
 
-# xmpp first: the library left in target/release is then the one `pip install ./python` bundles.
-for features in xmpp default; do
+# xmpp last: the library left in target/release is then the one `pip install ./python` and
+# scripts/python-wheel.sh bundle (cargo rebuilds the crate, not its dependencies, when the
+# feature set changes).
+for features in default xmpp; do
     args=()
     [ "$features" = default ] || args=(--features "$features")
     printf '\n== cargo build --release --lib %s\n' "${args[*]}"

@@ -2,8 +2,8 @@
 # check-size.sh LIBRARY default|xmpp
 #
 # The size budget of the shipped shared library. LIBRARY is a release libmsgrpriv.so built
-# with the given feature set (default: no feature, as the Python package ships it; xmpp: as
-# the CMake build ships it). A copy is stripped the way `cmake --install --strip` and
+# with the given feature set (default: no feature, a plain `cargo build --release --lib`;
+# xmpp: as the CMake build and the Python package ship it). A copy is stripped the way `cmake --install --strip` and
 # distributions strip it (no .symtab, no debug information; the exported .dynsym stays), and
 # the check fails when its size passes the budget below. scripts/cargo-only.sh runs it on
 # the library `cargo build --release --lib [--features xmpp]` makes.

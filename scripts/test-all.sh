@@ -15,7 +15,9 @@
 #      the library built with cargo alone, release, with and without the xmpp feature: a C
 #      and a C++ program linked against target/release run, and the stripped library is
 #      within its size budget (scripts/cargo-only.sh, scripts/check-size.sh)
-#   4. the Python package's pytest suite (python/run-tests.sh)
+#   4. the Python package's pytest suite (python/run-tests.sh); then the wheel built from
+#      target/release, checked with auditwheel, installed in a fresh venv whose PATH has no
+#      cargo, and the same suite run against it (scripts/python-wheel.sh)
 #   5. a bounded fuzzing run of each cargo-fuzz target (scripts/fuzz.sh)
 #
 # Every step runs even when an earlier one failed; a summary lists each with its time.
@@ -157,6 +159,10 @@ step "Cargo-only build and the size budget (scripts/cargo-only.sh)" bash scripts
 # The Python package against the library cargo test built (python/run-tests.sh makes a venv).
 step "Python tests (pytest)" env MSGRPRIV_LIBRARY="$root/target/debug/libmsgrpriv.so" \
     bash python/run-tests.sh -q
+# The wheel, from the release library cargo-only.sh left (xmpp), installed where there is no
+# cargo; the suite against the installed package (scripts/python-wheel.sh says what it checks).
+step "Python wheel in a fresh venv without cargo (scripts/python-wheel.sh)" \
+    bash scripts/python-wheel.sh -q
 # A bounded run of each fuzz target; longer: bash scripts/fuzz.sh 3600.
 step "Fuzzing, ${MSGRPRIV_FUZZ_SECONDS:-20}s per target" bash scripts/fuzz.sh "${MSGRPRIV_FUZZ_SECONDS:-20}"
 step "Header unchanged by the builds" header_unchanged
