@@ -6,7 +6,8 @@
 #      reference builds without a doxygen warning (scripts/docs.sh); style:
 #      `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings`
 #   2. cargo test: the Rust unit, integration and doc tests; the XMPP service's tests against
-#      a real Prosody they start themselves (--features xmpp); the same under AddressSanitizer
+#      a real Prosody they start themselves (--features xmpp), with the fault scenarios
+#      (tests/xmpp_faults.rs) and a 25-second soak (scripts/soak-xmpp.sh); the same under AddressSanitizer
 #      (scripts/rust-asan.sh, its own target directory target/asan)
 #      and the loom model checks of the event queue and the sink lists (scripts/loom.sh, its
 #      own target directory target/loom)
@@ -133,7 +134,10 @@ step "cargo test" cargo test --locked
 # The XMPP service against a Prosody each test starts on a free loopback port and stops
 # (tests/common/prosody.rs); the protocol's unit tests.
 step "XMPP service over Prosody (cargo test --features xmpp)" \
-    bash -c 'cargo test --locked --features xmpp --lib xmpp:: && cargo test --locked --features xmpp --test xmpp --test xmpp_peer --test xmpp_tls --test both_services'
+    bash -c 'cargo test --locked --features xmpp --lib xmpp:: && cargo test --locked --features xmpp --test xmpp --test xmpp_peer --test xmpp_tls --test both_services --test xmpp_faults'
+# 100 clients in two processes through fault proxies for 25 s (the full run: 10 minutes,
+# bash scripts/soak-xmpp.sh); fails when a session side did not end exactly once.
+step "XMPP soak, 25 s (scripts/soak-xmpp.sh)" env MSGRPRIV_SOAK_SECONDS=25 bash scripts/soak-xmpp.sh
 if [ "${MSGRPRIV_SKIP_RUST_ASAN:-0}" = 0 ] || [ -n "${CI:-}" ]; then
     # About 3 minutes from nothing on two cores (2 of them building), 1.5 when target/asan
     # is warm. docs/HARDENING.md says what it covers.

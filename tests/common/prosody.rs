@@ -4,8 +4,9 @@
 //! ([`Prosody::start`]), or TLS ([`Prosody::start_tls`]: STARTTLS required on the client
 //! port and direct TLS on a second one, with a self-signed leaf certificate for the domain
 //! that `openssl` makes in the directory; a second domain, [`MISNAMED`], presents that
-//! certificate too). Stopped (SIGTERM, then waited for) when dropped,
-//! also when a test fails.
+//! certificate too). Killed ([`Prosody::kill`], as a crash) and started again on the same
+//! port and data directory ([`Prosody::restart`]) for the fault tests. Stopped (SIGTERM,
+//! then waited for) when dropped, also when a test fails.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -149,15 +150,6 @@ VirtualHost "{domain}"
                 assert!(st.success(), "prosodyctl register {u}");
             }
         }
-        let child = Command::new("prosody")
-            .arg("--config")
-            .arg(&cfg)
-            .arg("-F")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prosody starts");
         let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
         let cert = dir.join("certs").join(format!("{domain}.crt"));
         let mut server = Prosody {
@@ -165,24 +157,59 @@ VirtualHost "{domain}"
             addr,
             domain,
             tls: tls.then_some(TlsInfo { direct_port, cert }),
-            child: Some(child),
+            child: None,
         };
+        server.run();
+        server
+    }
+
+    /// Starts the server process with the config in `dir` and waits (at most 10 s) until it
+    /// listens.
+    fn run(&mut self) {
+        let child = Command::new("prosody")
+            .arg("--config")
+            .arg(self.dir.join("prosody.cfg.lua"))
+            .arg("-F")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prosody starts");
+        self.child = Some(child);
         let start = Instant::now();
         let listening =
             |a: &SocketAddr| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok();
-        let direct: Option<SocketAddr> = tls.then(|| SocketAddr::new(addr.ip(), direct_port));
-        while !listening(&addr) || direct.as_ref().is_some_and(|d| !listening(d)) {
-            if let Some(Ok(Some(st))) = server.child.as_mut().map(|c| c.try_wait()) {
-                panic!("prosody exited: {st}; log: {}", server.log());
+        let direct: Option<SocketAddr> = self
+            .tls
+            .as_ref()
+            .map(|t| SocketAddr::new(self.addr.ip(), t.direct_port));
+        while !listening(&self.addr) || direct.as_ref().is_some_and(|d| !listening(d)) {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("prosody exited: {st}; log: {}", self.log());
             }
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "prosody not listening after 10 s; log: {}",
-                server.log()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        server
+    }
+
+    /// Kills the server at once (SIGKILL, as a crash): its connections close without a
+    /// word, its data directory stays.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same address and data directory (its users are
+    /// there), after [`Prosody::stop`] or [`Prosody::kill`].
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart: the server still runs");
+        self.run();
     }
 
     /// The server's IP address, as a host option.
