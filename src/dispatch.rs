@@ -72,6 +72,12 @@ impl<E> SinksPtr<E> {
     }
 }
 
+impl<E> Clone for SinksPtr<E> {
+    fn clone(&self) -> Self {
+        SinksPtr(self.0)
+    }
+}
+
 impl<E> std::ops::Deref for SinksPtr<E> {
     type Target = Sinks<E>;
     fn deref(&self) -> &Sinks<E> {
