@@ -123,13 +123,15 @@ pub(crate) struct Step {
 /// and outlive it: a session whose manager was released keeps the status the manager had
 /// in that connection epoch, and is locked in every later one.
 pub(crate) struct LockCell {
-    data: Mutex<LockData>,
+    /// `crate::sync`'s: loom's under `cfg(loom)`, for the model of the client's walk of its
+    /// managers (`manager_release_racing_walk`).
+    data: crate::sync::Mutex<LockData>,
 }
 
 impl LockCell {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(LockCell {
-            data: Mutex::new(LockData {
+            data: crate::sync::Mutex::new(LockData {
                 status: LockStatus::NotInitialized,
                 epoch: 0,
                 cookie: 0,

@@ -30,13 +30,20 @@ pub(crate) struct ManagerCore {
 
 impl Drop for ManagerCore {
     fn drop(&mut self) {
-        // First: the client's walk of its managers queues nothing more through the lock cell
-        // (see [`ManagerLink`]), so the Release job goes behind everything queued for the list.
-        self.lock.stop_announcing();
         // SAFETY: taken once, here; the field is not used afterwards.
         let sinks = unsafe { ManuallyDrop::take(&mut self.sinks) };
-        self.queue.release_sinks(sinks);
+        let queue = &self.queue;
+        hand_over(&self.lock, || queue.release_sinks(sinks));
     }
+}
+
+/// What a manager that goes does with its sink list: first it stops announcing through its
+/// lock cell, so that the client's walk of its managers ([`ManagerLink`]) queues nothing more
+/// for the list; then `release` hands the list to the queue, whose Release job (or immediate
+/// free) comes after everything queued for it. Model checked (`manager_release_racing_walk`).
+pub(crate) fn hand_over(lock: &LockCell, release: impl FnOnce()) {
+    lock.stop_announcing();
+    release();
 }
 
 /// A manager as its client's list holds it: what signing in and out needs, without a
