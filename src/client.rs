@@ -12,7 +12,7 @@ use crate::locks::Mutex;
 use crate::registry::{AppRegistry, RegistryListener};
 use crate::service::{Delivery, Endpoint, Message, SendDone, Service};
 use crate::session::{Host, Queue, Session, SessionCore};
-use crate::session_manager::{ManagerCore, ManagerEvent, SessionManager};
+use crate::session_manager::{ManagerCore, ManagerEvent, ManagerLink, SessionManager};
 use crate::trace::trace;
 use crate::types::{check_sign_in_name, Text};
 use std::collections::HashMap;
@@ -30,7 +30,9 @@ struct ClientState {
     sign_out_reason: Hr,
     shut_down: bool,
     destroyed: bool,
-    managers: Vec<Weak<ManagerCore>>,
+    /// The managers in creation order (see [`ManagerLink`]); closed and dropped ones are
+    /// skipped by the walks and pruned from time to time.
+    managers: Vec<ManagerLink>,
     /// `managers` is pruned of ended managers when a new one would make it this long (then
     /// twice the number left), so that adding N managers costs O(N) in all, not O(N^2).
     prune_managers_at: usize,
@@ -261,10 +263,10 @@ impl ClientCore {
                 return Err(MSGR_E_SERVER_SHUTDOWN);
             }
             if st.managers.len() >= st.prune_managers_at {
-                st.managers.retain(|w| w.strong_count() > 0);
+                st.managers.retain(|l| l.core.strong_count() > 0);
                 st.prune_managers_at = (2 * st.managers.len()).max(16);
             }
-            st.managers.push(Arc::downgrade(m));
+            st.managers.push(ManagerLink::new(m));
             (st.signed_in, self.connection().epoch)
         };
         if signed_in {
@@ -305,16 +307,17 @@ impl ClientCore {
     /// it was signed in already).
     fn became_signed_in(&self) -> bool {
         let enforced = self.service.lock_enforced();
-        let epoch = {
-            let mut st = self.state.lock();
-            if st.signed_in {
-                return false;
-            }
-            st.reconnecting = false;
-            self.set_signed_in(&mut st, true, enforced)
-        };
-        for m in self.live_managers() {
-            m.signed_in(enforced, epoch);
+        let mut st = self.state.lock();
+        if st.signed_in {
+            return false;
+        }
+        st.reconnecting = false;
+        let epoch = self.set_signed_in(&mut st, true, enforced);
+        // Under the state lock (the walk takes each manager's lock cell, then the queue's
+        // lock, and runs no application code): no reference count per manager.
+        st.managers.retain(|l| l.core.strong_count() > 0);
+        for l in &st.managers {
+            l.signed_in(&self.queue, enforced, epoch);
         }
         true
     }
@@ -371,8 +374,11 @@ impl ClientCore {
         if notify {
             self.service.sign_out(&me);
         }
-        for m in self.live_managers() {
-            m.signed_out(epoch);
+        // As in sign_in: the walk under the state lock.
+        let mut st = self.state.lock();
+        st.managers.retain(|l| l.core.strong_count() > 0);
+        for l in &st.managers {
+            l.signed_out(&self.queue, epoch);
         }
         Ok(())
     }
@@ -401,10 +407,10 @@ impl ClientCore {
     /// dropped here, under the lock, runs no application code: `close` already ended its
     /// registrations.
     fn live_managers_locked(&self, st: &mut ClientState) -> Vec<Arc<ManagerCore>> {
-        st.managers.retain(|w| w.strong_count() > 0);
+        st.managers.retain(|l| l.core.strong_count() > 0);
         st.managers
             .iter()
-            .filter_map(Weak::upgrade)
+            .filter_map(|l| l.core.upgrade())
             .filter(|m| !m.is_closed())
             .collect()
     }

@@ -56,11 +56,10 @@ pub enum DispatchMode {
 /// A job's pointer to the sink list of the object its event was raised for, without a
 /// reference count (taking and dropping one per event cost about 5 ns of a 48 ns delivery).
 ///
-/// The list outlives every job that points at it: its owner (a manager, or a session whose
-/// application released it) does not drop its `Arc<Sinks>` but hands it to
-/// [`EventQueue::release_sinks`], which frees it behind the jobs already queued and after the
-/// deliveries under way. A session's current list is also kept alive by the session the job
-/// holds.
+/// The list outlives every job that points at it: its owner (a manager, or a session) does
+/// not drop its `Arc<Sinks>` but hands it to [`EventQueue::release_sinks`] (when the owner is
+/// dropped, and when a session replaces its list as its application releases it), which frees
+/// it behind the jobs already queued and after the deliveries under way.
 pub(crate) struct SinksPtr<E>(std::ptr::NonNull<Sinks<E>>);
 
 impl<E> SinksPtr<E> {
@@ -70,6 +69,12 @@ impl<E> SinksPtr<E> {
 
     fn addr(&self) -> usize {
         self.0.as_ptr() as usize
+    }
+}
+
+impl<E> Clone for SinksPtr<E> {
+    fn clone(&self) -> Self {
+        SinksPtr(self.0)
     }
 }
 
@@ -109,7 +114,9 @@ pub(crate) enum Job<S> {
         event: ManagerEvent<S>,
     },
     Session {
-        session: S,
+        /// The session, for the events whose delivery it follows up (BeforeAppLaunch); `None`
+        /// for the others, so that raising and delivering them costs no reference count.
+        session: Option<S>,
         sinks: SinksPtr<SessionEvent>,
         event: SessionEvent,
     },
@@ -196,8 +203,10 @@ impl<S: FollowUp> Job<S> {
                 event,
             } => {
                 deliver(sinks, event, entered);
-                if let SessionEvent::BeforeAppLaunch { enable } = *event {
-                    session.launch_decided(enable);
+                if let (SessionEvent::BeforeAppLaunch { enable }, Some(session)) =
+                    (&*event, session)
+                {
+                    session.launch_decided(*enable);
                 }
             }
             // Freed by its drop, after the delivery.

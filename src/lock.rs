@@ -107,6 +107,9 @@ struct LockData {
     /// Counts the steps of the exchange (challenge requested, response sent), so that a
     /// service's late answer to an earlier step changes nothing.
     step: u64,
+    /// False once the manager was closed or dropped: sign-in and sign-out leave the status
+    /// as it is and announce nothing (see [`LockCell::stop_announcing`]).
+    announcing: bool,
 }
 
 /// A step of the exchange under way: a service's answer applies only to the step it answers.
@@ -120,18 +123,21 @@ pub(crate) struct Step {
 /// and outlive it: a session whose manager was released keeps the status the manager had
 /// in that connection epoch, and is locked in every later one.
 pub(crate) struct LockCell {
-    data: Mutex<LockData>,
+    /// `crate::sync`'s: loom's under `cfg(loom)`, for the model of the client's walk of its
+    /// managers (`manager_release_racing_walk`).
+    data: crate::sync::Mutex<LockData>,
 }
 
 impl LockCell {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(LockCell {
-            data: Mutex::new(LockData {
+            data: crate::sync::Mutex::new(LockData {
                 status: LockStatus::NotInitialized,
                 epoch: 0,
                 cookie: 0,
                 challenge: None,
                 step: 0,
+                announcing: true,
             }),
         })
     }
@@ -173,12 +179,23 @@ impl LockCell {
         }
     }
 
+    /// The manager was closed or is being dropped: later sign-ins and sign-outs of its
+    /// client leave this cell alone (its sessions keep the status of the epoch it ends in,
+    /// see [`gate`](Self::gate)). Once this returns, no `announce` of
+    /// [`signed_in`](Self::signed_in) or [`signed_out`](Self::signed_out) runs again: the
+    /// client's walk of its managers announces through the cell without holding the
+    /// manager, and this is what keeps the manager's sink list valid for what it queues.
+    pub(crate) fn stop_announcing(&self) {
+        self.data.lock().announcing = false;
+    }
+
     /// The client signed in, starting connection `epoch`: locked (LOCK_INITIALIZED), or
     /// LOCK_DISABLED when Lock and Key is off; `announce(status)` runs under the lock.
-    /// Ignored when the status already follows a later epoch.
+    /// Ignored when the status already follows a later epoch, or after
+    /// [`stop_announcing`](Self::stop_announcing).
     pub(crate) fn signed_in(&self, enforced: bool, epoch: u64, announce: impl FnOnce(LockStatus)) {
         let mut d = self.data.lock();
-        if d.epoch > epoch {
+        if d.epoch > epoch || !d.announcing {
             return;
         }
         d.epoch = epoch;
@@ -192,10 +209,11 @@ impl LockCell {
     }
 
     /// The client signed out, starting connection `epoch`: back to LOCK_NOTINITIALIZED;
-    /// `announce` runs under the lock when the status changed.
+    /// `announce` runs under the lock when the status changed. Ignored as
+    /// [`signed_in`](Self::signed_in) is.
     pub(crate) fn signed_out(&self, epoch: u64, announce: impl FnOnce()) {
         let mut d = self.data.lock();
-        if d.epoch > epoch {
+        if d.epoch > epoch || !d.announcing {
             return;
         }
         d.epoch = epoch;

@@ -617,6 +617,49 @@ fn queue_release_waits_for_queued_and_taken_jobs() {
     });
 }
 
+/// (7) A manager's sink list handed to the queue as the manager goes
+/// (`session_manager::hand_over`), racing the client's sign-out walk, which announces through
+/// the manager's lock cell without holding the manager (`ManagerLink`), and a dispatch: the
+/// walk's job is either refused (the cell stopped announcing) or queued ahead of the
+/// release, so the list (the pointee) is freed only after the job ran, and freed in the end.
+#[test]
+fn manager_release_racing_walk() {
+    model("manager_release_racing_walk", || {
+        let log = Log::new();
+        let q = Arc::new(EventQueue::new(DispatchMode::Manual));
+        let lock = crate::lock::LockCell::new();
+        lock.signed_in(false, 1, |_| {});
+        let (p1, garbage, freed) = pointee();
+        let a1 = p1.addr();
+        let f1 = freed.clone();
+        let walk = {
+            let (q, lock, log) = (q.clone(), lock.clone(), log.clone());
+            thread::spawn(move || {
+                lock.signed_out(2, || {
+                    q.push(pointing_at(probe_with(1, &log, move || p1.read(&f1)), a1));
+                });
+            })
+        };
+        let gone = {
+            let (q, lock) = (q.clone(), lock.clone());
+            thread::spawn(move || {
+                crate::session_manager::hand_over(&lock, || q.release_later(garbage, a1));
+            })
+        };
+        q.dispatch(Some(Duration::ZERO)).unwrap();
+        walk.join().unwrap();
+        gone.join().unwrap();
+        q.dispatch(Some(Duration::ZERO)).unwrap();
+        let events = log.events();
+        assert!(starts(&events).len() <= 1, "{events:?}");
+        assert_eq!(count(&events, Ev::Dropped(1)), 0, "{events:?}");
+        assert!(
+            freed.load(loom::sync::atomic::Ordering::Acquire),
+            "freed in the end"
+        );
+    });
+}
+
 /// (6) `release_later` racing `close` and the delivery thread: the job runs or is dropped,
 /// the pointee is freed after the job in every case (a close drops the queued Release job,
 /// which still waits for the delivery under way).

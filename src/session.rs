@@ -23,6 +23,7 @@ use crate::types::{
     session_flags::{SF_INVITEE, SF_INVITER},
     SessionState, Text,
 };
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,7 +87,9 @@ pub(crate) struct SessionData {
     /// raised once it is connected, after OnReadyToLaunch and its OnStateChanged, so that
     /// the invitee's events come in one order whatever the network's timing.
     held_context: Vec<Text>,
-    sinks: Arc<Sinks<SessionEvent>>,
+    /// Handed to the event queue when the session is dropped or its application releases it
+    /// (see [`SinksPtr`]): queued jobs point at it without holding the session.
+    sinks: ManuallyDrop<Arc<Sinks<SessionEvent>>>,
 }
 
 /// The session's data, locked. Taking it marks the lock-free copy of the state busy
@@ -351,7 +354,8 @@ impl Session {
         self.0
             .queue
             .push_all(events.into_iter().map(|event| Job::Session {
-                session: self.clone(),
+                session:
+                    matches!(event, SessionEvent::BeforeAppLaunch { .. }).then(|| self.clone()),
                 sinks: SinksPtr::new(&d.sinks),
                 event,
             }));
@@ -663,10 +667,10 @@ impl Session {
     pub fn detach(&self) {
         let old = {
             let mut d = self.lock();
-            std::mem::replace(
+            ManuallyDrop::into_inner(std::mem::replace(
                 &mut d.sinks,
-                Arc::new(Sinks::new(self.0.queue.reclaimer().clone())),
-            )
+                ManuallyDrop::new(Arc::new(Sinks::new(self.0.queue.reclaimer().clone()))),
+            ))
         };
         old.close();
         // Drops the events queued for it; jobs taken before the replacement (and launch
@@ -1257,8 +1261,16 @@ impl SessionData {
             terminated: false,
             timer: None,
             held_context: Vec::new(),
-            sinks: Arc::new(Sinks::new(queue.reclaimer().clone())),
+            sinks: ManuallyDrop::new(Arc::new(Sinks::new(queue.reclaimer().clone()))),
         }
+    }
+}
+
+impl Drop for SessionCore {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here; the field is not used afterwards.
+        let sinks = unsafe { ManuallyDrop::take(&mut self.data.get_mut().sinks) };
+        self.queue.release_sinks(sinks);
     }
 }
 

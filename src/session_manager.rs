@@ -1,6 +1,7 @@
 //! The session manager (IMsgrSessionManager + IMsgrLock): creates sessions, registers
 //! applications, and carries its own Lock and Key status (see [`LockCell`]).
 
+use crate::dispatch::SinksPtr;
 use crate::error::{Result, E_FAIL, E_INVALIDARG};
 use crate::event;
 use crate::event::ManagerEventKind;
@@ -31,8 +32,82 @@ impl Drop for ManagerCore {
     fn drop(&mut self) {
         // SAFETY: taken once, here; the field is not used afterwards.
         let sinks = unsafe { ManuallyDrop::take(&mut self.sinks) };
-        self.queue.release_sinks(sinks);
+        let queue = &self.queue;
+        hand_over(&self.lock, || queue.release_sinks(sinks));
     }
+}
+
+/// What a manager that goes does with its sink list: first it stops announcing through its
+/// lock cell, so that the client's walk of its managers ([`ManagerLink`]) queues nothing more
+/// for the list; then `release` hands the list to the queue, whose Release job (or immediate
+/// free) comes after everything queued for it. Model checked (`manager_release_racing_walk`).
+pub(crate) fn hand_over(lock: &LockCell, release: impl FnOnce()) {
+    lock.stop_announcing();
+    release();
+}
+
+/// A manager as its client's list holds it: what signing in and out needs, without a
+/// reference to the manager (walking the list then costs no reference count per manager).
+/// `sinks` stays valid for the jobs queued through the link because they are queued under
+/// the lock cell's lock while it announces, and the manager stops its announcing
+/// ([`LockCell::stop_announcing`]) before it hands its list to the queue.
+pub(crate) struct ManagerLink {
+    pub(crate) core: std::sync::Weak<ManagerCore>,
+    lock: Arc<LockCell>,
+    sinks: SinksPtr<ManagerEvent>,
+}
+
+impl ManagerLink {
+    pub(crate) fn new(m: &Arc<ManagerCore>) -> Self {
+        ManagerLink {
+            core: Arc::downgrade(m),
+            lock: Arc::clone(&m.lock),
+            sinks: SinksPtr::new(&m.sinks),
+        }
+    }
+
+    /// [`ManagerCore::signed_in`] through the link.
+    pub(crate) fn signed_in(&self, queue: &Queue, enforced: bool, epoch: u64) {
+        announce_signed_in(&self.lock, &self.sinks, queue, enforced, epoch);
+    }
+
+    /// [`ManagerCore::signed_out`] through the link.
+    pub(crate) fn signed_out(&self, queue: &Queue, epoch: u64) {
+        announce_signed_out(&self.lock, &self.sinks, queue, epoch);
+    }
+}
+
+fn job(sinks: &SinksPtr<ManagerEvent>, event: ManagerEvent) -> Job {
+    Job::Manager {
+        sinks: sinks.clone(),
+        event,
+    }
+}
+
+fn announce_signed_in(
+    lock: &LockCell,
+    sinks: &SinksPtr<ManagerEvent>,
+    queue: &Queue,
+    enforced: bool,
+    epoch: u64,
+) {
+    lock.signed_in(enforced, epoch, |status| {
+        queue.push_all([
+            job(sinks, ManagerEvent::LockEnable { enabled: enforced }),
+            job(sinks, ManagerEvent::LockStatusChanged { status }),
+        ]);
+    });
+}
+
+fn announce_signed_out(lock: &LockCell, sinks: &SinksPtr<ManagerEvent>, queue: &Queue, epoch: u64) {
+    lock.signed_out(epoch, || {
+        queue.push(job(
+            sinks,
+            ManagerEvent::LockStatusChanged {
+                status: LockStatus::NotInitialized,
+            },
+        ));
+    });
 }
 
 impl ManagerCore {
@@ -61,7 +136,7 @@ impl ManagerCore {
 
     fn job(&self, event: ManagerEvent) -> Job {
         Job::Manager {
-            sinks: crate::dispatch::SinksPtr::new(&self.sinks),
+            sinks: SinksPtr::new(&self.sinks),
             event,
         }
     }
@@ -76,21 +151,8 @@ impl ManagerCore {
     /// The client signed in, starting connection `epoch`: the manager is locked (or Lock and
     /// Key is off). Ignored when the lock already follows a later epoch.
     pub(crate) fn signed_in(&self, enforced: bool, epoch: u64) {
-        self.lock.signed_in(enforced, epoch, |status| {
-            self.queue.push_all([
-                self.job(ManagerEvent::LockEnable { enabled: enforced }),
-                self.job(ManagerEvent::LockStatusChanged { status }),
-            ]);
-        });
-    }
-
-    /// The client signed out, starting connection `epoch`: back to LOCK_NOTINITIALIZED.
-    pub(crate) fn signed_out(&self, epoch: u64) {
-        self.lock.signed_out(epoch, || {
-            self.queue.push(self.job(ManagerEvent::LockStatusChanged {
-                status: LockStatus::NotInitialized,
-            }));
-        });
+        let sinks = SinksPtr::new(&self.sinks);
+        announce_signed_in(&self.lock, &sinks, &self.queue, enforced, epoch);
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -120,6 +182,7 @@ impl SessionManager {
     /// nothing more. Its sessions go on. Calling it twice does nothing.
     pub fn close(&self) {
         if !self.0.closed.swap(true, Ordering::AcqRel) {
+            self.0.lock.stop_announcing();
             self.0.sinks.close();
             self.0.queue.purge_dead();
         }

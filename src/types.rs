@@ -2,8 +2,10 @@
 
 use crate::detail::detail;
 use crate::error::{Hr, Result, E_INVALIDARG};
+use std::alloc::{self, Layout};
 use std::fmt;
-use std::sync::Arc;
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
 
 /// SESSION_STATE: the state of a session (docs/CONTRACT.md, "Enumerations").
 #[repr(i32)]
@@ -111,8 +113,25 @@ pub mod limits {
 
 /// An immutable, cheaply cloned string that also carries a NUL terminator, so the C layer
 /// hands it to callbacks without copying. It never contains an interior NUL.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Text(Arc<str>);
+///
+/// One allocation holds a reference count, the length and the bytes with their terminator;
+/// a `Text` is a thin pointer to it. Dropping a text that holds the only reference frees it
+/// after a load of the count, without an atomic read-modify-write (no other thread can add a
+/// reference to a text it has none of); only shared texts pay the decrement.
+pub struct Text(NonNull<TextHeader>);
+
+/// The start of a [`Text`]'s allocation; the bytes and their terminator follow it.
+#[repr(C)]
+struct TextHeader {
+    count: AtomicUsize,
+    /// Bytes of the string, without the terminator.
+    len: usize,
+}
+
+// SAFETY: the bytes never change after construction, and the count is atomic: a `Text` is
+// as shareable as an `Arc<str>`.
+unsafe impl Send for Text {}
+unsafe impl Sync for Text {}
 
 impl Text {
     /// Makes a `Text`; fails with E_INVALIDARG when `s` contains a NUL character.
@@ -121,26 +140,111 @@ impl Text {
             detail!("a string holds a NUL character");
             return Err(E_INVALIDARG);
         }
-        let mut owned = String::with_capacity(s.len() + 1);
-        owned.push_str(s);
-        owned.push('\0');
-        Ok(Text(Arc::from(owned)))
+        Ok(Self::copy_of(s))
     }
+
     /// The empty text.
     pub fn empty() -> Self {
-        Text(Arc::from("\0"))
+        Self::copy_of("")
     }
+
+    fn layout(len: usize) -> Layout {
+        Layout::new::<TextHeader>()
+            .extend(Layout::array::<u8>(len + 1).expect("text length"))
+            .expect("text length")
+            .0
+    }
+
+    /// One allocation holding `s` (which has no NUL) and a terminator.
+    fn copy_of(s: &str) -> Self {
+        let layout = Self::layout(s.len());
+        // SAFETY: the layout has a non-zero size; the header and `s.len() + 1` bytes are
+        // written within it before the pointer is used.
+        unsafe {
+            let p = alloc::alloc(layout).cast::<TextHeader>();
+            let Some(p) = NonNull::new(p) else {
+                alloc::handle_alloc_error(layout)
+            };
+            p.as_ptr().write(TextHeader {
+                count: AtomicUsize::new(1),
+                len: s.len(),
+            });
+            let bytes = p.as_ptr().add(1).cast::<u8>();
+            std::ptr::copy_nonoverlapping(s.as_ptr(), bytes, s.len());
+            bytes.add(s.len()).write(0);
+            Text(p)
+        }
+    }
+
+    fn header(&self) -> &TextHeader {
+        // SAFETY: the allocation lives while this reference to it does.
+        unsafe { self.0.as_ref() }
+    }
+
+    fn bytes(&self) -> *const u8 {
+        // SAFETY: the bytes follow the header within the allocation.
+        unsafe { self.0.as_ptr().add(1).cast::<u8>() }
+    }
+
     /// The string without its terminator.
     pub fn as_str(&self) -> &str {
-        &self.0[..self.0.len() - 1]
+        // SAFETY: `len` bytes of UTF-8 copied from a `str` at construction, never changed.
+        unsafe {
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                self.bytes(),
+                self.header().len,
+            ))
+        }
     }
+
     /// A pointer to the NUL-terminated bytes, valid while this `Text` (or a clone) lives.
     pub fn as_c_ptr(&self) -> *const std::ffi::c_char {
-        self.0.as_ptr().cast()
+        self.bytes().cast()
     }
+
     /// Length in characters (Unicode scalar values).
     pub fn chars(&self) -> usize {
         self.as_str().chars().count()
+    }
+}
+
+impl Clone for Text {
+    fn clone(&self) -> Self {
+        let before = self.header().count.fetch_add(1, Ordering::Relaxed);
+        if before > isize::MAX as usize {
+            std::process::abort();
+        }
+        Text(self.0)
+    }
+}
+
+impl Drop for Text {
+    fn drop(&mut self) {
+        let h = self.header();
+        // A count of 1 is this reference alone: nobody can add one meanwhile. The acquire
+        // load (or, for a shared text, the decrement and the fence) orders the free after
+        // the other references' drops, which decrement with release.
+        if h.count.load(Ordering::Acquire) != 1 && h.count.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        fence(Ordering::Acquire);
+        let layout = Self::layout(h.len);
+        // SAFETY: the last reference: allocated by `copy_of` with this layout.
+        unsafe { alloc::dealloc(self.0.as_ptr().cast(), layout) }
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+impl std::hash::Hash for Text {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
