@@ -168,7 +168,7 @@ pub trait Endpoint: Send + Sync {
     fn connection_lost(&self, hr: Hr, retrying: bool);
     /// The service signed the client in again after [`connection_lost`](Self::connection_lost).
     /// True when the client takes the connection (it is signed in again: its managers get
-    /// the sign-in events); false when it no longer wants it (signed in or out by the
+    /// the sign-in events); false when it does not want it (signed in or out by the
     /// application meanwhile, shut down, destroyed): the service then closes it.
     fn reconnected(&self) -> bool;
     /// The service stopped trying to sign the client in again (`hr` says why: a refused

@@ -1175,21 +1175,11 @@ impl Session {
                 out: None,
                 ended: d.pending_termination.is_some(),
             },
-            SessionState::Invitation if self.is_inviter() => {
-                self.end(d, SessionState::Terminated, [], SR_SESSION_TIMEOUT, None);
-                let msg = Message::Timeout {
-                    session_id: self.0.id.clone(),
-                };
-                After::end_sending(Outgoing {
-                    msg,
-                    failure: None,
-                    then: Then::Nothing,
-                })
-            }
             SessionState::Invitation | SessionState::Accepted | SessionState::Connected => {
+                // The other side ends the same way when this reaches it: an invitee told by
+                // its inviter, or an inviter that took an Accept whose acknowledgement was
+                // lost and is connected, told by its invitee.
                 self.end(d, SessionState::Terminated, [], SR_SESSION_TIMEOUT, None);
-                // The inviter may have taken an Accept whose acknowledgement was lost, and
-                // be connected: it ends the same way when this reaches it.
                 let msg = Message::Timeout {
                     session_id: self.0.id.clone(),
                 };

@@ -102,7 +102,7 @@ fn account<'a>(setup: &'a Setup, policy: &Policy) -> Account<'a> {
 
 /// The connection's task: the sign-in, then the stream's service; after a lost connection,
 /// the client is told, and signed in again with growing pauses (when the options ask for it)
-/// until it gets in, a login is refused, or the client no longer wants it.
+/// until it gets in, a login is refused, or the client stops it.
 pub(crate) async fn run(mut setup: Setup, mut commands: mpsc::UnboundedReceiver<Command>) {
     let password = std::mem::take(&mut setup.password);
     let mut policy = Policy::new(
@@ -225,8 +225,8 @@ struct Connection {
     /// invitation went to or came from. Every later step goes there, and only that resource
     /// speaks for the session.
     peers: HashMap<String, FullJid>,
-    /// `peers` is pruned of sessions the client no longer has (ended by a timeout, which
-    /// sends nothing) when it reaches this length.
+    /// `peers` is pruned of ended sessions (a timeout ends one without a message) when it
+    /// reaches this length.
     prune_peers_at: usize,
     /// Who may invite this client (its contacts, kept up to date by the server's roster
     /// pushes, and the rate limit).
@@ -383,7 +383,7 @@ impl Connection {
                     // A stanza that does not parse: nothing to answer it from.
                     Some(Ok(_)) | Some(Err(ReadError::ParseError(_))) => {}
                     Some(Err(ReadError::SoftTimeout)) => {
-                        let ping = self.request(Iq::from_get("", Ping), None, SendDone::nobody(), false, None);
+                        let ping = self.request(Iq::from_get("", Ping), None, SendDone::nobody(), false, None, None);
                         if stream.send(&stanza(ping)).await.is_err() {
                             return End::Lost;
                         }
@@ -400,7 +400,7 @@ impl Connection {
                         let terminates = jingle.action == Action::SessionTerminate;
                         let invite = invite.map(|sid| (sid, peer.clone()));
                         let to = Some(peer.into());
-                        let iq = self.request(Iq::from_set("", *jingle), to, done, terminates, invite);
+                        let iq = self.request(Iq::from_set("", *jingle), to, done, terminates, invite, None);
                         if stream.send(&stanza(iq)).await.is_err() {
                             return End::Lost;
                         }
@@ -477,8 +477,8 @@ impl Connection {
         }
     }
 
-    /// Binds `session_id` to `peer`; prunes the bindings of sessions the client no longer
-    /// has when there are many.
+    /// Binds `session_id` to `peer`; prunes the bindings of ended sessions when there are
+    /// many.
     fn bind(&mut self, session_id: String, peer: FullJid) {
         self.heard.entry(peer.clone()).or_insert_with(Instant::now);
         if self.peers.len() >= self.prune_peers_at {
@@ -510,20 +510,21 @@ impl Connection {
             .filter(|(_, jid)| *jid == who)
             .map(|(sid, _)| sid.clone())
             .collect();
-        if gone.is_empty() {
-            return;
-        }
-        let Some(ep) = self.setup.endpoint.upgrade() else {
-            return;
-        };
-        let Ok(from) = Text::new(who.to_bare().as_str()) else {
-            return;
-        };
         for sid in gone {
             self.peers.remove(&sid);
-            if let Ok(session_id) = Text::new(&sid) {
-                let _ = ep.deliver(&from, Message::PeerGone { session_id });
-            }
+            self.tell(who, &sid, |session_id| Message::PeerGone { session_id });
+        }
+    }
+
+    /// Hands the client a message about `session_id` that the network stands for, as if
+    /// `peer` had sent it.
+    fn tell(&self, peer: &FullJid, session_id: &str, message: impl FnOnce(Text) -> Message) {
+        if let (Some(ep), Ok(from), Ok(sid)) = (
+            self.setup.endpoint.upgrade(),
+            Text::new(peer.to_bare().as_str()),
+            Text::new(session_id),
+        ) {
+            let _ = ep.deliver(&from, message(sid));
         }
     }
 
@@ -539,7 +540,7 @@ impl Connection {
     /// Pings, about one of its sessions, each bound peer quiet for the keepalive period
     /// (an empty `session-info`, XEP-0166's ping): a peer whose process or network died
     /// without its server noticing yet answers none of the copies, and its sessions end
-    /// here (as on its unavailable presence); one that no longer knows the session answers
+    /// here (as on its unavailable presence); one that does not know the session answers
     /// `<unknown-session/>`, and that session ends.
     fn probe(&mut self) -> Vec<Iq> {
         let now = Instant::now();
@@ -566,7 +567,7 @@ impl Connection {
             );
             let to = Some(Jid::from(peer.clone()));
             let iq = Iq::from_set("", ping);
-            out.push(self.request_as(iq, to, SendDone::nobody(), false, None, Some((sid, peer))));
+            out.push(self.request(iq, to, SendDone::nobody(), false, None, Some((sid, peer))));
         }
         out
     }
@@ -581,13 +582,9 @@ impl Connection {
             // The peer has no such session: it ends here too.
             if self.peers.get(session_id) == Some(peer) {
                 self.peers.remove(session_id);
-                if let (Some(ep), Ok(from), Ok(sid)) = (
-                    self.setup.endpoint.upgrade(),
-                    Text::new(peer.to_bare().as_str()),
-                    Text::new(session_id),
-                ) {
-                    let _ = ep.deliver(&from, Message::PeerGone { session_id: sid });
-                }
+                self.tell(peer, session_id, |session_id| Message::PeerGone {
+                    session_id,
+                });
             }
             return;
         }
@@ -603,29 +600,14 @@ impl Connection {
 
     /// The invitation `session_id` to `invitee` was refused by its service's policy.
     fn refused(&self, invitee: &FullJid, session_id: String, hr: Hr) {
-        let (Some(ep), Ok(from), Ok(session_id)) = (
-            self.setup.endpoint.upgrade(),
-            Text::new(invitee.to_bare().as_str()),
-            Text::new(&session_id),
-        ) else {
-            return;
-        };
-        let _ = ep.deliver(&from, Message::Refused { session_id, hr });
+        self.tell(invitee, &session_id, |session_id| Message::Refused {
+            session_id,
+            hr,
+        });
     }
 
     /// Gives `iq` a fresh id and an address, and records its completion.
     fn request(
-        &mut self,
-        iq: Iq,
-        to: Option<Jid>,
-        done: SendDone,
-        terminates: bool,
-        invite: Option<(String, FullJid)>,
-    ) -> Iq {
-        self.request_as(iq, to, done, terminates, invite, None)
-    }
-
-    fn request_as(
         &mut self,
         iq: Iq,
         to: Option<Jid>,
