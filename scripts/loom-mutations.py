@@ -104,11 +104,18 @@ M = {
  'L2 manager drop: the lock cell stops announcing only after the list is handed over': ('src/session_manager.rs', """    lock.stop_announcing();
     release();""", """    release();
     lock.stop_announcing();"""),
- 'L3 lock cell: signed_out announces after stop_announcing': ('src/lock.rs', """    pub(crate) fn signed_out(&self, epoch: u64, announce: impl FnOnce()) {
+ 'L3 lock cell: signed_out announces after stop_announcing': ('src/lock.rs', """    pub(crate) fn signed_out_held(&self, epoch: u64) -> Option<Held<'_>> {
         let mut d = self.data.lock();
-        if d.epoch > epoch || !d.announcing {""", """    pub(crate) fn signed_out(&self, epoch: u64, announce: impl FnOnce()) {
+        if d.epoch > epoch || !d.announcing {""", """    pub(crate) fn signed_out_held(&self, epoch: u64) -> Option<Held<'_>> {
         let mut d = self.data.lock();
         if d.epoch > epoch {"""),
+ 'L4 walk: the cells let go before the one push': ('src/session_manager.rs', """    if !jobs.is_empty() {
+        queue.push_all(jobs);
+    }
+    drop(held);""", """    drop(held);
+    if !jobs.is_empty() {
+        queue.push_all(jobs);
+    }"""),
  'S6 deliver: alive checked after the snapshot only at the top, active not checked': ('src/sinks.rs', "if reg.kind == kind && reg.active.load(Ordering::Acquire) && self.is_alive() {", "if reg.kind == kind {"),
 }
 only = sys.argv[1:]

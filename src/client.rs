@@ -12,7 +12,9 @@ use crate::locks::Mutex;
 use crate::registry::{AppRegistry, RegistryListener};
 use crate::service::{Delivery, Endpoint, Message, SendDone, Service};
 use crate::session::{Host, Queue, Session, SessionCore};
-use crate::session_manager::{ManagerCore, ManagerEvent, ManagerLink, SessionManager};
+use crate::session_manager::{
+    walk_signed_in, walk_signed_out, ManagerCore, ManagerEvent, ManagerLink, SessionManager,
+};
 use crate::trace::trace;
 use crate::types::{check_sign_in_name, Text};
 use std::collections::HashMap;
@@ -313,12 +315,11 @@ impl ClientCore {
         }
         st.reconnecting = false;
         let epoch = self.set_signed_in(&mut st, true, enforced);
-        // Under the state lock (the walk takes each manager's lock cell, then the queue's
-        // lock, and runs no application code): no reference count per manager.
+        // Under the state lock (the walk takes the managers' lock cells, holds them until it
+        // has queued their events in one push, and runs no application code): no reference
+        // count per manager, one queue lock per walk.
         st.managers.retain(|l| l.core.strong_count() > 0);
-        for l in &st.managers {
-            l.signed_in(&self.queue, enforced, epoch);
-        }
+        walk_signed_in(&st.managers, &self.queue, enforced, epoch);
         true
     }
 
@@ -377,9 +378,7 @@ impl ClientCore {
         // As in sign_in: the walk under the state lock.
         let mut st = self.state.lock();
         st.managers.retain(|l| l.core.strong_count() > 0);
-        for l in &st.managers {
-            l.signed_out(&self.queue, epoch);
-        }
+        walk_signed_out(&st.managers, &self.queue, epoch);
         Ok(())
     }
 

@@ -119,6 +119,14 @@ pub(crate) struct Step {
     step: u64,
 }
 
+/// A [`LockCell`] whose sign-in or sign-out transition is made and not yet announced: the
+/// cell stays locked until this is dropped, so nothing else changes or announces its status
+/// in between. A walk of several cells holds them all while it builds their events, then
+/// queues the events in one push and lets the cells go: the order of each cell's
+/// announcements is the order of its transitions, at one queue lock per walk instead of one
+/// per cell.
+pub(crate) struct Held<'a>(#[allow(dead_code)] crate::sync::MutexGuard<'a, LockData>);
+
 /// One manager's Lock and Key status; sessions created or received by the manager share it,
 /// and outlive it: a session whose manager was released keeps the status the manager had
 /// in that connection epoch, and is locked in every later one.
@@ -181,10 +189,10 @@ impl LockCell {
 
     /// The manager was closed or is being dropped: later sign-ins and sign-outs of its
     /// client leave this cell alone (its sessions keep the status of the epoch it ends in,
-    /// see [`gate`](Self::gate)). Once this returns, no `announce` of
-    /// [`signed_in`](Self::signed_in) or [`signed_out`](Self::signed_out) runs again: the
-    /// client's walk of its managers announces through the cell without holding the
-    /// manager, and this is what keeps the manager's sink list valid for what it queues.
+    /// see [`gate`](Self::gate)). Once this returns, [`signed_in_held`](Self::signed_in_held)
+    /// and [`signed_out_held`](Self::signed_out_held) return `None`: the client's walk of its
+    /// managers announces through the cell without holding the manager, and this is what
+    /// keeps the manager's sink list valid for what the walk queues.
     pub(crate) fn stop_announcing(&self) {
         self.data.lock().announcing = false;
     }
@@ -194,9 +202,22 @@ impl LockCell {
     /// Ignored when the status already follows a later epoch, or after
     /// [`stop_announcing`](Self::stop_announcing).
     pub(crate) fn signed_in(&self, enforced: bool, epoch: u64, announce: impl FnOnce(LockStatus)) {
+        if let Some((_held, status)) = self.signed_in_held(enforced, epoch) {
+            announce(status);
+        }
+    }
+
+    /// [`signed_in`](Self::signed_in) for a walk that announces several cells at once: the
+    /// new status, and the cell held until the walk has queued what it announces (dropping
+    /// [`Held`] lets the cell go). `None` when ignored.
+    pub(crate) fn signed_in_held(
+        &self,
+        enforced: bool,
+        epoch: u64,
+    ) -> Option<(Held<'_>, LockStatus)> {
         let mut d = self.data.lock();
         if d.epoch > epoch || !d.announcing {
-            return;
+            return None;
         }
         d.epoch = epoch;
         d.status = if enforced {
@@ -205,23 +226,27 @@ impl LockCell {
             LockStatus::Disabled
         };
         d.challenge = None;
-        announce(d.status);
+        let status = d.status;
+        Some((Held(d), status))
     }
 
-    /// The client signed out, starting connection `epoch`: back to LOCK_NOTINITIALIZED;
-    /// `announce` runs under the lock when the status changed. Ignored as
-    /// [`signed_in`](Self::signed_in) is.
-    pub(crate) fn signed_out(&self, epoch: u64, announce: impl FnOnce()) {
+    /// The client signed out, starting connection `epoch`: back to LOCK_NOTINITIALIZED, the
+    /// cell held when the status changed for the walk to announce it (see
+    /// [`signed_in_held`](Self::signed_in_held)); `None` when there is nothing to announce,
+    /// when the status already follows a later epoch, or after
+    /// [`stop_announcing`](Self::stop_announcing).
+    pub(crate) fn signed_out_held(&self, epoch: u64) -> Option<Held<'_>> {
         let mut d = self.data.lock();
         if d.epoch > epoch || !d.announcing {
-            return;
+            return None;
         }
         d.epoch = epoch;
-        if d.status != LockStatus::NotInitialized {
-            d.status = LockStatus::NotInitialized;
-            d.challenge = None;
-            announce();
+        if d.status == LockStatus::NotInitialized {
+            return None;
         }
+        d.status = LockStatus::NotInitialized;
+        d.challenge = None;
+        Some(Held(d))
     }
 
     /// RequestChallenge(cookie): LOCK_INITIALIZED becomes LOCK_PENDINGRESULT (`announce` runs

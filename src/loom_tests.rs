@@ -618,25 +618,39 @@ fn queue_release_waits_for_queued_and_taken_jobs() {
 }
 
 /// (7) A manager's sink list handed to the queue as the manager goes
-/// (`session_manager::hand_over`), racing the client's sign-out walk, which announces through
-/// the manager's lock cell without holding the manager (`ManagerLink`), and a dispatch: the
-/// walk's job is either refused (the cell stopped announcing) or queued ahead of the
-/// release, so the list (the pointee) is freed only after the job ran, and freed in the end.
+/// (`session_manager::hand_over`), racing the client's sign-out walk
+/// (`session_manager::walk`), which announces through the managers' lock cells without
+/// holding the managers (`ManagerLink`) and holds every cell until its one push, and a
+/// dispatch: the walk's job for the going manager is either refused (its cell stopped
+/// announcing) or queued ahead of the release, so the list (the pointee) is freed only after
+/// the job ran, and freed in the end; the other manager's job is always delivered.
 #[test]
 fn manager_release_racing_walk() {
     model("manager_release_racing_walk", || {
         let log = Log::new();
         let q = Arc::new(EventQueue::new(DispatchMode::Manual));
         let lock = crate::lock::LockCell::new();
+        let other = crate::lock::LockCell::new();
         lock.signed_in(false, 1, |_| {});
+        other.signed_in(false, 1, |_| {});
         let (p1, garbage, freed) = pointee();
         let a1 = p1.addr();
         let f1 = freed.clone();
         let walk = {
-            let (q, lock, log) = (q.clone(), lock.clone(), log.clone());
+            let (q, lock, other, log) = (q.clone(), lock.clone(), other.clone(), log.clone());
             thread::spawn(move || {
-                lock.signed_out(2, || {
-                    q.push(pointing_at(probe_with(1, &log, move || p1.read(&f1)), a1));
+                let p1 = StdMutex::new(Some(p1));
+                let cells = [(lock, 1), (other, 2)];
+                crate::session_manager::walk(&cells, &q, 1, |(cell, id), jobs| {
+                    let held = cell.signed_out_held(2)?;
+                    jobs.push(match (*id, p1.lock().unwrap().take()) {
+                        (1, Some(p1)) => {
+                            let f1 = f1.clone();
+                            pointing_at(probe_with(1, &log, move || p1.read(&f1)), a1)
+                        }
+                        _ => probe(2, &log),
+                    });
+                    Some(held)
                 });
             })
         };
@@ -651,7 +665,12 @@ fn manager_release_racing_walk() {
         gone.join().unwrap();
         q.dispatch(Some(Duration::ZERO)).unwrap();
         let events = log.events();
-        assert!(starts(&events).len() <= 1, "{events:?}");
+        assert!(starts(&events).len() <= 2, "{events:?}");
+        assert_eq!(
+            starts(&events).iter().filter(|&&id| id == 2).count(),
+            1,
+            "{events:?}"
+        );
         assert_eq!(count(&events, Ev::Dropped(1)), 0, "{events:?}");
         assert!(
             freed.load(loom::sync::atomic::Ordering::Acquire),

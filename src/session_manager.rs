@@ -5,7 +5,7 @@ use crate::dispatch::SinksPtr;
 use crate::error::{Result, E_FAIL, E_INVALIDARG};
 use crate::event;
 use crate::event::ManagerEventKind;
-use crate::lock::LockCell;
+use crate::lock::{Held, LockCell};
 use crate::registry::AppEntry;
 use crate::session::{Host, Queue, Session};
 use crate::sinks::{Callback, Sinks};
@@ -65,16 +65,61 @@ impl ManagerLink {
             sinks: SinksPtr::new(&m.sinks),
         }
     }
+}
 
-    /// [`ManagerCore::signed_in`] through the link.
-    pub(crate) fn signed_in(&self, queue: &Queue, enforced: bool, epoch: u64) {
-        announce_signed_in(&self.lock, &self.sinks, queue, enforced, epoch);
-    }
+/// The client signed in, starting connection `epoch`: every manager of `links` that hears it
+/// gets OnLockEnable and OnLockStatusChanged (see [`walk`]).
+pub(crate) fn walk_signed_in(links: &[ManagerLink], queue: &Queue, enforced: bool, epoch: u64) {
+    walk(links, queue, 2, |l, jobs| {
+        let (held, status) = l.lock.signed_in_held(enforced, epoch)?;
+        jobs.push(job(
+            &l.sinks,
+            ManagerEvent::LockEnable { enabled: enforced },
+        ));
+        jobs.push(job(&l.sinks, ManagerEvent::LockStatusChanged { status }));
+        Some(held)
+    });
+}
 
-    /// [`ManagerCore::signed_out`] through the link.
-    pub(crate) fn signed_out(&self, queue: &Queue, epoch: u64) {
-        announce_signed_out(&self.lock, &self.sinks, queue, epoch);
+/// The client signed out, starting connection `epoch`: every manager of `links` whose status
+/// changes gets OnLockStatusChanged(LOCK_NOTINITIALIZED) (see [`walk`]).
+pub(crate) fn walk_signed_out(links: &[ManagerLink], queue: &Queue, epoch: u64) {
+    walk(links, queue, 1, |l, jobs| {
+        let held = l.lock.signed_out_held(epoch)?;
+        jobs.push(job(
+            &l.sinks,
+            ManagerEvent::LockStatusChanged {
+                status: LockStatus::NotInitialized,
+            },
+        ));
+        Some(held)
+    });
+}
+
+/// A walk of the client's managers: `each` makes a manager's transition, adds the events it
+/// announces to the jobs and returns its lock cell held (see [`Held`](crate::lock::Held)).
+/// Every job is queued in one push, and only then are the cells let go: each manager's
+/// statuses are queued in the order of its transitions, and a manager that goes meanwhile
+/// stops announcing ([`hand_over`]) only after the walk's jobs for its list are queued ahead
+/// of the list's release. `per`: jobs per manager, for the capacity. Model checked
+/// (`manager_release_racing_walk`).
+pub(crate) fn walk<'a, L>(
+    links: &'a [L],
+    queue: &Queue,
+    per: usize,
+    mut each: impl FnMut(&'a L, &mut Vec<Job>) -> Option<Held<'a>>,
+) {
+    let mut held = Vec::with_capacity(links.len());
+    let mut jobs = Vec::with_capacity(per * links.len());
+    for l in links {
+        if let Some(h) = each(l, &mut jobs) {
+            held.push(h);
+        }
     }
+    if !jobs.is_empty() {
+        queue.push_all(jobs);
+    }
+    drop(held);
 }
 
 fn job(sinks: &SinksPtr<ManagerEvent>, event: ManagerEvent) -> Job {
@@ -96,17 +141,6 @@ fn announce_signed_in(
             job(sinks, ManagerEvent::LockEnable { enabled: enforced }),
             job(sinks, ManagerEvent::LockStatusChanged { status }),
         ]);
-    });
-}
-
-fn announce_signed_out(lock: &LockCell, sinks: &SinksPtr<ManagerEvent>, queue: &Queue, epoch: u64) {
-    lock.signed_out(epoch, || {
-        queue.push(job(
-            sinks,
-            ManagerEvent::LockStatusChanged {
-                status: LockStatus::NotInitialized,
-            },
-        ));
     });
 }
 
