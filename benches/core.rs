@@ -7,7 +7,9 @@
 //! dependencies): each figure is repeated, and its median and spread printed as benches/bench.c
 //! does (`R <key> <unit> <median> <min> <max> <reps>`), so benches/report.py can show them.
 
-use msgrpriv::events::{ManagerEvent, ManagerEventKind, SessionEvent, SessionEventKind, Sinks};
+use msgrpriv::events::{
+    Callback, ManagerEvent, ManagerEventKind, SessionEvent, SessionEventKind, Sinks,
+};
 use msgrpriv::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -97,7 +99,7 @@ fn main() {
         sinks
             .advise(
                 ManagerEventKind::LockStatusChanged as u8,
-                Box::new(move |e| {
+                Callback::new(move |e: &mut ManagerEvent| {
                     if let ManagerEvent::LockStatusChanged { status } = e {
                         c.fetch_add(*status as u64 & 1, Ordering::Relaxed);
                     }

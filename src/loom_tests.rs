@@ -437,7 +437,7 @@ fn callback(
         log: log.clone(),
     };
     let step = step.clone();
-    Box::new(move |_event: &mut TestEvent| {
+    crate::sinks::Callback::new(move |_event: &mut TestEvent| {
         tracker.log.start(tracker.id);
         step.fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
         tracker.log.end(tracker.id);

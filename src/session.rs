@@ -643,11 +643,11 @@ impl Session {
         kind: SessionEventKind,
         callback: impl Fn(&mut SessionEvent) + Send + Sync + 'static,
     ) -> Result<u32> {
-        self.advise_boxed(kind, Box::new(callback))
+        self.advise_callback(kind, Callback::new(callback))
     }
 
-    /// [`advise`](Self::advise) with an already boxed callback (dropped on failure).
-    pub fn advise_boxed(
+    /// [`advise`](Self::advise) with a callback already wrapped (dropped on failure).
+    pub fn advise_callback(
         &self,
         kind: SessionEventKind,
         callback: Callback<SessionEvent>,

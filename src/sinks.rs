@@ -25,15 +25,34 @@ pub trait EventKind {
     fn kind_id(&self) -> u8;
 }
 
-/// A callback for events of type `E`.
-pub type Callback<E> = Box<dyn Fn(&mut E) + Send + Sync>;
+/// A callback for events of type `E`, ready to be registered ([`Sinks::advise`]): the
+/// closure is stored inline in the registration, so a delivery reaches it without another
+/// pointer to follow. Its captured state is dropped exactly once, when the registration ends
+/// (or when the callback is dropped unregistered).
+pub struct Callback<E>(Reg<E>);
 
-struct Registration<E> {
+impl<E> Callback<E> {
+    /// Wraps `f` for registration.
+    pub fn new(f: impl Fn(&mut E) + Send + Sync + 'static) -> Self {
+        Callback(std::sync::Arc::new(Registration {
+            kind: 0,
+            cookie: 0,
+            active: AtomicBool::new(true),
+            callback: f,
+        }))
+    }
+}
+
+/// A registration: a std `Arc` (its count is touched only by writers, which copy the list),
+/// whose callback is its last field, unsized.
+struct Registration<F: ?Sized> {
     kind: u8,
     cookie: u32,
     active: AtomicBool,
-    callback: Callback<E>,
+    callback: F,
 }
+
+type Reg<E> = std::sync::Arc<Registration<dyn Fn(&mut E) + Send + Sync>>;
 
 /// Where the sink lists replaced by advise, unadvise and close wait while a delivery may be
 /// reading them, and where the event queue puts what must outlive every delivery under way.
@@ -153,7 +172,9 @@ impl Reclaimer {
     }
 }
 
-type List<E> = Vec<Arc<Registration<E>>>;
+/// A list of registrations: up to two inline, so that the usual list (one callback per kind
+/// and object) is one allocation.
+type List<E> = smallvec::SmallVec<[Reg<E>; 2]>;
 
 /// The registrations of one object for one event type.
 pub struct Sinks<E> {
@@ -173,7 +194,7 @@ fn kind_bit(kind: u8) -> u32 {
     1u32 << kind.min(31)
 }
 
-fn kinds_of<E>(list: &[Arc<Registration<E>>]) -> u32 {
+fn kinds_of<E>(list: &[Reg<E>]) -> u32 {
     list.iter().fold(0, |m, r| m | kind_bit(r.kind))
 }
 
@@ -210,7 +231,7 @@ impl<E: EventKind + 'static> Sinks<E> {
     /// its event queue delivers to).
     pub fn new(reclaimer: Arc<Reclaimer>) -> Self {
         Sinks {
-            list: AtomicPtr::new(Box::into_raw(Box::new(Vec::new()))),
+            list: AtomicPtr::new(Box::into_raw(Box::new(List::new()))),
             kinds: AtomicU32::new(0),
             writer: Mutex::new(()),
             alive: AtomicBool::new(true),
@@ -254,12 +275,10 @@ impl<E: EventKind + 'static> Sinks<E> {
                 break c;
             }
         };
-        let reg = Arc::new(Registration {
-            kind,
-            cookie,
-            active: AtomicBool::new(true),
-            callback,
-        });
+        let mut reg = callback.0;
+        let r = std::sync::Arc::get_mut(&mut reg).expect("a callback is registered once");
+        r.kind = kind;
+        r.cookie = cookie;
         let mut v = self.current().clone();
         v.push(reg);
         self.replace(v);
@@ -287,7 +306,7 @@ impl<E: EventKind + 'static> Sinks<E> {
         for r in self.current().iter() {
             r.active.store(false, Ordering::Release);
         }
-        self.replace(Vec::new());
+        self.replace(List::new());
     }
 
     /// True until [`close`](Self::close).

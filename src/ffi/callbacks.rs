@@ -56,7 +56,7 @@ impl Drop for UserData {
 
 /// Builds the Rust callback of one registration from the C callback, its user data and the
 /// handle of the object it is registered on.
-pub(crate) type MakeCallback<F, E> = fn(F, UserData, usize) -> Box<dyn Fn(&mut E) + Send + Sync>;
+pub(crate) type MakeCallback<F, E> = fn(F, UserData, usize) -> crate::events::Callback<E>;
 
 /// The C string of an optional text (NULL when absent).
 pub(crate) fn opt_ptr(t: &Option<crate::Text>) -> *const c_char {
@@ -78,7 +78,7 @@ pub(crate) unsafe fn advise_manager<F: Copy + Send + Sync + 'static>(
     out_ptr(cookie, "cookie")?;
     let cb = callback.ok_or(E_POINTER)?;
     let m: Arc<SessionManager> = handles::get(manager)?;
-    let c = m.advise_boxed(kind, make(cb, ud, manager as usize))?;
+    let c = m.advise_callback(kind, make(cb, ud, manager as usize))?;
     cookie.write_unaligned(c);
     Ok(S_OK)
 }
@@ -97,7 +97,7 @@ pub(crate) unsafe fn advise_session<F: Copy + Send + Sync + 'static>(
     out_ptr(cookie, "cookie")?;
     let cb = callback.ok_or(E_POINTER)?;
     let s: Arc<SessionCore> = handles::get(session)?;
-    let c = Session(s).advise_boxed(kind, make(cb, ud, session as usize))?;
+    let c = Session(s).advise_callback(kind, make(cb, ud, session as usize))?;
     cookie.write_unaligned(c);
     Ok(S_OK)
 }

@@ -608,7 +608,7 @@ pub type msgr_on_termination_callback = Option<
     ),
 >;
 
-type SesBox = Box<dyn Fn(&mut SessionEvent) + Send + Sync>;
+type SesBox = crate::events::Callback<SessionEvent>;
 
 /// Registers for BeforeAppLaunch. Every registration function of a session takes the
 /// session, the callback (NULL: E_POINTER), user data handed back to it, an optional
@@ -641,7 +641,7 @@ pub unsafe extern "C" fn msgr_session_before_app_launch(
             destroy,
             cookie,
             |cb, ud, h| -> SesBox {
-                Box::new(move |e| {
+                SesBox::new(move |e| {
                     if let SessionEvent::BeforeAppLaunch { enable } = e {
                         let mut v = *enable;
                         cb(ud.ptr(), h as *mut msgr_session, &mut v);
@@ -680,7 +680,7 @@ pub unsafe extern "C" fn msgr_session_on_accepted(
             destroy,
             cookie,
             |cb, ud, h| -> SesBox {
-                Box::new(move |e| {
+                SesBox::new(move |e| {
                     if let SessionEvent::Accepted { app_data } = e {
                         cb(ud.ptr(), h as *mut msgr_session, opt_ptr(app_data))
                     }
@@ -718,7 +718,7 @@ pub unsafe extern "C" fn msgr_session_on_app_not_present(
             destroy,
             cookie,
             |cb, ud, h| -> SesBox {
-                Box::new(move |e| {
+                SesBox::new(move |e| {
                     if let SessionEvent::AppNotPresent { name, url } = e {
                         cb(
                             ud.ptr(),
@@ -760,7 +760,7 @@ pub unsafe extern "C" fn msgr_session_on_cancelled(
             destroy,
             cookie,
             |cb, ud, h| -> SesBox {
-                Box::new(move |e| {
+                SesBox::new(move |e| {
                     if let SessionEvent::Cancelled { app_data } = e {
                         cb(ud.ptr(), h as *mut msgr_session, opt_ptr(app_data))
                     }
@@ -797,7 +797,7 @@ pub unsafe extern "C" fn msgr_session_on_context_data(
             destroy,
             cookie,
             |cb, ud, h| -> SesBox {
-                Box::new(move |e| {
+                SesBox::new(move |e| {
                     if let SessionEvent::ContextData { data } = e {
                         cb(ud.ptr(), h as *mut msgr_session, data.as_c_ptr())
                     }
@@ -834,7 +834,7 @@ pub unsafe extern "C" fn msgr_session_on_declined(
             destroy,
             cookie,
             |cb, ud, h| -> SesBox {
-                Box::new(move |e| {
+                SesBox::new(move |e| {
                     if let SessionEvent::Declined { app_data } = e {
                         cb(ud.ptr(), h as *mut msgr_session, opt_ptr(app_data))
                     }
@@ -871,7 +871,7 @@ pub unsafe extern "C" fn msgr_session_on_ready_to_launch(
             destroy,
             cookie,
             |cb, ud, h| -> SesBox {
-                Box::new(move |e| {
+                SesBox::new(move |e| {
                     if let SessionEvent::ReadyToLaunch = e {
                         cb(ud.ptr(), h as *mut msgr_session)
                     }
@@ -908,7 +908,7 @@ pub unsafe extern "C" fn msgr_session_on_send_error(
             destroy,
             cookie,
             |cb, ud, h| -> SesBox {
-                Box::new(move |e| {
+                SesBox::new(move |e| {
                     if let SessionEvent::SendError { hr } = e {
                         cb(ud.ptr(), h as *mut msgr_session, hr.0)
                     }
@@ -946,7 +946,7 @@ pub unsafe extern "C" fn msgr_session_on_state_changed(
             destroy,
             cookie,
             |cb, ud, h| -> SesBox {
-                Box::new(move |e| {
+                SesBox::new(move |e| {
                     if let SessionEvent::StateChanged { previous, .. } = e {
                         cb(ud.ptr(), h as *mut msgr_session, (*previous).into())
                     }
@@ -985,7 +985,7 @@ pub unsafe extern "C" fn msgr_session_on_state_transition(
             destroy,
             cookie,
             |cb, ud, h| -> SesBox {
-                Box::new(move |e| {
+                SesBox::new(move |e| {
                     if let SessionEvent::StateChanged { previous, current } = e {
                         cb(
                             ud.ptr(),
@@ -1028,7 +1028,7 @@ pub unsafe extern "C" fn msgr_session_on_termination(
             destroy,
             cookie,
             |cb, ud, h| -> SesBox {
-                Box::new(move |e| {
+                SesBox::new(move |e| {
                     if let SessionEvent::Termination { hr, app_data } = e {
                         cb(ud.ptr(), h as *mut msgr_session, hr.0, opt_ptr(app_data))
                     }

@@ -407,7 +407,7 @@ pub type msgr_on_lock_status_changed_callback = Option<
     ),
 >;
 
-type MgrBox = Box<dyn Fn(&mut ManagerEvent) + Send + Sync>;
+type MgrBox = crate::events::Callback<ManagerEvent>;
 
 /// Registers for OnAppRegistered. Every registration function of a manager takes the
 /// manager, the callback (NULL: E_POINTER), user data handed back to it, an optional destroy
@@ -441,7 +441,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_app_registered(
             destroy,
             cookie,
             |cb, ud, h| -> MgrBox {
-                Box::new(move |e| {
+                MgrBox::new(move |e| {
                     if let ManagerEvent::AppRegistered { guid } = e {
                         cb(ud.ptr(), h as *mut msgr_session_manager, guid.as_c_ptr())
                     }
@@ -479,7 +479,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_app_unregistered(
             destroy,
             cookie,
             |cb, ud, h| -> MgrBox {
-                Box::new(move |e| {
+                MgrBox::new(move |e| {
                     if let ManagerEvent::AppUnregistered { guid } = e {
                         cb(ud.ptr(), h as *mut msgr_session_manager, guid.as_c_ptr())
                     }
@@ -517,7 +517,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_app_shutdown(
             destroy,
             cookie,
             |cb, ud, h| -> MgrBox {
-                Box::new(move |e| {
+                MgrBox::new(move |e| {
                     if let ManagerEvent::AppShutdown = e {
                         cb(ud.ptr(), h as *mut msgr_session_manager)
                     }
@@ -556,7 +556,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_invitation(
             destroy,
             cookie,
             |cb, ud, h| -> MgrBox {
-                Box::new(move |e| {
+                MgrBox::new(move |e| {
                     if let ManagerEvent::Invitation {
                         session,
                         app_data,
@@ -610,7 +610,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_challenge(
             destroy,
             cookie,
             |cb, ud, h| -> MgrBox {
-                Box::new(move |e| {
+                MgrBox::new(move |e| {
                     if let ManagerEvent::LockChallenge { cookie, challenge } = e {
                         cb(
                             ud.ptr(),
@@ -653,7 +653,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_enable(
             destroy,
             cookie,
             |cb, ud, h| -> MgrBox {
-                Box::new(move |e| {
+                MgrBox::new(move |e| {
                     if let ManagerEvent::LockEnable { enabled } = e {
                         cb(ud.ptr(), h as *mut msgr_session_manager, *enabled)
                     }
@@ -691,7 +691,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_result(
             destroy,
             cookie,
             |cb, ud, h| -> MgrBox {
-                Box::new(move |e| {
+                MgrBox::new(move |e| {
                     if let ManagerEvent::LockResult { cookie, succeeded } = e {
                         cb(
                             ud.ptr(),
@@ -734,7 +734,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_status_changed(
             destroy,
             cookie,
             |cb, ud, h| -> MgrBox {
-                Box::new(move |e| {
+                MgrBox::new(move |e| {
                     if let ManagerEvent::LockStatusChanged { status } = e {
                         cb(ud.ptr(), h as *mut msgr_session_manager, (*status).into())
                     }
