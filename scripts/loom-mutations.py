@@ -109,12 +109,12 @@ M = {
         if d.epoch > epoch || !d.announcing {""", """    pub(crate) fn signed_out_held(&self, epoch: u64) -> Option<Held<'_>> {
         let mut d = self.data.lock();
         if d.epoch > epoch {"""),
- 'L4 walk: the cells let go before the one push': ('src/session_manager.rs', """    if !jobs.is_empty() {
-        queue.push_all(jobs);
+ 'L4 walk: the cells let go before the one push': ('src/session_manager.rs', """    if !jobs.0.is_empty() {
+        queue.push_all(jobs.0);
     }
     drop(held);""", """    drop(held);
-    if !jobs.is_empty() {
-        queue.push_all(jobs);
+    if !jobs.0.is_empty() {
+        queue.push_all(jobs.0);
     }"""),
  'S6 deliver: alive checked after the snapshot only at the top, active not checked': ('src/sinks.rs', "if reg.kind == kind && reg.active.load(Ordering::Acquire) && self.is_alive() {", "if reg.kind == kind {"),
 }

@@ -67,6 +67,12 @@ impl<E> SinksPtr<E> {
         SinksPtr(std::ptr::NonNull::from(&**sinks))
     }
 
+    /// A pointer to no list, for a job that is never run (a template, see
+    /// `session_manager::Template`).
+    pub(crate) fn dangling() -> Self {
+        SinksPtr(std::ptr::NonNull::dangling())
+    }
+
     fn addr(&self) -> usize {
         self.0.as_ptr() as usize
     }

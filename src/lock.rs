@@ -202,32 +202,33 @@ impl LockCell {
     /// Ignored when the status already follows a later epoch, or after
     /// [`stop_announcing`](Self::stop_announcing).
     pub(crate) fn signed_in(&self, enforced: bool, epoch: u64, announce: impl FnOnce(LockStatus)) {
-        if let Some((_held, status)) = self.signed_in_held(enforced, epoch) {
-            announce(status);
+        if let Some(_held) = self.signed_in_held(enforced, epoch) {
+            announce(Self::status_at_sign_in(enforced));
         }
     }
 
     /// [`signed_in`](Self::signed_in) for a walk that announces several cells at once: the
-    /// new status, and the cell held until the walk has queued what it announces (dropping
-    /// [`Held`] lets the cell go). `None` when ignored.
-    pub(crate) fn signed_in_held(
-        &self,
-        enforced: bool,
-        epoch: u64,
-    ) -> Option<(Held<'_>, LockStatus)> {
+    /// cell held until the walk has queued what it announces (dropping [`Held`] lets the cell
+    /// go); its status is [`status_at_sign_in`](Self::status_at_sign_in). `None` when ignored.
+    #[inline(always)]
+    pub(crate) fn signed_in_held(&self, enforced: bool, epoch: u64) -> Option<Held<'_>> {
         let mut d = self.data.lock();
         if d.epoch > epoch || !d.announcing {
             return None;
         }
         d.epoch = epoch;
-        d.status = if enforced {
+        d.status = Self::status_at_sign_in(enforced);
+        d.challenge = None;
+        Some(Held(d))
+    }
+
+    /// The status a sign-in sets: LOCK_INITIALIZED, or LOCK_DISABLED when Lock and Key is off.
+    pub(crate) fn status_at_sign_in(enforced: bool) -> LockStatus {
+        if enforced {
             LockStatus::Initialized
         } else {
             LockStatus::Disabled
-        };
-        d.challenge = None;
-        let status = d.status;
-        Some((Held(d), status))
+        }
     }
 
     /// The client signed out, starting connection `epoch`: back to LOCK_NOTINITIALIZED, the
@@ -235,6 +236,7 @@ impl LockCell {
     /// [`signed_in_held`](Self::signed_in_held)); `None` when there is nothing to announce,
     /// when the status already follows a later epoch, or after
     /// [`stop_announcing`](Self::stop_announcing).
+    #[inline(always)]
     pub(crate) fn signed_out_held(&self, epoch: u64) -> Option<Held<'_>> {
         let mut d = self.data.lock();
         if d.epoch > epoch || !d.announcing {

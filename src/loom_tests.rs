@@ -643,13 +643,13 @@ fn manager_release_racing_walk() {
                 let cells = [(lock, 1), (other, 2)];
                 crate::session_manager::walk(&cells, &q, 1, |(cell, id), jobs| {
                     let held = cell.signed_out_held(2)?;
-                    jobs.push(match (*id, p1.lock().unwrap().take()) {
+                    jobs.extend([match (*id, p1.lock().unwrap().take()) {
                         (1, Some(p1)) => {
                             let f1 = f1.clone();
                             pointing_at(probe_with(1, &log, move || p1.read(&f1)), a1)
                         }
                         _ => probe(2, &log),
-                    });
+                    }]);
                     Some(held)
                 });
             })

@@ -70,13 +70,14 @@ impl ManagerLink {
 /// The client signed in, starting connection `epoch`: every manager of `links` that hears it
 /// gets OnLockEnable and OnLockStatusChanged (see [`walk`]).
 pub(crate) fn walk_signed_in(links: &[ManagerLink], queue: &Queue, enforced: bool, epoch: u64) {
+    let enable = Template::new(ManagerEvent::LockEnable { enabled: enforced });
+    let status = Template::new(ManagerEvent::LockStatusChanged {
+        status: LockCell::status_at_sign_in(enforced),
+    });
     walk(links, queue, 2, |l, jobs| {
-        let (held, status) = l.lock.signed_in_held(enforced, epoch)?;
-        jobs.push(job(
-            &l.sinks,
-            ManagerEvent::LockEnable { enabled: enforced },
-        ));
-        jobs.push(job(&l.sinks, ManagerEvent::LockStatusChanged { status }));
+        let held = l.lock.signed_in_held(enforced, epoch)?;
+        jobs.push_like(&enable, &l.sinks);
+        jobs.push_like(&status, &l.sinks);
         Some(held)
     });
 }
@@ -84,16 +85,70 @@ pub(crate) fn walk_signed_in(links: &[ManagerLink], queue: &Queue, enforced: boo
 /// The client signed out, starting connection `epoch`: every manager of `links` whose status
 /// changes gets OnLockStatusChanged(LOCK_NOTINITIALIZED) (see [`walk`]).
 pub(crate) fn walk_signed_out(links: &[ManagerLink], queue: &Queue, epoch: u64) {
+    let status = Template::new(ManagerEvent::LockStatusChanged {
+        status: LockStatus::NotInitialized,
+    });
     walk(links, queue, 1, |l, jobs| {
         let held = l.lock.signed_out_held(epoch)?;
-        jobs.push(job(
-            &l.sinks,
-            ManagerEvent::LockStatusChanged {
-                status: LockStatus::NotInitialized,
-            },
-        ));
+        jobs.push_like(&status, &l.sinks);
         Some(held)
     });
+}
+
+/// A job a walk queues for many managers: an event that owns nothing (Lock and Key's
+/// statuses), copied bit for bit for each manager.
+pub(crate) struct Template(Job);
+
+impl Template {
+    /// A template of `event`, which must be OnLockEnable or OnLockStatusChanged.
+    pub(crate) fn new(event: ManagerEvent) -> Self {
+        assert!(matches!(
+            event,
+            ManagerEvent::LockEnable { .. } | ManagerEvent::LockStatusChanged { .. }
+        ));
+        Template(Job::Manager {
+            sinks: SinksPtr::dangling(),
+            event,
+        })
+    }
+}
+
+/// The jobs of a [`walk`]: room for `per` more is made before each manager.
+pub(crate) struct WalkJobs(Vec<Job>);
+
+impl WalkJobs {
+    /// Appends `template`'s job for the list `sinks`. The job is copied whole from the
+    /// template and then pointed at the list: a job built field by field and then moved is
+    /// read back by wide loads from the narrower stores just made, which the CPU cannot
+    /// forward (a stall per job).
+    #[inline(always)]
+    pub(crate) fn push_like(&mut self, template: &Template, sinks: &SinksPtr<ManagerEvent>) {
+        let len = self.0.len();
+        assert!(
+            len < self.0.capacity(),
+            "a walk queues at most `per` jobs per manager"
+        );
+        // SAFETY: within the capacity (checked above). The template's event owns nothing
+        // (`Template::new`), so a bitwise copy is a job of its own; its `sinks` field is then
+        // overwritten (a pointer, nothing to drop) and the slot is initialised.
+        unsafe {
+            let slot = self.0.as_mut_ptr().add(len);
+            std::ptr::copy_nonoverlapping(&template.0, slot, 1);
+            if let Job::Manager { sinks: s, .. } = &mut *slot {
+                std::ptr::write(s, sinks.clone());
+            }
+            self.0.set_len(len + 1);
+        }
+    }
+
+    /// Appends a job built by the caller.
+    #[cfg(all(test, loom))]
+    pub(crate) fn extend(&mut self, jobs: impl IntoIterator<Item = Job>) {
+        for j in jobs {
+            self.0.reserve(1);
+            self.0.push(j);
+        }
+    }
 }
 
 /// A walk of the client's managers: `each` makes a manager's transition, adds the events it
@@ -107,17 +162,18 @@ pub(crate) fn walk<'a, L>(
     links: &'a [L],
     queue: &Queue,
     per: usize,
-    mut each: impl FnMut(&'a L, &mut Vec<Job>) -> Option<Held<'a>>,
+    mut each: impl FnMut(&'a L, &mut WalkJobs) -> Option<Held<'a>>,
 ) {
     let mut held = Vec::with_capacity(links.len());
-    let mut jobs = Vec::with_capacity(per * links.len());
+    let mut jobs = WalkJobs(Vec::with_capacity(per * links.len()));
     for l in links {
+        jobs.0.reserve(per);
         if let Some(h) = each(l, &mut jobs) {
             held.push(h);
         }
     }
-    if !jobs.is_empty() {
-        queue.push_all(jobs);
+    if !jobs.0.is_empty() {
+        queue.push_all(jobs.0);
     }
     drop(held);
 }
