@@ -13,12 +13,14 @@
 
 //!
 //! Model checked with loom (`--cfg loom`, scripts/loom.sh, the models in `loom_tests`): the
-//! lock, the condition variable, the atomics and the `taken` cell come from `crate::sync`,
-//! which are `crate::locks`' and std's in a normal build and loom's under `cfg(loom)`. The
-//! differences under `cfg(loom)`, all outside the code paths of a normal build: the thread
-//! identity comes from loom's thread-local; `Notifier::new` returns `None` (no eventfd, so
-//! every set/clear of the descriptor is skipped and `event_fd` fails); timed waits never time
-//! out (loom has no time; see `crate::sync`); `Job` has a test-only `Probe` variant.
+//! lock, the condition variable, the delivery thread's wake word (a futex, emulated with a
+//! lock and a condition variable under loom), the atomics and the `taken` cell come from
+//! `crate::sync`, which are `crate::locks`' and std's in a normal build and loom's under
+//! `cfg(loom)`. The differences under `cfg(loom)`, all outside the code paths of a normal
+//! build: the thread identity comes from loom's thread-local; `Notifier::new` returns `None`
+//! (no eventfd, so every set/clear of the descriptor is skipped and `event_fd` fails); timed
+//! waits never time out (loom has no time; see `crate::sync`); `Job` has a test-only `Probe`
+//! variant.
 
 use crate::error::{Result, E_FAIL, E_ILLEGAL_METHOD_CALL};
 use crate::event::{ManagerEvent, SessionEvent};
