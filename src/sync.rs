@@ -220,3 +220,25 @@ impl WakeWord {
         }
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn wake_word_wakes_its_sleeper() {
+        let w = Arc::new(WakeWord::new(1));
+        let sleeper = {
+            let w = Arc::clone(&w);
+            std::thread::spawn(move || w.wait_while(1))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        w.set(0);
+        w.wake();
+        sleeper.join().unwrap();
+        // A wake with nobody asleep, and a wait on a value the word does not hold, return.
+        w.wake();
+        w.wait_while(1);
+    }
+}
