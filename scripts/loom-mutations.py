@@ -8,22 +8,10 @@ when the code changes, a patch that no longer applies stops the script (update i
 import os, re, subprocess, sys
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + '/'
 M = {
- 'M1 push: no notify of waiters': ('src/dispatch.rs', """            if let Some(n) = self.notifier.get() {
-                n.set();
-            }
-        }
-        if st.waiters > 0 {
+ 'M1 push: no notify of waiters': ('src/dispatch.rs', """        if st.waiters > 0 {
             self.cv.notify_all();
         }
-    }
-
-    /// Queues several jobs""", """            if let Some(n) = self.notifier.get() {
-                n.set();
-            }
-        }
-    }
-
-    /// Queues several jobs"""),
+        let wake = self.rouse(&mut st);""", """        let wake = self.rouse(&mut st);"""),
  'M2 deliver_taken: pop_back instead of pop_front': ('src/dispatch.rs', "(*taken).pop_front()", "(*taken).pop_back()"),
  'M3 deliver_taken: no closed_fast check': ('src/dispatch.rs', "            if self.closed_fast.load(Ordering::Acquire) {", "            if false && self.closed_fast.load(Ordering::Acquire) {"),
  'M4 close: no notify_all': ('src/dispatch.rs', """            self.closed_fast.store(true, Ordering::Release);
@@ -34,45 +22,52 @@ M = {
             self.closed_fast.store(true, Ordering::Release);""", """            st.closed = true;"""),
  'M8 close: closed_fast stored after the lock is released (benign)': ('src/dispatch.rs', """            self.closed_fast.store(true, Ordering::Release);
             self.cv.notify_all();
+            let wake = self.rouse(&mut st);
             if let Some(n) = self.notifier.get() {
                 n.clear();
             }
             self.has_jobs.store(false, Ordering::Relaxed);
             st.releases = 0;
-            std::mem::take(&mut st.jobs)
+            (std::mem::take(&mut st.jobs), wake)
         };""", """            self.cv.notify_all();
+            let wake = self.rouse(&mut st);
             if let Some(n) = self.notifier.get() {
                 n.clear();
             }
             self.has_jobs.store(false, Ordering::Relaxed);
             st.releases = 0;
-            std::mem::take(&mut st.jobs)
+            (std::mem::take(&mut st.jobs), wake)
         };
         self.closed_fast.store(true, Ordering::Release);"""),
- 'M9 push: has_jobs never set, the spinning delivery thread misses work (benign: it then sleeps on the condition variable and is woken)': ('src/dispatch.rs', """        if was_empty {
-            self.has_jobs.store(true, Ordering::Release);
-            if let Some(n) = self.notifier.get() {
-                n.set();
-            }
-        }
-        if st.waiters > 0 {
-            self.cv.notify_all();
-        }
-    }
-
-    /// Queues several jobs""", """        if was_empty {
-            if let Some(n) = self.notifier.get() {
-                n.set();
-            }
-        }
-        if st.waiters > 0 {
-            self.cv.notify_all();
-        }
-    }
-
-    /// Queues several jobs"""),
+ 'M9 push: has_jobs never set, the spinning delivery thread misses work (benign: it then goes to sleep, which checks the queue under the lock, or is woken)': ('src/dispatch.rs', """        if was_empty {
+            self.has_jobs.store(true, Ordering::Release);""", """        if was_empty {"""),
  'M10 dispatch: has_jobs not cleared when the jobs are taken (the delivery thread spins for ever)': ('src/dispatch.rs', """                        self.has_jobs.store(false, Ordering::Relaxed);
                         self.taken_len""", """                        self.taken_len"""),
+ 'W1 push: the sleeping delivery thread is not woken': ('src/dispatch.rs', """        let wake = self.rouse(&mut st);
+        drop(st);""", """        let wake = false;
+        drop(st);"""),
+ 'W2 push_all: the sleeping delivery thread is not woken': ('src/dispatch.rs', "let wake = st.jobs.len() > from && self.rouse(&mut st);", "let wake = false;"),
+ 'W3 close: the sleeping delivery thread is not woken': ('src/dispatch.rs', """            let wake = self.rouse(&mut st);
+            if let Some(n)""", """            let wake = false;
+            if let Some(n)"""),
+ 'W4 sleep: the queue not looked at under the lock before sleeping': ('src/dispatch.rs', """            if st.closed || !st.jobs.is_empty() {
+                return;
+            }
+            st.sleeping = true;""", """            if st.closed {
+                return;
+            }
+            st.sleeping = true;"""),
+ 'W5 sleep: sleeping set in a second critical section': ('src/dispatch.rs', """            st.sleeping = true;
+            self.wake.set(ASLEEP);""", """            drop(st);
+            self.state.lock().sleeping = true;
+            self.wake.set(ASLEEP);"""),
+ 'W6 sleep: the word set to ASLEEP after the lock is released': ('src/dispatch.rs', """            st.sleeping = true;
+            self.wake.set(ASLEEP);
+        }""", """            st.sleeping = true;
+        }
+        self.wake.set(ASLEEP);"""),
+ 'W7 rouse: the word not set to AWAKE': ('src/dispatch.rs', """        st.sleeping = false;
+        self.wake.set(AWAKE);""", """        st.sleeping = false;"""),
  'S1 deliver: no per-registration is_alive check': ('src/sinks.rs', "if reg.kind == kind && reg.active.load(Ordering::Acquire) && self.is_alive() {", "if reg.kind == kind && reg.active.load(Ordering::Acquire) {"),
  'S2 close: registrations not marked inactive': ('src/sinks.rs', """        for r in self.current().iter() {
             r.active.store(false, Ordering::Release);
@@ -130,7 +125,7 @@ for name, m in M.items():
         assert a in cur, (name, a[:50])
         open(root+f,'w').write(cur.replace(a, b, 1))
     try:
-        models = ["queue_two_producers_one_dispatcher", "queue_close_racing_dispatch", "queue_close_wakes_waiters", "queue_nested_dispatch_and_second_thread", "sinks_close_racing_deliver", "sinks_unadvise_racing_deliver", "queue_release_waits_for_queued_and_taken_jobs", "queue_release_racing_close", "manager_release_racing_walk"]
+        models = ["queue_two_producers_one_dispatcher", "queue_close_racing_dispatch", "queue_thread_wakes_for_push", "queue_close_wakes_waiters", "queue_nested_dispatch_and_second_thread", "sinks_close_racing_deliver", "sinks_unadvise_racing_deliver", "queue_release_waits_for_queued_and_taken_jobs", "queue_release_racing_close", "manager_release_racing_walk"]
         failed, why, errs, out_all = [], {}, [], ""
         for mdl in models:
             r = subprocess.run(f"RUST_BACKTRACE=0 timeout 600 bash scripts/loom.sh {mdl} --exact 2>&1", shell=True, cwd=root, capture_output=True, text=True)

@@ -13,18 +13,22 @@
 
 //!
 //! Model checked with loom (`--cfg loom`, scripts/loom.sh, the models in `loom_tests`): the
-//! lock, the condition variable, the atomics and the `taken` cell come from `crate::sync`,
-//! which are `crate::locks`' and std's in a normal build and loom's under `cfg(loom)`. The
-//! differences under `cfg(loom)`, all outside the code paths of a normal build: the thread
-//! identity comes from loom's thread-local; `Notifier::new` returns `None` (no eventfd, so
-//! every set/clear of the descriptor is skipped and `event_fd` fails); timed waits never time
-//! out (loom has no time; see `crate::sync`); `Job` has a test-only `Probe` variant.
+//! lock, the condition variable, the delivery thread's wake word (a futex, emulated with a
+//! lock and a condition variable under loom), the atomics and the `taken` cell come from
+//! `crate::sync`, which are `crate::locks`' and std's in a normal build and loom's under
+//! `cfg(loom)`. The differences under `cfg(loom)`, all outside the code paths of a normal
+//! build: the thread identity comes from loom's thread-local; `Notifier::new` returns `None`
+//! (no eventfd, so every set/clear of the descriptor is skipped and `event_fd` fails); timed
+//! waits never time out (loom has no time; see `crate::sync`); `Job` has a test-only `Probe`
+//! variant.
 
 use crate::error::{Result, E_FAIL, E_ILLEGAL_METHOD_CALL};
 use crate::event::{ManagerEvent, SessionEvent};
 use crate::sinks::{EventKind, Reclaimer, Sinks};
 use crate::sync::Arc as SyncArc;
-use crate::sync::{AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, UnsafeCell};
+use crate::sync::{
+    AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, UnsafeCell, WakeWord,
+};
 use crate::trace::{self, trace};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicU64};
@@ -260,6 +264,9 @@ struct QueueState<S> {
     busy: Option<ThreadId>,
     closed: bool,
     waiters: u32,
+    /// The client-owned delivery thread sleeps on `EventQueue::wake` (or is about to): the
+    /// next push or the close clears this and wakes it (see [`EventQueue::run_thread`]).
+    sleeping: bool,
 }
 
 impl<S> QueueState<S> {
@@ -311,7 +318,12 @@ pub(crate) struct EventQueue<S> {
     /// True while `state.jobs` is not empty (written under the lock), so that the delivery
     /// thread can wait for work by spinning on it without taking the lock.
     has_jobs: AtomicBool,
+    /// Waiters of `dispatch` (manual mode; a nested dispatch with a timeout in thread mode).
     cv: Condvar,
+    /// What the client-owned delivery thread sleeps on when idle: [`ASLEEP`] from when it
+    /// set `state.sleeping` until a push or the close sets [`AWAKE`] (both under the lock)
+    /// and wakes it after releasing the lock.
+    wake: WakeWord,
     notifier: OnceLock<Notifier>,
     mode: DispatchMode,
     thread_id: OnceLock<ThreadId>,
@@ -352,12 +364,14 @@ impl<S: FollowUp> EventQueue<S> {
                 busy: None,
                 closed: false,
                 waiters: 0,
+                sleeping: false,
             }),
             taken: UnsafeCell::new(VecDeque::new()),
             taken_len: AtomicUsize::new(0),
             closed_fast: AtomicBool::new(false),
             has_jobs: AtomicBool::new(false),
             cv: Condvar::new(),
+            wake: WakeWord::new(AWAKE),
             notifier: OnceLock::new(),
             mode,
             thread_id: OnceLock::new(),
@@ -417,6 +431,11 @@ impl<S: FollowUp> EventQueue<S> {
         if st.waiters > 0 {
             self.cv.notify_all();
         }
+        let wake = self.rouse(&mut st);
+        drop(st);
+        if wake {
+            self.wake.wake();
+        }
     }
 
     /// Queues several jobs in order, atomically with respect to other pushes.
@@ -441,6 +460,24 @@ impl<S: FollowUp> EventQueue<S> {
         if st.waiters > 0 {
             self.cv.notify_all();
         }
+        let wake = st.jobs.len() > from && self.rouse(&mut st);
+        drop(st);
+        if wake {
+            self.wake.wake();
+        }
+    }
+
+    /// Under the lock: when the delivery thread sleeps (or is about to), marks it awake and
+    /// returns true; the caller then wakes it ([`WakeWord::wake`]) once it has released the
+    /// lock, so that the woken thread does not find the lock held.
+    #[inline]
+    fn rouse(&self, st: &mut QueueState<S>) -> bool {
+        if !st.sleeping {
+            return false;
+        }
+        st.sleeping = false;
+        self.wake.set(AWAKE);
+        true
     }
 
     /// Number of queued events (including those taken for delivery and not yet run).
@@ -589,18 +626,22 @@ impl<S: FollowUp> EventQueue<S> {
     /// thread already took are dropped by it before its next event), waiters wake up and later
     /// events are discarded.
     pub(crate) fn close(&self) {
-        let dropped = {
+        let (dropped, wake) = {
             let mut st = self.state.lock();
             st.closed = true;
             self.closed_fast.store(true, Ordering::Release);
             self.cv.notify_all();
+            let wake = self.rouse(&mut st);
             if let Some(n) = self.notifier.get() {
                 n.clear();
             }
             self.has_jobs.store(false, Ordering::Relaxed);
             st.releases = 0;
-            std::mem::take(&mut st.jobs)
+            (std::mem::take(&mut st.jobs), wake)
         };
+        if wake {
+            self.wake.wake();
+        }
         drop(dropped);
     }
 
@@ -696,10 +737,10 @@ impl<S: FollowUp> EventQueue<S> {
     /// Body of the client-owned delivery thread.
     ///
     /// After delivering, the thread watches the queue for a short while (`spin`, see
-    /// [`thread_spin`]) before it sleeps on the condition variable: an event that arrives in
-    /// that window is delivered without waking a sleeping thread (a futex wake-up, which on
-    /// a virtual machine can take tens of microseconds when the other CPU has gone idle), and
-    /// the raising thread has no waiter to notify. A client that has delivered nothing since
+    /// [`thread_spin`]) before it sleeps ([`Self::sleep`]): an event that arrives in that
+    /// window is delivered without waking a sleeping thread (a futex wake-up, which on a
+    /// virtual machine can take tens of microseconds when the other CPU has gone idle), and
+    /// the raising thread has no thread to wake. A client that has delivered nothing since
     /// it last slept does not spin, so idle clients cost nothing.
     pub(crate) fn run_thread(&self) {
         let _ = self.thread_id.set(current_thread());
@@ -712,8 +753,27 @@ impl<S: FollowUp> EventQueue<S> {
             if !spin.is_zero() && self.spin_for_jobs(spin) {
                 continue;
             }
-            let _ = self.dispatch_inner(None);
+            self.sleep();
         }
+    }
+
+    /// The delivery thread's idle sleep: under the lock, unless a job came or the queue was
+    /// closed meanwhile, sets `state.sleeping` and the wake word to [`ASLEEP`]; then sleeps on
+    /// the word (not under the lock) until a push or the close (which see `sleeping` under
+    /// the same lock, so none is missed) set it to [`AWAKE`]. Returns without the lock: the
+    /// caller's next dispatch takes it once, to take the jobs. Not a wait on the condition
+    /// variable, whose wake-up takes the lock again before it returns, and whose notifier
+    /// holds it.
+    fn sleep(&self) {
+        {
+            let mut st = self.state.lock();
+            if st.closed || !st.jobs.is_empty() {
+                return;
+            }
+            st.sleeping = true;
+            self.wake.set(ASLEEP);
+        }
+        self.wake.wait_while(ASLEEP);
     }
 
     /// Watches `has_jobs` (and `closed`) for up to `window` without taking the lock; true
@@ -793,6 +853,10 @@ pub(crate) fn thread_spin() -> Duration {
         Duration::from_micros(us)
     }
 }
+
+/// The values of [`EventQueue::wake`].
+const AWAKE: u32 = 0;
+const ASLEEP: u32 = 1;
 
 /// The default of [`thread_spin`], in microseconds.
 pub(crate) const DEFAULT_THREAD_SPIN_US: u64 = 20;

@@ -314,6 +314,58 @@ fn queue_close_racing_dispatch() {
     });
 }
 
+/// (2c) The client's delivery thread (`run_thread`) going to sleep on its wake word while a
+/// `push` and a `push_all` (one from the main thread, one from another; both ways round)
+/// each queue one job: whatever point of its spin or of its way to sleep each push lands at,
+/// the thread is woken (or does not sleep) and delivers both (loom fails a thread left asleep
+/// as a deadlock). The close comes from the second job delivered, so only the pushes can wake
+/// the thread for the jobs.
+#[test]
+fn queue_thread_wakes_for_push() {
+    for push_all_first in [false, true] {
+        model("queue_thread_wakes_for_push", move || {
+            let log = Log::new();
+            let q = Arc::new(EventQueue::new(DispatchMode::Thread));
+            let ran = Arc::new(LoomAtomicUsize::new(0));
+            let job = |id| {
+                let (q, ran) = (q.clone(), ran.clone());
+                probe_with(id, &log, move || {
+                    if ran.fetch_add(1, loom::sync::atomic::Ordering::AcqRel) == 1 {
+                        q.close();
+                    }
+                })
+            };
+            let t = {
+                let q = q.clone();
+                thread::spawn(move || q.run_thread())
+            };
+            let push = |q: &EventQueue, j: Job, all: bool| {
+                if all {
+                    q.push_all([j]);
+                } else {
+                    q.push(j);
+                }
+            };
+            let p = {
+                let (q, j) = (q.clone(), job(1));
+                thread::spawn(move || push(&q, j, push_all_first))
+            };
+            push(&q, job(2), !push_all_first);
+            p.join().unwrap();
+            t.join().unwrap();
+            let events = log.events();
+            let mut s = starts(&events);
+            s.sort_unstable();
+            assert_eq!(s, [1, 2], "each delivered once: {events:?}");
+            assert!(
+                !events.iter().any(|e| matches!(e, Ev::Dropped(_))),
+                "{events:?}"
+            );
+            assert_eq!(q.pending(), 0);
+        });
+    }
+}
+
 /// (2b) `close` waking waiters: two threads dispatching in a loop with no timeout (the
 /// loop of `run_thread`, in manual mode) and one job; whichever delivers it, the other waits
 /// for the job or for its turn; `close` wakes both (loom fails a thread left waiting) and the

@@ -13,7 +13,9 @@
 //!   a timeout (loom's own `wait_timeout` does the same). Zero timeouts never reach it;
 //! - `Arc`, atomics and `UnsafeCell` are loom's (loom checks the accesses to `UnsafeCell`
 //!   against the happens-before order it builds from the mutex and the atomics);
-//! - `thread_local!` is loom's (loom threads share one OS thread).
+//! - `thread_local!` is loom's (loom threads share one OS thread);
+//! - [`WakeWord`] (a word one thread sleeps on) is a loom atomic with a loom mutex and
+//!   condition variable in place of the futex calls, the form it also has off Linux.
 
 #[cfg(not(loom))]
 mod imp {
@@ -132,3 +134,111 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// A word one thread sleeps on until another thread changes it and wakes it: a futex on
+/// Linux. The sleeper stores the value it sleeps on and calls [`WakeWord::wait_while`]; the
+/// waker stores another value, then calls [`WakeWord::wake`] (the wake may come after the
+/// sleeper saw the new value and left, or after it stored the sleeping value again: the
+/// sleeper then wakes spuriously, sees the value it sleeps on and sleeps again).
+pub(crate) struct WakeWord {
+    word: AtomicU32,
+    /// Off Linux and under loom: the futex emulated with a lock and a condition variable
+    /// (the sleeper checks the word under the lock, the waker takes the lock before it
+    /// notifies, so a wake cannot fall between the check and the wait).
+    #[cfg(any(loom, not(target_os = "linux")))]
+    lock: Mutex<()>,
+    #[cfg(any(loom, not(target_os = "linux")))]
+    cv: Condvar,
+}
+
+impl WakeWord {
+    pub(crate) fn new(value: u32) -> Self {
+        WakeWord {
+            word: AtomicU32::new(value),
+            #[cfg(any(loom, not(target_os = "linux")))]
+            lock: Mutex::new(()),
+            #[cfg(any(loom, not(target_os = "linux")))]
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Stores `value` (a release: what was written before is visible to the thread that
+    /// sees it).
+    #[inline]
+    pub(crate) fn set(&self, value: u32) {
+        self.word.store(value, Ordering::Release);
+    }
+
+    /// Sleeps while the word holds `value`; returns once it holds another (an acquire).
+    pub(crate) fn wait_while(&self, value: u32) {
+        while self.word.load(Ordering::Acquire) == value {
+            self.sleep(value);
+        }
+    }
+
+    /// Wakes the thread sleeping on the word, if any.
+    #[inline]
+    pub(crate) fn wake(&self) {
+        #[cfg(all(not(loom), target_os = "linux"))]
+        // SAFETY: FUTEX_WAKE on a live, aligned word; no memory is written.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.word.as_ptr(),
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                1,
+            );
+        }
+        #[cfg(any(loom, not(target_os = "linux")))]
+        {
+            drop(self.lock.lock());
+            self.cv.notify_all();
+        }
+    }
+
+    /// One sleep; may return spuriously.
+    fn sleep(&self, value: u32) {
+        #[cfg(all(not(loom), target_os = "linux"))]
+        // SAFETY: FUTEX_WAIT on a live, aligned word, no timeout; the kernel compares the
+        // word with `value` atomically with the sleep (EAGAIN when it differs, EINTR on a
+        // signal: both return, and `wait_while` looks again).
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.word.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                value,
+                std::ptr::null::<libc::timespec>(),
+            );
+        }
+        #[cfg(any(loom, not(target_os = "linux")))]
+        {
+            let mut g = self.lock.lock();
+            if self.word.load(Ordering::Acquire) == value {
+                self.cv.wait(&mut g);
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn wake_word_wakes_its_sleeper() {
+        let w = Arc::new(WakeWord::new(1));
+        let sleeper = {
+            let w = Arc::clone(&w);
+            std::thread::spawn(move || w.wait_while(1))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        w.set(0);
+        w.wake();
+        sleeper.join().unwrap();
+        // A wake with nobody asleep, and a wait on a value the word does not hold, return.
+        w.wake();
+        w.wait_while(1);
+    }
+}
