@@ -48,6 +48,9 @@ struct Registration<E> {
 /// when that delivery has already left. What is handed over with
 /// [`retire_at_exit`](Self::retire_at_exit) (a released object's [`Sinks`], which queued jobs
 /// point at) is freed only when no delivery is under way: by the last one to exit, or at once.
+/// The event queue's release of such a list checks for deliveries under its own lock instead
+/// ([`idle`](Self::idle)), and when there is none frees it without the garbage lock
+/// ([`free_or_retire_at_exit`](Self::free_or_retire_at_exit)).
 pub struct Reclaimer {
     /// Deliveries under way times [`DELIVERY`] (nested and standalone ones each count), plus
     /// [`RETIRED`] while `garbage.lists` is not empty and [`AT_EXIT`] while `garbage.at_exit`
@@ -117,6 +120,28 @@ impl Reclaimer {
     /// exit (never between two events: a delivery may still hold jobs that point into it).
     pub(crate) fn retire_at_exit(&self, garbage: Box<dyn Send>) {
         self.put(garbage, AT_EXIT);
+    }
+
+    /// True when no delivery is under way. Acquire: what the deliveries that have exited did
+    /// (their reads of the lists and of what their jobs point at) happens before what the
+    /// caller does after a true answer. Whether a delivery that enters later can reach what
+    /// the caller frees is the caller's to rule out (see [`free_or_retire_at_exit`]).
+    ///
+    /// [`free_or_retire_at_exit`]: Self::free_or_retire_at_exit
+    pub(crate) fn idle(&self) -> bool {
+        self.state.load(Ordering::Acquire) < DELIVERY
+    }
+
+    /// Frees `garbage` at once when `idle` (an [`idle`](Self::idle) answer, read at a point
+    /// after which no delivery can reach `garbage` except one already counted in the state),
+    /// or else hands it to [`retire_at_exit`](Self::retire_at_exit). The fast path takes no
+    /// lock, makes no allocation and no read-modify-write.
+    pub(crate) fn free_or_retire_at_exit<G: Send + 'static>(&self, garbage: G, idle: bool) {
+        if idle {
+            drop(garbage);
+        } else {
+            self.retire_at_exit(Box::new(garbage));
+        }
     }
 
     fn put(&self, garbage: Box<dyn Send>, flag: usize) {
