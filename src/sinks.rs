@@ -144,19 +144,23 @@ impl Reclaimer {
         }
     }
 
+    /// `garbage` is freed now when the state shows no delivery, or else waits under `flag`.
+    /// The flag is set and `garbage` stored in the same hold of the garbage lock, so a
+    /// delivery whose exit sees the flag finds `garbage` when it takes that lock to collect.
     fn put(&self, garbage: Box<dyn Send>, flag: usize) {
         let mut g = self.garbage.lock();
-        if flag == RETIRED {
-            g.lists.push(garbage);
-        } else {
-            g.at_exit.push(garbage);
-        }
         let before = self.state.fetch_or(flag, Ordering::AcqRel);
         if before < DELIVERY {
+            // Also what a delivery that has just exited left for its collect.
             let freed = std::mem::take(&mut *g);
             self.state.fetch_and(!(RETIRED | AT_EXIT), Ordering::AcqRel);
             drop(g);
             drop(freed);
+            drop(garbage);
+        } else if flag == RETIRED {
+            g.lists.push(garbage);
+        } else {
+            g.at_exit.push(garbage);
         }
     }
 
