@@ -134,8 +134,8 @@ impl Reclaimer {
 
     /// Frees `garbage` at once when `idle` (an [`idle`](Self::idle) answer, read at a point
     /// after which no delivery can reach `garbage` except one already counted in the state),
-    /// or else hands it to [`retire_at_exit`](Self::retire_at_exit). The fast path takes no
-    /// lock, makes no allocation and no read-modify-write.
+    /// or else hands it to [`retire_at_exit`](Self::retire_at_exit). At once is the drop
+    /// alone: no lock, no allocation, nothing written to the state.
     pub(crate) fn free_or_retire_at_exit<G: Send + 'static>(&self, garbage: G, idle: bool) {
         if idle {
             drop(garbage);
