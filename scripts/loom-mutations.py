@@ -94,6 +94,16 @@ M = {
  'R6 close: a dropped Release job frees at once': ('src/dispatch.rs', """        if let Some(g) = self.garbage.take() {
             self.reclaimer.retire_at_exit(g);
         }""", """        drop(self.garbage.take());"""),
+ 'R7 release: freed at once although a delivery is under way': ('src/sinks.rs', """        if idle {
+            drop(garbage);""", """        if true || idle {
+            drop(garbage);"""),
+ 'R8 release: the deliveries under way counted before the queue lock is taken': [('src/dispatch.rs', """    pub(crate) fn release_later<G: Send + 'static>(&self, garbage: G, addr: usize) {
+        let mut st = self.state.lock();""", """    pub(crate) fn release_later<G: Send + 'static>(&self, garbage: G, addr: usize) {
+        let idle_before_lock = self.reclaimer.idle();
+        let mut st = self.state.lock();"""), ('src/dispatch.rs', """        let idle = self.reclaimer.idle();
+        drop(st);""", """        let idle = idle_before_lock;
+        drop(st);""")],
+ 'R9 release: the deliveries under way counted with a relaxed load (the free not ordered after their reads)': ('src/sinks.rs', "self.state.load(Ordering::Acquire) < DELIVERY", "self.state.load(Ordering::Relaxed) < DELIVERY"),
  'L1 manager drop: the list handed to the queue without stopping the lock cell': ('src/session_manager.rs', """    lock.stop_announcing();
     release();""", """    release();"""),
  'L2 manager drop: the lock cell stops announcing only after the list is handed over': ('src/session_manager.rs', """    lock.stop_announcing();
@@ -116,7 +126,7 @@ M = {
 only = sys.argv[1:]
 for name, m in M.items():
     if only and not any(name.startswith(o) for o in only): continue
-    mods = [m] if m else [M['S1 deliver: no per-registration is_alive check'], M['S2 close: registrations not marked inactive']]
+    mods = m if isinstance(m, list) else [m] if m else [M['S1 deliver: no per-registration is_alive check'], M['S2 close: registrations not marked inactive']]
     saved = {}
     for f, a, b in mods:
         s = saved.get(f) or open(root+f).read()
@@ -125,7 +135,7 @@ for name, m in M.items():
         assert a in cur, (name, a[:50])
         open(root+f,'w').write(cur.replace(a, b, 1))
     try:
-        models = ["queue_two_producers_one_dispatcher", "queue_close_racing_dispatch", "queue_thread_wakes_for_push", "queue_close_wakes_waiters", "queue_nested_dispatch_and_second_thread", "sinks_close_racing_deliver", "sinks_unadvise_racing_deliver", "queue_release_waits_for_queued_and_taken_jobs", "queue_release_racing_close", "manager_release_racing_walk"]
+        models = ["queue_two_producers_one_dispatcher", "queue_close_racing_dispatch", "queue_thread_wakes_for_push", "queue_close_wakes_waiters", "queue_nested_dispatch_and_second_thread", "sinks_close_racing_deliver", "sinks_unadvise_racing_deliver", "queue_release_waits_for_queued_and_taken_jobs", "queue_release_racing_close", "manager_release_racing_walk", "queue_release_inside_and_beside_delivery", "queue_release_job_dropped_by_close"]
         failed, why, errs, out_all = [], {}, [], ""
         for mdl in models:
             r = subprocess.run(f"RUST_BACKTRACE=0 timeout 600 bash scripts/loom.sh {mdl} --exact 2>&1", shell=True, cwd=root, capture_output=True, text=True)

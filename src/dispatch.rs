@@ -681,33 +681,39 @@ impl<S: FollowUp> EventQueue<S> {
         Sinks<E>: Send + Sync,
     {
         let addr = Arc::as_ptr(&sinks) as usize;
-        self.release_later(Box::new(sinks), addr);
+        self.release_later(sinks, addr);
     }
 
     /// Frees `garbage`, which jobs may point at as `addr`, once the jobs queued now and the
     /// deliveries under way are done (see [`release_sinks`](Self::release_sinks)).
-    pub(crate) fn release_later(&self, garbage: Box<dyn Send>, addr: usize) {
-        let released = Released {
-            garbage: Some(garbage),
-            reclaimer: SyncArc::clone(&self.reclaimer),
-        };
+    pub(crate) fn release_later<G: Send + 'static>(&self, garbage: G, addr: usize) {
         let mut st = self.state.lock();
         let removed = self.purge_locked(&mut st);
         // Usually none: the owner closed the list, so its events were just purged. A Release
         // job only when one is left (a launch decision, or a manager dropped without being
         // closed), so objects released while nobody dispatches do not pile up.
         if st.jobs.iter().any(|j| j.points_at(addr)) {
-            st.jobs.push_back(Job::Release(released));
+            st.jobs.push_back(Job::Release(Released {
+                garbage: Some(Box::new(garbage)),
+                reclaimer: SyncArc::clone(&self.reclaimer),
+            }));
             st.releases += 1;
             drop(st);
             drop(removed);
             return;
         }
+        // No job queued for it. Only a delivery that has taken jobs and not yet exited can
+        // hold one, and such a delivery is counted in the reclaimer: it entered under this
+        // lock, in the same critical section as its taking of the jobs, so that entry
+        // happens before this read. A delivery that enters after this lock is released takes
+        // only jobs queued from now on, and none of them points at `garbage` (its owner is
+        // gone). So when the reclaimer shows no delivery, nothing can reach `garbage` any
+        // more, and the deliveries that did have exited before the (acquire) read: it is
+        // freed at once. Otherwise it waits for the last delivery to exit.
+        let idle = self.reclaimer.idle();
         drop(st);
         drop(removed);
-        // No job queued for it: only a delivery under way can hold one (it entered the
-        // reclaimer under the lock, before taking them).
-        drop(released);
+        self.reclaimer.free_or_retire_at_exit(garbage, idle);
     }
 
     /// True once [`close`](Self::close) ran (for the loom models).

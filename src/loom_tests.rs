@@ -763,3 +763,96 @@ fn queue_release_racing_close() {
         );
     });
 }
+
+/// (8) Releases inside a delivery and beside it, for the two ends of `release_later` when no
+/// job is queued for the object: waiting for the deliveries under way, or freed at once when
+/// there is none. Jobs 1 and 2 (of objects 1 and 2) are queued before the dispatch, so one
+/// batch takes both; job 1's callback releases object 2, whose job is taken and has not run:
+/// a delivery is under way, so object 2 is freed neither at once nor between the two events,
+/// but at the delivery's exit. Meanwhile another thread releases object 1: it finds job 1
+/// queued (a Release job goes behind it), taken (it waits for the exit), or run with the
+/// delivery gone (freed at once, after job 1's read).
+#[test]
+fn queue_release_inside_and_beside_delivery() {
+    model("queue_release_inside_and_beside_delivery", || {
+        let log = Log::new();
+        let q = Arc::new(EventQueue::new(DispatchMode::Manual));
+        let (p1, garbage1, freed1) = pointee();
+        let (p2, garbage2, freed2) = pointee();
+        let (a1, a2) = (p1.addr(), p2.addr());
+        let (f1, f2) = (freed1.clone(), freed2.clone());
+        let qn = q.clone();
+        q.push(pointing_at(
+            probe_with(1, &log, move || {
+                p1.read(&f1);
+                qn.release_later(garbage2, a2);
+            }),
+            a1,
+        ));
+        q.push(pointing_at(probe_with(2, &log, move || p2.read(&f2)), a2));
+        let owner = {
+            let q = q.clone();
+            thread::spawn(move || q.release_later(garbage1, a1))
+        };
+        let _ = q.dispatch(Some(Duration::ZERO));
+        owner.join().unwrap();
+        let _ = q.dispatch(Some(Duration::ZERO));
+        assert_eq!(q.pending(), 0);
+        let events = log.events();
+        assert_eq!(starts(&events), [1, 2], "{events:?}");
+        for f in [&freed1, &freed2] {
+            assert!(
+                f.load(loom::sync::atomic::Ordering::Acquire),
+                "freed in the end"
+            );
+        }
+    });
+}
+
+/// (9) A Release job dropped by `close` while a delivery that reads its object is under way:
+/// job 1's callback raises the object's next event (job 2, queued), releases the object (a
+/// Release job goes behind job 2) and reads the object again (a delivery reads the sink list
+/// after its callbacks return), while another thread closes the queue, which may drop job 2
+/// and the Release job between the two. The object is freed after job 1's read in every
+/// order (the dropped Release job waits for the delivery's exit), and freed in the end.
+#[test]
+fn queue_release_job_dropped_by_close() {
+    model("queue_release_job_dropped_by_close", || {
+        let log = Log::new();
+        let q = Arc::new(EventQueue::new(DispatchMode::Manual));
+        let (p1, garbage, freed) = pointee();
+        let a1 = p1.addr();
+        let p1b = PointeePtr(p1.0);
+        let (f1, f1b) = (freed.clone(), freed.clone());
+        let (qn, logn) = (q.clone(), log.clone());
+        q.push(pointing_at(
+            probe_with(1, &log, move || {
+                qn.push(pointing_at(
+                    probe_with(2, &logn, move || p1b.read(&f1b)),
+                    a1,
+                ));
+                qn.release_later(garbage, a1);
+                p1.read(&f1);
+            }),
+            a1,
+        ));
+        let closer = {
+            let q = q.clone();
+            thread::spawn(move || q.close())
+        };
+        let _ = q.dispatch(Some(Duration::ZERO));
+        closer.join().unwrap();
+        let events = log.events();
+        let ran = |id| starts(&events).iter().filter(|s| **s == id).count();
+        assert_eq!(ran(1) + count(&events, Ev::Dropped(1)), 1, "{events:?}");
+        assert_eq!(
+            ran(2) + count(&events, Ev::Dropped(2)),
+            ran(1),
+            "{events:?}"
+        );
+        assert!(
+            freed.load(loom::sync::atomic::Ordering::Acquire),
+            "freed in the end"
+        );
+    });
+}

@@ -67,6 +67,9 @@ type Reg<E> = std::sync::Arc<Registration<dyn Fn(&mut E) + Send + Sync>>;
 /// when that delivery has already left. What is handed over with
 /// [`retire_at_exit`](Self::retire_at_exit) (a released object's [`Sinks`], which queued jobs
 /// point at) is freed only when no delivery is under way: by the last one to exit, or at once.
+/// The event queue's release of such a list checks for deliveries under its own lock instead
+/// ([`idle`](Self::idle)), and when there is none frees it without the garbage lock
+/// ([`free_or_retire_at_exit`](Self::free_or_retire_at_exit)).
 pub struct Reclaimer {
     /// Deliveries under way times [`DELIVERY`] (nested and standalone ones each count), plus
     /// [`RETIRED`] while `garbage.lists` is not empty and [`AT_EXIT`] while `garbage.at_exit`
@@ -138,19 +141,45 @@ impl Reclaimer {
         self.put(garbage, AT_EXIT);
     }
 
+    /// True when no delivery is under way. Acquire: what the deliveries that have exited did
+    /// (their reads of the lists and of what their jobs point at) happens before what the
+    /// caller does after a true answer. Whether a delivery that enters later can reach what
+    /// the caller frees is the caller's to rule out (see [`free_or_retire_at_exit`]).
+    ///
+    /// [`free_or_retire_at_exit`]: Self::free_or_retire_at_exit
+    pub(crate) fn idle(&self) -> bool {
+        self.state.load(Ordering::Acquire) < DELIVERY
+    }
+
+    /// Frees `garbage` at once when `idle` (an [`idle`](Self::idle) answer, read at a point
+    /// after which no delivery can reach `garbage` except one already counted in the state),
+    /// or else hands it to [`retire_at_exit`](Self::retire_at_exit). At once is the drop
+    /// alone: no lock, no allocation, nothing written to the state.
+    pub(crate) fn free_or_retire_at_exit<G: Send + 'static>(&self, garbage: G, idle: bool) {
+        if idle {
+            drop(garbage);
+        } else {
+            self.retire_at_exit(Box::new(garbage));
+        }
+    }
+
+    /// `garbage` is freed now when the state shows no delivery, or else waits under `flag`.
+    /// The flag is set and `garbage` stored in the same hold of the garbage lock, so a
+    /// delivery whose exit sees the flag finds `garbage` when it takes that lock to collect.
     fn put(&self, garbage: Box<dyn Send>, flag: usize) {
         let mut g = self.garbage.lock();
-        if flag == RETIRED {
-            g.lists.push(garbage);
-        } else {
-            g.at_exit.push(garbage);
-        }
         let before = self.state.fetch_or(flag, Ordering::AcqRel);
         if before < DELIVERY {
+            // Also what a delivery that has just exited left for its collect.
             let freed = std::mem::take(&mut *g);
             self.state.fetch_and(!(RETIRED | AT_EXIT), Ordering::AcqRel);
             drop(g);
             drop(freed);
+            drop(garbage);
+        } else if flag == RETIRED {
+            g.lists.push(garbage);
+        } else {
+            g.at_exit.push(garbage);
         }
     }
 
