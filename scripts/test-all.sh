@@ -18,7 +18,8 @@
 #   4. the Python package's pytest suite (python/run-tests.sh); then the wheel built from
 #      target/release, checked with auditwheel, installed in a fresh venv whose PATH has no
 #      cargo, and the same suite run against it (scripts/python-wheel.sh)
-#   5. a bounded fuzzing run of each cargo-fuzz target (scripts/fuzz.sh)
+#   5. a bounded fuzzing run of each cargo-fuzz target (scripts/fuzz.sh: built together, as
+#      many run at a time as there are cores)
 #
 # Every step runs even when an earlier one failed; a summary lists each with its time.
 #
@@ -163,7 +164,8 @@ step "Python tests (pytest)" env MSGRPRIV_LIBRARY="$root/target/debug/libmsgrpri
 # cargo; the suite against the installed package (scripts/python-wheel.sh says what it checks).
 step "Python wheel in a fresh venv without cargo (scripts/python-wheel.sh)" \
     bash scripts/python-wheel.sh -q
-# A bounded run of each fuzz target; longer: bash scripts/fuzz.sh 3600.
+# A bounded run of each fuzz target, as many at a time as there are cores; longer:
+# bash scripts/fuzz.sh 3600.
 step "Fuzzing, ${MSGRPRIV_FUZZ_SECONDS:-20}s per target" bash scripts/fuzz.sh "${MSGRPRIV_FUZZ_SECONDS:-20}"
 step "Header unchanged by the builds" header_unchanged
 

@@ -35,6 +35,12 @@ pub mod types;
 mod watch;
 #[cfg(feature = "xmpp")]
 pub mod xmpp;
+/// With the feature `xmpp-protocol` alone: the stanza mapping without the service (the
+/// xmpp_stanza fuzz target's build).
+#[cfg(all(feature = "xmpp-protocol", not(feature = "xmpp")))]
+pub mod xmpp {
+    pub mod protocol;
+}
 
 pub mod ffi;
 
