@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use msgrpriv::error::*;
 use msgrpriv::*;
+#[cfg(feature = "xmpp")]
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
