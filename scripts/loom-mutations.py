@@ -8,10 +8,9 @@ when the code changes, a patch that no longer applies stops the script (update i
 import os, re, subprocess, sys
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + '/'
 M = {
- 'M1 push: no notify of waiters': ('src/dispatch.rs', """        if st.waiters > 0 {
-            self.cv.notify_all();
-        }
-        let wake = self.rouse(&mut st);""", """        let wake = self.rouse(&mut st);"""),
+ 'M1 push: no notify of waiters': ('src/dispatch.rs', """        let notify = st.waiters > 0;
+        let wake = self.rouse(&mut st);""", """        let notify = false;
+        let wake = self.rouse(&mut st);"""),
  'M2 deliver_taken: pop_back instead of pop_front': ('src/dispatch.rs', "(*taken).pop_front()", "(*taken).pop_back()"),
  'M3 deliver_taken: no closed_fast check': ('src/dispatch.rs', "            if self.closed_fast.load(Ordering::Acquire) {", "            if false && self.closed_fast.load(Ordering::Acquire) {"),
  'M4 close: no notify_all': ('src/dispatch.rs', """            self.closed_fast.store(true, Ordering::Release);

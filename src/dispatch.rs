@@ -428,14 +428,10 @@ impl<S: FollowUp> EventQueue<S> {
                 n.set();
             }
         }
-        if st.waiters > 0 {
-            self.cv.notify_all();
-        }
+        let notify = st.waiters > 0;
         let wake = self.rouse(&mut st);
         drop(st);
-        if wake {
-            self.wake.wake();
-        }
+        self.woken(notify, wake);
     }
 
     /// Queues several jobs in order, atomically with respect to other pushes.
@@ -457,11 +453,21 @@ impl<S: FollowUp> EventQueue<S> {
                 n.set();
             }
         }
-        if st.waiters > 0 {
-            self.cv.notify_all();
-        }
+        let notify = st.waiters > 0;
         let wake = st.jobs.len() > from && self.rouse(&mut st);
         drop(st);
+        self.woken(notify, wake);
+    }
+
+    /// After a push, with the lock released (so that a woken thread does not find it held):
+    /// wakes the `dispatch` callers waiting on the condition variable (`notify`: some were
+    /// counted in `waiters` under the lock; they look at the queue again under it) and the
+    /// sleeping delivery thread (`wake`, see [`rouse`](Self::rouse)).
+    #[inline]
+    fn woken(&self, notify: bool, wake: bool) {
+        if notify {
+            self.cv.notify_all();
+        }
         if wake {
             self.wake.wake();
         }
