@@ -104,6 +104,8 @@ impl Condvar {
         Condvar(std::sync::Condvar::new())
     }
 
+    // Unused under `cfg(loom)`, where the queue waits on loom's condition variable.
+    #[cfg_attr(loom, allow(dead_code))]
     pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
         let g = guard.guard.take().expect("locked");
         guard.guard = Some(self.0.wait(g).unwrap_or_else(PoisonError::into_inner));

@@ -619,6 +619,25 @@ fn pointee() -> (
     (PointeePtr(&*boxed), boxed, freed)
 }
 
+/// Asserts that each pointee (its `freed` flag, from [`pointee`]) was freed in the end.
+fn assert_freed(flags: &[&StdArc<loom::sync::atomic::AtomicBool>]) {
+    for f in flags {
+        assert!(
+            f.load(loom::sync::atomic::Ordering::Acquire),
+            "freed in the end"
+        );
+    }
+}
+
+/// A dispatch racing `owner`, then, once it is done, a dispatch of what is left: nothing
+/// may stay pending.
+fn dispatch_around(q: &EventQueue, owner: thread::JoinHandle<()>) {
+    let _ = q.dispatch(Some(Duration::ZERO));
+    owner.join().unwrap();
+    let _ = q.dispatch(Some(Duration::ZERO));
+    assert_eq!(q.pending(), 0);
+}
+
 /// (5) `release_later` (a released object's sink list): the owner queues a job that points at
 /// the pointee, then releases it, while another thread dispatches. Whether the release finds
 /// the job still queued (a Release job goes behind it) or already taken (the pointee waits for
@@ -654,18 +673,10 @@ fn queue_release_waits_for_queued_and_taken_jobs() {
                 q.release_later(garbage2, a2);
             })
         };
-        let _ = q.dispatch(Some(Duration::ZERO));
-        owner.join().unwrap();
-        let _ = q.dispatch(Some(Duration::ZERO));
-        assert_eq!(q.pending(), 0);
+        dispatch_around(&q, owner);
         let events = log.events();
         assert_eq!(starts(&events), [1, 2], "{events:?}");
-        for f in [&freed, &freed2] {
-            assert!(
-                f.load(loom::sync::atomic::Ordering::Acquire),
-                "freed in the end"
-            );
-        }
+        assert_freed(&[&freed, &freed2]);
     });
 }
 
@@ -724,10 +735,7 @@ fn manager_release_racing_walk() {
             "{events:?}"
         );
         assert_eq!(count(&events, Ev::Dropped(1)), 0, "{events:?}");
-        assert!(
-            freed.load(loom::sync::atomic::Ordering::Acquire),
-            "freed in the end"
-        );
+        assert_freed(&[&freed]);
     });
 }
 
@@ -757,10 +765,7 @@ fn queue_release_racing_close() {
         let events = log.events();
         let ran = starts(&events).len();
         assert_eq!(ran + count(&events, Ev::Dropped(1)), 1, "{events:?}");
-        assert!(
-            freed.load(loom::sync::atomic::Ordering::Acquire),
-            "freed in the end"
-        );
+        assert_freed(&[&freed]);
     });
 }
 
@@ -794,18 +799,10 @@ fn queue_release_inside_and_beside_delivery() {
             let q = q.clone();
             thread::spawn(move || q.release_later(garbage1, a1))
         };
-        let _ = q.dispatch(Some(Duration::ZERO));
-        owner.join().unwrap();
-        let _ = q.dispatch(Some(Duration::ZERO));
-        assert_eq!(q.pending(), 0);
+        dispatch_around(&q, owner);
         let events = log.events();
         assert_eq!(starts(&events), [1, 2], "{events:?}");
-        for f in [&freed1, &freed2] {
-            assert!(
-                f.load(loom::sync::atomic::Ordering::Acquire),
-                "freed in the end"
-            );
-        }
+        assert_freed(&[&freed1, &freed2]);
     });
 }
 
@@ -850,9 +847,6 @@ fn queue_release_job_dropped_by_close() {
             ran(1),
             "{events:?}"
         );
-        assert!(
-            freed.load(loom::sync::atomic::Ordering::Acquire),
-            "freed in the end"
-        );
+        assert_freed(&[&freed]);
     });
 }
