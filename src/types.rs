@@ -4,6 +4,7 @@ use crate::detail::detail;
 use crate::error::{Hr, Result, E_INVALIDARG};
 use std::alloc::{self, Layout};
 use std::fmt;
+use std::mem::{align_of, size_of};
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 
@@ -128,6 +129,42 @@ struct TextHeader {
     len: usize,
 }
 
+/// Where texts are allocated. Events carry texts from the thread that raises them to the one
+/// that delivers them, which frees them one after another: with mimalloc that free is a push
+/// on a per-thread list, where the system allocator of a multi-threaded process pays an
+/// atomic compare-and-swap once its small per-thread cache is full (benches/NOTES.md).
+/// Debug builds, the ones valgrind and the sanitizers check, use the global allocator, so
+/// those tools see every text.
+mod heap {
+    #[cfg(not(debug_assertions))]
+    use std::alloc::GlobalAlloc;
+    use std::alloc::Layout;
+
+    /// Allocates `layout` (of non-zero size); null when out of memory.
+    ///
+    /// # Safety
+    /// As [`std::alloc::alloc`].
+    #[inline]
+    pub(super) unsafe fn alloc(layout: Layout) -> *mut u8 {
+        #[cfg(not(debug_assertions))]
+        return mimalloc::MiMalloc.alloc(layout);
+        #[cfg(debug_assertions)]
+        return std::alloc::alloc(layout);
+    }
+
+    /// Frees what [`alloc`] returned for `layout`.
+    ///
+    /// # Safety
+    /// As [`std::alloc::dealloc`].
+    #[inline]
+    pub(super) unsafe fn dealloc(p: *mut u8, layout: Layout) {
+        #[cfg(not(debug_assertions))]
+        mimalloc::MiMalloc.dealloc(p, layout);
+        #[cfg(debug_assertions)]
+        std::alloc::dealloc(p, layout);
+    }
+}
+
 // SAFETY: the bytes never change after construction, and the count is atomic: a `Text` is
 // as shareable as an `Arc<str>`.
 unsafe impl Send for Text {}
@@ -148,11 +185,14 @@ impl Text {
         Self::copy_of("")
     }
 
+    /// The layout of the allocation of a text of `len` bytes: the header, then the bytes and
+    /// the terminator.
     fn layout(len: usize) -> Layout {
-        Layout::new::<TextHeader>()
-            .extend(Layout::array::<u8>(len + 1).expect("text length"))
+        size_of::<TextHeader>()
+            .checked_add(len)
+            .and_then(|n| n.checked_add(1))
+            .and_then(|n| Layout::from_size_align(n, align_of::<TextHeader>()).ok())
             .expect("text length")
-            .0
     }
 
     /// One allocation holding `s` (which has no NUL) and a terminator.
@@ -161,7 +201,7 @@ impl Text {
         // SAFETY: the layout has a non-zero size; the header and `s.len() + 1` bytes are
         // written within it before the pointer is used.
         unsafe {
-            let p = alloc::alloc(layout).cast::<TextHeader>();
+            let p = heap::alloc(layout).cast::<TextHeader>();
             let Some(p) = NonNull::new(p) else {
                 alloc::handle_alloc_error(layout)
             };
@@ -228,9 +268,15 @@ impl Drop for Text {
             return;
         }
         fence(Ordering::Acquire);
-        let layout = Self::layout(h.len);
+        // SAFETY: the layout `copy_of` allocated with, which `Self::layout` checked then.
+        let layout = unsafe {
+            Layout::from_size_align_unchecked(
+                size_of::<TextHeader>() + h.len + 1,
+                align_of::<TextHeader>(),
+            )
+        };
         // SAFETY: the last reference: allocated by `copy_of` with this layout.
-        unsafe { alloc::dealloc(self.0.as_ptr().cast(), layout) }
+        unsafe { heap::dealloc(self.0.as_ptr().cast(), layout) }
     }
 }
 
