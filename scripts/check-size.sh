@@ -12,8 +12,8 @@
 # reason the commit states (a new dependency, a new feature), with the new measurement.
 set -eu
 
-BUDGET_DEFAULT=1130000 # bytes; measured: 905560 (rustc 1.95, x86_64 Linux, msgrpriv 0.1.0)
-BUDGET_XMPP=7500000    # bytes; measured: 5981560 (same, with TLS: rustls and ring)
+BUDGET_DEFAULT=1400000 # bytes; measured: 1120200 (rustc 1.95, x86_64 Linux, msgrpriv 0.1.0, with mimalloc)
+BUDGET_XMPP=7900000    # bytes; measured: 6323024 (same, with TLS: rustls and ring)
 
 [ "$#" = 2 ] || { echo "usage: check-size.sh LIBRARY default|xmpp" >&2; exit 2; }
 lib=$1 features=$2
