@@ -496,8 +496,45 @@ fn callback(
     })
 }
 
-/// (3) `Sinks::close` (the object's destruction) racing a delivery to two registrations: no
-/// callback starts after `close` returned except one already past its check; each
+/// The same callback made the way the C layer makes its own ([`Callback::with_owner`]): the
+/// lists hold a copy of a plain-data call, which reaches the log through a pointer to what
+/// the registration owns; so a call after that owner's drop would also be a use after free.
+///
+/// [`Callback::with_owner`]: crate::sinks::Callback::with_owner
+fn callback_with_owner(
+    id: u32,
+    log: &StdArc<Log>,
+    step: &Arc<LoomAtomicUsize>,
+) -> crate::sinks::Callback<TestEvent> {
+    struct Owned(Tracker, Arc<LoomAtomicUsize>);
+    #[derive(Clone, Copy)]
+    struct Ptr(*const Owned);
+    // SAFETY: the pointee is Send and Sync and outlives every call (the registration owns it).
+    unsafe impl Send for Ptr {}
+    unsafe impl Sync for Ptr {}
+    let owned = Box::new(Owned(
+        Tracker {
+            id,
+            log: log.clone(),
+        },
+        step.clone(),
+    ));
+    let p = Ptr(&*owned);
+    crate::sinks::Callback::with_owner(
+        move |_event: &mut TestEvent| {
+            let p = p;
+            // SAFETY: the registration owns `owned` until it ends, after its last call.
+            let Owned(tracker, step) = unsafe { &*p.0 };
+            tracker.log.start(tracker.id);
+            step.fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
+            tracker.log.end(tracker.id);
+        },
+        owned,
+    )
+}
+
+/// (3) `Sinks::close` (the object's destruction) racing a delivery to two registrations (the
+/// second made as the C layer makes its callbacks, [`callback_with_owner`]): no callback starts after `close` returned except one already past its check; each
 /// registration's state dropped exactly once, never during or before a call; both gone once
 /// the delivery ended; a registration attempted after the close fails and drops its state.
 #[test]
@@ -507,7 +544,9 @@ fn sinks_close_racing_deliver() {
         let step = Arc::new(LoomAtomicUsize::new(0));
         let sinks = Arc::new(Sinks::<TestEvent>::default());
         sinks.advise(0, callback(1, &log, &step)).unwrap();
-        sinks.advise(0, callback(2, &log, &step)).unwrap();
+        sinks
+            .advise(0, callback_with_owner(2, &log, &step))
+            .unwrap();
         let t = {
             let sinks = sinks.clone();
             thread::spawn(move || sinks.deliver(&mut TestEvent(0)))
@@ -530,7 +569,7 @@ fn sinks_close_racing_deliver() {
 }
 
 /// (4) `unadvise` from another thread racing two deliveries to two registrations (the one
-/// ended is second in the list): the other registration gets both events; the one ended is
+/// ended is second in the list, made as the C layer makes its callbacks): the other registration gets both events; the one ended is
 /// not called after `unadvise` returned except when already past its check, its state is
 /// dropped exactly once, never during or before a call; a second `unadvise` fails.
 #[test]
@@ -540,7 +579,9 @@ fn sinks_unadvise_racing_deliver() {
         let step = Arc::new(LoomAtomicUsize::new(0));
         let sinks = Arc::new(Sinks::<TestEvent>::default());
         sinks.advise(0, callback(1, &log, &step)).unwrap();
-        let cookie = sinks.advise(0, callback(2, &log, &step)).unwrap();
+        let cookie = sinks
+            .advise(0, callback_with_owner(2, &log, &step))
+            .unwrap();
         let t = {
             let sinks = sinks.clone();
             thread::spawn(move || {

@@ -11,13 +11,22 @@
 //! enters its client's reclaimer once per dispatch, so delivering an event costs no atomic
 //! read-modify-write here.
 //!
+//! A list is one allocation: the count, then one entry per registration with its kind and,
+//! for a callback whose captured state is a few words of plain data (the C layer's: the
+//! function, the user data and the handle), a copy of that state. Delivering such an event
+//! reads the sink list and its list, and calls: the registration itself is read only when
+//! the list was replaced during the delivery (to skip the registrations ended meanwhile).
+//!
 //! Model checked with loom (`--cfg loom`, scripts/loom.sh, the models in `loom_tests`): the
 //! lock and the atomics come from `crate::sync`; the code of this file is the same in both
 //! builds.
 
 use crate::error::{Result, E_HANDLE, E_INVALIDARG};
 use crate::sync::{Arc, AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Mutex, Ordering};
+use std::alloc::Layout;
+use std::mem::{align_of, size_of, ManuallyDrop, MaybeUninit};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::{addr_of, addr_of_mut, NonNull};
 
 /// Something that names its kind, so a sink list can filter registrations.
 pub trait EventKind {
@@ -25,34 +34,181 @@ pub trait EventKind {
     fn kind_id(&self) -> u8;
 }
 
-/// A callback for events of type `E`, ready to be registered ([`Sinks::advise`]): the
-/// closure is stored inline in the registration, so a delivery reaches it without another
-/// pointer to follow. Its captured state is dropped exactly once, when the registration ends
-/// (or when the callback is dropped unregistered).
-pub struct Callback<E>(Reg<E>);
+/// A callback for events of type `E`, ready to be registered ([`Sinks::advise`]). Its
+/// captured state is dropped exactly once, when the registration ends (or when the callback
+/// is dropped unregistered).
+pub struct Callback<E> {
+    reg: Reg<E>,
+    call: Call<E>,
+    words: Words,
+}
 
-impl<E> Callback<E> {
-    /// Wraps `f` for registration.
+impl<E: 'static> Callback<E> {
+    /// Wraps `f` for registration: a delivery calls it through the registration.
     pub fn new(f: impl Fn(&mut E) + Send + Sync + 'static) -> Self {
-        Callback(std::sync::Arc::new(Registration {
-            kind: 0,
-            cookie: 0,
-            active: AtomicBool::new(true),
-            callback: f,
-        }))
+        Callback {
+            reg: std::sync::Arc::new(Registration {
+                active: AtomicBool::new(true),
+                callback: f,
+            }),
+            call: call_registration::<E>,
+            words: [MaybeUninit::uninit(); WORDS],
+        }
+    }
+
+    /// Wraps `f`, whose captured state is plain data (`Copy`) of at most three words, and
+    /// `owner`, what the registration owns besides (the C layer's user data, whose drop runs
+    /// the destroy notification), dropped when it ends. The lists hold a copy of `f`, which a
+    /// delivery calls without reading the registration.
+    pub(crate) fn with_owner<F, O>(f: F, owner: O) -> Self
+    where
+        F: Fn(&mut E) + Copy + Send + Sync + 'static,
+        O: Send + Sync + 'static,
+    {
+        const { assert!(size_of::<F>() <= size_of::<Words>() && align_of::<F>() <= align_of::<Words>()) };
+        let mut words: Words = [MaybeUninit::uninit(); WORDS];
+        // SAFETY: `F` fits in `words` and is no more aligned (checked above).
+        unsafe { words.as_mut_ptr().cast::<F>().write(f) };
+        Callback {
+            reg: std::sync::Arc::new(Registration {
+                active: AtomicBool::new(true),
+                callback: move |e: &mut E| {
+                    let _ = &owner;
+                    f(e)
+                },
+            }),
+            call: call_words::<E, F>,
+            words,
+        }
     }
 }
 
-/// A registration: a std `Arc` (its count is touched only by writers, which copy the list),
-/// whose callback is its last field, unsized.
+/// A registration: a std `Arc` (its count is touched only by writers, which copy the lists
+/// that hold it), whose callback is its last field, unsized. Owns the callback's captured
+/// state.
 struct Registration<F: ?Sized> {
-    kind: u8,
-    cookie: u32,
+    /// False once the registration ended: a delivery that finds its list replaced meanwhile
+    /// calls only the registrations still active.
     active: AtomicBool,
     callback: F,
 }
 
 type Reg<E> = std::sync::Arc<Registration<dyn Fn(&mut E) + Send + Sync>>;
+
+/// Room in a list entry for a copy of a callback's captured state (see
+/// [`Callback::with_owner`]).
+const WORDS: usize = 3;
+type Words = [MaybeUninit<usize>; WORDS];
+
+/// How an entry calls its registration's callback.
+type Call<E> = unsafe fn(&Entry<E>, &mut E);
+
+/// [`Call`] of a callback made with [`Callback::new`]: through the registration.
+unsafe fn call_registration<E>(entry: &Entry<E>, event: &mut E) {
+    (entry.reg.callback)(event)
+}
+
+/// [`Call`] of a callback made with [`Callback::with_owner`]: its copy in the entry.
+///
+/// # Safety
+/// `entry.words` holds an `F` (written by `with_owner`, whose entry this is).
+unsafe fn call_words<E, F: Fn(&mut E)>(entry: &Entry<E>, event: &mut E) {
+    (*entry.words.as_ptr().cast::<F>())(event)
+}
+
+/// One registration in a list.
+struct Entry<E> {
+    kind: u8,
+    cookie: u32,
+    call: Call<E>,
+    words: Words,
+    reg: Reg<E>,
+}
+
+impl<E> Clone for Entry<E> {
+    fn clone(&self) -> Self {
+        Entry {
+            kind: self.kind,
+            cookie: self.cookie,
+            call: self.call,
+            words: self.words,
+            reg: self.reg.clone(),
+        }
+    }
+}
+
+/// The allocation of a [`List`]: the count, then the entries.
+#[repr(C)]
+struct Block<E> {
+    len: usize,
+    entries: [Entry<E>; 0],
+}
+
+/// An immutable list of registrations in one allocation (see the module's documentation);
+/// owns its entries.
+struct List<E>(NonNull<Block<E>>);
+
+// SAFETY: a list owns its entries and never changes them; entries are Send and Sync (their
+// words hold a copy of a Send + Sync callback).
+unsafe impl<E> Send for List<E> where Entry<E>: Send + Sync {}
+
+impl<E> List<E> {
+    fn layout(len: usize) -> Layout {
+        Layout::new::<Block<E>>()
+            .extend(Layout::array::<Entry<E>>(len).expect("list length"))
+            .expect("list length")
+            .0
+            .pad_to_align()
+    }
+
+    fn new(entries: Vec<Entry<E>>) -> Self {
+        let layout = Self::layout(entries.len());
+        // SAFETY: the layout has a non-zero size (the count); the count and the entries are
+        // written within it, where `entries_at` reads them, before the pointer is used.
+        unsafe {
+            let p = std::alloc::alloc(layout).cast::<Block<E>>();
+            let Some(p) = NonNull::new(p) else {
+                std::alloc::handle_alloc_error(layout)
+            };
+            addr_of_mut!((*p.as_ptr()).len).write(entries.len());
+            let first = addr_of_mut!((*p.as_ptr()).entries).cast::<Entry<E>>();
+            for (i, e) in entries.into_iter().enumerate() {
+                first.add(i).write(e);
+            }
+            List(p)
+        }
+    }
+
+    /// The entries of the list at `p`.
+    ///
+    /// # Safety
+    /// `p` comes from [`into_raw`](Self::into_raw) and the list is not freed during `'a`.
+    unsafe fn entries_at<'a>(p: *const Block<E>) -> &'a [Entry<E>] {
+        std::slice::from_raw_parts(addr_of!((*p).entries).cast::<Entry<E>>(), (*p).len)
+    }
+
+    fn into_raw(self) -> *mut Block<E> {
+        ManuallyDrop::new(self).0.as_ptr()
+    }
+
+    /// # Safety
+    /// `p` comes from [`into_raw`](Self::into_raw), and is taken back once.
+    unsafe fn from_raw(p: *mut Block<E>) -> Self {
+        List(NonNull::new_unchecked(p))
+    }
+}
+
+impl<E> Drop for List<E> {
+    fn drop(&mut self) {
+        // SAFETY: this list owns the allocation and its entries.
+        unsafe {
+            let len = (*self.0.as_ptr()).len;
+            let first = addr_of_mut!((*self.0.as_ptr()).entries).cast::<Entry<E>>();
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(first, len));
+            std::alloc::dealloc(self.0.as_ptr().cast(), Self::layout(len));
+        }
+    }
+}
 
 /// Where the sink lists replaced by advise, unadvise and close wait while a delivery may be
 /// reading them, and where the event queue puts what must outlive every delivery under way.
@@ -201,15 +357,11 @@ impl Reclaimer {
     }
 }
 
-/// A list of registrations: up to two inline, so that the usual list (one callback per kind
-/// and object) is one allocation.
-type List<E> = smallvec::SmallVec<[Reg<E>; 2]>;
-
 /// The registrations of one object for one event type.
 pub struct Sinks<E> {
-    /// The current list (a leaked `Box`): replaced whole by writers, under `writer`; read by
-    /// deliveries, which [`Reclaimer::enter`]ed `reclaimer` first.
-    list: AtomicPtr<List<E>>,
+    /// The current list ([`List::into_raw`]): replaced whole by writers, under `writer`; read
+    /// by deliveries, which [`Reclaimer::enter`]ed `reclaimer` first.
+    list: AtomicPtr<Block<E>>,
     /// Bit `k` set when a registration of kind `k` is in `list` (written with `list`), so that
     /// an event nobody listens to is skipped without reading the list.
     kinds: AtomicU32,
@@ -223,8 +375,8 @@ fn kind_bit(kind: u8) -> u32 {
     1u32 << kind.min(31)
 }
 
-fn kinds_of<E>(list: &[Reg<E>]) -> u32 {
-    list.iter().fold(0, |m, r| m | kind_bit(r.kind))
+fn kinds_of<E>(list: &[Entry<E>]) -> u32 {
+    list.iter().fold(0, |m, e| m | kind_bit(e.kind))
 }
 
 impl<E: EventKind + 'static> Default for Sinks<E> {
@@ -236,9 +388,9 @@ impl<E: EventKind + 'static> Default for Sinks<E> {
 
 impl<E> Drop for Sinks<E> {
     fn drop(&mut self) {
-        // SAFETY: the list was leaked from a Box by `new` or a writer; nobody else holds this
-        // object any more, so no delivery reads it.
-        drop(unsafe { Box::from_raw(self.list.load(Ordering::Acquire)) });
+        // SAFETY: the list was published by `new` or a writer; nobody else holds this object
+        // any more, so no delivery reads it.
+        drop(unsafe { List::from_raw(self.list.load(Ordering::Acquire)) });
     }
 }
 
@@ -260,7 +412,7 @@ impl<E: EventKind + 'static> Sinks<E> {
     /// its event queue delivers to).
     pub fn new(reclaimer: Arc<Reclaimer>) -> Self {
         Sinks {
-            list: AtomicPtr::new(Box::into_raw(Box::new(List::new()))),
+            list: AtomicPtr::new(List::new(Vec::new()).into_raw()),
             kinds: AtomicU32::new(0),
             writer: Mutex::new(()),
             alive: AtomicBool::new(true),
@@ -273,18 +425,19 @@ impl<E: EventKind + 'static> Sinks<E> {
         &self.reclaimer
     }
 
-    /// The current list; the caller holds `writer`.
-    fn current(&self) -> &List<E> {
+    /// The current list's entries; the caller holds `writer`.
+    fn current(&self) -> &[Entry<E>] {
         // SAFETY: only writers replace the list, under `writer`, which the caller holds.
-        unsafe { &*self.list.load(Ordering::Acquire) }
+        unsafe { List::entries_at(self.list.load(Ordering::Acquire)) }
     }
 
     /// Publishes `v` (the caller holds `writer`) and retires the list it replaces.
-    fn replace(&self, v: List<E>) {
+    fn replace(&self, v: Vec<Entry<E>>) {
         self.kinds.store(kinds_of(&v), Ordering::Release);
-        let old = self.list.swap(Box::into_raw(Box::new(v)), Ordering::AcqRel);
-        // SAFETY: `old` was leaked from a Box and is now unreachable from `list`.
-        self.reclaimer.retire(unsafe { Box::from_raw(old) });
+        let old = self.list.swap(List::new(v).into_raw(), Ordering::AcqRel);
+        // SAFETY: `old` was published by `new` or a writer and is now unreachable from `list`.
+        self.reclaimer
+            .retire(Box::new(unsafe { List::from_raw(old) }));
     }
 
     /// Adds a registration and returns its cookie (never 0, and unique in the process until
@@ -304,12 +457,14 @@ impl<E: EventKind + 'static> Sinks<E> {
                 break c;
             }
         };
-        let mut reg = callback.0;
-        let r = std::sync::Arc::get_mut(&mut reg).expect("a callback is registered once");
-        r.kind = kind;
-        r.cookie = cookie;
-        let mut v = self.current().clone();
-        v.push(reg);
+        let mut v = self.current().to_vec();
+        v.push(Entry {
+            kind,
+            cookie,
+            call: callback.call,
+            words: callback.words,
+            reg: callback.reg,
+        });
         self.replace(v);
         Ok(cookie)
     }
@@ -321,8 +476,8 @@ impl<E: EventKind + 'static> Sinks<E> {
         let Some(pos) = cur.iter().position(|r| r.cookie == cookie) else {
             return Err(E_INVALIDARG);
         };
-        cur[pos].active.store(false, Ordering::Release);
-        let mut v = cur.clone();
+        cur[pos].reg.active.store(false, Ordering::Release);
+        let mut v = cur.to_vec();
         v.remove(pos);
         self.replace(v);
         Ok(())
@@ -332,10 +487,10 @@ impl<E: EventKind + 'static> Sinks<E> {
     pub fn close(&self) {
         let _w = self.writer.lock();
         self.alive.store(false, Ordering::Release);
-        for r in self.current().iter() {
-            r.active.store(false, Ordering::Release);
+        for e in self.current() {
+            e.reg.active.store(false, Ordering::Release);
         }
-        self.replace(List::new());
+        self.replace(Vec::new());
     }
 
     /// True until [`close`](Self::close).
@@ -369,23 +524,35 @@ impl<E: EventKind + 'static> Sinks<E> {
     /// # Safety
     /// `self.reclaimer()` must be entered, and not exited before this returns.
     pub unsafe fn deliver_entered(&self, event: &mut E) {
-        if !self.is_alive() {
-            return;
-        }
         let kind = event.kind_id();
-        // Nobody registered for this kind (a registration added concurrently with this
-        // delivery may or may not see it, as with the list below).
+        // Nobody registered for this kind, or the object is gone (its list is empty). A
+        // registration added concurrently with this delivery may or may not see it, as with
+        // the list below.
         if self.kinds.load(Ordering::Acquire) & kind_bit(kind) == 0 {
             return;
         }
         // A plain load: a writer that replaces the list while this delivery runs (a callback
         // may) retires the old one to the reclaimer, so it and its registrations stay
         // allocated until the delivery exits.
-        let list = unsafe { &*self.list.load(Ordering::Acquire) };
-        for reg in list.iter() {
-            if reg.kind == kind && reg.active.load(Ordering::Acquire) && self.is_alive() {
-                let _ = catch_unwind(AssertUnwindSafe(|| (reg.callback)(event)));
+        let list = self.list.load(Ordering::Acquire);
+        let entries = unsafe { List::entries_at(list) };
+        let mut called = false;
+        for entry in entries {
+            if entry.kind != kind {
+                continue;
             }
+            // A registration ended (unadvise, close) replaces the list after marking it
+            // inactive: once a callback has run, a list that is no longer the current one may
+            // hold registrations ended meanwhile, which are skipped.
+            if called
+                && self.list.load(Ordering::Acquire) != list
+                && !entry.reg.active.load(Ordering::Acquire)
+            {
+                continue;
+            }
+            called = true;
+            // SAFETY: the entry's call matches its words (both from one `Callback`).
+            let _ = catch_unwind(AssertUnwindSafe(|| unsafe { (entry.call)(entry, event) }));
         }
     }
 }

@@ -77,6 +77,46 @@ fn callback_unadvises_a_later_registration_for_the_same_event() {
 }
 
 #[test]
+fn callback_registering_another_leaves_the_later_registrations_called() {
+    // Registrations 1 and 2 for OnContextData; 1 adds registration 3 while the first event
+    // is delivered (the list is replaced under the delivery). 2 still gets that event, 3 only
+    // the events delivered after it was added.
+    let w = World::new();
+    w.register_app("");
+    let (a, b) = w.connected();
+    let log = Arc::new(Mutex::new(Vec::<(u32, String)>::new()));
+    let record = |id: u32| {
+        let log = log.clone();
+        move |e: &mut SessionEvent| {
+            if let SessionEvent::ContextData { data } = e {
+                log.lock().push((id, data.as_str().to_owned()));
+            }
+        }
+    };
+    {
+        let (a2, added, third) = (a.clone(), Arc::new(AtomicUsize::new(0)), record(3));
+        let first = record(1);
+        a.advise(SessionEventKind::ContextData, move |e| {
+            first(e);
+            if added.fetch_add(1, Ordering::SeqCst) == 0 {
+                a2.advise(SessionEventKind::ContextData, third.clone())
+                    .unwrap();
+            }
+        })
+        .unwrap();
+    }
+    a.advise(SessionEventKind::ContextData, record(2)).unwrap();
+    b.send_context_data("1").unwrap();
+    b.send_context_data("2").unwrap();
+    w.pump();
+    let expected: Vec<(u32, String)> = [(1, "1"), (2, "1"), (1, "2"), (2, "2"), (3, "2")]
+        .iter()
+        .map(|(i, d)| (*i, d.to_string()))
+        .collect();
+    assert_eq!(*log.lock(), expected);
+}
+
+#[test]
 fn releasing_the_session_inside_its_callback_drops_queued_events() {
     let w = World::new();
     w.register_app("");

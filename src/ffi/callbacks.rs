@@ -10,7 +10,7 @@ use super::handles;
 use super::strings::out_ptr;
 use super::{msgr_session, msgr_session_manager};
 use crate::error::{Result, E_POINTER, S_OK};
-use crate::events::{ManagerEvent, ManagerEventKind, SessionEvent, SessionEventKind};
+use crate::events::{Callback, ManagerEvent, ManagerEventKind, SessionEvent, SessionEventKind};
 use crate::session::{Session, SessionCore};
 use crate::session_manager::SessionManager;
 use crate::Hr;
@@ -27,20 +27,37 @@ pub type msgr_destroy_callback = Option<unsafe extern "C" fn(user_data: *mut c_v
 
 /// The user data of one registration and its destroy notification.
 pub(crate) struct UserData {
-    data: *mut c_void,
+    data: UserPtr,
     destroy: msgr_destroy_callback,
 }
 
+/// A user data pointer, as a registration's callback captures it (a copy: the [`UserData`]
+/// it comes from owns it).
+#[derive(Clone, Copy)]
+pub(crate) struct UserPtr(*mut c_void);
+
 // SAFETY: the library never dereferences user data; it hands it back to the application's
 // callbacks, which the header documents may run on the dispatching thread.
-unsafe impl Send for UserData {}
-unsafe impl Sync for UserData {}
+unsafe impl Send for UserPtr {}
+unsafe impl Sync for UserPtr {}
+
+impl UserPtr {
+    pub(crate) fn ptr(self) -> *mut c_void {
+        self.0
+    }
+}
 
 impl UserData {
     pub(crate) fn new(data: *mut c_void, destroy: msgr_destroy_callback) -> Self {
-        UserData { data, destroy }
+        UserData {
+            data: UserPtr(data),
+            destroy,
+        }
     }
     pub(crate) fn ptr(&self) -> *mut c_void {
+        self.data.0
+    }
+    fn user_ptr(&self) -> UserPtr {
         self.data
     }
 }
@@ -49,55 +66,62 @@ impl Drop for UserData {
     fn drop(&mut self) {
         if let Some(d) = self.destroy.take() {
             // SAFETY: the application's destroy callback with its own user data.
-            unsafe { d(self.data) }
+            unsafe { d(self.data.0) }
         }
     }
 }
-
-/// Builds the Rust callback of one registration from the C callback, its user data and the
-/// handle of the object it is registered on.
-pub(crate) type MakeCallback<F, E> = fn(F, UserData, usize) -> crate::events::Callback<E>;
 
 /// The C string of an optional text (NULL when absent).
 pub(crate) fn opt_ptr(t: &Option<crate::Text>) -> *const c_char {
     t.as_ref().map_or(std::ptr::null(), |t| t.as_c_ptr())
 }
 
-/// Registers on a manager: `make` builds the Rust callback from the C one. The user data
-/// is dropped (destroy runs) on every failure path.
-pub(crate) unsafe fn advise_manager<F: Copy + Send + Sync + 'static>(
+/// Registers on a manager: `make` builds the Rust callback from the C one, its user data
+/// and the manager's handle; the registration owns the user data, which is dropped (destroy
+/// runs) when it ends and on every failure path.
+pub(crate) unsafe fn advise_manager<F, G>(
     manager: *mut msgr_session_manager,
     kind: ManagerEventKind,
     callback: Option<F>,
     user_data: *mut c_void,
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
-    make: MakeCallback<F, ManagerEvent>,
-) -> Result<Hr> {
+    make: impl FnOnce(F, UserPtr, usize) -> G,
+) -> Result<Hr>
+where
+    F: Copy + Send + Sync + 'static,
+    G: Fn(&mut ManagerEvent) + Copy + Send + Sync + 'static,
+{
     let ud = UserData::new(user_data, destroy);
     out_ptr(cookie, "cookie")?;
     let cb = callback.ok_or(E_POINTER)?;
     let m: Arc<SessionManager> = handles::get(manager)?;
-    let c = m.advise_callback(kind, make(cb, ud, manager as usize))?;
+    let f = make(cb, ud.user_ptr(), manager as usize);
+    let c = m.advise_callback(kind, Callback::with_owner(f, ud))?;
     cookie.write_unaligned(c);
     Ok(S_OK)
 }
 
 /// Registers on a session; see [`advise_manager`].
-pub(crate) unsafe fn advise_session<F: Copy + Send + Sync + 'static>(
+pub(crate) unsafe fn advise_session<F, G>(
     session: *mut msgr_session,
     kind: SessionEventKind,
     callback: Option<F>,
     user_data: *mut c_void,
     destroy: msgr_destroy_callback,
     cookie: *mut u32,
-    make: MakeCallback<F, SessionEvent>,
-) -> Result<Hr> {
+    make: impl FnOnce(F, UserPtr, usize) -> G,
+) -> Result<Hr>
+where
+    F: Copy + Send + Sync + 'static,
+    G: Fn(&mut SessionEvent) + Copy + Send + Sync + 'static,
+{
     let ud = UserData::new(user_data, destroy);
     out_ptr(cookie, "cookie")?;
     let cb = callback.ok_or(E_POINTER)?;
     let s: Arc<SessionCore> = handles::get(session)?;
-    let c = Session(s).advise_callback(kind, make(cb, ud, session as usize))?;
+    let f = make(cb, ud.user_ptr(), session as usize);
+    let c = Session(s).advise_callback(kind, Callback::with_owner(f, ud))?;
     cookie.write_unaligned(c);
     Ok(S_OK)
 }

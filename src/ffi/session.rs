@@ -608,8 +608,6 @@ pub type msgr_on_termination_callback = Option<
     ),
 >;
 
-type SesBox = crate::events::Callback<SessionEvent>;
-
 /// Registers for BeforeAppLaunch. Every registration function of a session takes the
 /// session, the callback (NULL: E_POINTER), user data handed back to it, an optional
 /// destroy callback for that user data (run exactly once, when the registration ends for
@@ -640,14 +638,14 @@ pub unsafe extern "C" fn msgr_session_before_app_launch(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> SesBox {
-                SesBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut SessionEvent| {
                     if let SessionEvent::BeforeAppLaunch { enable } = e {
                         let mut v = *enable;
                         cb(ud.ptr(), h as *mut msgr_session, &mut v);
                         *enable = v;
                     }
-                })
+                }
             },
         )
     })
@@ -679,12 +677,12 @@ pub unsafe extern "C" fn msgr_session_on_accepted(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> SesBox {
-                SesBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut SessionEvent| {
                     if let SessionEvent::Accepted { app_data } = e {
                         cb(ud.ptr(), h as *mut msgr_session, opt_ptr(app_data))
                     }
-                })
+                }
             },
         )
     })
@@ -717,8 +715,8 @@ pub unsafe extern "C" fn msgr_session_on_app_not_present(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> SesBox {
-                SesBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut SessionEvent| {
                     if let SessionEvent::AppNotPresent { name, url } = e {
                         cb(
                             ud.ptr(),
@@ -727,7 +725,7 @@ pub unsafe extern "C" fn msgr_session_on_app_not_present(
                             url.as_c_ptr(),
                         )
                     }
-                })
+                }
             },
         )
     })
@@ -759,12 +757,12 @@ pub unsafe extern "C" fn msgr_session_on_cancelled(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> SesBox {
-                SesBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut SessionEvent| {
                     if let SessionEvent::Cancelled { app_data } = e {
                         cb(ud.ptr(), h as *mut msgr_session, opt_ptr(app_data))
                     }
-                })
+                }
             },
         )
     })
@@ -796,12 +794,12 @@ pub unsafe extern "C" fn msgr_session_on_context_data(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> SesBox {
-                SesBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut SessionEvent| {
                     if let SessionEvent::ContextData { data } = e {
                         cb(ud.ptr(), h as *mut msgr_session, data.as_c_ptr())
                     }
-                })
+                }
             },
         )
     })
@@ -833,12 +831,12 @@ pub unsafe extern "C" fn msgr_session_on_declined(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> SesBox {
-                SesBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut SessionEvent| {
                     if let SessionEvent::Declined { app_data } = e {
                         cb(ud.ptr(), h as *mut msgr_session, opt_ptr(app_data))
                     }
-                })
+                }
             },
         )
     })
@@ -870,12 +868,12 @@ pub unsafe extern "C" fn msgr_session_on_ready_to_launch(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> SesBox {
-                SesBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut SessionEvent| {
                     if let SessionEvent::ReadyToLaunch = e {
                         cb(ud.ptr(), h as *mut msgr_session)
                     }
-                })
+                }
             },
         )
     })
@@ -907,12 +905,12 @@ pub unsafe extern "C" fn msgr_session_on_send_error(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> SesBox {
-                SesBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut SessionEvent| {
                     if let SessionEvent::SendError { hr } = e {
                         cb(ud.ptr(), h as *mut msgr_session, hr.0)
                     }
-                })
+                }
             },
         )
     })
@@ -945,12 +943,12 @@ pub unsafe extern "C" fn msgr_session_on_state_changed(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> SesBox {
-                SesBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut SessionEvent| {
                     if let SessionEvent::StateChanged { previous, .. } = e {
                         cb(ud.ptr(), h as *mut msgr_session, (*previous).into())
                     }
-                })
+                }
             },
         )
     })
@@ -984,8 +982,8 @@ pub unsafe extern "C" fn msgr_session_on_state_transition(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> SesBox {
-                SesBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut SessionEvent| {
                     if let SessionEvent::StateChanged { previous, current } = e {
                         cb(
                             ud.ptr(),
@@ -994,7 +992,7 @@ pub unsafe extern "C" fn msgr_session_on_state_transition(
                             (*current).into(),
                         )
                     }
-                })
+                }
             },
         )
     })
@@ -1027,12 +1025,12 @@ pub unsafe extern "C" fn msgr_session_on_termination(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> SesBox {
-                SesBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut SessionEvent| {
                     if let SessionEvent::Termination { hr, app_data } = e {
                         cb(ud.ptr(), h as *mut msgr_session, hr.0, opt_ptr(app_data))
                     }
-                })
+                }
             },
         )
     })

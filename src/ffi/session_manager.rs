@@ -407,8 +407,6 @@ pub type msgr_on_lock_status_changed_callback = Option<
     ),
 >;
 
-type MgrBox = crate::events::Callback<ManagerEvent>;
-
 /// Registers for OnAppRegistered. Every registration function of a manager takes the
 /// manager, the callback (NULL: E_POINTER), user data handed back to it, an optional destroy
 /// callback for that user data (run exactly once, when the registration ends for any
@@ -440,12 +438,12 @@ pub unsafe extern "C" fn msgr_session_manager_on_app_registered(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> MgrBox {
-                MgrBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut ManagerEvent| {
                     if let ManagerEvent::AppRegistered { guid } = e {
                         cb(ud.ptr(), h as *mut msgr_session_manager, guid.as_c_ptr())
                     }
-                })
+                }
             },
         )
     })
@@ -478,12 +476,12 @@ pub unsafe extern "C" fn msgr_session_manager_on_app_unregistered(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> MgrBox {
-                MgrBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut ManagerEvent| {
                     if let ManagerEvent::AppUnregistered { guid } = e {
                         cb(ud.ptr(), h as *mut msgr_session_manager, guid.as_c_ptr())
                     }
-                })
+                }
             },
         )
     })
@@ -516,12 +514,12 @@ pub unsafe extern "C" fn msgr_session_manager_on_app_shutdown(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> MgrBox {
-                MgrBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut ManagerEvent| {
                     if let ManagerEvent::AppShutdown = e {
                         cb(ud.ptr(), h as *mut msgr_session_manager)
                     }
-                })
+                }
             },
         )
     })
@@ -555,8 +553,8 @@ pub unsafe extern "C" fn msgr_session_manager_on_invitation(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> MgrBox {
-                MgrBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut ManagerEvent| {
                     if let ManagerEvent::Invitation {
                         session,
                         app_data,
@@ -576,7 +574,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_invitation(
                         });
                         *handled = flag;
                     }
-                })
+                }
             },
         )
     })
@@ -609,8 +607,8 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_challenge(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> MgrBox {
-                MgrBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut ManagerEvent| {
                     if let ManagerEvent::LockChallenge { cookie, challenge } = e {
                         cb(
                             ud.ptr(),
@@ -619,7 +617,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_challenge(
                             challenge.as_c_ptr(),
                         )
                     }
-                })
+                }
             },
         )
     })
@@ -652,12 +650,12 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_enable(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> MgrBox {
-                MgrBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut ManagerEvent| {
                     if let ManagerEvent::LockEnable { enabled } = e {
                         cb(ud.ptr(), h as *mut msgr_session_manager, *enabled)
                     }
-                })
+                }
             },
         )
     })
@@ -690,8 +688,8 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_result(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> MgrBox {
-                MgrBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut ManagerEvent| {
                     if let ManagerEvent::LockResult { cookie, succeeded } = e {
                         cb(
                             ud.ptr(),
@@ -700,7 +698,7 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_result(
                             *succeeded,
                         )
                     }
-                })
+                }
             },
         )
     })
@@ -733,12 +731,12 @@ pub unsafe extern "C" fn msgr_session_manager_on_lock_status_changed(
             user_data,
             destroy,
             cookie,
-            |cb, ud, h| -> MgrBox {
-                MgrBox::new(move |e| {
+            |cb, ud, h| {
+                move |e: &mut ManagerEvent| {
                     if let ManagerEvent::LockStatusChanged { status } = e {
                         cb(ud.ptr(), h as *mut msgr_session_manager, (*status).into())
                     }
-                })
+                }
             },
         )
     })
