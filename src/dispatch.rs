@@ -30,7 +30,6 @@ use crate::sync::{
     AtomicBool, AtomicUsize, Condvar, Mutex, MutexGuard, Ordering, UnsafeCell, WakeWord,
 };
 use crate::trace::{self, trace};
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool as StdAtomicBool, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -256,8 +255,91 @@ fn deliver<E: EventKind + 'static>(sinks: &Sinks<E>, event: &mut E, entered: &Sy
     }
 }
 
+/// How many jobs ahead of the one it delivers the delivery asks for the sink list of a
+/// session's event ([`Sinks::prefetch`]).
+const PREFETCH_AHEAD: usize = 2;
+
+/// The jobs the delivering thread took from the queue in one go, run from the front (see
+/// [`EventQueue::taken`]): `jobs[next..]` wait, those before were moved out to run. Once the
+/// last one is moved out the vector is emptied (its buffer kept for the next swap).
+struct Taken<S> {
+    jobs: Vec<Job<S>>,
+    next: usize,
+}
+
+impl<S> Default for Taken<S> {
+    fn default() -> Self {
+        Taken {
+            jobs: Vec::new(),
+            next: 0,
+        }
+    }
+}
+
+impl<S> Taken<S> {
+    fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Number of jobs waiting.
+    fn len(&self) -> usize {
+        self.jobs.len() - self.next
+    }
+
+    /// Takes the jobs of `queued` (this is empty), leaving it this one's empty buffer.
+    fn take(&mut self, queued: &mut Vec<Job<S>>) {
+        debug_assert!(self.is_empty() && self.next == 0);
+        std::mem::swap(&mut self.jobs, queued);
+    }
+
+    /// Moves out the next job.
+    #[inline]
+    fn pop_front(&mut self) -> Option<Job<S>> {
+        if self.next == self.jobs.len() {
+            return None;
+        }
+        // SAFETY: `next` < len: a job not moved out yet, moved out once (`next` passes it).
+        let job = unsafe { self.jobs.as_ptr().add(self.next).read() };
+        self.next += 1;
+        if self.next == self.jobs.len() {
+            // SAFETY: every job was moved out: nothing is left to drop.
+            unsafe { self.jobs.set_len(0) };
+            self.next = 0;
+        }
+        Some(job)
+    }
+
+    /// When the next job is a session's event, asks the CPU to load the sink list of the
+    /// session event [`PREFETCH_AHEAD`] jobs after it, which is then in cache when its turn
+    /// comes. Sessions can be many, their lists out of cache; a client's few managers keep
+    /// theirs in cache.
+    #[inline]
+    fn prefetch_ahead(&self) {
+        if let Some(Job::Session { .. }) = self.jobs.get(self.next) {
+            if let Some(Job::Session { sinks, .. }) = self.jobs.get(self.next + PREFETCH_AHEAD) {
+                sinks.prefetch();
+            }
+        }
+    }
+
+    /// Moves out the jobs still waiting, leaving this empty.
+    fn take_rest(&mut self) -> Vec<Job<S>> {
+        let rest = self.jobs.drain(self.next..).collect();
+        // SAFETY: the jobs before `next` were moved out; the rest were drained.
+        unsafe { self.jobs.set_len(0) };
+        self.next = 0;
+        rest
+    }
+}
+
+impl<S> Drop for Taken<S> {
+    fn drop(&mut self) {
+        drop(self.take_rest());
+    }
+}
+
 struct QueueState<S> {
-    jobs: VecDeque<Job<S>>,
+    jobs: Vec<Job<S>>,
     /// How many of `jobs` are [`Job::Release`]s.
     releases: usize,
     /// The thread delivering now, if any.
@@ -309,7 +391,7 @@ pub(crate) struct EventQueue<S> {
     /// Jobs the delivering thread took from `state.jobs` in one go, oldest first. Only the
     /// thread recorded in `state.busy` touches it (nested dispatch runs on that same thread,
     /// never while a reference into it is held); it is empty whenever `busy` is `None`.
-    taken: UnsafeCell<VecDeque<Job<S>>>,
+    taken: UnsafeCell<Taken<S>>,
     /// The number of events (not releases) in `taken`, written only by the delivering thread,
     /// for [`Self::pending`].
     taken_len: AtomicUsize,
@@ -359,14 +441,14 @@ impl<S: FollowUp> EventQueue<S> {
     pub(crate) fn with_owner(mode: DispatchMode, owner: String) -> Self {
         EventQueue {
             state: Mutex::new(QueueState {
-                jobs: VecDeque::new(),
+                jobs: Vec::new(),
                 releases: 0,
                 busy: None,
                 closed: false,
                 waiters: 0,
                 sleeping: false,
             }),
-            taken: UnsafeCell::new(VecDeque::new()),
+            taken: UnsafeCell::new(Taken::default()),
             taken_len: AtomicUsize::new(0),
             closed_fast: AtomicBool::new(false),
             has_jobs: AtomicBool::new(false),
@@ -384,7 +466,7 @@ impl<S: FollowUp> EventQueue<S> {
 
     /// A trace is on: tells what was queued, and notes when a backlog starts.
     #[cold]
-    fn trace_queued(&self, jobs: &VecDeque<Job<S>>, from: usize, was_empty: bool) {
+    fn trace_queued(&self, jobs: &[Job<S>], from: usize, was_empty: bool) {
         if was_empty {
             let _ = self.backlog_since.compare_exchange(
                 0,
@@ -418,7 +500,7 @@ impl<S: FollowUp> EventQueue<S> {
             return;
         }
         let was_empty = st.events() == 0;
-        st.jobs.push_back(job);
+        st.jobs.push(job);
         if trace::enabled(trace::TraceLevel::Warning) {
             self.trace_queued(&st.jobs, st.jobs.len() - 1, was_empty);
         }
@@ -523,7 +605,7 @@ impl<S: FollowUp> EventQueue<S> {
                             self.backlog_since.store(0, Ordering::Relaxed);
                             self.backlog_warned.store(false, Ordering::Relaxed);
                         }
-                        std::mem::swap(taken, &mut st.jobs);
+                        taken.take(&mut st.jobs);
                         self.has_jobs.store(false, Ordering::Relaxed);
                         self.taken_len
                             .store(taken.len() - st.releases, Ordering::Release);
@@ -586,9 +668,7 @@ impl<S: FollowUp> EventQueue<S> {
         loop {
             if self.closed_fast.load(Ordering::Acquire) {
                 // SAFETY: delivering thread; the rest is dropped outside every lock.
-                let rest = self
-                    .taken
-                    .with_mut(|taken| unsafe { std::mem::take(&mut *taken) });
+                let rest = self.taken.with_mut(|taken| unsafe { (*taken).take_rest() });
                 self.taken_len.store(0, Ordering::Release);
                 drop(rest);
                 return n;
@@ -597,7 +677,10 @@ impl<S: FollowUp> EventQueue<S> {
             // a job showed up in the profile as store-forwarding stalls).
             {
                 // SAFETY: delivering thread; the borrow ends with the statement.
-                let mut job = self.taken.with_mut(|taken| unsafe { (*taken).pop_front() });
+                let mut job = self.taken.with_mut(|taken| unsafe {
+                    (*taken).prefetch_ahead();
+                    (*taken).pop_front()
+                });
                 let Some(job) = job.as_mut() else { return n };
                 if job.is_event() {
                     let left = self.taken_len.load(Ordering::Relaxed) - 1;
@@ -660,11 +743,11 @@ impl<S: FollowUp> EventQueue<S> {
     }
 
     /// [`purge_dead`](Self::purge_dead) under the lock; returns the jobs to drop after it.
-    fn purge_locked(&self, st: &mut QueueState<S>) -> VecDeque<Job<S>> {
+    fn purge_locked(&self, st: &mut QueueState<S>) -> Vec<Job<S>> {
         if st.jobs.iter().all(|j| j.is_live() || j.has_follow_up()) {
-            return VecDeque::new();
+            return Vec::new();
         }
-        let (keep, removed): (VecDeque<Job<S>>, VecDeque<Job<S>>) = std::mem::take(&mut st.jobs)
+        let (keep, removed): (Vec<Job<S>>, Vec<Job<S>>) = std::mem::take(&mut st.jobs)
             .into_iter()
             .partition(|j| j.is_live() || j.has_follow_up());
         st.jobs = keep;
@@ -699,7 +782,7 @@ impl<S: FollowUp> EventQueue<S> {
         // job only when one is left (a launch decision, or a manager dropped without being
         // closed), so objects released while nobody dispatches do not pile up.
         if st.jobs.iter().any(|j| j.points_at(addr)) {
-            st.jobs.push_back(Job::Release(Released {
+            st.jobs.push(Job::Release(Released {
                 garbage: Some(Box::new(garbage)),
                 reclaimer: SyncArc::clone(&self.reclaimer),
             }));
