@@ -286,9 +286,14 @@ impl<S> Taken<S> {
         self.jobs.len() - self.next
     }
 
-    /// Takes the jobs of `queued` (this is empty), leaving it this one's empty buffer.
+    /// Takes the jobs of `queued`, leaving it this one's empty buffer. Only when this is
+    /// empty (checked: once per batch, and what keeps a nested dispatch from reordering the
+    /// jobs or losing one).
     fn take(&mut self, queued: &mut Vec<Job<S>>) {
-        debug_assert!(self.is_empty() && self.next == 0);
+        assert!(
+            self.is_empty() && self.next == 0,
+            "jobs taken over jobs not run"
+        );
         std::mem::swap(&mut self.jobs, queued);
     }
 
