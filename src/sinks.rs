@@ -14,8 +14,9 @@
 //! A list is one allocation: the count, then one entry per registration with its kind and,
 //! for a callback whose captured state is a few words of plain data (the C layer's: the
 //! function, the user data and the handle), a copy of that state. Delivering such an event
-//! reads the sink list and its list, and calls: the registration itself is read only when
-//! the list was replaced during the delivery (to skip the registrations ended meanwhile).
+//! reads the object's [`Sinks`] and its current list, and calls: the registration itself is
+//! read only when the list was replaced during the delivery (to skip the registrations ended
+//! meanwhile).
 //!
 //! Model checked with loom (`--cfg loom`, scripts/loom.sh, the models in `loom_tests`): the
 //! lock and the atomics come from `crate::sync`; the code of this file is the same in both
