@@ -496,7 +496,7 @@ impl<E: EventKind + 'static> Sinks<E> {
 
     /// Asks the CPU to start loading the current list (a hint: reads nothing else).
     #[inline]
-    pub fn prefetch(&self) {
+    pub(crate) fn prefetch(&self) {
         #[cfg(all(target_arch = "x86_64", not(loom)))]
         {
             let list = self.list.load(Ordering::Relaxed);
