@@ -72,12 +72,12 @@ M = {
         self.wake.set(AWAKE);""", """        st.sleeping = false;"""),
  'S1 deliver: calls every matching entry of the list it loaded (no look at the current list after a call)': ('src/sinks.rs', """            if called
                 && self.list.load(Ordering::Acquire) != list
-                && !entry.reg.active.load(Ordering::Acquire)
+                && !entry.callback.reg.active.load(Ordering::Acquire)
             {""", """            if false {"""),
  'S2 close: registrations not marked inactive': ('src/sinks.rs', """        for e in self.current() {
-            e.reg.active.store(false, Ordering::Release);
+            e.callback.reg.active.store(false, Ordering::Release);
         }""", ""),
- 'S4 unadvise: registration not marked inactive': ('src/sinks.rs', "        cur[pos].reg.active.store(false, Ordering::Release);\n", ""),
+ 'S4 unadvise: registration not marked inactive': ('src/sinks.rs', "        cur[pos].callback.reg.active.store(false, Ordering::Release);\n", ""),
  'S5 advise after close: callback leaked': ('src/sinks.rs', """            drop(w);
             drop(callback);
             return Err(E_HANDLE);""", """            drop(w);

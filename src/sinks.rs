@@ -101,29 +101,47 @@ type Reg<E> = std::sync::Arc<Registration<dyn Fn(&mut E) + Send + Sync>>;
 const WORDS: usize = 3;
 type Words = [MaybeUninit<usize>; WORDS];
 
-/// How an entry calls its registration's callback.
-type Call<E> = unsafe fn(&Entry<E>, &mut E);
+/// How a callback is called (`call` of a [`Callback`], given that callback).
+type Call<E> = unsafe fn(&Callback<E>, &mut E);
 
 /// [`Call`] of a callback made with [`Callback::new`]: through the registration.
-unsafe fn call_registration<E>(entry: &Entry<E>, event: &mut E) {
-    (entry.reg.callback)(event)
+unsafe fn call_registration<E>(callback: &Callback<E>, event: &mut E) {
+    (callback.reg.callback)(event)
 }
 
-/// [`Call`] of a callback made with [`Callback::with_owner`]: its copy in the entry.
+/// [`Call`] of a callback made with [`Callback::with_owner`]: its copy in the words.
 ///
 /// # Safety
-/// `entry.words` holds an `F` (written by `with_owner`, whose entry this is).
-unsafe fn call_words<E, F: Fn(&mut E)>(entry: &Entry<E>, event: &mut E) {
-    (*entry.words.as_ptr().cast::<F>())(event)
+/// `callback.words` holds an `F` (written by `with_owner`, which made `callback`).
+unsafe fn call_words<E, F: Fn(&mut E)>(callback: &Callback<E>, event: &mut E) {
+    (*callback.words.as_ptr().cast::<F>())(event)
+}
+
+impl<E> Callback<E> {
+    /// Calls it.
+    #[inline]
+    fn call(&self, event: &mut E) {
+        // SAFETY: `call` and `words` were made together, by `new` or `with_owner`.
+        unsafe { (self.call)(self, event) }
+    }
+}
+
+impl<E> Clone for Callback<E> {
+    /// Another handle on the same registration (the lists' copies).
+    fn clone(&self) -> Self {
+        Callback {
+            reg: self.reg.clone(),
+            call: self.call,
+            words: self.words,
+        }
+    }
 }
 
 /// One registration in a list.
 struct Entry<E> {
     kind: u8,
     cookie: u32,
-    call: Call<E>,
-    words: Words,
-    reg: Reg<E>,
+    callback: Callback<E>,
 }
 
 impl<E> Clone for Entry<E> {
@@ -131,9 +149,7 @@ impl<E> Clone for Entry<E> {
         Entry {
             kind: self.kind,
             cookie: self.cookie,
-            call: self.call,
-            words: self.words,
-            reg: self.reg.clone(),
+            callback: self.callback.clone(),
         }
     }
 }
@@ -462,9 +478,7 @@ impl<E: EventKind + 'static> Sinks<E> {
         v.push(Entry {
             kind,
             cookie,
-            call: callback.call,
-            words: callback.words,
-            reg: callback.reg,
+            callback,
         });
         self.replace(v);
         Ok(cookie)
@@ -477,7 +491,7 @@ impl<E: EventKind + 'static> Sinks<E> {
         let Some(pos) = cur.iter().position(|r| r.cookie == cookie) else {
             return Err(E_INVALIDARG);
         };
-        cur[pos].reg.active.store(false, Ordering::Release);
+        cur[pos].callback.reg.active.store(false, Ordering::Release);
         let mut v = cur.to_vec();
         v.remove(pos);
         self.replace(v);
@@ -489,7 +503,7 @@ impl<E: EventKind + 'static> Sinks<E> {
         let _w = self.writer.lock();
         self.alive.store(false, Ordering::Release);
         for e in self.current() {
-            e.reg.active.store(false, Ordering::Release);
+            e.callback.reg.active.store(false, Ordering::Release);
         }
         self.replace(Vec::new());
     }
@@ -558,18 +572,17 @@ impl<E: EventKind + 'static> Sinks<E> {
             if entry.kind != kind {
                 continue;
             }
-            // A registration ended (unadvise, close) replaces the list after marking it
-            // inactive: once a callback has run, a list that is no longer the current one may
-            // hold registrations ended meanwhile, which are skipped.
+            // Ending a registration (unadvise, close) marks it inactive, then replaces the
+            // list: after a callback has run, a list that differs from the current one may
+            // hold registrations ended by it, which are skipped.
             if called
                 && self.list.load(Ordering::Acquire) != list
-                && !entry.reg.active.load(Ordering::Acquire)
+                && !entry.callback.reg.active.load(Ordering::Acquire)
             {
                 continue;
             }
             called = true;
-            // SAFETY: the entry's call matches its words (both from one `Callback`).
-            let _ = catch_unwind(AssertUnwindSafe(|| unsafe { (entry.call)(entry, event) }));
+            let _ = catch_unwind(AssertUnwindSafe(|| entry.callback.call(event)));
         }
     }
 }

@@ -180,15 +180,7 @@ impl WakeWord {
     #[inline]
     pub(crate) fn wake(&self) {
         #[cfg(all(not(loom), target_os = "linux"))]
-        // SAFETY: FUTEX_WAKE on a live, aligned word; no memory is written.
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                self.word.as_ptr(),
-                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-                1,
-            );
-        }
+        self.futex(libc::FUTEX_WAKE, 1);
         #[cfg(any(loom, not(target_os = "linux")))]
         {
             drop(self.lock.lock());
@@ -196,27 +188,34 @@ impl WakeWord {
         }
     }
 
-    /// One sleep; may return spuriously.
+    /// One sleep; may return spuriously. On Linux the kernel compares the word with `value`
+    /// atomically with the sleep (EAGAIN when it differs, EINTR on a signal: both return,
+    /// and `wait_while` looks again).
     fn sleep(&self, value: u32) {
         #[cfg(all(not(loom), target_os = "linux"))]
-        // SAFETY: FUTEX_WAIT on a live, aligned word, no timeout; the kernel compares the
-        // word with `value` atomically with the sleep (EAGAIN when it differs, EINTR on a
-        // signal: both return, and `wait_while` looks again).
-        unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                self.word.as_ptr(),
-                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-                value,
-                std::ptr::null::<libc::timespec>(),
-            );
-        }
+        self.futex(libc::FUTEX_WAIT, value);
         #[cfg(any(loom, not(target_os = "linux")))]
         {
             let mut g = self.lock.lock();
             if self.word.load(Ordering::Acquire) == value {
                 self.cv.wait(&mut g);
             }
+        }
+    }
+
+    /// The futex operation `op` (process-private) on the word, with `value` (FUTEX_WAIT's
+    /// expected value, FUTEX_WAKE's count) and no timeout; its result is not needed.
+    #[cfg(all(not(loom), target_os = "linux"))]
+    fn futex(&self, op: i32, value: u32) {
+        // SAFETY: a futex call on a live, aligned word; the kernel writes no memory.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.word.as_ptr(),
+                op | libc::FUTEX_PRIVATE_FLAG,
+                value,
+                std::ptr::null::<libc::timespec>(),
+            );
         }
     }
 }
