@@ -72,6 +72,24 @@ cmake --version | head -n 1
 command -v valgrind >/dev/null && valgrind --version
 echo "C tests build type: $build_type; jobs: $jobs"
 
+# The builds of a run from a clean clone (target/, build/, fuzz/target) take a little under
+# need_gib; a full disk fails every later step with unrelated-looking errors, so the space is
+# reported before the first build and again, when short, beside the failures.
+need_gib=8
+free_gib() {
+    df -Pk "$root" 2>/dev/null | awk 'NR == 2 { printf "%d", $4 / 1048576 }'
+}
+# below <GiB>: true when the free space is known and less than <GiB>.
+below() {
+    local free
+    free=$(free_gib)
+    [ -n "$free" ] && [ "$free" -lt "$1" ]
+}
+echo "free disk space under $root: $(free_gib) GiB (a run from a clean clone needs about $need_gib)"
+if below "$need_gib"; then
+    echo "WARNING: less than $need_gib GiB free: builds may fail with 'No space left on device'"
+fi
+
 # Fails the C build early, with a clear message, when the sanitizer runtimes are missing.
 probe=$(mktemp -d)
 trap 'rm -rf "$probe"' EXIT
@@ -173,6 +191,10 @@ printf '\n==== Summary (%ds) ====\n\n' "$((SECONDS - start))"
 printf '%s\n' "${summary[@]}"
 if [ "${#failures[@]}" -gt 0 ]; then
     printf '\n%d step(s) FAILED\n' "${#failures[@]}"
+    if below 1; then
+        printf 'The disk is full (%s GiB free under %s): a run needs about %d GiB.\n' \
+            "$(free_gib)" "$root" "$need_gib"
+    fi
     exit 1
 fi
 printf '\nAll tests passed.\n'
