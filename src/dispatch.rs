@@ -546,10 +546,10 @@ impl<S: FollowUp> EventQueue<S> {
         self.woken(notify, wake);
     }
 
-    /// After a push, with the lock released (so that a woken thread does not find it held):
-    /// wakes the `dispatch` callers waiting on the condition variable (`notify`: some were
-    /// counted in `waiters` under the lock; they look at the queue again under it) and the
-    /// sleeping delivery thread (`wake`, see [`rouse`](Self::rouse)).
+    /// After a push or the close, with the lock released (so that a woken thread does not
+    /// find it held): wakes the `dispatch` callers waiting on the condition variable
+    /// (`notify`: some were counted in `waiters` under the lock; they look at the queue again
+    /// under it) and the sleeping delivery thread (`wake`, see [`rouse`](Self::rouse)).
     #[inline]
     fn woken(&self, notify: bool, wake: bool) {
         if notify {
@@ -733,9 +733,8 @@ impl<S: FollowUp> EventQueue<S> {
             st.releases = 0;
             (std::mem::take(&mut st.jobs), wake)
         };
-        if wake {
-            self.wake.wake();
-        }
+        // The dispatch() waiters were notified under the lock, above.
+        self.woken(false, wake);
         drop(dropped);
     }
 
